@@ -1,0 +1,46 @@
+"""Request dependencies as typed aliases. Handlers take these as parameters; none builds an engine or reads the
+environment itself."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from service import keys
+from service.config import Settings, get_settings
+from service.errors import Forbidden, Unauthorized
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lc_…`")
+
+
+def require_scope(scope: str):  # noqa: ANN201 - a FastAPI dependency
+    """A dependency that lets the request through only with an active key holding `scope` (or auth disabled)."""
+
+    def _check(settings: SettingsDep, engine: EngineDep,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if settings.auth == "disabled":
+            return
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        scopes = keys.scopes_for(engine, credentials.credentials)
+        if scopes is None:
+            raise Unauthorized("unknown or revoked API key")
+        if scope not in scopes:
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+    return _check
+
+
+ReadScope = Depends(require_scope("read"))
+WriteScope = Depends(require_scope("write"))
+AdminScope = Depends(require_scope("admin"))

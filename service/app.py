@@ -1,0 +1,38 @@
+"""The FastAPI application factory."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from service.api.main import api_router, root_router
+from service.config import Settings, get_settings
+from service.db import make_engine
+from service.errors import install_handlers
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable, readable operation ids for generated clients: "<tag>-<function name>".
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The schema must already be migrated (`latentcast migrate`, or `serve` does it)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(title="latentcast", version="0.1.0", lifespan=lifespan,
+                  description="Forecasts for irregularly sampled time series, from latent ODE models.",
+                  generate_unique_id_function=_operation_id)
+    app.state.settings = settings
+    app.state.engine = make_engine(settings.db_url)
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_handlers(app)
+    app.include_router(root_router)
+    app.include_router(api_router)
+    return app

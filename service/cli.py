@@ -1,0 +1,112 @@
+"""The `latentcast` command: serve, migrate, keys."""
+
+import argparse
+import logging
+import os
+import sys
+
+from service import keys
+from service.config import Settings, get_settings
+from service.db import make_engine, migrate
+
+log = logging.getLogger("latentcast")
+
+
+def _ensure_admin_key(settings: Settings) -> None:
+    """On first start with auth on and no keys at all, create an admin key, print it once, keep it 0600."""
+    if settings.auth == "disabled":
+        log.warning("LATENTCAST_AUTH=disabled: every request is allowed without an API key")
+        return
+    engine = make_engine(settings.db_url)
+    try:
+        if keys.any_keys(engine):
+            return
+        try:
+            key = keys.create_key(engine, "admin", ["admin"])
+        except keys.KeyError_:
+            return  # another server starting beside this one made it first
+    finally:
+        engine.dispose()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "admin.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    os.chmod(path, 0o600)
+    print(f"Created the first API key (admin scope), also written to {path}:\n{key}", flush=True)
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    migrate(settings.db_url)
+    print("database is at the newest schema", flush=True)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    migrate(settings.db_url)
+    _ensure_admin_key(settings)
+    app = create_app(settings)
+    # uvicorn stops gracefully on SIGTERM: it stops accepting, lets in-flight requests finish, then exits.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.db_url)
+    try:
+        if args.keys_cmd == "create":
+            scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+            print(keys.create_key(engine, args.name, scopes), flush=True)
+        elif args.keys_cmd == "list":
+            for info in keys.list_keys(engine):
+                state = "revoked" if info.revoked_at else "active"
+                print(f"{info.name}\t{','.join(info.scopes)}\t{state}")
+        else:
+            keys.revoke_key(engine, args.name)
+            print(f"revoked {args.name}")
+    except keys.KeyError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latentcast", description="Forecasts for irregularly sampled time series.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="bring the database schema to the newest revision").set_defaults(func=cmd_migrate)
+
+    k = sub.add_parser("keys", help="create, list and revoke API keys")
+    ksub = k.add_subparsers(dest="keys_cmd", required=True)
+    kc = ksub.add_parser("create", help="create a key and print it (alone) on stdout")
+    kc.add_argument("name")
+    kc.add_argument("--scopes", default="read", help="comma-separated: read, write, admin")
+    ksub.add_parser("list", help="list keys (names and scopes; keys themselves are never stored)")
+    kr = ksub.add_parser("revoke", help="revoke a key by name")
+    kr.add_argument("name")
+    k.set_defaults(func=cmd_keys)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

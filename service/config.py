@@ -1,0 +1,67 @@
+"""Settings, read once from LATENTCAST_* environment variables (pydantic-settings).
+
+Hand them out with `get_settings()` (a FastAPI dependency too), so tests override them instead of patching
+globals.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LATENTCAST_", frozen=True, extra="ignore")
+
+    data_dir: Path = Path("latentcast-data")
+    # None: a SQLite file in data_dir. postgresql://… for PostgreSQL (psycopg 3 is used either way).
+    database_url: str | None = None
+    # None: a SqliteHuey queue file in data_dir. redis://… (RedisHuey) or postgresql://… (PostgresHuey).
+    queue_url: str | None = None
+    auth: Literal["enabled", "disabled"] = "enabled"
+
+    # Limits on every request.
+    max_body_bytes: int = Field(16 * MiB, ge=1024)
+    max_values_per_request: int = Field(1_000_000, ge=1)
+
+    # Background training.
+    job_max_attempts: int = Field(3, ge=1)
+    heartbeat_seconds: float = Field(5.0, gt=0)
+    # A running job whose heartbeat is older than this is presumed dead and re-queued.
+    stale_after_seconds: float = Field(60.0, gt=0)
+    # A queued job not claimed within this long is enqueued again (its message may have been lost).
+    requeue_after_seconds: float = Field(60.0, gt=0)
+    sweep_every_seconds: float = Field(15.0, gt=0)
+    worker_threads: int = Field(1, ge=1, le=64)
+
+    # Forecasting.
+    model_cache_bytes: int = Field(512 * MiB, ge=MiB)
+    forecast_batch_size: int = Field(32, ge=1, le=1024)
+    forecast_batch_wait_ms: float = Field(2.0, ge=0, le=1000)
+
+    @field_validator("database_url", "queue_url")
+    @classmethod
+    def _empty_is_default(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL, with the psycopg 3 driver named for PostgreSQL."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'latentcast.db').resolve()}"
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix):]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,149 @@
+"""Every error the API returns, one class per failure, and the one JSON shape they all take.
+
+    ApiError                      {"error": {"code", "message", "details"}}
+    ├── BadRequest        400     bad_request
+    ├── Unauthorized      401     unauthorized (no key, unknown or revoked key)
+    ├── Forbidden         403     forbidden (the key lacks the route's scope)
+    ├── NotFound          404     not_found (or a more precise code, e.g. no_model)
+    ├── Conflict          409     conflict (duplicate key, version not ready, job already finished)
+    ├── PayloadTooLarge   413     payload_too_large
+    ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}]
+    ├── UnsupportedMedia  415     unsupported_media_type
+    └── Unavailable       503     unavailable (database unreachable)
+
+FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[Any] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: list[Any] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.headers = headers
+        if code is not None:
+            self.code = code
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, "details": self.details}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str, **kw: Any):
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"}, **kw)
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMedia(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class Unprocessable(ApiError):
+    status, code = 422, "validation_error"
+
+    @classmethod
+    def at(cls, loc: list[str | int], msg: str) -> "Unprocessable":
+        """One invalid field: `loc` is its path from the request part (body, query, path) down."""
+        return cls(f"{'.'.join(map(str, loc))}: {msg}", details=[{"loc": loc, "msg": msg}])
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
+                 503: "unavailable"}
+
+_DESCRIPTIONS = {400: "Bad request", 401: "No API key, or an unknown or revoked one",
+                 403: "The API key lacks the scope this route needs", 404: "Not found", 409: "Conflict",
+                 413: "Request body too large", 415: "Unsupported media type",
+                 422: "Invalid input: each detail names the field and the reason", 503: "Unavailable"}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route can return, all with the ErrorBody shape."""
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}
+
+
+def _loc(loc: tuple[Any, ...]) -> list[str | int]:
+    return [p if isinstance(p, int) else str(p) for p in loc]
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+        return Unprocessable(message, details=details).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        body = {"error": {"code": code, "message": message, "details": []}}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
+                                       "details": []}}, status_code=500)

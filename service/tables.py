@@ -1,0 +1,97 @@
+"""The schema as SQLAlchemy Core tables. migrations/ creates and changes it; this module only describes it.
+
+Every time column is an integer count of microseconds since the Unix epoch, UTC: exact, sortable, and the same on
+SQLite and PostgreSQL.
+"""
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata_obj = MetaData()
+
+series = Table(
+    "series",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("channels", JSON, nullable=False),  # list of names, fixed order; channels are added, never removed
+    Column("description", Text, nullable=False, default=""),
+    # "metadata" is reserved on SQLAlchemy declarative classes; the column keeps the user-facing name.
+    Column("metadata", JSON, nullable=False, key="meta"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+observations = Table(
+    "observations",
+    metadata_obj,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(128), primary_key=True),
+    Column("t", BigInteger, primary_key=True),
+    Column("value", Float(precision=53), nullable=False),
+    sqlite_with_rowid=False,
+)
+
+models = Table(
+    "models",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | training | ready | failed | cancelled
+    Column("config", JSON, nullable=False),  # ModelConfig as a dict
+    Column("channels", JSON, nullable=False),
+    Column("series", JSON, nullable=False),  # series keys it was trained on
+    Column("stats", JSON, nullable=True),  # normalisation, time scale, horizon: written with the artifact
+    Column("metrics", JSON, nullable=True),
+    Column("artifact", LargeBinary, nullable=True),  # safetensors bytes with the JSON config in its header
+    Column("artifact_sha256", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("trained_at", BigInteger, nullable=True),
+    UniqueConstraint("name", "version", name="uq_models_name_version"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata_obj,
+    Column("id", String(36), primary_key=True),  # uuid4 text
+    Column("kind", String(16), nullable=False),  # train
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("status", String(16), nullable=False, index=True),  # queued | running | succeeded | failed | cancelled
+    Column("progress", JSON, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("worker", String(128), nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=True),
+    Column("idempotency_key", String(256), nullable=True, unique=True),
+    Column("request_hash", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False, index=True),
+    Column("enqueued_at", BigInteger, nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key; the key is never stored
+    Column("scopes", JSON, nullable=False),  # subset of ["read", "write", "admin"]
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)

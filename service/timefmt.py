@@ -1,0 +1,111 @@
+"""Times on the wire: exact integer microseconds since the Unix epoch, UTC, inside; RFC 3339 outside.
+
+In: an RFC 3339 string with an offset (`Z` or ±hh:mm, at most 6 fractional digits), or Unix seconds as a JSON
+number read from its decimal text (never through a float). Out: `2026-03-01T12:00:00.250000Z`.
+"""
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+
+US_PER_S = 1_000_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Accepted range: years 1000 to 9999.
+MIN_US = (dt.datetime(1000, 1, 1, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+MAX_US = (dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
+
+_RFC3339 = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<frac>\d+))?"
+    r"(?P<tz>[Zz]|[+-]\d{2}:\d{2})?"
+)
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+class TimeParseError(ValueError):
+    """A time value that is not one of the accepted forms; the message says why."""
+
+
+def _check_range(us: int) -> int:
+    if not MIN_US <= us <= MAX_US:
+        raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
+    return us
+
+
+def parse_rfc3339(text: str) -> int:
+    """Parse an RFC 3339 string with an offset into integer microseconds since the epoch."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        if re.search(r"\d{2}:\d{2}:\d{2}(\.\d+)? \d{2}:\d{2}$", text):
+            raise TimeParseError(
+                "time has a space where its UTC offset's sign should be: a '+' in a query string must be "
+                "percent-encoded as %2B"
+            )
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise TimeParseError("a date alone is not a time: give a full RFC 3339 time with an offset")
+        raise TimeParseError(f"not an RFC 3339 time: {text[:64]!r}")
+    if m["tz"] is None:
+        raise TimeParseError("time has no UTC offset: add 'Z' or ±hh:mm")
+    frac = m["frac"] or ""
+    if len(frac) > 6:
+        raise TimeParseError("more than 6 fractional digits: times are kept to the microsecond")
+    if int(m["date"][:4]) < 1000:
+        raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
+    try:
+        naive = dt.datetime.fromisoformat(f"{m['date']}T{m['time']}")
+    except ValueError as exc:
+        raise TimeParseError(f"not a valid date or time: {exc}") from None
+    tz = m["tz"].upper()
+    offset = dt.timedelta(0)
+    if tz != "Z":
+        hours, minutes = int(tz[1:3]), int(tz[4:6])
+        if hours > 23 or minutes > 59:
+            raise TimeParseError(f"invalid UTC offset {tz!r}")
+        offset = dt.timedelta(hours=hours, minutes=minutes) * (1 if tz[0] == "+" else -1)
+    seconds = (naive - dt.datetime(1970, 1, 1)) // dt.timedelta(seconds=1) - offset // dt.timedelta(seconds=1)
+    return _check_range(seconds * US_PER_S + int(frac.ljust(6, "0") or 0))
+
+
+def parse_seconds_text(text: str) -> int:
+    """Parse Unix seconds written as decimal text (a JSON number's source) into exact microseconds."""
+    if not _NUMBER.fullmatch(text):
+        raise TimeParseError(f"not a number of seconds: {text[:64]!r}")
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise TimeParseError(f"not a number of seconds: {text[:64]!r}") from None
+    us = value * US_PER_S
+    if not value.is_finite() or abs(value) > 10**12:
+        raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
+    if us != us.to_integral_value():
+        raise TimeParseError("more than 6 decimal places: times are kept to the microsecond")
+    return _check_range(int(us))
+
+
+def parse_time(value: object, *, in_query: bool = False) -> int:
+    """Parse one time in either accepted form. Numbers must arrive as their decimal text (`Decimal`) or int.
+
+    A float is refused: its binary value may not be the number the client wrote. JSON bodies are decoded with
+    `parse_float=Decimal` so that numbers keep their text.
+    """
+    if isinstance(value, bool):
+        raise TimeParseError("a boolean is not a time")
+    if isinstance(value, int):
+        return parse_seconds_text(str(value))
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise TimeParseError("time must be finite")
+        return parse_seconds_text(format(value, "f"))
+    if isinstance(value, str):
+        if in_query and _NUMBER.fullmatch(value):
+            return parse_seconds_text(value)
+        return parse_rfc3339(value)
+    raise TimeParseError(f"expected an RFC 3339 string or Unix seconds as a number, got {type(value).__name__}")
+
+
+def format_time(us: int) -> str:
+    """Integer microseconds since the epoch → `YYYY-MM-DDTHH:MM:SS.ffffffZ`."""
+    return (_EPOCH + dt.timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_us() -> int:
+    return (dt.datetime.now(dt.UTC) - _EPOCH) // dt.timedelta(microseconds=1)
