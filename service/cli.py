@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from service import keys
@@ -50,8 +51,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     migrate(settings.db_url)
     _ensure_admin_key(settings)
     app = create_app(settings)
-    # uvicorn stops gracefully on SIGTERM: it stops accepting, lets in-flight requests finish, then exits.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    # uvicorn stops gracefully on SIGTERM: it stops accepting and lets in-flight requests finish. Afterwards it
+    # re-raises the signal with the handler it found; a no-op handler here turns that into a normal exit (0).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
     return 0
 
 
@@ -81,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database, then run the API server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default=None, help="default: LATENTCAST_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: LATENTCAST_PORT or 8000")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=cmd_serve)
 

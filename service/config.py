@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     # None: a SqliteHuey queue file in data_dir. redis://… (RedisHuey) or postgresql://… (PostgresHuey).
     queue_url: str | None = None
     auth: Literal["enabled", "disabled"] = "enabled"
+    # Where `latentcast serve` listens unless --host/--port say otherwise.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
 
     # Limits on every request.
     max_body_bytes: int = Field(16 * MiB, ge=1024)
