@@ -1,0 +1,131 @@
+"""The bulk write path for observations: classify each value against what is stored, then write only what changes.
+
+Inside one transaction that holds the series' write lock (see `lock_series`), the stored values at the batch's
+(channel, t) keys are read first. Each value is then new (inserted), different (updated) or equal (unchanged,
+not written). Because no other writer of the series can run in between, new rows can go in with the backend's
+fastest plain path: executemany INSERT on SQLite, binary COPY straight into the table on PostgreSQL (about 4x the
+rate of COPY into a staging table followed by INSERT … ON CONFLICT). Re-sending a batch writes nothing.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import repeat
+
+import numpy as np
+from sqlalchemy import Connection, Engine, text
+
+from service.storage.observations import lock_series
+
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_PGCOPY_TRAILER = b"\xff\xff"
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """Values received (after merging identical duplicates), and how each one changed the store."""
+
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+def _stored(conn: Connection, series_id: int, channel: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stored (t, value) of one channel at the sorted times `t` (and possibly others between them), sorted by t."""
+    lo, hi = int(t[0]), int(t[-1])
+    cap = 2 * len(t) + 16
+    params = {"s": series_id, "c": channel, "lo": lo, "hi": hi, "cap": cap}
+    rows = conn.execute(text("SELECT t, value FROM observations WHERE series_id = :s AND channel = :c "
+                             "AND t >= :lo AND t <= :hi ORDER BY t LIMIT :cap"), params).all()
+    if len(rows) == cap:
+        # The batch is sparse inside a dense stored range: look up its exact keys instead of the whole range.
+        if conn.dialect.name == "postgresql":
+            exact = "t = ANY(CAST(:ts AS BIGINT[]))"
+            params["ts"] = t.tolist()
+        else:
+            exact = "t IN (SELECT value FROM json_each(:ts))"
+            params["ts"] = json.dumps(t.tolist())
+        rows = conn.execute(text(f"SELECT t, value FROM observations WHERE series_id = :s AND channel = :c "
+                                 f"AND {exact} ORDER BY t"), params).all()
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    st, sv = zip(*rows, strict=True)
+    return np.asarray(st, dtype=np.int64), np.asarray(sv, dtype=np.float64)
+
+
+def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    """Binary COPY of one channel's new rows, the records laid out by numpy (fixed size within one channel)."""
+    name = channel.encode()
+    rec = np.dtype([("n", ">i2"), ("l1", ">i4"), ("sid", ">i4"), ("l2", ">i4"), ("ch", f"S{len(name)}"),
+                    ("l3", ">i4"), ("t", ">i8"), ("l4", ">i4"), ("v", ">f8")])
+    out = np.empty(len(t), dtype=rec)
+    out["n"], out["l1"], out["sid"], out["l2"], out["ch"] = 4, 4, series_id, len(name), name
+    out["l3"], out["t"], out["l4"], out["v"] = 8, t, 8, v
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy("COPY observations (series_id, channel, t, value) FROM STDIN "
+                                       "(FORMAT BINARY)") as copy:
+        copy.write(_PGCOPY_HEADER + out.tobytes() + _PGCOPY_TRAILER)
+
+
+def _insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    if conn.dialect.name == "postgresql":
+        _pg_copy(conn, series_id, channel, t, v)
+        return
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.executemany("INSERT INTO observations (series_id, channel, t, value) VALUES (?, ?, ?, ?)",
+                        zip(repeat(series_id), repeat(channel), t.tolist(), v.tolist()))
+    finally:
+        cur.close()
+
+
+def _update(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("UPDATE observations AS o SET value = u.v "
+                          "FROM unnest(CAST(:ts AS BIGINT[]), CAST(:vs AS DOUBLE PRECISION[])) AS u(t, v) "
+                          "WHERE o.series_id = :s AND o.channel = :c AND o.t = u.t"),
+                     {"s": series_id, "c": channel, "ts": t.tolist(), "vs": v.tolist()})
+        return
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.executemany("UPDATE observations SET value = ? WHERE series_id = ? AND channel = ? AND t = ?",
+                        zip(v.tolist(), repeat(series_id), repeat(channel), t.tolist()))
+    finally:
+        cur.close()
+
+
+def upsert_observations(engine: Engine, series_id: int, channels: Sequence[str], ch: np.ndarray, t: np.ndarray,
+                        v: np.ndarray) -> WriteCounts:
+    """Write values in one transaction, all or nothing; returns the counts once committed.
+
+    ch (N,) int indexes into `channels`; t (N,) int64 µs; v (N,) float64, finite. The (ch, t) pairs must be unique
+    (the request parser merges identical duplicates and refuses conflicting ones). Raises NotFound when the series
+    is gone.
+    """
+    ch = np.asarray(ch, dtype=np.int64)
+    t = np.asarray(t, dtype=np.int64)
+    v = np.asarray(v, dtype=np.float64)
+    order = np.lexsort((t, ch))
+    ch, t, v = ch[order], t[order], v[order]
+    bounds = np.flatnonzero(np.diff(ch)) + 1
+    inserted = updated = 0
+    with engine.begin() as conn:
+        lock_series(conn, series_id)
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ch)], strict=True):
+            if lo == hi:
+                continue
+            name, bt, bv = channels[int(ch[lo])], t[lo:hi], v[lo:hi]
+            st, sv = _stored(conn, series_id, name, bt)
+            pos = np.minimum(np.searchsorted(st, bt), max(len(st) - 1, 0))
+            found = (st[pos] == bt) if len(st) else np.zeros(len(bt), dtype=bool)
+            new = ~found
+            changed = found & (sv[pos] != bv) if len(st) else found
+            if new.any():
+                _insert(conn, series_id, name, bt[new], bv[new])
+            if changed.any():
+                _update(conn, series_id, name, bt[changed], bv[changed])
+            inserted += int(new.sum())
+            updated += int(changed.sum())
+    return WriteCounts(received=len(t), inserted=inserted, updated=updated,
+                       unchanged=len(t) - inserted - updated)

@@ -1,0 +1,99 @@
+"""Reading and deleting observations. Times are integer µs since the epoch, UTC; values float64.
+
+Every query here walks the primary key (series_id, channel, t): one index range per channel.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import Connection, Engine, delete, literal, select, union_all
+
+from service.errors import NotFound
+from service.tables import observations, series
+
+o = observations.c
+
+
+def _assemble(channels: Sequence[str], rows: Sequence[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (channel index, t µs, value) → sorted unique times (T,) int64 and values (T, C) float64, NaN = none."""
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty((0, len(channels)), dtype=np.float64)
+    ch_col, t_col, v_col = zip(*rows, strict=True)
+    ch = np.fromiter(ch_col, dtype=np.int64, count=len(rows))
+    t = np.fromiter(t_col, dtype=np.int64, count=len(rows))
+    v = np.fromiter(v_col, dtype=np.float64, count=len(rows))
+    times, pos = np.unique(t, return_inverse=True)
+    values = np.full((len(times), len(channels)), np.nan)
+    values[pos, ch] = v
+    return times, values
+
+
+def _range(query, start_us: int | None, end_us: int | None):  # noqa: ANN001, ANN202
+    if start_us is not None:
+        query = query.where(o.t >= start_us)
+    if end_us is not None:
+        query = query.where(o.t < end_us)
+    return query
+
+
+def read_matrix(engine: Engine, series_id: int, channels: Sequence[str], start_us: int | None = None,
+                end_us: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All observations of `channels` with start_us <= t < end_us (either bound None: open), as a matrix.
+
+    Returns (times, values): times (T,) int64 µs, sorted, every t where any of the channels has a value; values
+    (T, C) float64 in the order of `channels`, NaN where that channel was not observed at that time.
+    """
+    if not channels:
+        return _assemble(channels, [])
+    index = {c: i for i, c in enumerate(channels)}
+    query = _range(select(o.channel, o.t, o.value).where(o.series_id == series_id, o.channel.in_(list(index))),
+                   start_us, end_us)
+    with engine.connect() as conn:
+        rows = [(index[c], t, v) for c, t, v in conn.execute(query)]
+    return _assemble(channels, rows)
+
+
+def read_page(engine: Engine, series_id: int, channels: Sequence[str], start_us: int | None, end_us: int | None,
+              limit: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The first `limit` time rows of `read_matrix(...)`, and whether more rows follow.
+
+    Each channel contributes at most its first limit + 1 rows: any time among the first limit + 1 distinct times
+    is among its own channel's first limit + 1, so the page is exact while reading at most C·(limit + 1) rows,
+    in one statement (one snapshot).
+    """
+    if not channels:
+        return *_assemble(channels, []), False
+    parts = [
+        _range(select(literal(i).label("c"), o.t, o.value).where(o.series_id == series_id, o.channel == name),
+               start_us, end_us).order_by(o.t).limit(limit + 1).subquery()
+        for i, name in enumerate(channels)
+    ]
+    query = union_all(*(select(p.c.c, p.c.t, p.c.value) for p in parts)) if len(parts) > 1 else select(*parts[0].c)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    times, values = _assemble(channels, rows)
+    more = len(times) > limit
+    return times[:limit], values[:limit], more
+
+
+def delete_observations(engine: Engine, series_id: int, channels: Sequence[str], start_us: int | None,
+                        end_us: int | None) -> int:
+    """Delete the observations of `channels` with start_us <= t < end_us; returns how many were deleted."""
+    with engine.begin() as conn:
+        lock_series(conn, series_id)
+        query = _range(delete(observations).where(o.series_id == series_id, o.channel.in_(list(channels))),
+                       start_us, end_us)
+        return conn.execute(query).rowcount
+
+
+def lock_series(conn: Connection, series_id: int) -> None:
+    """Serialise writers of one series for the rest of the transaction; raises NotFound if it was deleted.
+
+    PostgreSQL: a row lock on the series. SQLite: every transaction is BEGIN IMMEDIATE, so it holds the write lock
+    already.
+    """
+    query = select(series.c.id).where(series.c.id == series_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    if conn.execute(query).first() is None:
+        raise NotFound(f"series {series_id} was deleted")

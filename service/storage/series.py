@@ -1,0 +1,141 @@
+"""Series rows: create, read, list, change, delete, and the per-channel counts and time ranges.
+
+Functions take an `Engine` (they open their own transaction) or, where noted, a `Connection` already inside one.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from service.errors import Conflict, NotFound
+from service.tables import observations, series
+from service.timefmt import now_us
+
+
+@dataclass(frozen=True)
+class SeriesRecord:
+    id: int
+    key: str
+    channels: tuple[str, ...]
+    description: str
+    metadata: dict[str, Any]
+    created_at: int  # µs since the epoch, UTC
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    count: int
+    first_t: int  # µs
+    last_t: int  # µs
+
+
+def _record(row: Any) -> SeriesRecord:
+    return SeriesRecord(id=row.id, key=row.key, channels=tuple(row.channels), description=row.description,
+                        metadata=dict(row.meta), created_at=row.created_at)
+
+
+def _get(conn: Connection, key: str, *, for_update: bool = False) -> SeriesRecord:
+    query = select(series).where(series.c.key == key)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no series with key {key!r}")
+    return _record(row)
+
+
+def get_series(conn_or_engine: Connection | Engine, key: str) -> SeriesRecord:
+    """The series named `key`; raises `NotFound` (404, code not_found) when there is none."""
+    if isinstance(conn_or_engine, Connection):
+        return _get(conn_or_engine, key)
+    with conn_or_engine.connect() as conn:
+        return _get(conn, key)
+
+
+def create_series(engine: Engine, key: str, channels: Sequence[str], description: str,
+                  metadata: Mapping[str, Any]) -> SeriesRecord:
+    """Insert a new series; raises `Conflict` (409) when the key is taken."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(series).values(key=key, channels=list(channels), description=description,
+                                               meta=dict(metadata), created_at=now_us()))
+            return _get(conn, key)
+    except IntegrityError:
+        raise Conflict(f"a series with key {key!r} exists already", code="series_exists") from None
+
+
+def list_series(engine: Engine, *, prefix: str | None, after: str | None, limit: int) -> list[SeriesRecord]:
+    """Up to `limit` series ordered by key, keys starting with `prefix`, strictly after the key `after`."""
+    query = select(series).order_by(series.c.key).limit(limit)
+    if prefix:
+        # substr, not LIKE: '_' is a LIKE wildcard and SQLite's LIKE ignores case.
+        query = query.where(func.substr(series.c.key, 1, len(prefix)) == prefix)
+    if after is not None:
+        query = query.where(series.c.key > after)
+    with engine.connect() as conn:
+        return [_record(r) for r in conn.execute(query)]
+
+
+def update_series(engine: Engine, key: str, *, description: str | None = None,
+                  metadata: Mapping[str, Any] | None = None, channels: Sequence[str] | None = None) -> SeriesRecord:
+    """Change description and metadata (replaced whole) and add channels.
+
+    `channels` is the full new list: every existing channel must be in it (channels are never removed); the new
+    ones are appended in the order given. Raises `NotFound`, or `ValueError` naming the channels left out.
+    """
+    with engine.begin() as conn:
+        current = _get(conn, key, for_update=True)
+        values: dict[str, Any] = {}
+        if description is not None:
+            values["description"] = description
+        if metadata is not None:
+            values["meta"] = dict(metadata)
+        if channels is not None:
+            missing = [c for c in current.channels if c not in channels]
+            if missing:
+                raise ValueError(f"channels cannot be removed: {', '.join(missing)} missing from the new list")
+            values["channels"] = list(current.channels) + [c for c in channels if c not in current.channels]
+        if values:
+            conn.execute(update(series).where(series.c.id == current.id).values(**values))
+        return _get(conn, key)
+
+
+def delete_series(engine: Engine, key: str) -> None:
+    """Delete a series and (by the foreign key's cascade, and explicitly for safety) its observations."""
+    with engine.begin() as conn:
+        current = _get(conn, key, for_update=True)
+        conn.execute(delete(observations).where(observations.c.series_id == current.id))
+        conn.execute(delete(series).where(series.c.id == current.id))
+
+
+def channel_stats(engine: Engine, series_ids: Iterable[int]) -> dict[int, dict[str, ChannelStats]]:
+    """Per series id, per channel with observations: count, first and last time (µs)."""
+    ids = list(series_ids)
+    out: dict[int, dict[str, ChannelStats]] = {i: {} for i in ids}
+    if not ids:
+        return out
+    o = observations.c
+    query = (select(o.series_id, o.channel, func.count(), func.min(o.t), func.max(o.t))
+             .where(o.series_id.in_(ids)).group_by(o.series_id, o.channel))
+    with engine.connect() as conn:
+        for sid, channel, count, first, last in conn.execute(query):
+            out[sid][channel] = ChannelStats(int(count), int(first), int(last))
+    return out
+
+
+def series_time_range(engine: Engine, series_id: int, channels: Sequence[str]) -> tuple[int, int] | None:
+    """(first, last) observation time in µs over `channels`, or None when none has a value."""
+    o = observations.c
+    # One min/max per channel: each is two probes of the primary key (series_id, channel, t).
+    firsts, lasts = [], []
+    with engine.connect() as conn:
+        for channel in channels:
+            first, last = conn.execute(select(func.min(o.t), func.max(o.t))
+                                       .where(o.series_id == series_id, o.channel == channel)).one()
+            if first is not None:
+                firsts.append(int(first))
+                lasts.append(int(last))
+    return (min(firsts), max(lasts)) if firsts else None

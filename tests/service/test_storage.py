@@ -1,0 +1,106 @@
+"""Storage functions against both backends (the `engine` fixture is parametrised over SQLite and PostgreSQL)."""
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine, func, select
+
+from service import storage
+from service.errors import Conflict, NotFound
+from service.tables import observations
+
+
+def _count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(observations)).scalar_one()
+
+
+@pytest.fixture
+def rec(engine: Engine) -> storage.SeriesRecord:
+    return storage.create_series(engine, "room-1", ["temp", "hum"], "a room", {"floor": 2})
+
+
+def test_create_get_and_conflict(engine: Engine, rec: storage.SeriesRecord) -> None:
+    got = storage.get_series(engine, "room-1")
+    assert got == rec
+    assert got.channels == ("temp", "hum") and got.metadata == {"floor": 2}
+    with pytest.raises(Conflict):
+        storage.create_series(engine, "room-1", ["x"], "", {})
+    with pytest.raises(NotFound, match="nope"):
+        storage.get_series(engine, "nope")
+
+
+def test_upsert_counts_and_matrix(engine: Engine, rec: storage.SeriesRecord) -> None:
+    ch = np.array([0, 0, 1, 0])
+    t = np.array([30, 10, 10, -5], dtype=np.int64)
+    v = np.array([3.0, 1.0, 0.5, -1.0])
+    assert storage.upsert_observations(engine, rec.id, rec.channels, ch, t, v) == storage.WriteCounts(4, 4, 0, 0)
+    # Re-send: nothing changes. One value differs: updated. One new time: inserted.
+    assert storage.upsert_observations(engine, rec.id, rec.channels, ch, t, v) == storage.WriteCounts(4, 0, 0, 4)
+    v2 = v.copy()
+    v2[0] = 3.5
+    assert (storage.upsert_observations(engine, rec.id, rec.channels, np.r_[ch, 1], np.r_[t, 40], np.r_[v2, 7.0])
+            == storage.WriteCounts(5, 1, 1, 3))
+    times, values = storage.read_matrix(engine, rec.id, ["temp", "hum"], None, None)
+    assert times.tolist() == [-5, 10, 30, 40]
+    np.testing.assert_array_equal(values, [[-1.0, np.nan], [1.0, 0.5], [3.5, np.nan], [np.nan, 7.0]])
+    times, values = storage.read_matrix(engine, rec.id, ["hum"], 10, 40)  # start inclusive, end exclusive
+    assert times.tolist() == [10] and values.tolist() == [[0.5]]
+    assert storage.series_time_range(engine, rec.id, ["hum"]) == (10, 40)
+    assert storage.series_time_range(engine, rec.id, ["temp", "hum"]) == (-5, 40)
+    stats = storage.channel_stats(engine, [rec.id])[rec.id]
+    assert stats["temp"] == storage.ChannelStats(3, -5, 30) and stats["hum"] == storage.ChannelStats(2, 10, 40)
+
+
+def test_sparse_batch_inside_dense_range_counts_exactly(engine: Engine, rec: storage.SeriesRecord) -> None:
+    dense = np.arange(0, 1000, dtype=np.int64)
+    storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(1000, int), dense, dense.astype(float))
+    # A sparse batch over the dense range: one unchanged, one updated, one new.
+    got = storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(3, int), np.array([0, 999, 2000]),
+                                      np.array([0.0, 5.0, 1.0]))
+    assert got == storage.WriteCounts(3, 1, 1, 1)
+    assert _count(engine) == 1001
+
+
+def test_read_page_is_exact(engine: Engine, rec: storage.SeriesRecord) -> None:
+    # temp at even times, hum at multiples of 3: the union of times is irregular.
+    t_temp = np.arange(0, 60, 2, dtype=np.int64)
+    t_hum = np.arange(0, 60, 3, dtype=np.int64)
+    storage.upsert_observations(engine, rec.id, rec.channels, np.r_[np.zeros(len(t_temp), int),
+                                np.ones(len(t_hum), int)], np.r_[t_temp, t_hum], np.r_[t_temp, -t_hum] * 1.0)
+    all_t, all_v = storage.read_matrix(engine, rec.id, rec.channels, None, None)
+    pages, start = [], None
+    while True:
+        times, values, more = storage.read_page(engine, rec.id, rec.channels, start, None, 7)
+        pages.append((times, values))
+        if not more:
+            break
+        start = int(times[-1]) + 1
+    assert all(len(p[0]) == 7 for p in pages[:-1])
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in pages]), all_t)
+    np.testing.assert_array_equal(np.concatenate([p[1] for p in pages]), all_v)
+
+
+def test_delete_range_and_series(engine: Engine, rec: storage.SeriesRecord) -> None:
+    t = np.arange(10, dtype=np.int64)
+    storage.upsert_observations(engine, rec.id, rec.channels, np.r_[np.zeros(10, int), np.ones(10, int)],
+                                np.r_[t, t], np.r_[t, t] * 1.0)
+    assert storage.delete_observations(engine, rec.id, ["temp"], 2, 5) == 3
+    assert _count(engine) == 17
+    storage.delete_series(engine, "room-1")
+    assert _count(engine) == 0
+    with pytest.raises(NotFound):
+        storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(1, int), t[:1], t[:1] * 1.0)
+
+
+def test_list_update(engine: Engine) -> None:
+    for key in ["b_1", "a.x", "a_1", "aX", "c"]:
+        storage.create_series(engine, key, ["v"], "", {})
+    assert [r.key for r in storage.list_series(engine, prefix="a_", after=None, limit=10)] == ["a_1"]
+    # Byte order on both backends: '.' < 'X' < '_' < 'a'.
+    assert [r.key for r in storage.list_series(engine, prefix=None, after=None, limit=10)] == [
+        "a.x", "aX", "a_1", "b_1", "c"]
+    assert [r.key for r in storage.list_series(engine, prefix=None, after="aX", limit=2)] == ["a_1", "b_1"]
+    got = storage.update_series(engine, "c", description="d", metadata={"k": [1]}, channels=["w", "v"])
+    assert got.channels == ("v", "w") and got.description == "d" and got.metadata == {"k": [1]}
+    with pytest.raises(ValueError, match="cannot be removed: v"):
+        storage.update_series(engine, "c", channels=["w"])
