@@ -6,9 +6,11 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from service.api.main import api_router, root_router
+from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
 from service.db import make_engine
 from service.errors import install_handlers
+from service.model_cache import ModelCache
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -24,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         yield
+        app.state.batcher.close()
         app.state.engine.dispose()
 
     app = FastAPI(title="latentcast", version="0.1.0", lifespan=lifespan,
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   generate_unique_id_function=_operation_id)
     app.state.settings = settings
     app.state.engine = make_engine(settings.db_url)
+    app.state.model_cache = ModelCache(settings.model_cache_bytes)
+    app.state.batcher = ForecastBatcher(settings.forecast_batch_size, settings.forecast_batch_wait_ms)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     app.include_router(root_router)

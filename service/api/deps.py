@@ -8,8 +8,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from service import keys
+from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
 from service.errors import Forbidden, Unauthorized
+from service.model_cache import ModelCache
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -19,6 +21,18 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def get_model_cache(request: Request) -> ModelCache:
+    return request.app.state.model_cache
+
+
+def get_batcher(request: Request) -> ForecastBatcher:
+    return request.app.state.batcher
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+BatcherDep = Annotated[ForecastBatcher, Depends(get_batcher)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lc_…`")
 

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import health
+from service.api.routes import forecast, health
 
 api_router = APIRouter(prefix="/v1")
+api_router.include_router(forecast.router)
 root_router = APIRouter()
 root_router.include_router(health.router)

@@ -1,0 +1,149 @@
+"""Micro-batching: concurrent forecast requests for one model version are solved together, off the event loop.
+
+Requests join a group keyed by (model version, samples, quantile levels), the arguments `forecast_batch` shares
+across its items. Each group has at most one batch in flight: while it is solved in a worker thread, new requests
+queue up and go out together as the next batch, so a busy model batches itself and an idle one answers after at
+most `wait_ms`. A batch holds at most `max_batch` requests and, beyond its first request, at most
+`max_batch_points` (query times × samples) so that one batch cannot exhaust memory.
+
+Batching never changes an answer: each request carries its own seed (a random one when the client gave none), and
+`forecast_batch` answers each item as its single `forecast` call would (within 1e-4 relative).
+"""
+
+import asyncio
+import secrets
+from collections.abc import Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import model
+
+MAX_BATCH_POINTS = 2_000_000
+
+
+@dataclass
+class _Request:
+    context: Any  # model.Sequence
+    at_seconds: np.ndarray
+    seed: int
+    future: asyncio.Future
+
+
+@dataclass
+class _Group:
+    fitted: Any  # model.FittedModel
+    samples: int
+    quantiles: tuple[float, ...]
+    loop: asyncio.AbstractEventLoop
+    pending: list[_Request] = field(default_factory=list)
+    draining: bool = False
+    task: asyncio.Task | None = None  # held so the running drain is not garbage-collected
+
+
+class ForecastBatcher:
+    """`await batcher.forecast(key, fitted, context, at_seconds, ...)` → model.Forecast, solved in a batch."""
+
+    def __init__(self, max_batch: int, wait_ms: float, threads: int = 2,
+                 max_batch_points: int = MAX_BATCH_POINTS):
+        self.max_batch = max_batch
+        self.wait_s = wait_ms / 1000.0
+        self.max_batch_points = max_batch_points
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._groups: dict[Hashable, _Group] = {}
+        self.batch_sizes: list[int] = []  # sizes of the batches solved so far (last 1,000), for tests and metrics
+
+    async def forecast(self, key: Hashable, fitted: Any, context: Any, at_seconds: np.ndarray, *, samples: int,
+                       quantiles: tuple[float, ...], seed: int | None = None) -> Any:
+        """Solve one request. `key` names the model version; `at_seconds` float64 (Q,) relative to the context's
+        time origin. Raises what `model.forecast` raises for this request alone."""
+        loop = asyncio.get_running_loop()
+        group_key = (key, samples, quantiles)
+        group = self._groups.get(group_key)
+        if group is None or group.loop is not loop:
+            group = self._groups[group_key] = _Group(fitted, samples, quantiles, loop)
+        request = _Request(context, at_seconds, secrets.randbits(63) if seed is None else seed,
+                           loop.create_future())
+        group.pending.append(request)
+        if not group.draining:
+            group.draining = True
+            group.task = loop.create_task(self._drain(group_key, group))
+        return await request.future
+
+    async def _drain(self, group_key: Hashable, group: _Group) -> None:
+        try:
+            while group.pending:
+                if len(group.pending) < self.max_batch and self.wait_s > 0:
+                    await asyncio.sleep(self.wait_s)  # let concurrent requests join
+                batch = self._take(group)
+                batch = [r for r in batch if not r.future.done()]  # clients that went away
+                if batch:
+                    await self._solve(group, batch)
+        finally:
+            group.draining = False
+            if self._groups.get(group_key) is group and not group.pending:
+                del self._groups[group_key]
+
+    def _take(self, group: _Group) -> list[_Request]:
+        points, n = 0, 0
+        for request in group.pending[: self.max_batch]:
+            points += len(request.at_seconds) * group.samples
+            if n and points > self.max_batch_points:
+                break
+            n += 1
+        batch, group.pending[:n] = group.pending[:n], []
+        return batch
+
+    async def _solve(self, group: _Group, batch: list[_Request]) -> None:
+        self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
+        try:
+            results = await group.loop.run_in_executor(self._executor(), self._solve_batch, group, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0].future, exc=exc)
+                return
+            # One bad request must not fail its neighbours: solve each alone and give each its own outcome.
+            for request in batch:
+                try:
+                    result = await group.loop.run_in_executor(self._executor(), self._solve_one, group, request)
+                except Exception as exc:  # noqa: BLE001 - handed to the request that caused it
+                    _settle(request.future, exc=exc)
+                else:
+                    _settle(request.future, result=result)
+            return
+        for request, result in zip(batch, results, strict=True):
+            _settle(request.future, result=result)
+
+    @staticmethod
+    def _solve_batch(group: _Group, batch: list[_Request]) -> list[Any]:
+        return model.forecast_batch(group.fitted, [(r.context, r.at_seconds) for r in batch],
+                                    samples=group.samples, quantiles=group.quantiles,
+                                    seeds=[r.seed for r in batch])
+
+    @staticmethod
+    def _solve_one(group: _Group, request: _Request) -> Any:
+        return model.forecast(group.fitted, request.context, request.at_seconds, samples=group.samples,
+                              quantiles=group.quantiles, seed=request.seed)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Made on first use and again after `close`, so an app can be started and stopped more than once.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="forecast")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def _settle(future: asyncio.Future, *, result: Any = None, exc: BaseException | None = None) -> None:
+    if future.done():  # cancelled: the client disconnected
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)

@@ -1,0 +1,97 @@
+"""Which ready model version answers a forecast, and its loaded model from the cache.
+
+Resolved from the database on every request (one small query over the ready versions' metadata, never their
+artifacts), so a version published a moment ago is used by the next request, without a restart, and versions that
+were deleted drop out of the cache.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+import model
+from service.errors import Conflict, NotFound
+from service.model_cache import CacheKey, ModelCache
+from service.tables import models
+
+m = models.c
+
+
+@dataclass(frozen=True)
+class ReadyVersion:
+    """A `ready` row of `models`, without its artifact. `size`: the artifact's length in bytes."""
+
+    id: int
+    name: str
+    version: int
+    channels: tuple[str, ...]
+    series: tuple[str, ...]
+    sha256: str
+    size: int
+    trained_at: int  # µs since the epoch
+
+    @property
+    def cache_key(self) -> CacheKey:
+        return CacheKey(self.id, self.version, self.sha256)
+
+
+def _ready_versions(engine: Engine) -> list[ReadyVersion]:
+    query = select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
+                   func.length(m.artifact).label("size"), m.trained_at, m.created_at).where(m.status == "ready")
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [ReadyVersion(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels),
+                         series=tuple(r.series or ()), sha256=r.artifact_sha256 or "", size=int(r.size or 0),
+                         trained_at=r.trained_at or r.created_at) for r in rows]
+
+
+def _newest(versions: list[ReadyVersion]) -> ReadyVersion:
+    return max(versions, key=lambda v: (v.trained_at, v.id))
+
+
+def _not_ready(engine: Engine, name: str, version: int | None) -> Exception:
+    """The error for a name (and version) with no ready version: 404 when it does not exist, else 409."""
+    query = select(m.version, m.status).where(m.name == name).order_by(m.version.desc())
+    if version is not None:
+        query = query.where(m.version == version)
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        if version is None:
+            return NotFound(f"no model named {name!r}", code="no_model")
+        return NotFound(f"model {name!r} has no version {version}", code="no_model")
+    return Conflict(f"model {name!r} version {row.version} is {row.status}, not ready", code="not_ready")
+
+
+def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int | None,
+            series_key: str | None) -> ReadyVersion:
+    """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
+    name, of the newest model trained on `series_key`. Raises NotFound (no_model) or Conflict (not_ready)."""
+    ready = _ready_versions(engine)
+    cache.retain(v.cache_key for v in ready)
+    if name is None:
+        trained_on = [v for v in ready if series_key in v.series]
+        if not trained_on:
+            raise NotFound(f"no ready model was trained on series {series_key!r}: train one (POST /v1/models) "
+                           "or name one with 'model'", code="no_model")
+        name = _newest(trained_on).name
+    candidates = [v for v in ready if v.name == name and (version is None or v.version == version)]
+    if not candidates:
+        raise _not_ready(engine, name, version)
+    return max(candidates, key=lambda v: v.version)
+
+
+def load(engine: Engine, cache: ModelCache, version: ReadyVersion) -> Any:
+    """The loaded `model.FittedModel` of `version`, from the cache or its artifact."""
+
+    def _read() -> Any:
+        with engine.connect() as conn:
+            artifact = conn.execute(select(m.artifact).where(m.id == version.id,
+                                                             m.artifact_sha256 == version.sha256)).scalar()
+        if artifact is None:  # deleted or republished since `resolve`
+            raise Conflict(f"model {version.name!r} version {version.version} changed while loading; retry",
+                           code="not_ready")
+        return model.from_bytes(bytes(artifact))
+
+    return cache.get(version.cache_key, version.size, _read)

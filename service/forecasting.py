@@ -1,0 +1,133 @@
+"""The forecast glue: context from the database (or a request body), the model's input, the response body.
+
+Times are integer µs since the epoch until `Plan` turns them into float64 seconds relative to the context's first
+time (the origin): float64 seconds since 1970 would keep only ~0.2 µs of precision, and relative seconds keep the
+numbers the model sees small. Query times are deduplicated and sorted for the model and put back in request order
+in the response.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+
+import model
+from service import forecast_models
+from service.errors import Unprocessable
+from service.forecast_models import ReadyVersion
+from service.forecast_query import SampleSpec, TimeSpec
+from service.storage.observations import read_matrix
+from service.storage.series import get_series
+from service.tables import observations
+from service.timefmt import format_time
+
+US_PER_S = 1_000_000
+o = observations.c
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a forecast needs. at_us: (Q,) request order; unique_s: sorted distinct query times in seconds
+    from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time."""
+
+    version: ReadyVersion
+    fitted: Any  # model.FittedModel
+    context: Any  # model.Sequence
+    at_us: np.ndarray
+    unique_s: np.ndarray
+    inverse: np.ndarray
+    origin_us: int
+    last_us: int
+
+
+def _limit_loc(spec: TimeSpec, at_us: np.ndarray, bad: np.ndarray, part: str, range_field: str) -> list[str | int]:
+    if spec.at is not None:
+        return [part, "at", int(np.flatnonzero(bad)[0])]
+    return [part, "horizon" if spec.horizon is not None else range_field]
+
+
+def check_range(spec: TimeSpec, at_us: np.ndarray, first_us: int, last_us: int, horizon_s: float,
+                part: str) -> None:
+    """422 naming the limit for a query time before the first observation or past last + horizon."""
+    early = at_us < first_us
+    if early.any():
+        raise Unprocessable.at(_limit_loc(spec, at_us, early, part, "start"),
+                               f"{format_time(int(at_us[early][0]))} is before the first observation "
+                               f"{format_time(first_us)}: forecasts start there")
+    upper_us = last_us + int(round(horizon_s * US_PER_S))
+    late = at_us > upper_us
+    if late.any():
+        raise Unprocessable.at(_limit_loc(spec, at_us, late, part, "end"),
+                               f"{format_time(int(at_us[late][0]))} is past the model's horizon: forecasts reach "
+                               f"{format_time(upper_us)} ({horizon_s:g} s after the last observation "
+                               f"{format_time(last_us)})")
+
+
+def make_plan(version: ReadyVersion, fitted: Any, t_us: np.ndarray, values: np.ndarray,
+              at_us: np.ndarray) -> Plan:
+    """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in fitted.channels order)."""
+    origin = int(t_us[0])
+    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=list(fitted.channels))
+    unique_us, inverse = np.unique(at_us, return_inverse=True)
+    return Plan(version=version, fitted=fitted, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
+                inverse=inverse, origin_us=origin, last_us=int(t_us[-1]))
+
+
+def _time_bounds(engine: Engine, series_id: int, channels: list[str]) -> tuple[int | None, int | None]:
+    with engine.connect() as conn:
+        row = conn.execute(select(func.min(o.t), func.max(o.t))
+                           .where(o.series_id == series_id, o.channel.in_(channels))).one()
+    return row[0], row[1]
+
+
+def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us: int) -> int:
+    # The context must begin at or before the earliest query time: the model answers only inside its context
+    # and after it, and the observation just before that time is what pins the interpolation down.
+    with engine.connect() as conn:
+        found = conn.execute(select(func.max(o.t)).where(o.series_id == series_id, o.channel.in_(channels),
+                                                         o.t <= t_us)).scalar()
+    return t_us if found is None else int(found)
+
+
+def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
+                context_us: int | None) -> Plan:
+    """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread)."""
+    record = get_series(engine, key)
+    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=key)
+    missing = [c for c in chosen.channels if c not in record.channels]
+    if missing:
+        raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
+                                                   f"channels {missing} that series {key!r} lacks")
+    channels = list(chosen.channels)
+    first_us, last_us = _time_bounds(engine, record.id, channels)
+    if first_us is None or last_us is None:
+        raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
+                                                "nothing to condition a forecast on")
+    fitted = forecast_models.load(engine, cache, chosen)
+    at_us = spec.times(last_us)
+    check_range(spec, at_us, first_us, last_us, float(fitted.horizon), "query")
+    history_us = context_us if context_us is not None else int(round(float(fitted.context_seconds) * US_PER_S))
+    start_us = _last_at_or_before(engine, record.id, channels, min(last_us - history_us, int(at_us.min())))
+    t_us, values = read_matrix(engine, record.id, channels, start_us, last_us + 1)
+    return make_plan(chosen, fitted, t_us, values, at_us)
+
+
+def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | None) -> dict[str, Any]:
+    """The JSON response, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C),
+    quantiles (K, Q, C))."""
+    inv = plan.inverse
+    channels = {}
+    for c, name in enumerate(plan.fitted.channels):
+        channels[name] = {
+            "mean": np.asarray(result.mean)[inv, c].tolist(),
+            "std": np.asarray(result.std)[inv, c].tolist(),
+            "quantiles": {str(float(q)): np.asarray(result.quantiles)[k][inv, c].tolist()
+                          for k, q in enumerate(samples.quantiles)},
+        }
+    body: dict[str, Any] = {} if series is None else {"series": series}
+    body["model"] = {"name": plan.version.name, "version": plan.version.version}
+    body["t"] = [format_time(int(t)) for t in plan.at_us]
+    body["kind"] = np.where(plan.at_us <= plan.last_us, "interpolation", "extrapolation").tolist()
+    body["channels"] = channels
+    return body

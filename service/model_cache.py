@@ -1,0 +1,84 @@
+"""Loaded models, least recently used first out, bounded in bytes.
+
+Keyed by (model id, version, artifact sha256): a retrained or re-published version has another key, so a stale
+entry is never served; entries whose version left the ready set (deleted, retrained over) are dropped by `retain`.
+A loaded model's size is counted as its artifact's byte length, which is what its weights occupy in memory.
+Thread-safe: requests resolve and load models in worker threads.
+"""
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Generic, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+
+class CacheKey(NamedTuple):
+    model_id: int
+    version: int
+    sha256: str
+
+
+class ModelCache(Generic[T]):
+    """`get(key, size, load)` returns the cached object or calls `load()` once, even under concurrent calls."""
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity_bytes = capacity_bytes
+        self._entries: OrderedDict[CacheKey, tuple[T, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[CacheKey, threading.Lock] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey, size: int, load: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key][0]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        # One loader per key; other keys are served meanwhile.
+        with key_lock:
+            with self._lock:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return self._entries[key][0]
+            try:
+                value = load()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)
+                raise
+            with self._lock:
+                self._loading.pop(key, None)
+                self.misses += 1
+                self._entries[key] = (value, size)
+                self._evict(keep=key)
+            return value
+
+    def retain(self, live: Iterable[CacheKey]) -> None:
+        """Drop every entry whose key is not in `live` (the ready versions the database still holds)."""
+        live = set(live)
+        with self._lock:
+            for key in [k for k in self._entries if k not in live]:
+                del self._entries[key]
+
+    def _evict(self, keep: CacheKey) -> None:
+        # The entry just loaded stays even when it alone exceeds the bound: the request needs it.
+        while self.size_bytes > self.capacity_bytes and len(self._entries) > 1:
+            oldest = next(iter(self._entries))
+            if oldest == keep:
+                self._entries.move_to_end(oldest)
+                continue
+            del self._entries[oldest]
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(size for _, size in self._entries.values())
+
+    def keys(self) -> list[CacheKey]:
+        """Cached keys, least recently used first."""
+        with self._lock:
+            return list(self._entries)

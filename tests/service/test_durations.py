@@ -1,0 +1,39 @@
+import pytest
+
+from service.durations import DurationParseError, parse_duration
+
+
+@pytest.mark.parametrize(("text", "us"), [
+    ("900", 900_000_000),
+    ("0.25", 250_000),
+    ("1e3", 1_000_000_000),
+    ("PT15M", 900_000_000),
+    ("PT1H30M", 5_400_000_000),
+    ("P1DT2H", 93_600_000_000),
+    ("P1W", 604_800_000_000),
+    ("PT0.5S", 500_000),
+    ("PT1,5S", 1_500_000),
+    ("P2D", 172_800_000_000),
+])
+def test_accepted_forms(text: str, us: int) -> None:
+    assert parse_duration(text) == us
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("P1M", "years and months"),
+    ("P1Y", "years and months"),
+    ("P", "not a duration"),
+    ("PT", "not a duration"),
+    ("P1DT", "not a duration"),
+    ("pt15m", "not a duration"),
+    ("-5", "not a duration"),
+    ("15 minutes", "not a duration"),
+    ("0", "not positive"),
+    ("PT0S", "not positive"),
+    ("PT0.0000001S", "6 decimal places"),
+    ("P99999999999D", "100 years"),
+    ("1e999999999", "out of range"),
+])
+def test_refused_forms_say_why(text: str, reason: str) -> None:
+    with pytest.raises(DurationParseError, match=reason):
+        parse_duration(text)
