@@ -17,8 +17,7 @@ from service import forecast_models
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
-from service.storage.observations import read_matrix
-from service.storage.series import get_series
+from service.storage import get_series, read_matrix, series_time_range
 from service.tables import observations
 from service.timefmt import format_time
 
@@ -74,20 +73,19 @@ def make_plan(version: ReadyVersion, fitted: Any, t_us: np.ndarray, values: np.n
                 inverse=inverse, origin_us=origin, last_us=int(t_us[-1]))
 
 
-def _time_bounds(engine: Engine, series_id: int, channels: list[str]) -> tuple[int | None, int | None]:
-    with engine.connect() as conn:
-        row = conn.execute(select(func.min(o.t), func.max(o.t))
-                           .where(o.series_id == series_id, o.channel.in_(channels))).one()
-    return row[0], row[1]
-
-
 def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us: int) -> int:
-    # The context must begin at or before the earliest query time: the model answers only inside its context
-    # and after it, and the observation just before that time is what pins the interpolation down.
+    """The latest observation time <= t_us over `channels` (t_us itself when there is none).
+
+    The context must begin at or before the earliest query time: the model answers only inside its context and
+    after it, and the observation just before that time is what pins the interpolation down."""
+    found = []
     with engine.connect() as conn:
-        found = conn.execute(select(func.max(o.t)).where(o.series_id == series_id, o.channel.in_(channels),
+        for channel in channels:  # one probe of the primary key (series_id, channel, t) each
+            t = conn.execute(select(func.max(o.t)).where(o.series_id == series_id, o.channel == channel,
                                                          o.t <= t_us)).scalar()
-    return t_us if found is None else int(found)
+            if t is not None:
+                found.append(int(t))
+    return max(found, default=t_us)
 
 
 def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
@@ -100,10 +98,11 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
         raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
                                                    f"channels {missing} that series {key!r} lacks")
     channels = list(chosen.channels)
-    first_us, last_us = _time_bounds(engine, record.id, channels)
-    if first_us is None or last_us is None:
+    bounds = series_time_range(engine, record.id, channels)
+    if bounds is None:
         raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
                                                 "nothing to condition a forecast on")
+    first_us, last_us = bounds
     fitted = forecast_models.load(engine, cache, chosen)
     at_us = spec.times(last_us)
     check_range(spec, at_us, first_us, last_us, float(fitted.horizon), "query")
