@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from service.api.limits import BodySizeLimit
 from service.api.main import api_router, root_router
 from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.batcher = ForecastBatcher(settings.forecast_batch_size, settings.forecast_batch_wait_ms)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(root_router)
     app.include_router(api_router)
     return app

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import forecast, health
+from service.api.routes import forecast, health, observations, series
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(forecast.router)
 root_router = APIRouter()
 root_router.include_router(health.router)
+api_router.include_router(series.router)
+api_router.include_router(observations.router)

@@ -57,3 +57,17 @@ def test_query_accepts_numeric_seconds_text() -> None:
 def test_range_bounds() -> None:
     assert format_time(MIN_US).startswith("1000-01-01")
     assert format_time(MAX_US).startswith("9999-12-31")
+
+
+def test_format_times_matches_format_time() -> None:
+    from service.timefmt import format_times
+
+    values = [MIN_US, -1, 0, 1, 1_772_366_460_250_000, MAX_US]
+    assert format_times(values) == [format_time(v) for v in values]
+
+
+@pytest.mark.parametrize("text", ["2026-03-01T24:00:00Z", "2026-03-01T12:60:00Z", "2026-03-01T12:00:60Z",
+                                  "2026-03-01T12:00:00+01:60", "0999-03-01T12:00:00Z", "9999-12-31T23:59:59-01:00"])
+def test_fast_path_defers_unusual_times_to_the_checks(text: str) -> None:
+    with pytest.raises(TimeParseError):
+        parse_time(text)

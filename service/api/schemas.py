@@ -1,0 +1,89 @@
+"""Request and response bodies of the series and observation routes, split by direction, every field bounded.
+
+Request models are strict (no "21" read as 21, no extra fields). Observation bodies are parsed by service.ingest
+(three forms, exact times); their OpenAPI schema is written out in routes/observations.py.
+"""
+
+import json
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+MAX_METADATA_BYTES = 16 * 1024
+
+Name = Annotated[str, StringConstraints(pattern=KEY_PATTERN, max_length=128)]
+Time = Annotated[str, Field(description="RFC 3339 UTC, six fractional digits, e.g. 2026-03-01T12:00:00.250000Z")]
+
+
+def _unique(channels: list[str]) -> list[str]:
+    dups = sorted({c for c in channels if channels.count(c) > 1})
+    if dups:
+        raise ValueError(f"channel names must be unique; repeated: {', '.join(dups)}")
+    return channels
+
+
+def _small_json(metadata: dict[str, Any]) -> dict[str, Any]:
+    try:
+        size = len(json.dumps(metadata, allow_nan=False, separators=(",", ":")).encode())
+    except ValueError:
+        raise ValueError("metadata must not contain NaN or Infinity") from None
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata is {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}")
+    return metadata
+
+
+Channels = Annotated[list[Name], Field(min_length=1, max_length=64), AfterValidator(_unique)]
+Description = Annotated[str, Field(max_length=1000)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_small_json),
+                     Field(description="any JSON object, at most 16 KiB as compact JSON")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class SeriesCreate(_Strict):
+    key: Name
+    channels: Channels
+    description: Description = ""
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class SeriesUpdate(_Strict):
+    description: Description | None = None
+    metadata: Metadata | None = None
+    channels: Channels | None = Field(None, description="the full new list: existing channels plus new ones")
+
+
+class SeriesPublic(BaseModel):
+    key: str
+    channels: list[str]
+    description: str
+    metadata: dict[str, Any]
+    created_at: Time
+    counts: dict[str, int] = Field(description="observations per channel")
+    first_t: Time | None
+    last_t: Time | None
+
+
+class SeriesList(BaseModel):
+    items: list[SeriesPublic]
+    next_cursor: str | None
+
+
+class WriteResult(BaseModel):
+    received: int = Field(description="values received; an identical repeat inside the batch counts once")
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+class ObservationPage(BaseModel):
+    t: list[Time]
+    values: dict[str, list[float | None]]
+    next_cursor: str | None
+
+
+class Deleted(BaseModel):
+    deleted: int

@@ -1,0 +1,186 @@
+"""POST observations in each form, on both backends: counts, idempotence, replacement, and all-or-nothing 422s."""
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+
+URL = "/v1/series/room-1/observations"
+CSV = {"content-type": "text/csv"}
+JSON = {"content-type": "application/json"}
+
+
+@pytest.fixture
+def room(client: TestClient) -> TestClient:
+    r = client.post("/v1/series", json={"key": "room-1", "channels": ["temp", "hum"]})
+    assert r.status_code == 201
+    return client
+
+
+def _all(client: TestClient) -> dict:
+    r = client.get(URL)
+    assert r.status_code == 200
+    return r.json()
+
+
+ROWS = {"observations": [{"t": "2026-03-01T12:00:00.25Z", "values": {"temp": 21.5, "hum": 0.41}},
+                         {"t": 1772366460.5, "values": {"temp": 21.7}}]}
+COLUMNS = {"t": ["2026-03-01T12:00:00.25Z", 1772366460.5], "values": {"temp": [21.5, 21.7], "hum": [0.41, None]}}
+CSV_BODY = b"t,temp,hum\n2026-03-01T12:00:00.25Z,21.5,0.41\n1772366460.5,21.7,\n"
+STORED = {"t": ["2026-03-01T12:00:00.250000Z", "2026-03-01T12:01:00.500000Z"],
+          "values": {"temp": [21.5, 21.7], "hum": [0.41, None]}, "next_cursor": None}
+
+
+@pytest.mark.parametrize("form", ["rows", "columns", "csv"])
+def test_each_form_writes_then_resend_is_unchanged(room: TestClient, form: str) -> None:
+    def send():  # noqa: ANN202
+        if form == "csv":
+            return room.post(URL, content=CSV_BODY, headers=CSV)
+        return room.post(URL, json=ROWS if form == "rows" else COLUMNS)
+
+    r = send()
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": 3, "inserted": 3, "updated": 0, "unchanged": 0}
+    assert _all(room) == STORED
+    r = send()
+    assert r.json() == {"received": 3, "inserted": 0, "updated": 0, "unchanged": 3}
+    assert _all(room) == STORED
+
+
+def test_new_value_replaces_and_counts_updated(room: TestClient) -> None:
+    room.post(URL, json=COLUMNS)
+    r = room.post(URL, json={"t": ["2026-03-01T12:00:00.25Z", "2026-03-01T13:00:00Z"],
+                             "values": {"temp": [22.0, 23.0], "hum": [0.41, None]}})
+    assert r.json() == {"received": 3, "inserted": 1, "updated": 1, "unchanged": 1}
+    got = _all(room)
+    assert got["values"]["temp"] == [22.0, 21.7, 23.0]
+
+
+def test_identical_duplicate_in_a_batch_counts_once(room: TestClient) -> None:
+    body = {"observations": [{"t": 0, "values": {"temp": 1.0}}, {"t": "1970-01-01T00:00:00Z", "values": {"temp": 1}}]}
+    assert room.post(URL, json=body).json() == {"received": 1, "inserted": 1, "updated": 0, "unchanged": 0}
+
+
+BAD_JSON = [
+    # (body text, loc of the first detail)
+    ('{"t": [0, 1], "values": {"temp": [1, NaN]}}', ["body", "values", "temp", 1]),
+    ('{"t": [0], "values": {"temp": [Infinity]}}', ["body", "values", "temp", 0]),
+    ('{"observations": [{"t": 0, "values": {"temp": -Infinity}}]}', ["body", "observations", 0, "values", "temp"]),
+    ('{"t": [0], "values": {"temp": [1e400]}}', ["body", "values", "temp", 0]),
+    ('{"t": [0], "values": {"temp": ["21.5"]}}', ["body", "values", "temp", 0]),
+    ('{"t": [0], "values": {"temp": [true]}}', ["body", "values", "temp", 0]),
+    ('{"t": [0], "values": {"co2": [1]}}', ["body", "values", "co2"]),
+    ('{"t": [0, 1], "values": {"temp": [1]}}', ["body", "values", "temp"]),
+    ('{"t": ["2026-03-01T12:00:00"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": ["2026-03-01"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": ["2026-03-01T12:00:00.1234567Z"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": ["1772366460"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": [true], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": [1e13], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": ["0999-01-01T00:00:00Z"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": [0.0000001], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"observations": [{"t": 5, "values": {"temp": 1}}, {"t": 5, "values": {"temp": 2}}]}',
+     ["body", "observations", 1, "values", "temp"]),
+    ('{"observations": [{"t": 5, "values": {"temp": null, "hum": null}}]}', ["body", "observations", 0, "values"]),
+    ('{"observations": [{"values": {"temp": 1}}]}', ["body", "observations", 0, "t"]),
+    ('{"observations": [{"t": 5, "values": {"temp": 1}, "x": 1}]}', ["body", "observations", 0, "x"]),
+    ('{"observations": [{"t": 5, "values": {"temp": 1, "temp": 2}}]}', ["body"]),
+    ('{"t": [0], "values": {"temp": [1]', ["body"]),
+    ('[1, 2]', ["body"]),
+    ('{"rows": []}', ["body", "rows"]),
+]
+
+
+@pytest.mark.parametrize(("text", "loc"), BAD_JSON)
+def test_bad_json_is_422_and_writes_nothing(room: TestClient, text: str, loc: list) -> None:
+    room.post(URL, json=COLUMNS)
+    before = _all(room)
+    # Valid values ride along in the same body (at t = 0 or 5): they must not be written either.
+    r = room.post(URL, content=text.encode(), headers=JSON)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "validation_error" and err["details"][0]["loc"] == loc, err
+    assert err["details"][0]["msg"]
+    assert _all(room) == before
+
+
+def test_conflicting_duplicate_names_both_places(room: TestClient) -> None:
+    r = room.post(URL, json={"t": [5, "1970-01-01T00:00:05Z"], "values": {"temp": [1, 2]}})
+    detail = r.json()["error"]["details"][0]
+    assert detail["loc"] == ["body", "values", "temp", 1]
+    assert "body.values.temp.0" in detail["msg"] and "1970-01-01T00:00:05.000000Z" in detail["msg"]
+
+
+BAD_CSV = [
+    (b"t,temp\n0,nan\n", ["body", "line", 2, "temp"]),
+    (b"t,temp\n0,inf\n", ["body", "line", 2, "temp"]),
+    (b"t,temp\n0,1e400\n", ["body", "line", 2, "temp"]),
+    (b"t,temp\n0,abc\n", ["body", "line", 2, "temp"]),
+    (b"t,temp\n0,1\n2026-03-01T12:00:00,1\n", ["body", "line", 3, "t"]),
+    (b"t,temp,co2\n0,1,2\n", ["body", "line", 1, "co2"]),
+    (b"time,temp\n0,1\n", ["body", "line", 1, "t"]),
+    (b"t,temp\n0,1,2\n", ["body", "line", 2]),
+    (b"t,temp,hum\n0,,\n", ["body", "line", 2]),
+    (b"t,temp\n5,1\n5,2\n", ["body", "line", 3, "temp"]),
+    (b"t,temp\n\xff,1\n", ["body"]),
+]
+
+
+@pytest.mark.parametrize(("body", "loc"), BAD_CSV)
+def test_bad_csv_is_422_and_writes_nothing(room: TestClient, body: bytes, loc: list) -> None:
+    room.post(URL, json=COLUMNS)
+    before = _all(room)
+    r = room.post(URL, content=body, headers=CSV)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["details"][0]["loc"] == loc
+    assert _all(room) == before
+
+
+def test_every_bad_field_is_listed(room: TestClient) -> None:
+    r = room.post(URL, json={"t": ["x", 0, "y"], "values": {"temp": [1, "2", 3]}})
+    locs = [d["loc"] for d in r.json()["error"]["details"]]
+    assert locs == [["body", "t", 0], ["body", "t", 2], ["body", "values", "temp", 1]]
+
+
+def test_unsupported_media_type_415(room: TestClient) -> None:
+    r = room.post(URL, content=b"t=1", headers={"content-type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_unknown_series_404(room: TestClient) -> None:
+    r = room.post("/v1/series/nope/observations", json=COLUMNS)
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+
+
+@pytest.fixture
+def small_client(settings: Settings, admin_key: str) -> Iterator[TestClient]:
+    small = settings.model_copy(update={"max_body_bytes": 2048, "max_values_per_request": 10})
+    with TestClient(create_app(small), headers={"Authorization": f"Bearer {admin_key}"}) as c:
+        assert c.post("/v1/series", json={"key": "room-1", "channels": ["temp", "hum"]}).status_code == 201
+        yield c
+
+
+def test_body_over_limit_413(small_client: TestClient) -> None:
+    body = b"t,temp\n" + b"".join(b"%d,1.0\n" % i for i in range(400))
+    r = small_client.post(URL, content=body, headers=CSV)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap must hold while the body streams
+        yield body[:1000]
+        yield body[1000:]
+
+    r = small_client.post(URL, content=chunks(), headers=CSV)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
+    r = small_client.post("/v1/series", content=chunks(), headers=JSON)
+    assert r.status_code == 413
+    assert small_client.get(URL).json()["t"] == []
+
+
+def test_too_many_values_422(small_client: TestClient) -> None:
+    r = small_client.post(URL, json={"t": list(range(6)), "values": {"temp": [1] * 6, "hum": [2] * 6}})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["loc"] == ["body"] and "limit is 10" in r.json()["error"]["message"]
+    assert small_client.get(URL).json()["t"] == []
