@@ -1,0 +1,53 @@
+"""The OpenAPI document declares every status each route can return, all with the one error shape."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+ERROR_REF = "#/components/schemas/ErrorBody"
+
+EXPECTED = {
+    ("/v1/series", "post"): {"201", "401", "403", "409", "422"},
+    ("/v1/series", "get"): {"200", "401", "403", "422"},
+    ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422"},
+    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "422"},
+    ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422"},
+    ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422"},
+    ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422"},
+    ("/v1/series/{key}/observations", "delete"): {"200", "401", "403", "404", "422"},
+}
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001 - the document is backend-free
+    from service.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    migrate(url)
+    return url
+
+
+def test_statuses_declared(anon_client: TestClient) -> None:
+    doc = anon_client.get("/openapi.json").json()
+    for (path, method), statuses in EXPECTED.items():
+        op = doc["paths"][path][method]
+        assert set(op["responses"]) == statuses, (path, method)
+        for status, resp in op["responses"].items():
+            if int(status) >= 400:
+                assert resp["content"]["application/json"]["schema"]["$ref"] == ERROR_REF, (path, method, status)
+
+
+def test_observation_body_forms_documented(anon_client: TestClient) -> None:
+    op = anon_client.get("/openapi.json").json()["paths"]["/v1/series/{key}/observations"]
+    content = op["post"]["requestBody"]["content"]
+    assert set(content) == {"application/json", "text/csv"}
+    assert [s["title"] for s in content["application/json"]["schema"]["oneOf"]] == ["ObservationRows",
+                                                                                     "ObservationColumns"]
+    assert "text/csv" in op["get"]["responses"]["200"]["content"]
+
+
+def test_framework_errors_use_the_error_shape(client: TestClient) -> None:
+    for r in (client.put("/v1/series"), client.get("/v1/nothing-here"), client.get("/v1/series?limit=abc"),
+              client.post("/v1/series", content=b"{", headers={"content-type": "application/json"})):
+        assert r.status_code >= 400
+        body = r.json()
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body

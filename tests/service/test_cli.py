@@ -1,0 +1,82 @@
+"""The `latentcast` command's keys and first-start parts, in-process against both backends."""
+
+import logging
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select
+
+from service import cli, keys
+from service.config import Settings, get_settings
+from service.tables import api_keys
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LATENTCAST_DATABASE_URL", db_url)
+    monkeypatch.setenv("LATENTCAST_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()
+
+
+def test_keys_create_prints_the_key_alone(env: Path, engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["keys", "create", "ci", "--scopes", "read,write"]) == 0
+    out = capsys.readouterr().out
+    key = out.removesuffix("\n")
+    assert out.count("\n") == 1 and key.startswith("lc_") and " " not in key
+    assert keys.scopes_for(engine, key) == frozenset({"read", "write"})
+
+
+def test_keys_list_and_revoke(env: Path, engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    cli.main(["keys", "create", "b-reader"])
+    key = capsys.readouterr().out.strip()
+    cli.main(["keys", "create", "a-admin", "--scopes", "admin"])
+    capsys.readouterr()
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["a-admin\tadmin\tactive", "b-reader\tread\tactive"]
+    assert cli.main(["keys", "revoke", "b-reader"]) == 0
+    assert keys.scopes_for(engine, key) is None
+    cli.main(["keys", "list"])
+    assert "b-reader\tread\trevoked" in capsys.readouterr().out
+    with engine.connect() as conn:  # only a hash is stored
+        stored = [str(v) for row in conn.execute(select(api_keys)) for v in row]
+    assert keys.hash_key(key) in stored and not any(key in v for v in stored)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["keys", "revoke", "ghost"], "no active key named 'ghost'"),
+    (["keys", "create", "x", "--scopes", "root"], "scopes must be"),
+])
+def test_keys_errors_exit_2(env: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err
+
+
+def test_duplicate_key_name_exits_2(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli.main(["keys", "create", "dup"])
+    capsys.readouterr()
+    assert cli.main(["keys", "create", "dup"]) == 2
+    assert "exists already" in capsys.readouterr().err
+
+
+def test_first_start_creates_admin_key_once(settings: Settings, engine: Engine,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    cli._ensure_admin_key(settings)
+    out = capsys.readouterr().out
+    path = settings.data_dir / "admin.key"
+    key = path.read_text().strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert key in out and keys.scopes_for(engine, key) == frozenset({"read", "write", "admin"})
+    cli._ensure_admin_key(settings)  # second start: keys exist, nothing printed, file untouched
+    assert capsys.readouterr().out == "" and path.read_text().strip() == key
+    assert [k.name for k in keys.list_keys(engine)] == ["admin"]
+
+
+def test_auth_disabled_warns_and_creates_no_key(settings: Settings, engine: Engine,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        cli._ensure_admin_key(settings.model_copy(update={"auth": "disabled"}))
+    assert any("LATENTCAST_AUTH=disabled" in r.message and r.levelno == logging.WARNING for r in caplog.records)
+    assert keys.list_keys(engine) == []
