@@ -1,0 +1,151 @@
+"""`ModelConfig`: every hyper-parameter of a latent ODE, validated, JSON-able.
+
+Units: `window` and nothing else is in seconds. `step_size` is in model-time units, where one training window
+spans `time_span` units (the time scale is computed from the training data by `fit`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from model.errors import ConfigError
+
+__all__ = ["ModelConfig", "ADAPTIVE_SOLVERS", "FIXED_SOLVERS"]
+
+# Adaptive solvers train with torchdiffeq and forecast with torchode's per-sample step control (so a forecast never
+# depends on what else shares its batch); fixed-step solvers use torchdiffeq for both.
+ADAPTIVE_SOLVERS = {"dopri5": "dopri5", "adaptive_heun": "heun"}  # torchdiffeq name -> torchode name
+FIXED_SOLVERS = ("rk4", "midpoint", "euler")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of a latent ODE and its training. Defaults are what benchmarks/model_bench.py uses."""
+
+    # --- architecture (Rubanova et al. 2019's toy-data settings unless noted)
+    latent_dim: int = 10
+    encoder: str = "gru"  # "gru": Chen et al.'s GRU run backwards over (value, mask, dt), one fused op, fast on CPU;
+    # "ode_rnn": Rubanova et al.'s ODE-RNN (hidden state moved by its own ODE between points), a Python loop
+    hidden_dim: int = 40  # encoder recurrent state size
+    units: int = 100  # width of every MLP hidden layer (dynamics, encoder head, ODE-RNN)
+    dynamics_layers: int = 2  # hidden layers of the dynamics MLP f(z)
+    decoder_layers: int = 0  # 0 = a linear decoder z -> channels, as the reference
+    # --- solver
+    solver: str = "dopri5"
+    rtol: float = 1e-3
+    atol: float = 1e-4
+    max_steps: int = 2000  # per solve; more means the dynamics went stiff: SolverError instead of hanging
+    step_size: float = 0.05  # fixed-step solvers only, model-time units
+    # --- gradients
+    gradient: str = "adjoint"  # "adjoint" (memory constant in solver steps) or "backprop" (faster, memory grows)
+    seminorm: bool = True  # adjoint: leave parameter-gradient channels out of the step-size norm (fewer steps)
+    adjoint_rtol: float | None = None  # None = rtol; the backward solve may be looser than the forward one
+    adjoint_atol: float | None = None  # None = atol
+    train_output_times: int | None = None  # reconstruct at most this many distinct times per batch (random,
+    # unbiased); the adjoint's backward pass costs per output time, so fewer is faster. None = all
+    # --- objective
+    iwae_samples: int = 3  # k posterior samples per window; k > 1 is the IWAE bound
+    obs_std: float = 0.01  # fixed observation noise in normalised units (the reference's sigma = 0.01)
+    kl_warmup_epochs: int = 10  # KL weight 0 for these epochs ...
+    kl_anneal_rate: float = 0.99  # ... then 1 - rate ** (epoch - warmup)
+    # --- optimisation
+    epochs: int = 100
+    batch_size: int = 50
+    learning_rate: float = 1e-2  # Adamax
+    lr_decay: float = 0.999  # per optimiser step, floored at learning_rate / 10
+    grad_clip: float = 1e4  # global gradient-norm clip; large because the per-point loss with obs_std 0.01 has
+    # gradients of order 1e2-1e3 when healthy: it only stops blow-ups
+    patience: int | None = None  # epochs without validation (or training-loss) improvement before stopping
+    # --- data
+    window: float | None = None  # seconds; None = each training sequence is one window, whole. Otherwise each
+    # epoch draws about duration/window windows of this length from each sequence
+    context_fraction: float = 0.5  # the encoder sees the first part of each window; the loss covers all of it
+    context_keep: float = 1.0  # and only this fraction of those points, at random (the reference's interpolation
+    # training: 0.5 with context_fraction 1.0)
+    time_span: float = 5.0  # a median training window spans this many model-time units
+    horizon_factor: float = 1.0  # horizon = factor x the median span a training window extends past its context
+    seed: int = 0
+    device: str = "auto"  # "auto": CUDA when present, else CPU; or any torch device string ("cpu", "cuda:1")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), f.default)
+            if f.name in _FLOATS and getattr(self, f.name) is not None:
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))  # JSON may send 1 for 1.0
+        positive = ("latent_dim", "hidden_dim", "units", "rtol", "atol", "max_steps", "step_size", "iwae_samples",
+                    "obs_std", "epochs", "batch_size", "learning_rate", "grad_clip", "time_span")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, f"must be > 0, got {getattr(self, name)!r}")
+        for name in ("adjoint_rtol", "adjoint_atol", "window", "horizon_factor", "train_output_times", "patience"):
+            value = getattr(self, name)
+            if value is not None and not value > 0 and not (name == "horizon_factor" and value == 0):
+                raise ConfigError(name, f"must be > 0, got {value!r}")
+        for name in ("dynamics_layers", "decoder_layers", "kl_warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)!r}")
+        for name in ("context_fraction", "context_keep"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in (0, 1], got {getattr(self, name)!r}")
+        for name in ("kl_anneal_rate", "lr_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(name, f"must be in (0, 1], got {getattr(self, name)!r}")
+        if self.encoder not in ("gru", "ode_rnn"):
+            raise ConfigError("encoder", f"must be 'gru' or 'ode_rnn', got {self.encoder!r}")
+        if self.gradient not in ("adjoint", "backprop"):
+            raise ConfigError("gradient", f"must be 'adjoint' or 'backprop', got {self.gradient!r}")
+        solvers = sorted([*ADAPTIVE_SOLVERS, *FIXED_SOLVERS])
+        if self.solver not in solvers:
+            raise ConfigError("solver", f"must be one of {solvers}, got {self.solver!r}")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith(("cuda", "mps"))):
+            raise ConfigError("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a JSON object; an unknown field or a bad value raises ConfigError naming the field."""
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(str(key), f"unknown field; known fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict that `from_dict` turns back into an equal config."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with `changes` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+_FLOATS = ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "obs_std", "kl_anneal_rate",
+           "learning_rate", "lr_decay", "grad_clip", "window", "context_fraction", "context_keep", "time_span",
+           "horizon_factor")
+
+
+def _check_type(name: str, value: Any, default: Any) -> None:
+    """Type of `value` must match the field's default; JSON ints are fine where a float is expected."""
+    optional = name in ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "window")
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(name, "must not be null")
+    if isinstance(default, bool) or name == "seminorm":
+        ok = isinstance(value, bool)
+        kind = "a boolean"
+    elif isinstance(default, int) or name in ("train_output_times", "patience"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        kind = "an integer"
+    elif name in _FLOATS:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        kind = "a finite number"
+    else:
+        ok = isinstance(value, str)
+        kind = "a string"
+    if not ok:
+        raise ConfigError(name, f"must be {kind}, got {value!r}")

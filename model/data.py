@@ -1,0 +1,167 @@
+"""Sequences, normalisation, training windows and padded batches.
+
+Times given by users are seconds (float64, any origin). Inside the model, time is *model time*: seconds since the
+start of a window divided by the model's time scale, computed in float64 and only then cast to float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.errors import InputError
+
+__all__ = ["Sequence", "Normaliser", "Example", "EncoderBatch", "TargetBatch", "encoder_batch", "target_batch"]
+
+
+@dataclass(frozen=True, eq=False)
+class Sequence:
+    """One multivariate, irregularly sampled series.
+
+    times: (T,) float64 seconds, strictly increasing, any origin (Unix seconds are fine).
+    values: (T, C) float64; NaN where a channel was not observed at that time. A (T,) array is read as C = 1.
+    channels: C distinct channel names, in the column order of `values`.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    channels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        channels = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
+        times = np.asarray(self.times, dtype=np.float64)
+        values = np.asarray(self.values, dtype=np.float64)
+        if values.ndim == 1 and len(channels) == 1:
+            values = values[:, None]
+        if times.ndim != 1:
+            raise InputError(f"times must be 1-D, got shape {times.shape}")
+        if values.ndim != 2 or values.shape != (times.shape[0], len(channels)):
+            raise InputError(
+                f"values must have shape (len(times), len(channels)) = ({times.shape[0]}, {len(channels)}), "
+                f"got {values.shape}"
+            )
+        if not all(isinstance(c, str) and c for c in channels) or len(set(channels)) != len(channels):
+            raise InputError(f"channels must be distinct non-empty strings, got {channels!r}")
+        if not np.all(np.isfinite(times)):
+            raise InputError(f"times must be finite; first bad index {int(np.argmin(np.isfinite(times)))}")
+        if times.size > 1 and not np.all(np.diff(times) > 0):
+            bad = int(np.argmin(np.diff(times) > 0))
+            raise InputError(
+                f"times must be strictly increasing; times[{bad}] = {float(times[bad])!r} >= times[{bad + 1}] = "
+                f"{float(times[bad + 1])!r}"
+            )
+        if np.any(np.isinf(values)):
+            raise InputError("values must be finite or NaN (not observed); found inf")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "channels", channels)
+
+    def select(self, channels: tuple[str, ...]) -> Sequence:
+        """The columns named `channels`, in that order; rows where none of them is observed are dropped."""
+        missing = [c for c in channels if c not in self.channels]
+        if missing:
+            raise InputError(f"sequence lacks channels {missing}; it has {list(self.channels)}")
+        values = self.values[:, [self.channels.index(c) for c in channels]]
+        keep = ~np.all(np.isnan(values), axis=1)
+        return Sequence(self.times[keep], values[keep], channels)
+
+
+@dataclass(frozen=True)
+class Normaliser:
+    """Per-channel affine normalisation (mean, std: (C,) float64) and the time scale (seconds per model-time unit)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    time_scale: float
+
+    @classmethod
+    def fit(cls, sequences: list[Sequence], window_spans: np.ndarray, time_span: float) -> Normaliser:
+        values = np.concatenate([s.values for s in sequences], axis=0)
+        observed = ~np.isnan(values)
+        count = observed.sum(axis=0)
+        mean = np.where(count > 0, np.nansum(values, axis=0) / np.maximum(count, 1), 0.0)
+        var = np.where(count > 0, np.nansum((values - mean) ** 2, axis=0) / np.maximum(count, 1), 1.0)
+        std = np.sqrt(var)
+        std = np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0)  # a constant channel: keep units
+        median_span = float(np.median(window_spans))
+        if not median_span > 0:
+            raise InputError("training windows have zero length: each needs at least two distinct times")
+        return cls(mean=mean, std=std, time_scale=median_span / time_span)
+
+    def values(self, values: np.ndarray) -> np.ndarray:
+        return (values - self.mean) / self.std
+
+    def model_time(self, times: np.ndarray, start: float) -> np.ndarray:
+        """Seconds -> model time since `start` (float64 throughout)."""
+        return (np.asarray(times, dtype=np.float64) - start) / self.time_scale
+
+
+@dataclass(frozen=True)
+class Example:
+    """One window ready for the network. Times in model time since the window start (float64).
+
+    ctx_t (n_c,), ctx_x (n_c, C): what the encoder sees; tgt_t (n,), tgt_x (n, C): what the loss scores.
+    Values are normalised, NaN = not observed.
+    """
+
+    ctx_t: np.ndarray
+    ctx_x: np.ndarray
+    tgt_t: np.ndarray
+    tgt_x: np.ndarray
+
+
+@dataclass(frozen=True)
+class EncoderBatch:
+    """Contexts padded one by one, newest observation first (the encoder runs backwards in time).
+
+    steps: (B, L, 2C + 1) float: [values with 0 where missing, mask, gap to the previous (older) observation or to
+    the window start]; lengths: (B,) long, each context's own number of steps; padding steps are all zero.
+    """
+
+    steps: torch.Tensor
+    lengths: torch.Tensor
+
+
+@dataclass(frozen=True)
+class TargetBatch:
+    """Union grid of target times. times: (U,) increasing, times[0] = 0; values, mask: (B, U, C)."""
+
+    times: torch.Tensor
+    values: torch.Tensor
+    mask: torch.Tensor
+
+
+def encoder_batch(contexts: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
+                  device: torch.device) -> EncoderBatch:
+    """Pad each (ctx_t (n,), ctx_x (n, C)) on its own; nothing about one context depends on another."""
+    channels = contexts[0][1].shape[1]
+    longest = max(len(t) for t, _ in contexts)
+    steps = np.zeros((len(contexts), longest, 2 * channels + 1))
+    for i, (t, x) in enumerate(contexts):
+        n = len(t)
+        gaps = np.diff(t, prepend=0.0)
+        observed = ~np.isnan(x)
+        rows = np.concatenate([np.where(observed, x, 0.0), observed, gaps[:, None]], axis=1)
+        steps[i, :n] = rows[::-1]
+    lengths = torch.tensor([len(t) for t, _ in contexts], dtype=torch.long, device=device)
+    return EncoderBatch(torch.as_tensor(steps, dtype=dtype, device=device), lengths)
+
+
+def target_batch(targets: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
+                 device: torch.device) -> TargetBatch:
+    """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique)."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    cast = [t.astype(np_dtype) for t, _ in targets]
+    grid = np.unique(np.concatenate([np.zeros(1, np_dtype), *cast]))
+    channels = targets[0][1].shape[1]
+    values = np.zeros((len(targets), grid.size, channels))
+    mask = np.zeros_like(values)
+    for i, (t, (_, x)) in enumerate(zip(cast, targets, strict=True)):
+        where = np.searchsorted(grid, t)
+        observed = ~np.isnan(x)
+        values[i, where] = np.where(observed, x, 0.0)
+        mask[i, where] = observed
+    as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+    return TargetBatch(as_tensor(grid), as_tensor(values), as_tensor(mask))

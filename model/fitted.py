@@ -1,0 +1,49 @@
+"""`FittedModel`: a trained network with everything needed to rebuild and use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from model.config import ModelConfig
+from model.data import Normaliser
+from model.network import LatentODE
+
+__all__ = ["FittedModel", "resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when present, else CPU. Called only when a model is built, never at import time."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass(eq=False)
+class FittedModel:
+    """A trained latent ODE.
+
+    channels: the channel names it models, in order. horizon: seconds past a context's last point it may forecast.
+    context_seconds: the context length (seconds) its training windows showed the encoder; give forecasts about
+    this much history. history: one dict per epoch {"epoch", "loss", "val_mse" (None without validation),
+    "seconds"}. normaliser: per-channel mean/std and the time scale (seconds per model-time unit).
+    Forecasting never changes it.
+    """
+
+    config: ModelConfig
+    channels: tuple[str, ...]
+    network: LatentODE
+    normaliser: Normaliser
+    horizon: float
+    context_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> FittedModel:
+        """Move the network to `device` ("cpu", "cuda", "auto"); returns self."""
+        self.network.to(resolve_device(device) if isinstance(device, str) else device)
+        return self

@@ -1,0 +1,105 @@
+"""Serialisation: one safetensors blob, the weights as tensors and everything else as JSON in its header metadata.
+
+Layout: tensors "network.<param>" (the state dict) and "normaliser.mean"/"normaliser.std" (float64, (C,));
+header metadata {"latentcast": JSON{format, version, config, channels, time_scale, horizon, context_seconds,
+history}}. Reading parses JSON and raw tensors only: nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+
+from model.config import ModelConfig
+from model.data import Normaliser
+from model.errors import ArtifactError, ConfigError
+from model.fitted import FittedModel, resolve_device
+from model.network import LatentODE
+
+__all__ = ["to_bytes", "from_bytes", "save", "load", "FORMAT", "__version__"]
+
+__version__ = "0.1.0"
+FORMAT = "latentcast.latent_ode/1"
+_KEY = "latentcast"
+
+
+def to_bytes(fitted: FittedModel) -> bytes:
+    """The whole model as one safetensors blob (bytes)."""
+    tensors = {f"network.{k}": v.detach().cpu().contiguous() for k, v in fitted.network.state_dict().items()}
+    norm = fitted.normaliser
+    tensors["normaliser.mean"] = torch.as_tensor(np.asarray(norm.mean, dtype=np.float64))
+    tensors["normaliser.std"] = torch.as_tensor(np.asarray(norm.std, dtype=np.float64))
+    meta = {
+        "format": FORMAT, "version": __version__, "config": fitted.config.to_dict(),
+        "channels": list(fitted.channels), "time_scale": norm.time_scale, "horizon": fitted.horizon,
+        "context_seconds": fitted.context_seconds, "history": fitted.history,
+    }
+    return safetensors.torch.save(tensors, metadata={_KEY: json.dumps(meta)})
+
+
+def _header(data: bytes) -> dict:
+    # safetensors layout: 8-byte little-endian header length, then that many bytes of JSON
+    if len(data) < 8:
+        raise ArtifactError(f"not a safetensors blob: {len(data)} bytes")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > len(data) - 8:
+        raise ArtifactError(f"not a safetensors blob: header length {size} exceeds {len(data) - 8} bytes")
+    try:
+        return json.loads(data[8:8 + size])
+    except ValueError as exc:
+        raise ArtifactError(f"not a safetensors blob: header is not JSON ({exc})") from exc
+
+
+def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
+    """Rebuild a FittedModel from `to_bytes` output, on `device` ("cpu" by default; "auto" picks CUDA if present)."""
+    header = _header(bytes(data))
+    try:
+        meta = json.loads(header.get("__metadata__", {})[_KEY])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError("safetensors blob carries no latentcast metadata") from exc
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(f"unsupported model format {meta.get('format')!r}; this library reads {FORMAT!r}")
+    try:
+        tensors = safetensors.torch.load(bytes(data))
+        config = ModelConfig.from_dict(meta["config"])
+        channels = tuple(meta["channels"])
+        network = LatentODE(len(channels), config)
+        state = {k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")}
+        network.load_state_dict(state)
+        norm = Normaliser(mean=tensors["normaliser.mean"].numpy(), std=tensors["normaliser.std"].numpy(),
+                          time_scale=float(meta["time_scale"]))
+    except (KeyError, RuntimeError, ConfigError, safetensors.SafetensorError) as exc:
+        raise ArtifactError(f"model blob is incomplete or inconsistent: {exc}") from exc
+    network.eval()
+    network.to(resolve_device(device))
+    return FittedModel(config=config, channels=channels, network=network, normaliser=norm,
+                       horizon=float(meta["horizon"]), context_seconds=float(meta["context_seconds"]),
+                       history=list(meta.get("history", [])))
+
+
+def save(fitted: FittedModel, path: str | os.PathLike) -> None:
+    """Write `to_bytes(fitted)` to `path` atomically (a temporary file in the same folder, then os.replace)."""
+    path = Path(path)
+    data = to_bytes(fitted)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> FittedModel:
+    """Read a model written by `save` (or the bytes of `to_bytes` stored in a file)."""
+    return from_bytes(Path(path).read_bytes(), device=device)

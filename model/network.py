@@ -1,0 +1,119 @@
+"""The latent ODE network (Chen et al. 2018 §5; Rubanova et al. 2019): encoder, dynamics, decoder and loss.
+
+Shapes: B windows, L encoder steps, U target times, C channels, D = latent_dim, H = hidden_dim, k = IWAE samples.
+All times here are model time (float tensors); the network never sees seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+from model.data import EncoderBatch, TargetBatch
+
+__all__ = ["LatentODE", "Dynamics", "mlp"]
+
+
+def mlp(inputs: int, units: int, layers: int, outputs: int) -> nn.Sequential:
+    """`layers` Tanh hidden layers of `units`, then a linear output; layers = 0 is one Linear."""
+    sizes = [inputs] + [units] * layers
+    modules: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        modules += [nn.Linear(a, b), nn.Tanh()]
+    modules.append(nn.Linear(sizes[-1], outputs))
+    return nn.Sequential(*modules)
+
+
+class Dynamics(nn.Module):
+    """dz/dt = f(z), time-invariant; `nfe` counts calls (function evaluations), forward and adjoint alike."""
+
+    def __init__(self, dim: int, units: int, layers: int) -> None:
+        super().__init__()
+        self.net = mlp(dim, units, layers, dim)
+        self.nfe = 0
+
+    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
+        return self.net(z)
+
+
+class GRUEncoder(nn.Module):
+    """Chen et al.: a GRU over the steps (newest first); the state after each context's own last step."""
+
+    def __init__(self, features: int, hidden: int) -> None:
+        super().__init__()
+        self.gru = nn.GRU(features, hidden, batch_first=True)
+
+    def forward(self, batch: EncoderBatch) -> torch.Tensor:
+        out, _ = self.gru(batch.steps)  # (B, L, H); step j only sees steps <= j, so padding after it is inert
+        return out[torch.arange(out.shape[0], device=out.device), batch.lengths - 1]
+
+
+class ODERNNEncoder(nn.Module):
+    """Rubanova et al.'s ODE-RNN run backwards: GRU update at each observation, then one Euler step of its own
+    ODE across the gap to the next older observation (or to the window start). Padding steps leave the state as is.
+    """
+
+    def __init__(self, features: int, hidden: int, units: int) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(features, hidden)
+        self.ode = mlp(hidden, units, 1, hidden)
+        self.hidden = hidden
+
+    def forward(self, batch: EncoderBatch) -> torch.Tensor:
+        steps = batch.steps
+        h = steps.new_zeros(steps.shape[0], self.hidden)
+        for j in range(steps.shape[1]):
+            x = steps[:, j]
+            moved = self.cell(x, h)
+            moved = moved - x[:, -1:] * self.ode(moved)  # backwards in time by the gap
+            h = torch.where((j < batch.lengths)[:, None], moved, h)
+        return h
+
+
+class LatentODE(nn.Module):
+    """q(z0 | context) -> z(t) by the ODE -> p(x(t) | z(t)) Gaussian with fixed std (normalised units)."""
+
+    def __init__(self, channels: int, config: ModelConfig) -> None:
+        super().__init__()
+        features = 2 * channels + 1
+        if config.encoder == "gru":
+            self.encoder: nn.Module = GRUEncoder(features, config.hidden_dim)
+        else:
+            self.encoder = ODERNNEncoder(features, config.hidden_dim, config.units)
+        self.head = mlp(config.hidden_dim, config.units, 1, 2 * config.latent_dim)
+        self.dynamics = Dynamics(config.latent_dim, config.units, config.dynamics_layers)
+        self.decoder = mlp(config.latent_dim, config.units, config.decoder_layers, channels)
+        self.obs_std = config.obs_std
+
+    def posterior(self, batch: EncoderBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std of q(z0), each (B, D); z0 lives at model time 0, the window start."""
+        mean, raw = self.head(self.encoder(batch)).chunk(2, dim=-1)
+        return mean, nn.functional.softplus(raw) + 1e-4
+
+    def loss(self, enc: EncoderBatch, tgt: TargetBatch, eps: torch.Tensor, kl_coef: float,
+             solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """IWAE loss (scalar) and the squared error of the decoded mean per observed point (scalar, normalised).
+
+        eps: (k, B, D) standard normal draws; solve(z0 (N, D), times (U,)) -> (U, N, D).
+        As the reference: log-likelihood averaged per observed point of a window, KL averaged over latent dims,
+        loss = -mean_B logsumexp_k(ll - kl_coef * kl). A point whose mask is 0 contributes exactly nothing.
+        """
+        mean, std = self.posterior(enc)
+        k, batch, dim = eps.shape
+        z0 = (mean + std * eps).reshape(k * batch, dim)
+        zt = solve(z0, tgt.times)  # (U, k*B, D)
+        xhat = self.decoder(zt).reshape(zt.shape[0], k, batch, -1).permute(1, 2, 0, 3)  # (k, B, U, C)
+        mask = tgt.mask
+        err = torch.where(mask > 0, xhat - tgt.values, torch.zeros_like(xhat))
+        count = mask.sum(dim=(1, 2)).clamp(min=1)  # (B,)
+        log_norm = math.log(self.obs_std) + 0.5 * math.log(2 * math.pi)
+        ll = -(0.5 * (err / self.obs_std) ** 2 + log_norm * mask).sum(dim=(2, 3)) / count  # (k, B)
+        kl = (-torch.log(std) + 0.5 * (std**2 + mean**2) - 0.5).mean(dim=-1)  # (B,) KL(q || N(0, I)) per dim
+        loss = -torch.logsumexp(ll - kl_coef * kl, dim=0).mean()
+        mse = (err**2).sum(dim=(2, 3)).div(count).mean()
+        return loss, mse

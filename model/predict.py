@@ -1,0 +1,135 @@
+"""`forecast` and `forecast_batch`: predictive mean, std and quantiles at any times, from a context.
+
+Each request's z0 samples come from its own seeded generator, its context is padded on its own, and its solve
+uses per-sample step control, so an answer never depends on what else shares the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.data import Sequence, encoder_batch
+from model.errors import InputError, OutOfRangeError
+from model.fitted import FittedModel
+from model.solve import forecast_solve
+
+__all__ = ["Forecast", "forecast", "forecast_batch"]
+
+
+@dataclass(frozen=True, eq=False)
+class Forecast:
+    """Predictive distribution at `times` (Q,) float64 seconds, in the order they were asked for.
+
+    mean, std: (Q, C); quantiles: (K, Q, C) for `quantile_levels` (K,), in original units; channels: C names.
+    nfe: solver function evaluations of the batched solve this forecast was part of.
+    """
+
+    times: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    quantiles: np.ndarray
+    quantile_levels: np.ndarray
+    channels: tuple[str, ...]
+    nfe: int = 0
+
+
+@dataclass(frozen=True)
+class _Request:
+    ctx_t: np.ndarray  # (n,) model time
+    ctx_x: np.ndarray  # (n, C) normalised, NaN = missing
+    query: np.ndarray  # (U,) sorted distinct model times
+    inverse: np.ndarray  # (Q,) index of each asked time into query
+    times: np.ndarray  # (Q,) seconds as asked
+
+
+def _prepare(fitted: FittedModel, context: Sequence, at: object, k: int) -> _Request:
+    if not isinstance(context, Sequence):
+        raise InputError(f"request {k}: context must be a model.Sequence, got {type(context).__name__}")
+    ctx = context.select(fitted.channels)
+    if ctx.times.size == 0:
+        raise InputError(f"request {k}: the context has no observation of channels {list(fitted.channels)}")
+    times = np.asarray(at, dtype=np.float64)
+    if times.ndim == 0:
+        times = times[None]
+    if times.ndim != 1 or times.size == 0:
+        raise InputError(f"request {k}: `at` must be a non-empty 1-D array of seconds, got shape {times.shape}")
+    if not np.all(np.isfinite(times)):
+        raise InputError(f"request {k}: `at` must be finite")
+    lower, upper = float(ctx.times[0]), float(ctx.times[-1] + fitted.horizon)
+    if times.min() < lower or times.max() > upper:
+        bad = float(times.min() if times.min() < lower else times.max())
+        raise OutOfRangeError(
+            f"request {k}: time {bad!r} is outside [{lower!r}, {upper!r}]: forecasts reach from the context's first "
+            f"observation to {fitted.horizon:g} s (the model's horizon) past its last", lower, upper)
+    norm = fitted.normaliser
+    query, inverse = np.unique(norm.model_time(times, lower), return_inverse=True)
+    return _Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse, times)
+
+
+def forecast_batch(fitted: FittedModel, requests: Iterable[tuple[Sequence, object]], *, samples: int = 100,
+                   quantiles: Iterable[float] = (0.05, 0.5, 0.95),
+                   seeds: Iterable[int | None] | None = None) -> list[Forecast]:
+    """One Forecast per (context, at) request, all solved together; each equals its own `forecast` call.
+
+    context: a Sequence holding at least the model's channels (others are ignored). at: seconds, same origin as
+    context.times, unsorted and repeated allowed, within [context.times[0], context.times[-1] + horizon].
+    seeds: one per request (None = fresh randomness).
+    """
+    requests = list(requests)
+    if not requests:
+        return []
+    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+        raise InputError(f"samples must be a positive integer, got {samples!r}")
+    levels = np.asarray(list(quantiles), dtype=np.float64)
+    if levels.ndim != 1 or not np.all((levels > 0) & (levels < 1)):
+        raise InputError(f"quantiles must lie strictly between 0 and 1, got {levels.tolist()}")
+    seeds = [None] * len(requests) if seeds is None else list(seeds)
+    if len(seeds) != len(requests):
+        raise InputError(f"seeds: {len(seeds)} given for {len(requests)} requests")
+    prepared = [_prepare(fitted, context, at, k) for k, (context, at) in enumerate(requests)]
+    network, config, norm = fitted.network, fitted.config, fitted.normaliser
+    device = fitted.device
+    dtype = next(network.parameters()).dtype
+    with torch.no_grad():
+        mean, std = network.posterior(encoder_batch([(r.ctx_t, r.ctx_x) for r in prepared], dtype, device))
+        eps = []
+        noise = []
+        channels = len(fitted.channels)
+        longest = max(r.query.size for r in prepared)
+        for r, seed in zip(prepared, seeds, strict=True):
+            gen = torch.Generator(device="cpu")
+            gen.manual_seed(int(seed) if seed is not None else int(np.random.default_rng().integers(2**62)))
+            eps.append(torch.randn(samples, config.latent_dim, generator=gen, dtype=torch.float64))
+            noise.append(torch.randn(samples, r.query.size, channels, generator=gen, dtype=torch.float64))
+        eps_t = torch.stack(eps).to(device=device, dtype=dtype)  # (R, S, D)
+        z0 = (mean[:, None] + std[:, None] * eps_t).reshape(-1, config.latent_dim)
+        # pad each request's times by repeating its last one: the solver's end point (and answer) stays its own
+        t_eval = np.stack([np.pad(r.query, (0, longest - r.query.size), mode="edge") for r in prepared])
+        t_eval_t = torch.as_tensor(t_eval, dtype=dtype, device=device).repeat_interleave(samples, dim=0)
+        zt, nfe = forecast_solve(network.dynamics, z0, t_eval_t, config)  # (R*S, U, D)
+        decoded = network.decoder(zt).reshape(len(prepared), samples, longest, channels).double().cpu()
+    results = []
+    for i, r in enumerate(prepared):
+        # predictive samples: decoded mean plus the observation noise the model was trained with
+        draws = decoded[i, :, : r.query.size].numpy() + config.obs_std * noise[i].numpy()  # (S, U, C) normalised
+        draws = draws * norm.std + norm.mean
+        draws = draws[:, r.inverse]  # (S, Q, C) back to the order asked
+        results.append(Forecast(
+            times=r.times, mean=draws.mean(axis=0), std=draws.std(axis=0),
+            quantiles=np.quantile(draws, np.sort(levels), axis=0), quantile_levels=np.sort(levels),
+            channels=fitted.channels, nfe=nfe))
+    return results
+
+
+def forecast(fitted: FittedModel, context: Sequence, at: object, *, samples: int = 100,
+             quantiles: Iterable[float] = (0.05, 0.5, 0.95), seed: int | None = None) -> Forecast:
+    """Predictive mean (Q, C), std (Q, C) and quantiles (K, Q, C) at times `at` (seconds), given `context`.
+
+    See forecast_batch for the rules on `context` and `at`; raises OutOfRangeError (with .lower/.upper) for a time
+    outside [context.times[0], context.times[-1] + fitted.horizon], InputError for malformed input.
+    """
+    return forecast_batch(fitted, [(context, at)], samples=samples, quantiles=quantiles, seeds=[seed])[0]

@@ -1,0 +1,92 @@
+"""ODE solves: torchdiffeq for training (adjoint or backprop), per-sample step control for forecasts.
+
+torchdiffeq takes one adaptive step size for a whole batch, so a forecast solved with it would depend on what else
+shares the batch. Forecasts therefore use torchode (a step size and accept/reject per sample) for adaptive solvers,
+and, for fixed-step solvers, torchdiffeq on a grid that depends only on the step size (see `forecast_solve`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torchode
+from torchdiffeq import odeint, odeint_adjoint
+
+from model.config import ADAPTIVE_SOLVERS, ModelConfig
+from model.errors import SolverError
+from model.network import Dynamics
+
+__all__ = ["train_solve", "forecast_solve"]
+
+_HINT = ("Hint: the learned dynamics became stiff or exploded. Try looser rtol/atol, a larger max_steps, a fixed-step "
+         "solver ('rk4'), a lower learning_rate, or a smaller time_span.")
+
+
+def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, config: ModelConfig) -> torch.Tensor:
+    """z at `times` (U,) increasing, times[0] = 0, from z0 (N, D): (U, N, D). All N share the step size."""
+    if config.solver in ADAPTIVE_SOLVERS:
+        options: dict = {"max_num_steps": config.max_steps}
+    else:
+        options = {"step_size": config.step_size}
+    try:
+        if config.gradient == "backprop" or not torch.is_grad_enabled():
+            zt = odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
+                        options=options)
+        else:
+            adjoint_options = dict(options)
+            if config.seminorm:
+                adjoint_options["norm"] = "seminorm"
+            zt = odeint_adjoint(
+                dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver, options=options,
+                adjoint_rtol=config.adjoint_rtol or config.rtol, adjoint_atol=config.adjoint_atol or config.atol,
+                adjoint_options=adjoint_options, adjoint_params=tuple(dynamics.parameters()),
+            )
+    except AssertionError as exc:  # torchdiffeq reports numerical failure with bare asserts
+        raise SolverError(f"{config.solver} failed: {exc}. {_HINT}") from exc
+    if not torch.isfinite(zt).all():
+        raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
+    return zt
+
+
+def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
+                   config: ModelConfig) -> tuple[torch.Tensor, int]:
+    """z at each sample's own times: z0 (N, D) at model time 0, t_eval (N, Q) non-decreasing, >= 0.
+
+    Returns (N, Q, D) and the number of function evaluations. Row n depends only on z0[n] and t_eval[n]'s values
+    (not on other rows), so a caller may pad t_eval by repeating a row's last time.
+    """
+    if config.solver in ADAPTIVE_SOLVERS:
+        return _torchode_solve(dynamics, z0, t_eval, config)
+    return _fixed_grid_solve(dynamics, z0, t_eval, config)
+
+
+def _torchode_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
+                    config: ModelConfig) -> tuple[torch.Tensor, int]:
+    term = torchode.ODETerm(dynamics)
+    method_class = {"dopri5": torchode.Dopri5, "heun": torchode.Heun}[ADAPTIVE_SOLVERS[config.solver]]
+    controller = torchode.IntegralController(atol=config.atol, rtol=config.rtol, term=term)
+    solver = torchode.AutoDiffAdjoint(method_class(term=term), controller, max_steps=config.max_steps)
+    problem = torchode.InitialValueProblem(y0=z0, t_start=torch.zeros_like(t_eval[:, 0]), t_eval=t_eval)
+    solution = solver.solve(problem)
+    status = solution.status
+    if bool((status != 0).any()):
+        code = int(status.max())
+        reason = torchode.Status(code).name.lower().replace("_", " ")
+        raise SolverError(f"{config.solver} failed ({reason}, max_steps={config.max_steps}). {_HINT}")
+    if not torch.isfinite(solution.ys).all():
+        raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
+    return solution.ys, int(solution.stats["n_f_evals"].sum())
+
+
+def _fixed_grid_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
+                      config: ModelConfig) -> tuple[torch.Tensor, int]:
+    # torchdiffeq's fixed grid is arange(0, n) * step_size, its last point replaced by the last output time. Ending
+    # the output times on a grid point keeps every grid point (and so every answer) independent of the batch.
+    step = config.step_size
+    last = torch.ceil(t_eval.max().detach() / step) + 1
+    end = (torch.arange(int(last.item()) + 1, dtype=t_eval.dtype, device=t_eval.device) * step)[-1:]
+    times, inverse = torch.unique(torch.cat([t_eval.reshape(-1), t_eval.new_zeros(1), end]), return_inverse=True)
+    before = dynamics.nfe
+    zt = train_solve(dynamics, z0, times, config)  # (U, N, D)
+    picked = inverse[: t_eval.numel()].reshape(t_eval.shape)  # (N, Q) index into times
+    rows = torch.arange(z0.shape[0], device=z0.device)[:, None]
+    return zt[picked, rows], dynamics.nfe - before

@@ -1,0 +1,165 @@
+"""`fit`: train a latent ODE on sequences (Adamax, IWAE loss with KL annealing, gradient clipping)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+
+from model.config import ModelConfig
+from model.data import Example, Normaliser, Sequence, encoder_batch, target_batch
+from model.errors import InputError, NonFiniteLossError, TrainingCancelled
+from model.fitted import FittedModel, resolve_device
+from model.network import LatentODE
+from model.solve import train_solve
+from model.windows import draw_examples, window_spans
+
+__all__ = ["fit", "check_training_sequences", "batch_loss", "evaluate_mse"]
+
+Progress = Callable[[int, int, float, "float | None"], None]
+
+
+def check_training_sequences(sequences: Iterable[Sequence], what: str = "sequences") -> list[Sequence]:
+    """All Sequences, same channels, each with at least two observed times."""
+    sequences = list(sequences)
+    if not sequences:
+        raise InputError(f"{what}: need at least one sequence")
+    for k, s in enumerate(sequences):
+        if not isinstance(s, Sequence):
+            raise InputError(f"{what}[{k}]: expected a model.Sequence, got {type(s).__name__}")
+        if s.channels != sequences[0].channels:
+            raise InputError(f"{what}[{k}]: channels {list(s.channels)} differ from {list(sequences[0].channels)}")
+    sequences = [s.select(s.channels) for s in sequences]  # drop rows with nothing observed
+    for k, s in enumerate(sequences):
+        if s.times.size < 2:
+            raise InputError(f"{what}[{k}]: needs at least 2 observed times, has {s.times.size}")
+    return sequences
+
+
+def kl_coefficient(epoch: int, config: ModelConfig) -> float:
+    """0 for the warm-up epochs, then 1 - rate^(epoch - warmup) (the reference's schedule; epoch is 1-based)."""
+    if epoch <= config.kl_warmup_epochs:
+        return 0.0
+    return 1.0 - config.kl_anneal_rate ** (epoch - config.kl_warmup_epochs)
+
+
+def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,
+               generator: torch.Generator, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(IWAE loss, normalised MSE) of one batch. With `rng` and config.train_output_times, the loss covers a random
+    subset of the batch's distinct target times (always keeping time 0)."""
+    device = next(network.parameters()).device
+    dtype = next(network.parameters()).dtype
+    enc = encoder_batch([(e.ctx_t, e.ctx_x) for e in examples], dtype, device)
+    tgt = target_batch([(e.tgt_t, e.tgt_x) for e in examples], dtype, device)
+    limit = config.train_output_times
+    if rng is not None and limit is not None and tgt.times.numel() > limit + 1:
+        keep = np.sort(rng.choice(np.arange(1, tgt.times.numel()), size=limit, replace=False))
+        index = torch.as_tensor(np.concatenate([[0], keep]), device=device)
+        tgt = type(tgt)(tgt.times[index], tgt.values[:, index], tgt.mask[:, index])
+    eps = torch.randn(config.iwae_samples, len(examples), config.latent_dim, generator=generator,
+                      dtype=dtype, device=generator.device).to(device)
+    return network.loss(enc, tgt, eps, kl_coef, lambda z0, t: train_solve(network.dynamics, z0, t, config))
+
+
+@torch.no_grad()
+def evaluate_mse(network: LatentODE, examples: list[Example], norm: Normaliser, config: ModelConfig) -> float:
+    """MSE in original units over all target points, decoding the posterior mean of z0 (deterministic)."""
+    device = next(network.parameters()).device
+    dtype = next(network.parameters()).dtype
+    total, count = 0.0, 0
+    for start in range(0, len(examples), config.batch_size):
+        chunk = examples[start:start + config.batch_size]
+        enc = encoder_batch([(e.ctx_t, e.ctx_x) for e in chunk], dtype, device)
+        tgt = target_batch([(e.tgt_t, e.tgt_x) for e in chunk], dtype, device)
+        mean, _ = network.posterior(enc)
+        xhat = network.decoder(train_solve(network.dynamics, mean, tgt.times, config)).transpose(0, 1)  # (B, U, C)
+        scale = torch.as_tensor(norm.std, dtype=dtype, device=device)
+        err = (xhat - tgt.values) * scale * tgt.mask
+        total += float((err**2).sum())
+        count += int(tgt.mask.sum())
+    return total / max(count, 1)
+
+
+def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Iterable[Sequence] | None = None,
+        progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> FittedModel:
+    """Train a latent ODE on `sequences` (all with the same channels).
+
+    progress(epoch, epochs, train_loss, val_mse) is called after each epoch (epoch 1-based; val_mse None without
+    `validation`); should_stop() is polled before every batch and stops training with TrainingCancelled.
+    With `validation`, the weights of the epoch with the best validation MSE are kept and `patience` counts epochs
+    without a better one; without it, patience counts epochs without a lower training loss.
+    Raises InputError, NonFiniteLossError, SolverError, TrainingCancelled.
+    """
+    sequences = check_training_sequences(sequences)
+    channels = sequences[0].channels
+    val_sequences = None if validation is None else check_training_sequences(validation, "validation")
+    if val_sequences is not None and val_sequences[0].channels != channels:
+        raise InputError(f"validation channels {list(val_sequences[0].channels)} differ from {list(channels)}")
+    device = resolve_device(config.device)
+    spans = window_spans(sequences, config)
+    norm = Normaliser.fit(sequences, spans, config.time_span)
+    rng = np.random.default_rng(config.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = LatentODE(len(channels), config).to(device)
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    first = draw_examples(sequences, norm, config, rng)
+    beyond = [(e.tgt_t[-1] - e.ctx_t[-1]) * norm.time_scale for e in first]
+    horizon = config.horizon_factor * float(np.max(beyond))
+    context_seconds = float(np.median([(e.ctx_t[-1]) * norm.time_scale for e in first]))
+    context_seconds = max(context_seconds, config.context_fraction * float(np.median(spans)))
+    val_examples = None
+    if val_sequences is not None:
+        val_examples = draw_examples(val_sequences, norm, config, np.random.default_rng(config.seed + 1))
+
+    optimiser = torch.optim.Adamax(network.parameters(), lr=config.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(config.lr_decay**step, 0.1))
+    history: list[dict] = []
+    best, best_state, stale = math.inf, None, 0
+    examples = first
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        if epoch > 1:
+            examples = draw_examples(sequences, norm, config, rng)
+        kl_coef = kl_coefficient(epoch, config)
+        network.train()
+        losses = []
+        for start in range(0, len(examples), config.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"training cancelled during epoch {epoch}", epoch)
+            loss, _ = batch_loss(network, examples[start:start + config.batch_size], config, kl_coef, generator, rng)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss became {float(loss.detach())} in epoch {epoch}, batch {start // config.batch_size + 1}; "
+                    "try a lower learning_rate or a larger obs_std", epoch)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+            optimiser.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+        network.eval()
+        train_loss = float(np.mean(losses))
+        val_mse = None if val_examples is None else evaluate_mse(network, val_examples, norm, config)
+        history.append({"epoch": epoch, "loss": train_loss, "val_mse": val_mse,
+                        "seconds": time.perf_counter() - started})
+        if progress is not None:
+            progress(epoch, config.epochs, train_loss, val_mse)
+        score = train_loss if val_mse is None else val_mse
+        if score < best:
+            best, stale = score, 0
+            if val_mse is not None:
+                best_state = copy.deepcopy(network.state_dict())
+        else:
+            stale += 1
+            if config.patience is not None and stale >= config.patience:
+                break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    return FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=horizon,
+                       context_seconds=context_seconds, history=history)

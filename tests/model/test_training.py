@@ -1,0 +1,166 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from model import (
+    FittedModel,
+    InputError,
+    NonFiniteLossError,
+    Sequence,
+    SolverError,
+    TrainingCancelled,
+    fit,
+    forecast,
+)
+from model.data import Example, Normaliser
+from model.network import LatentODE
+from model.train import batch_loss
+
+from model_fixtures import T0, TINY, sine_sequences
+
+
+def test_loss_falls_far_below_its_start():
+    # decays a * exp(-t / 2) with random a: the encoder must read a from the context, the ODE must learn the decay
+    rng = np.random.default_rng(1)
+    seqs = []
+    for _ in range(8):
+        t = np.concatenate([[0.0], np.sort(rng.uniform(0, 5, 14))])
+        seqs.append(Sequence(T0 + t, rng.uniform(0.5, 2) * np.exp(-0.5 * t), ("a",)))
+    model = fit(seqs, dataclasses.replace(TINY, epochs=30, batch_size=8, learning_rate=2e-2))
+    losses = [h["loss"] for h in model.history]
+    assert len(losses) == 30  # one optimiser step per epoch: 30 steps
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_progress_history_and_validation():
+    calls = []
+    model = fit(sine_sequences(8, 10, seed=2), dataclasses.replace(TINY, epochs=3),
+                validation=sine_sequences(3, 10, seed=9), progress=lambda *a: calls.append(a))
+    assert [c[:2] for c in calls] == [(1, 3), (2, 3), (3, 3)]
+    assert all(np.isfinite(c[2]) and c[3] > 0 for c in calls)
+    assert [h["epoch"] for h in model.history] == [1, 2, 3]
+    assert [h["val_mse"] for h in model.history] == [c[3] for c in calls]
+    assert isinstance(model, FittedModel) and model.horizon > 0 and model.context_seconds > 0
+
+
+def test_should_stop_cancels():
+    polls = []
+
+    def stop():
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(TrainingCancelled) as info:
+        fit(sine_sequences(16, 10, seed=2), dataclasses.replace(TINY, epochs=5, batch_size=4), should_stop=stop)
+    assert info.value.epoch == 1
+
+
+def test_non_finite_loss_names_epoch(monkeypatch):
+    calls = {"n": 0}
+    real = LatentODE.loss
+
+    def loss(self, *args, **kwargs):
+        calls["n"] += 1
+        value, mse = real(self, *args, **kwargs)
+        return (value * np.nan if calls["n"] == 3 else value), mse
+
+    monkeypatch.setattr(LatentODE, "loss", loss)
+    with pytest.raises(NonFiniteLossError, match="epoch 2") as info:
+        fit(sine_sequences(16, 10, seed=2), dataclasses.replace(TINY, epochs=3, batch_size=8))
+    assert info.value.epoch == 2
+
+
+def test_channels_must_agree():
+    a = sine_sequences(1, 5, seed=0)[0]
+    b = sine_sequences(1, 5, seed=0, second_channel=False)[0]
+    with pytest.raises(InputError, match=r"sequences\[1\]: channels"):
+        fit([a, b], TINY)
+
+
+def _examples(seed: int, channels: int) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(3):
+        t = np.concatenate([[0.0], np.sort(rng.uniform(0.1, 2.0, 6))])
+        x = np.sin(t)[:, None] + rng.normal(size=(7, channels)) * 0.1
+        out.append(Example(ctx_t=t[:4], ctx_x=x[:4], tgt_t=t, tgt_x=x))
+    return out
+
+
+def test_never_observed_channel_adds_nothing_to_the_loss():
+    torch.manual_seed(0)
+    net = LatentODE(2, TINY)
+    examples = _examples(0, 2)
+    hidden = [dataclasses.replace(e, ctx_x=np.column_stack([e.ctx_x[:, 0], np.full(len(e.ctx_t), np.nan)]),
+                                  tgt_x=np.column_stack([e.tgt_x[:, 0], np.full(len(e.tgt_t), np.nan)]))
+              for e in examples]
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    loss_hidden, _ = batch_loss(net, hidden, TINY, 0.5, gen())
+    loss_hidden.backward()
+    # the decoder row of the unobserved channel gets no gradient ...
+    assert torch.all(net.decoder[-1].weight.grad[1] == 0)
+    assert net.decoder[-1].bias.grad[1] == 0
+    assert torch.any(net.decoder[-1].weight.grad[0] != 0)
+    # ... and the loss equals that of a one-channel model with the same weights on channel "a" alone
+    torch.manual_seed(0)
+    single = LatentODE(1, TINY)
+    state = net.state_dict()
+    state["decoder.0.weight"] = state["decoder.0.weight"][:1]
+    state["decoder.0.bias"] = state["decoder.0.bias"][:1]
+    w = state["encoder.gru.weight_ih_l0"]  # inputs: [a, b, mask_a, mask_b, gap] -> [a, mask_a, gap]
+    state["encoder.gru.weight_ih_l0"] = w[:, [0, 2, 4]]
+    single.load_state_dict(state)
+    alone = [dataclasses.replace(e, ctx_x=e.ctx_x[:, :1], tgt_x=e.tgt_x[:, :1]) for e in hidden]
+    loss_alone, _ = batch_loss(single, alone, TINY, 0.5, gen())
+    assert loss_hidden.item() == pytest.approx(loss_alone.item(), rel=1e-6)
+
+
+def _exploding(net: LatentODE) -> None:
+    linear = nn.Linear(net.dynamics.net[0].in_features, net.dynamics.net[0].in_features)
+    with torch.no_grad():
+        linear.weight.copy_(60 * torch.eye(linear.in_features))
+        linear.bias.zero_()
+    net.dynamics.net = linear
+
+
+def test_solver_error_on_exploding_dynamics_in_training():
+    torch.manual_seed(0)
+    config = dataclasses.replace(TINY, max_steps=200)
+    net = LatentODE(1, config)
+    _exploding(net)
+    examples = [dataclasses.replace(e, tgt_t=e.tgt_t * 3) for e in _examples(0, 1)]
+    with pytest.raises(SolverError, match="Hint"):
+        batch_loss(net, examples, config, 0.0, torch.Generator().manual_seed(0))
+
+
+def test_solver_error_on_exploding_dynamics_in_forecast(fitted):
+    broken = dataclasses.replace(fitted, network=LatentODE(2, fitted.config))
+    broken.network.load_state_dict(fitted.network.state_dict())
+    _exploding(broken.network)
+    ctx = sine_sequences(1, 8, seed=3)[0]
+    with pytest.raises(SolverError, match="Hint"):
+        forecast(broken, ctx, [ctx.times[-1] + fitted.horizon], samples=4, seed=0)
+
+
+def test_adjoint_gradients_equal_backprop_gradients():
+    grads = {}
+    for gradient in ("adjoint", "backprop"):
+        config = dataclasses.replace(TINY, gradient=gradient, rtol=1e-10, atol=1e-10, seminorm=False)
+        torch.manual_seed(0)
+        net = LatentODE(1, config).double()
+        loss, _ = batch_loss(net, _examples(1, 1), config, 0.7, torch.Generator().manual_seed(2))
+        loss.backward()
+        grads[gradient] = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
+    err = (grads["adjoint"] - grads["backprop"]).norm() / grads["backprop"].norm()
+    assert err < 1e-4
+    assert grads["backprop"].norm() > 0
+
+
+def test_normaliser_time_scale_from_training_windows():
+    seqs = sine_sequences(4, 6, seed=0)
+    norm = Normaliser.fit(seqs, np.array([10.0, 20.0, 30.0]), time_span=5.0)
+    assert norm.time_scale == pytest.approx(4.0)
+    assert norm.model_time(np.array([1.7e9 + 8.0]), 1.7e9)[0] == pytest.approx(2.0)
