@@ -116,13 +116,15 @@ def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | No
     """The JSON response, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C),
     quantiles (K, Q, C))."""
     inv = plan.inverse
+    mean, std, quantiles = np.asarray(result.mean), np.asarray(result.std), np.asarray(result.quantiles)
+    # The model may return the levels in its own (sorted) order: look each asked level up by value.
+    row = {float(level): k for k, level in enumerate(result.quantile_levels)}
     channels = {}
     for c, name in enumerate(plan.fitted.channels):
         channels[name] = {
-            "mean": np.asarray(result.mean)[inv, c].tolist(),
-            "std": np.asarray(result.std)[inv, c].tolist(),
-            "quantiles": {str(float(q)): np.asarray(result.quantiles)[k][inv, c].tolist()
-                          for k, q in enumerate(samples.quantiles)},
+            "mean": mean[inv, c].tolist(),
+            "std": std[inv, c].tolist(),
+            "quantiles": {str(q): quantiles[row[q]][inv, c].tolist() for q in samples.quantiles},
         }
     body: dict[str, Any] = {} if series is None else {"series": series}
     body["model"] = {"name": plan.version.name, "version": plan.version.version}

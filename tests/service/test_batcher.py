@@ -1,0 +1,71 @@
+"""The micro-batcher with a real (toy) model: answers equal the single call, bursts batch, failures stay local."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+import model
+from service.batcher import ForecastBatcher
+from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
+
+
+def _context(level: float, seed: int) -> model.Sequence:
+    return model.Sequence(*toy_sequence(np.random.default_rng(seed), level), CHANNELS)
+
+
+def _run(batcher: ForecastBatcher, jobs: list[tuple[model.Sequence, np.ndarray, int]]) -> list:
+    fitted = toy_model()
+
+    async def go() -> list:
+        calls = [batcher.forecast("toy", fitted, ctx, at, samples=20, quantiles=(0.1, 0.9), seed=seed)
+                 for ctx, at, seed in jobs]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+def test_a_burst_is_batched_and_each_answer_equals_its_single_call() -> None:
+    fitted = toy_model()
+    jobs = []
+    for i in range(32):
+        ctx = _context(-1.5 + 0.1 * i, i)
+        jobs.append((ctx, np.linspace(ctx.times[0], ctx.times[-1] + 10, 7 + i), 1000 + i))
+    batcher = ForecastBatcher(max_batch=16, wait_ms=5)
+    try:
+        results = _run(batcher, jobs)
+    finally:
+        batcher.close()
+    assert batcher.batch_sizes == [16, 16]
+    for (ctx, at, seed), got in zip(jobs, results, strict=True):
+        alone = model.forecast(fitted, ctx, at, samples=20, quantiles=(0.1, 0.9), seed=seed)
+        np.testing.assert_allclose(got.mean, alone.mean, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(got.std, alone.std, rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(got.quantiles, alone.quantiles, rtol=1e-4, atol=1e-9)
+
+
+def test_one_bad_request_fails_alone() -> None:
+    ctx = _context(0.5, 1)
+    good = np.array([ctx.times[0], ctx.times[-1]])
+    too_late = np.array([ctx.times[-1] + toy_model().horizon + 100])
+    batcher = ForecastBatcher(max_batch=8, wait_ms=5)
+    try:
+        results = _run(batcher, [(ctx, good, 1), (ctx, too_late, 2), (ctx, good, 3)])
+    finally:
+        batcher.close()
+    assert isinstance(results[1], model.OutOfRangeError)
+    assert results[0].mean.shape == (2, 1) and results[2].mean.shape == (2, 1)
+
+
+@pytest.mark.parametrize("points", [50, 10_000])
+def test_batches_are_bounded_by_work(points: int) -> None:
+    ctx = _context(0.0, 2)
+    at = np.linspace(ctx.times[0], ctx.times[-1], 25)  # 25 times x 20 samples = 500 points each
+    batcher = ForecastBatcher(max_batch=32, wait_ms=5, max_batch_points=points)
+    try:
+        results = _run(batcher, [(ctx, at, i) for i in range(6)])
+    finally:
+        batcher.close()
+    assert all(r.mean.shape == (25, 1) for r in results)
+    # At least one request per batch, however large; beyond it, no more than `points` per batch.
+    assert max(batcher.batch_sizes) == (1 if points < 1000 else 6)

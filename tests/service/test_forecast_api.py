@@ -1,0 +1,175 @@
+"""GET /v1/series/{key}/forecast with a trained toy model, on both backends."""
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, delete
+
+from service.tables import models
+from service.timefmt import format_time
+from tests.service.forecast_support import (
+    S,
+    T0,
+    add_points,
+    add_series,
+    perturbed_artifact,
+    publish,
+    toy_artifact,
+    toy_model,
+    toy_sequence,
+)
+
+URL = "/v1/series/room/forecast"
+LEVEL = 1.3
+
+
+def iso(t_s: float) -> str:
+    return format_time(T0 + int(round(t_s * S)))
+
+
+@pytest.fixture
+def room(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
+    """A series the model never saw (level 1.3), and a ready version trained on it; returns its (t_s, values)."""
+    t, v = toy_sequence(np.random.default_rng(42), LEVEL)
+    add_series(engine, "room", t, v)
+    publish(engine, "toy", 1, toy_artifact(), ["room"])
+    return t, v
+
+
+def test_mean_is_close_to_the_observations_near_observed_times(client: TestClient, room: tuple) -> None:
+    t, v = room
+    r = client.get(URL, params={"at": [iso(x) for x in t], "seed": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    mean = np.array(body["channels"]["temp"]["mean"])
+    # The training mean is ~0: predicting it would miss by ~1.3.
+    assert np.sqrt(np.mean((mean - v) ** 2)) < 0.35
+    assert body["series"] == "room" and body["model"] == {"name": "toy", "version": 1}
+
+
+def test_request_order_repeats_and_kind_flags(client: TestClient, room: tuple) -> None:
+    t, _ = room
+    asked = [t[-1] + 10, t[0] + 0.5, t[-1] + 10, float(t[len(t) // 2]), t[-1]]
+    r = client.get(URL, params={"at": [iso(x) for x in asked], "seed": 3, "quantiles": "0.9,0.1"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["t"] == [iso(x) for x in asked]
+    assert body["kind"] == ["extrapolation", "interpolation", "extrapolation", "interpolation", "interpolation"]
+    ch = body["channels"]["temp"]
+    assert set(ch) == {"mean", "std", "quantiles"} and set(ch["quantiles"]) == {"0.9", "0.1"}
+    assert ch["mean"][0] == ch["mean"][2] and ch["std"][0] == ch["std"][2]
+    q90, q10 = np.array(ch["quantiles"]["0.9"]), np.array(ch["quantiles"]["0.1"])
+    assert np.all(q90 > q10)  # keys follow the levels asked, whatever their order
+    assert all(len(ch[k]) == len(asked) for k in ("mean", "std"))
+
+
+def test_range_and_horizon_forms(client: TestClient, room: tuple) -> None:
+    t, _ = room
+    r = client.get(URL, params={"start": iso(t[0]), "end": iso(t[0] + 60), "step": "PT15S"})
+    assert r.status_code == 200, r.text
+    assert r.json()["t"] == [iso(t[0] + 15 * k) for k in range(5)]
+    r = client.get(URL, params={"horizon": "30", "step": "10"})
+    assert r.status_code == 200, r.text
+    assert r.json()["t"] == [iso(t[-1] + 10 * k) for k in (1, 2, 3)]
+    assert r.json()["kind"] == ["extrapolation"] * 3
+
+
+def test_limits_are_422_naming_the_limit(client: TestClient, room: tuple) -> None:
+    t, _ = room
+    r = client.get(URL, params={"at": [iso(t[0]), iso(t[0] - 1)]})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["details"][0]["loc"] == ["query", "at", 1] and iso(t[0]) in err["message"]
+    horizon = toy_model().horizon
+    limit = format_time(T0 + int(round(t[-1] * S)) + int(round(horizon * S)))
+    r = client.get(URL, params={"at": iso(t[-1] + horizon + 1)})
+    assert r.status_code == 422 and limit in r.json()["error"]["message"]
+    r = client.get(URL, params={"at": iso(t[-1] + horizon)})
+    assert r.status_code == 200, r.text
+    r = client.get(URL, params={"horizon": str(horizon + 5), "step": "1"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "horizon"]
+
+
+def test_version_choice_409_and_404(client: TestClient, engine: Engine, room: tuple) -> None:
+    t, _ = room
+    publish(engine, "toy", 2, toy_artifact(), ["room"], status="training")
+    at = {"at": iso(t[-1])}
+    assert client.get(URL, params=at).json()["model"] == {"name": "toy", "version": 1}  # newest *ready*
+    r = client.get(URL, params={**at, "version": 2})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "not_ready"
+    assert "training" in r.json()["error"]["message"]
+    r = client.get(URL, params={**at, "model": "toy", "version": 7})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_model"
+    # Any model whose channels the series has may answer, trained on it or not.
+    add_series(engine, "other", t, np.zeros_like(t))
+    r = client.get("/v1/series/other/forecast", params={**at, "model": "toy"})
+    assert r.status_code == 200 and r.json()["series"] == "other"
+    r = client.get("/v1/series/other/forecast", params=at)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_model"
+
+
+def test_channel_mismatch_is_422(client: TestClient, engine: Engine, room: tuple) -> None:
+    from service import storage
+
+    storage.create_series(engine, "wind", ["speed"], "", {})
+    r = client.get("/v1/series/wind/forecast", params={"at": "1767225600", "model": "toy"})
+    assert r.status_code == 422 and "temp" in r.json()["error"]["message"]
+
+
+def test_hot_swap_after_retraining_and_delete(client: TestClient, engine: Engine, room: tuple) -> None:
+    t, _ = room
+    params = {"at": [iso(x) for x in t[:5]], "seed": 5}
+    first = client.get(URL, params=params).json()
+    publish(engine, "toy", 2, perturbed_artifact(0.05), ["room"])
+    second = client.get(URL, params=params).json()
+    assert second["model"] == {"name": "toy", "version": 2}
+    assert second["channels"]["temp"]["mean"] != first["channels"]["temp"]["mean"]
+    with engine.begin() as conn:
+        conn.execute(delete(models).where(models.c.version == 2))
+    third = client.get(URL, params=params).json()
+    assert third["model"] == {"name": "toy", "version": 1}
+    assert third["channels"] == first["channels"]
+    assert [k.version for k in client.app.state.model_cache.keys()] == [1]
+
+
+def test_a_new_observation_changes_the_next_forecast(client: TestClient, engine: Engine, room: tuple) -> None:
+    from service import storage
+
+    t, _ = room
+    params = {"at": [iso(t[-1] + 5), iso(t[-1] + 20)], "seed": 9}
+    before = client.get(URL, params=params).json()
+    assert before["kind"] == ["extrapolation", "extrapolation"]
+    add_points(engine, storage.get_series(engine, "room"), np.array([t[-1] + 10]), np.array([-1.5]))
+    after = client.get(URL, params=params).json()
+    assert after["kind"] == ["interpolation", "extrapolation"]
+    # No retraining: the encoder read the new point from the database.
+    assert abs(after["channels"]["temp"]["mean"][1] - before["channels"]["temp"]["mean"][1]) > 1e-3
+
+
+def test_seeded_answer_alone_equals_answer_in_a_burst(client: TestClient, room: tuple) -> None:
+    t, _ = room
+    at = [iso(x) for x in np.linspace(t[0], t[-1] + 20, 100)]
+    alone = client.get(URL, params={"at": at, "seed": 11}).json()
+    app = client.app
+
+    async def burst() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        headers = dict(client.headers)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as ac:
+            # 31 other requests (other seeds, other times) around the one under test
+            calls = [ac.get(URL, params={"at": at[i:] or at, "seed": 100 + i}) for i in range(31)]
+            calls.insert(16, ac.get(URL, params={"at": at, "seed": 11}))
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(burst())
+    assert all(r.status_code == 200 for r in responses)
+    assert max(app.state.batcher.batch_sizes) > 1  # the burst was batched
+    inside = responses[16].json()
+    for key in ("mean", "std"):
+        np.testing.assert_allclose(inside["channels"]["temp"][key], alone["channels"]["temp"][key], rtol=1e-4,
+                                   atol=1e-9)
+    for q, values in alone["channels"]["temp"]["quantiles"].items():
+        np.testing.assert_allclose(inside["channels"]["temp"]["quantiles"][q], values, rtol=1e-4, atol=1e-9)
