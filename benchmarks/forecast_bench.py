@@ -1,0 +1,215 @@
+"""Forecast latency through real HTTP, beside the raw in-process `model.forecast` call (the limit).
+
+    OMP_NUM_THREADS=2 python benchmarks/forecast_bench.py [--requests 200] [--database-url postgresql://...]
+
+Trains a model of the default architecture for a couple of epochs (speed does not depend on how well it learned),
+stores a series of irregular periodic data and the model as a ready version in a fresh database (SQLite by
+default), starts `latentcast serve` (uvicorn) as a subprocess and measures, for 100 query times x 100 samples:
+the raw call in this process; one client issuing requests back to back; 32 concurrent clients. Writes
+benchmarks/results/forecast.md. Targets: one-client p50 <= 2x the raw call; 32 clients >= 3x the one-client
+throughput.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import torch
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import model  # noqa: E402
+from service import forecasting, keys, storage  # noqa: E402
+from service.db import make_engine, migrate  # noqa: E402
+from service.forecast_query import TimeSpec  # noqa: E402
+from service.model_cache import ModelCache  # noqa: E402
+from service.tables import models  # noqa: E402
+from service.timefmt import format_time, now_us  # noqa: E402
+
+S = 1_000_000
+T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
+
+
+def periodic(rng: np.random.Generator, n: int = 100, span: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Irregular samples (times in seconds, values) of a noisy sine with random amplitude, period and phase."""
+    t = np.unique(np.round(rng.uniform(0, span, n), 3))
+    amp, period, phase = rng.uniform(0.5, 1.5), rng.uniform(20, 40), rng.uniform(0, 2 * np.pi)
+    return t, amp * np.sin(2 * np.pi * t / period + phase) + 0.05 * rng.standard_normal(t.size)
+
+
+def train(epochs: int) -> model.FittedModel:
+    rng = np.random.default_rng(0)
+    seqs = [model.Sequence(*periodic(rng), ("y",)) for _ in range(64)]
+    return model.fit(seqs, model.ModelConfig(epochs=epochs, gradient="backprop", seed=0))
+
+
+def setup(db_url: str, fitted: model.FittedModel) -> tuple[str, int]:
+    """Migrate, store the series and the ready version; return a read-scope API key and the last time (µs)."""
+    migrate(db_url)
+    engine = make_engine(db_url)
+    t, v = periodic(np.random.default_rng(1))
+    rec = storage.create_series(engine, "bench", ["y"], "", {})
+    storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(t.size, dtype=np.int64),
+                                T0 + np.round(t * S).astype(np.int64), v)
+    artifact = model.to_bytes(fitted)
+    with engine.begin() as conn:
+        conn.execute(insert(models).values(
+            name="bench", version=1, status="ready", config=fitted.config.to_dict(), channels=["y"],
+            series=["bench"], stats={"horizon_s": fitted.horizon, "context_s": fitted.context_seconds},
+            artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(), created_at=now_us(),
+            trained_at=now_us()))
+    key = keys.create_key(engine, "bench", ["read"])
+    engine.dispose()
+    return key, T0 + int(round(t[-1] * S))
+
+
+def query_range(fitted: model.FittedModel, last: int) -> tuple[int, int, int]:
+    """start, end, step (µs) of 100 query times: the last half of the context and the whole horizon."""
+    start = last - int(fitted.context_seconds / 2 * S)
+    step = (last + int(fitted.horizon * S) - start) // 99
+    return start, start + 99 * step, step
+
+
+def raw_latencies(db_url: str, fitted: model.FittedModel, last: int, n: int) -> list[float]:
+    """The in-process call on exactly the context and times the server builds."""
+    engine = make_engine(db_url)
+    start, end, step = query_range(fitted, last)
+    cache: ModelCache = ModelCache(1 << 30)
+    plan = forecasting.plan_series(engine, cache, "bench", TimeSpec(start=start, end=end, step=step), name=None,
+                                   version=None, context_us=None)
+    engine.dispose()
+    assert plan.unique_s.size == 100
+    out = []
+    for i in range(n + 10):
+        began = time.perf_counter()
+        model.forecast(plan.fitted, plan.context, plan.unique_s, samples=100)
+        if i >= 10:  # warm-up
+            out.append(time.perf_counter() - began)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_url: str, data_dir: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTCAST_DATABASE_URL": db_url,
+           "LATENTCAST_DATA_DIR": data_dir}
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+                             str(port), "--log-level", "warning"], cwd=ROOT, env=env)
+    for _ in range(600):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("server did not become ready")
+
+
+async def clients(url: str, params: dict, headers: dict, n_clients: int, per_client: int) -> tuple[list, float]:
+    """`n_clients` concurrent clients, each `per_client` requests back to back; (latencies, wall seconds)."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=n_clients)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=120) as ac:
+
+        async def one(count: int) -> None:
+            for _ in range(count):
+                began = time.perf_counter()
+                r = await ac.get(url, params=params)
+                latencies.append(time.perf_counter() - began)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+
+        await asyncio.gather(*(one(2) for _ in range(n_clients)))  # warm-up
+        latencies.clear()
+        began = time.perf_counter()
+        await asyncio.gather(*(one(per_client) for _ in range(n_clients)))
+        return latencies, time.perf_counter() - began
+
+
+def row(name: str, lat: list[float], throughput: float) -> str:
+    ms = np.array(lat) * 1000
+    return (f"| {name} | {np.percentile(ms, 50):.1f} | {np.percentile(ms, 99):.1f} | {throughput:.1f} | "
+            f"{len(lat)} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=200, help="requests per measurement (per client: /32)")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--database-url", default=None, help="an empty database; default a fresh SQLite file")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forecast.md")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="lc-bench-")
+    db_url = args.database_url or f"sqlite:///{tmp}/latentcast.db"
+    db_url = db_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    print("training the benchmark model ...", flush=True)
+    fitted = train(args.epochs)
+    key, last = setup(db_url, fitted)
+    raw = raw_latencies(db_url, fitted, last, args.requests)
+    print(f"raw p50 {np.median(raw) * 1000:.1f} ms", flush=True)
+    port = free_port()
+    server = start_server(db_url, tmp, port)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/series/bench/forecast"
+        start, end, step = query_range(fitted, last)
+        params = {"start": format_time(start), "end": format_time(end), "step": f"{step / S:.6f}",
+                  "samples": "100"}
+        headers = {"Authorization": f"Bearer {key}"}
+        one, one_wall = asyncio.run(clients(url, params, headers, 1, args.requests))
+        print(f"1 client p50 {np.median(one) * 1000:.1f} ms", flush=True)
+        many, many_wall = asyncio.run(clients(url, params, headers, 32, max(1, args.requests // 32)))
+        print(f"32 clients p50 {np.median(many) * 1000:.1f} ms", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    one_tp, many_tp = len(one) / one_wall, len(many) / many_wall
+    ratio_latency = np.median(one) / np.median(raw)
+    ratio_tp = many_tp / one_tp
+    lines = [
+        "# Forecast latency (benchmarks/forecast_bench.py)",
+        "",
+        f"100 query times x 100 samples per request; model: default architecture ({fitted.config.latent_dim}-d "
+        f"latent, {fitted.config.encoder} encoder, {fitted.config.solver}); database: "
+        f"{'PostgreSQL' if 'postgresql' in db_url else 'SQLite'}; machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.",
+        "",
+        "| measurement | p50 ms | p99 ms | requests/s | requests |",
+        "|---|---|---|---|---|",
+        row("raw `model.forecast` in-process", raw, len(raw) / sum(raw)),
+        row("HTTP, 1 client", one, one_tp),
+        row("HTTP, 32 concurrent clients", many, many_tp),
+        "",
+        f"- one-client p50 / raw p50 = **{ratio_latency:.2f}** (target <= 2): "
+        f"{'met' if ratio_latency <= 2 else 'MISSED'}",
+        f"- 32-client / one-client throughput = **{ratio_tp:.2f}** (target >= 3): "
+        f"{'met' if ratio_tp >= 3 else 'MISSED'}",
+        "",
+        f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/forecast_bench.py "
+        f"--requests {args.requests}`",
+    ]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
