@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 import model
-from service import forecast_models
+from service import forecast_models, ingest
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
@@ -110,6 +110,42 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
     start_us = _last_at_or_before(engine, record.id, channels, min(last_us - history_us, int(at_us.min())))
     t_us, values = read_matrix(engine, record.id, channels, start_us, last_us + 1)
     return make_plan(chosen, fitted, t_us, values, at_us)
+
+
+def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
+                version: int | None, max_values: int) -> Plan:
+    """Resolve the version and build the context from observations in a request body (nothing is stored).
+
+    observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
+    API takes them. Blocking: run in a thread."""
+    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=None)
+    channels = list(chosen.channels)
+    batch = _parse_inline(observations, channels, max_values)
+    if batch.t.size == 0:
+        raise Unprocessable.at(["body", "observations"], f"no observations of channels {channels}: nothing to "
+                                                         "condition a forecast on")
+    t_us, pos = np.unique(batch.t, return_inverse=True)
+    values = np.full((t_us.size, len(channels)), np.nan)
+    values[pos, batch.ch] = batch.v
+    fitted = forecast_models.load(engine, cache, chosen)
+    at_us = spec.times(int(t_us[-1]))
+    check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), float(fitted.horizon), "body")
+    return make_plan(chosen, fitted, t_us, values, at_us)
+
+
+def _parse_inline(observations: Any, channels: list[str], max_values: int) -> ingest.Batch:
+    if isinstance(observations, list):  # rows: its error locations are body.observations.<i>… already
+        return ingest.parse_observation_document({"observations": observations}, channels, max_values)
+    if not isinstance(observations, dict):
+        raise Unprocessable.at(["body", "observations"], "expected rows [{\"t\", \"values\"}, …] or columns "
+                                                         "{\"t\": […], \"values\": {…}}")
+    try:
+        return ingest.parse_observation_document(observations, channels, max_values)
+    except Unprocessable as exc:
+        # The columns form sits one level down in this body: body.t.3 is body.observations.t.3 here.
+        details = [{**d, "loc": ["body", "observations", *d["loc"][1:]]} for d in exc.details]
+        first = details[0]
+        raise Unprocessable(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", details=details) from None
 
 
 def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | None) -> dict[str, Any]:

@@ -290,26 +290,40 @@ def parse_observations(body: bytes, content_type: str, channels: Sequence[str], 
     content_type: the media type alone ("application/json" or "text/csv"). Raises Unprocessable (422) listing
     the bad fields; nothing is written by then.
     """
+    if content_type != "text/csv":
+        return parse_observation_document(decode_json(body), channels, max_values)
+    index = {name: i for i, name in enumerate(channels)}
+    errors = _Errors()
+    batch = _csv(body, index, errors)
+    return _finish(batch, channels, max_values, lambda line, name: ["body", "line", line, name], errors)
+
+
+def parse_observation_document(doc: Any, channels: Sequence[str], max_values: int) -> Batch:
+    """The JSON forms once decoded (by `decode_json`): rows {"observations": [...]} or columns {"t", "values"}.
+
+    Error locations are paths from the body's root, as in `parse_observations`."""
     index = {name: i for i, name in enumerate(channels)}
     errors = _Errors()
     loc_of: Callable[[int, str], list[str | int]]
-    if content_type == "text/csv":
-        batch = _csv(body, index, errors)
-        loc_of = lambda line, name: ["body", "line", line, name]  # noqa: E731
+    if _check_keys(doc, {"observations", "t", "values"}, ["body"], errors) and "observations" in doc:
+        if doc.keys() & {"t", "values"}:
+            errors.add(["body"], "give either rows {\"observations\"} or columns {\"t\", \"values\"}, not both")
+        errors.raise_any()
+        batch = _rows(doc, index, errors)
+        loc_of = lambda i, name: ["body", "observations", i, "values", name]  # noqa: E731
     else:
-        doc = decode_json(body)
-        if _check_keys(doc, {"observations", "t", "values"}, ["body"], errors) and "observations" in doc:
-            if doc.keys() & {"t", "values"}:
-                errors.add(["body"], "give either rows {\"observations\"} or columns {\"t\", \"values\"}, not both")
-            errors.raise_any()
-            batch = _rows(doc, index, errors)
-            loc_of = lambda i, name: ["body", "observations", i, "values", name]  # noqa: E731
-        else:
-            if isinstance(doc, dict) and not doc.keys() & {"t", "values"}:
-                errors.add(["body"], "expected rows {\"observations\": [...]} or columns {\"t\": [...], \"values\": {...}}")
-            errors.raise_any()
-            batch = _columns(doc, index, errors)
-            loc_of = lambda i, name: ["body", "values", name, i]  # noqa: E731
+        if isinstance(doc, dict) and not doc.keys() & {"t", "values"}:
+            errors.add(["body"], "expected rows {\"observations\": [...]} or columns {\"t\": [...], \"values\": {...}}")
+        errors.raise_any()
+        batch = _columns(doc, index, errors)
+        loc_of = lambda i, name: ["body", "values", name, i]  # noqa: E731
+    return _finish(batch, channels, max_values, loc_of, errors)
+
+
+def _finish(batch: Batch, channels: Sequence[str], max_values: int,
+            loc_of: Callable[[int, str], list[str | int]], errors: _Errors) -> Batch:
     if len(batch.v) > max_values:
         raise Unprocessable.at(["body"], f"{len(batch.v)} values in one request; the limit is {max_values}")
+    if batch.t.size == 0:  # an empty list of rows: nothing to merge
+        return batch
     return _merge_duplicates(batch, channels, loc_of, errors)

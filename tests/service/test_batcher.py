@@ -1,5 +1,7 @@
 """The micro-batcher with a real (toy) model: answers equal the single call, bursts batch, failures stay local."""
 
+from __future__ import annotations
+
 import asyncio
 
 import numpy as np
@@ -7,7 +9,9 @@ import pytest
 
 import model
 from service.batcher import ForecastBatcher
-from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
+from tests.service.forecast_support import CHANNELS, REQUIRES_MODEL, toy_model, toy_sequence
+
+pytestmark = REQUIRES_MODEL
 
 
 def _context(level: float, seed: int) -> model.Sequence:

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, delete
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
+    REQUIRES_MODEL,
     S,
     T0,
     add_points,
@@ -24,6 +25,8 @@ from tests.service.forecast_support import (
 
 URL = "/v1/series/room/forecast"
 LEVEL = 1.3
+
+pytestmark = REQUIRES_MODEL
 
 
 def iso(t_s: float) -> str:
@@ -173,3 +176,68 @@ def test_seeded_answer_alone_equals_answer_in_a_burst(client: TestClient, room: 
                                    atol=1e-9)
     for q, values in alone["channels"]["temp"]["quantiles"].items():
         np.testing.assert_allclose(inside["channels"]["temp"]["quantiles"][q], values, rtol=1e-4, atol=1e-9)
+
+
+def _count_observations(engine: Engine) -> int:
+    from sqlalchemy import func, select
+
+    from service.tables import observations
+
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(observations)).scalar_one()
+
+
+@pytest.mark.parametrize("form", ["rows", "columns"])
+def test_post_forecast_equals_get_for_the_same_data_and_seed(client: TestClient, engine: Engine, room: tuple,
+                                                             form: str) -> None:
+    t, v = room
+    at = [iso(t[-1] + 7), iso(t[3] + 0.25), iso(t[-1])]
+    # The whole series as context on both sides.
+    got = client.get(URL, params={"at": at, "seed": 21, "samples": 30, "context": "1000"}).json()
+    stored = _count_observations(engine)
+    if form == "rows":
+        obs = [{"t": iso(x), "values": {"temp": float(y)}} for x, y in zip(t, v, strict=True)]
+    else:
+        obs = {"t": [iso(x) for x in t], "values": {"temp": [float(y) for y in v]}}
+    r = client.post("/v1/forecast", json={"model": "toy", "observations": obs, "at": at, "seed": 21,
+                                          "samples": 30})
+    assert r.status_code == 200, r.text
+    posted = r.json()
+    assert "series" not in posted
+    assert posted == {k: got[k] for k in ("model", "t", "kind", "channels")}
+    assert _count_observations(engine) == stored  # nothing stored
+
+
+@pytest.mark.parametrize(("body", "status", "loc"), [
+    ({"observations": [], "at": [0]}, 422, ["body", "model"]),
+    ({"model": "toy", "observations": [], "at": ["2026-01-01T00:00:00Z"]}, 422, ["body", "observations"]),
+    ({"model": "toy", "observations": {"t": ["x"], "values": {"temp": [1]}}, "at": [0]}, 422,
+     ["body", "observations", "t", 0]),
+    ({"model": "toy", "observations": [{"t": "2026-01-01T00:00:00Z", "values": {"temp": "1"}}], "at": [0]}, 422,
+     ["body", "observations", 0, "values", "temp"]),
+    ({"model": "toy", "observations": [{"t": 1767225600, "values": {"temp": 1}}], "at": [1767225599]}, 422,
+     ["body", "at", 0]),
+    ({"model": "toy", "observations": [], "at": [0], "extra": 1}, 422, ["body", "extra"]),
+    ({"model": "toy", "observations": [], "at": [0], "samples": 0}, 422, ["body", "samples"]),
+    ({"model": "ghost", "observations": [], "at": [0]}, 404, None),
+    ({"model": "toy", "version": 5, "observations": [], "at": [0]}, 404, None),
+])
+def test_post_forecast_refusals(client: TestClient, room: tuple, body: dict, status: int, loc: list | None) -> None:
+    r = client.post("/v1/forecast", json=body)
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    if loc is not None:
+        assert err["details"][0]["loc"] == loc, err
+    else:
+        assert err["code"] == "no_model"
+
+
+def test_post_forecast_needs_read_scope_only(anon_client: TestClient, engine: Engine, room: tuple) -> None:
+    from service import keys
+
+    reader = keys.create_key(engine, "reader", ["read"])
+    body = {"model": "toy", "observations": [{"t": 1767225600, "values": {"temp": 1}}], "at": [1767225601]}
+    assert anon_client.post("/v1/forecast", json=body).status_code == 401
+    r = anon_client.post("/v1/forecast", json=body, headers={"Authorization": f"Bearer {reader}"})
+    assert r.status_code == 200, r.text
+    assert r.json()["kind"] == ["extrapolation"]

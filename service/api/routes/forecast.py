@@ -7,23 +7,26 @@ the thread pool, the solve in the batcher's threads.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 import model
 from service import forecasting
-from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, ReadScope
+from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, ReadScope, SettingsDep
 from service.errors import Unprocessable, responses
 from service.forecast_query import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
     SampleSpec,
+    parse_body_samples,
+    parse_body_times,
     parse_duration_param,
     parse_query_quantiles,
     parse_time_spec,
 )
+from service.ingest import decode_json
 from service.timefmt import format_time
 
 router = APIRouter(tags=["forecasts"])
@@ -97,3 +100,55 @@ async def forecast_series(
                                    version=version, context_us=context_us)
     result = await _solve(batcher, plan, sample_spec, "query")
     return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=key))
+
+
+_TIME = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+_INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "title": "InlineForecastRequest", "type": "object", "additionalProperties": False,
+    "required": ["model", "observations", "at"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1, "maxLength": 128},
+        "version": {"type": "integer", "minimum": 1, "description": "default: the newest ready version"},
+        "observations": {"description": "rows or columns, as POST /v1/series/{key}/observations takes them",
+                         "oneOf": [{"type": "array", "items": {"type": "object", "required": ["t", "values"]}},
+                                   {"type": "object", "required": ["t", "values"]}]},
+        "at": {"type": "array", "items": _TIME, "minItems": 1, "maxItems": 10_000},
+        "quantiles": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+        "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES},
+        "seed": {"type": "integer", "minimum": 0},
+    }}}}}}
+_BODY_KEYS = {"model", "version", "observations", "at", "quantiles", "samples", "seed"}
+
+
+def _inline_request(doc: Any) -> tuple[str, int | None]:
+    """Check the body's shape; return (model name, version or None)."""
+    if not isinstance(doc, dict):
+        raise Unprocessable.at(["body"], f"expected a JSON object, got {type(doc).__name__}")
+    unknown = sorted(doc.keys() - _BODY_KEYS)
+    if unknown:
+        raise Unprocessable.at(["body", unknown[0]], f"unexpected field; allowed: {', '.join(sorted(_BODY_KEYS))}")
+    for field in ("model", "observations", "at"):
+        if field not in doc:
+            raise Unprocessable.at(["body", field], "field required")
+    name = doc["model"]
+    if not isinstance(name, str) or not 1 <= len(name) <= 128:
+        raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 characters)")
+    version = doc.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise Unprocessable.at(["body", "version"], f"expected a positive integer, got {str(version)[:32]}")
+    return name, version
+
+
+@router.post("/forecast", dependencies=[ReadScope], response_model=InlineForecastOut,
+             responses=responses(401, 403, 404, 409, 413, 422), openapi_extra=_INLINE_BODY,
+             summary="Forecast observations given in the request (nothing is stored)")
+async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, cache: ModelCacheDep,
+                          batcher: BatcherDep) -> JSONResponse:
+    doc = decode_json(await request.body())
+    name, version = _inline_request(doc)
+    spec = parse_body_times(doc["at"])
+    sample_spec = parse_body_samples(doc)
+    plan = await run_in_threadpool(forecasting.plan_inline, engine, cache, doc["observations"], spec, name=name,
+                                   version=version, max_values=settings.max_values_per_request)
+    result = await _solve(batcher, plan, sample_spec, "body")
+    return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=None))
