@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from service.errors import Unprocessable
-from service.timefmt import TimeParseError, format_time, parse_time
+from service.timefmt import format_time
+from service.timevec import parse_times
 
 MAX_DETAILS = 50  # a body full of mistakes gets the first 50, not a 100,000-line error
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -105,14 +106,6 @@ def _float(x: Any) -> float | None:
     return None
 
 
-def _time(x: Any, loc: list[str | int], errors: _Errors) -> int | None:
-    try:
-        return parse_time(x)
-    except TimeParseError as exc:
-        errors.add(loc, str(exc))
-        return None
-
-
 def _check_keys(doc: Any, allowed: set[str], loc: list[str | int], errors: _Errors) -> bool:
     if not isinstance(doc, dict):
         errors.add(loc, f"must be a JSON object, not {type(doc).__name__}")
@@ -128,9 +121,9 @@ def _rows(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
         errors.add(["body", "observations"], "must be a list of {\"t\", \"values\"} objects")
         errors.raise_any()
     ch: list[int] = []
-    ts: list[int] = []
     vs: list[float] = []
     src: list[int] = []
+    raw_t: list[Any] = [0] * len(obs)
     for i, row in enumerate(obs):
         loc: list[str | int] = ["body", "observations", i]
         if not _check_keys(row, {"t", "values"}, loc, errors):
@@ -138,7 +131,7 @@ def _rows(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
         if "t" not in row:
             errors.add([*loc, "t"], "field required")
             continue
-        t = _time(row["t"], [*loc, "t"], errors)
+        raw_t[i] = row["t"]
         values = row.get("values")
         if not isinstance(values, dict):
             errors.add([*loc, "values"], "must be an object of channel name to number")
@@ -154,16 +147,17 @@ def _rows(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
             if f is None:
                 errors.add([*loc, "values", name], _value_error(x))
                 continue
-            if t is not None:
-                ch.append(c)
-                ts.append(t)
-                vs.append(f)
-                src.append(i)
+            ch.append(c)
+            vs.append(f)
+            src.append(i)
         if all(x is None for x in values.values()):
             errors.add([*loc, "values"], "a row needs at least one non-null value")
+    us, bad = parse_times(raw_t)
+    for i, reason in bad:
+        errors.add(["body", "observations", i, "t"], reason)
     errors.raise_any()
-    return Batch(np.array(ch, dtype=np.int64), np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64),
-                 np.array(src, dtype=np.int64))
+    rows = np.array(src, dtype=np.int64)
+    return Batch(np.array(ch, dtype=np.int64), us[rows], np.array(vs, dtype=np.float64), rows)
 
 
 def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
@@ -174,10 +168,9 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
         errors.add(["body", "values"], "must be an object of channel name to a list of numbers")
     errors.raise_any()
     n = len(times)
-    t = np.empty(n, dtype=np.int64)
-    for i, x in enumerate(times):
-        us = _time(x, ["body", "t", i], errors)
-        t[i] = 0 if us is None else us
+    t, bad = parse_times(times)
+    for i, reason in bad:
+        errors.add(["body", "t", i], reason)
     parts: list[tuple[int, np.ndarray]] = []
     for name, col in values.items():
         loc: list[str | int] = ["body", "values", name]
@@ -185,9 +178,12 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
             errors.add(loc, f"unknown channel; the series has {', '.join(index)}")
         elif not isinstance(col, list) or len(col) != n:
             errors.add(loc, f"must be a list as long as t ({n})")
-        elif set(map(type, col)) <= {Decimal, int, type(None)}:
+        elif (types := set(map(type, col))) <= {Decimal, int, type(None)}:
             try:
-                arr = np.array(col, dtype=np.float64)  # None → NaN (not observed); JSON numbers are never NaN
+                if type(None) in types:
+                    arr = np.array(col, dtype=np.float64)  # None → NaN (not observed); JSON numbers never are
+                else:
+                    arr = np.fromiter(map(float, col), dtype=np.float64, count=n)  # the faster conversion
             except OverflowError:  # an integer beyond float64: mark it infinite, refused just below
                 arr = np.array([np.nan if x is None else _float(x) for x in col], dtype=np.float64)
                 arr[np.array([x is not None for x in col]) & np.isnan(arr)] = np.inf
@@ -231,9 +227,10 @@ def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
                 cols.append(index[name])
         errors.raise_any()
         ch: list[int] = []
-        ts: list[int] = []
         vs: list[float] = []
-        src: list[int] = []
+        pos: list[int] = []  # index into raw_t / lines of each value
+        raw_t: list[str] = []
+        lines: list[int] = []
         for row in reader:
             line = reader.line_num
             if not row:
@@ -241,11 +238,8 @@ def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
             if len(row) != len(header):
                 errors.add(["body", "line", line], f"{len(row)} fields, the header has {len(header)}")
                 continue
-            try:
-                t = parse_time(row[0], in_query=True)  # the time's text: RFC 3339, or Unix seconds
-            except TimeParseError as exc:
-                errors.add(["body", "line", line, "t"], str(exc))
-                t = None
+            raw_t.append(row[0])
+            lines.append(line)
             for c, name, cell in zip(cols, header[1:], row[1:], strict=True):
                 if cell == "":
                     continue
@@ -253,18 +247,20 @@ def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
                 if f is None or f - f != 0:
                     errors.add(["body", "line", line, name], f"{cell[:40]!r} is not a finite number")
                     continue
-                if t is not None:
-                    ch.append(c)
-                    ts.append(t)
-                    vs.append(f)
-                    src.append(line)
+                ch.append(c)
+                vs.append(f)
+                pos.append(len(raw_t) - 1)
             if all(cell == "" for cell in row[1:]):
                 errors.add(["body", "line", line], "a line needs at least one value")
     except csv.Error as exc:
         raise Unprocessable.at(["body", "line", reader.line_num], f"malformed CSV: {exc}") from None
+    us, bad = parse_times(raw_t, text=True)  # the time's text: RFC 3339, or Unix seconds
+    for i, reason in bad:
+        errors.add(["body", "line", lines[i], "t"], reason)
     errors.raise_any()
-    return Batch(np.array(ch, dtype=np.int64), np.array(ts, dtype=np.int64), np.array(vs, dtype=np.float64),
-                 np.array(src, dtype=np.int64))
+    at = np.array(pos, dtype=np.int64)
+    return Batch(np.array(ch, dtype=np.int64), us[at], np.array(vs, dtype=np.float64),
+                 np.array(lines, dtype=np.int64)[at])
 
 
 def _merge_duplicates(batch: Batch, channels: Sequence[str], loc_of: Callable[[int, str], list[str | int]],

@@ -1,0 +1,129 @@
+"""Many times at once: the ingest path parses up to a million per request, so the common RFC 3339 layouts are
+read with numpy on the strings' code points, and anything else goes through `timefmt.parse_time` one by one
+(which also words every error). Both give the same µs for every input (tests/service/test_timevec.py).
+"""
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import numpy as np
+
+from service.timefmt import MAX_US, MIN_US, US_PER_S, TimeParseError, parse_time
+
+_DIGITS = {"year": (0, 4), "month": (5, 2), "day": (8, 2), "hour": (11, 2), "minute": (14, 2), "second": (17, 2)}
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+_MAX_LEN = 19 + 7 + 6  # date, time, 6 fractional digits, ±hh:mm
+
+
+def _number(digits: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """digits: (width of text, N) code point - 48, one row per character position (rows are contiguous, which
+    makes this a few fast 1-D passes). → (value of positions start..start+width, all-digits mask)."""
+    value = np.zeros(digits.shape[1], np.int64)
+    ok = np.ones(digits.shape[1], bool)
+    for row in digits[start:start + width]:
+        ok &= (row >= 0) & (row <= 9)
+        value = value * 10 + row
+    return value, ok
+
+
+def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, for years ≥ 1)."""
+    y = y - (m <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
+    return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+
+
+def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Parse rows that all share one layout: (µs, ok). Rows not ok are left to the scalar parser."""
+    n = len(codes)
+    tz_len = 1 if has_z else 6
+    frac_len = length - 19 - tz_len
+    if frac_len < 0 or (has_dot and not 2 <= frac_len <= 7) or (not has_dot and frac_len != 0):
+        return np.zeros(n, np.int64), np.zeros(n, bool)
+    ok = np.ones(n, bool)
+    digits = np.ascontiguousarray(codes.T).astype(np.int64) - 48
+    for col, chars in ((4, "-"), (7, "-"), (10, "Tt "), (13, ":"), (16, ":")):
+        ok &= np.isin(codes[:, col], [ord(c) for c in chars])
+    parts = {}
+    for name, (start, width) in _DIGITS.items():
+        parts[name], good = _number(digits, start, width)
+        ok &= good
+    y, mo, d = parts["year"], parts["month"], parts["day"]
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    month_days = _MONTH_DAYS[np.clip(mo, 0, 12)] + ((mo == 2) & leap)
+    ok &= (y >= 1000) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= month_days)
+    ok &= (parts["hour"] <= 23) & (parts["minute"] <= 59) & (parts["second"] <= 59)
+    seconds = (_days_from_civil(y, mo, d) * 86_400 + parts["hour"] * 3600 + parts["minute"] * 60
+               + parts["second"])
+    us = seconds * US_PER_S
+    if has_dot:
+        frac, good = _number(digits, 20, frac_len - 1)
+        ok &= good
+        us += frac * 10 ** (7 - frac_len)
+    tz = 19 + frac_len
+    if not has_z:
+        ok &= np.isin(codes[:, tz], [ord("+"), ord("-")]) & (codes[:, tz + 3] == ord(":"))
+        oh, good_h = _number(digits, tz + 1, 2)
+        om, good_m = _number(digits, tz + 4, 2)
+        ok &= good_h & good_m & (oh <= 23) & (om <= 59)
+        us -= np.where(codes[:, tz] == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S
+    ok &= (us >= MIN_US) & (us <= MAX_US)
+    return us, ok
+
+
+def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    n = len(strings)
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
+    us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
+    if n == 0 or lengths.max() > _MAX_LEN:
+        return us, ok
+    arr = np.array(strings, dtype=f"<U{_MAX_LEN}")
+    codes = arr.view(np.uint32).reshape(n, _MAX_LEN)
+    # numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a digit, and fails.
+    last = codes[np.arange(n), np.maximum(lengths - 1, 0)]
+    has_z = (last == ord("Z")) | (last == ord("z"))
+    has_dot = codes[:, 19] == ord(".")
+    key = lengths * 4 + has_dot * 2 + has_z
+    for k in np.unique(key):
+        rows = np.flatnonzero(key == k)
+        got, good = _layout(codes[rows], int(k // 4), bool(k & 2), bool(k & 1))
+        us[rows], ok[rows] = got, good
+    return us, ok
+
+
+def _decimal_us(x: object) -> int | None:
+    """The µs of Unix seconds given as an exact JSON number, or None (the scalar path then says why)."""
+    if type(x) is Decimal and x.is_finite():
+        us = x.scaleb(6)
+        whole = int(us) if -10**19 < us < 10**19 else None
+        if whole is not None and whole == us and MIN_US <= whole <= MAX_US:
+            return whole
+    elif type(x) is int and MIN_US <= x * US_PER_S <= MAX_US:
+        return x * US_PER_S
+    return None
+
+
+def parse_times(values: Sequence[object], *, text: bool = False) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Parse a list of times in either form. Returns (N,) int64 µs and (index, reason) for each bad one.
+
+    text=True: the values are CSV cells, where Unix seconds arrive as text ("1772366460.5").
+    """
+    n = len(values)
+    types = set(map(type, values))
+    if types == {str}:
+        us, ok = _vector_rfc3339(values)  # type: ignore[arg-type]
+    elif types <= {Decimal, int}:
+        parsed = [_decimal_us(x) for x in values]
+        ok = np.fromiter((p is not None for p in parsed), dtype=bool, count=n)
+        us = np.fromiter((p or 0 for p in parsed), dtype=np.int64, count=n)
+    else:
+        us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
+    errors = []
+    for i in np.flatnonzero(~ok).tolist():
+        try:
+            us[i] = parse_time(values[i], in_query=text)
+        except TimeParseError as exc:
+            errors.append((i, str(exc)))
+    return us, errors

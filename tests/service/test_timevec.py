@@ -1,0 +1,92 @@
+"""The vectorised time parser agrees with the scalar one on every input, valid or not."""
+
+import random
+from decimal import Decimal
+
+import numpy as np
+
+from service.timefmt import MAX_US, MIN_US, TimeParseError, format_time, parse_time
+from service.timevec import parse_times
+
+ODD = ["2026-03-01T12:00:00Z", "2026-03-01t12:00:00z", "2026-03-01 12:00:00.5+01:00", "2024-02-29T00:00:00Z",
+       "2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
+       "2026-03-01T24:00:00Z", "2026-03-01T23:60:00Z", "2026-03-01T23:59:60Z", "2026-03-01T12:00:00+24:00",
+       "2026-03-01T12:00:00+01:60", "2026-03-01T12:00:00.1234567Z", "2026-03-01T12:00:00.Z", "2026-03-01T12:00:00",
+       "2026-03-01", "0999-12-31T23:59:59Z", "1000-01-01T00:00:00+00:01", "9999-12-31T23:59:59.999999-00:01",
+       "9999-12-31T23:59:59.999999Z", "2026-03-01T12:00:00.1234+0100", "2026-03-01T12:00:00.12345Z",
+       "2026-03-01T12:00:00+01:00", "2026-03-01T12:00:00\x00", "2026-03-01T12:00:00Z\x00", "", "x" * 40,
+       "2026-3-01T12:00:00Z", "2026-03-01T12:00:00.000001-23:59", "1900-02-29T00:00:00Z", "2000-02-29T00:00:00Z",
+       "2026-03-01T12:00:00.1234Z", "2026-03-01T12:00:00-05:00", "２０26-03-01T12:00:00Z"]
+
+
+def _scalar(values: list) -> tuple[list[int], list[int]]:
+    us, bad = [], []
+    for i, v in enumerate(values):
+        try:
+            us.append(parse_time(v))
+        except TimeParseError:
+            us.append(None)
+            bad.append(i)
+    return us, bad
+
+
+def _check(values: list) -> None:
+    want, want_bad = _scalar(values)
+    got, errors = parse_times(values)
+    assert [i for i, _ in errors] == want_bad
+    for i, w in enumerate(want):
+        if w is not None:
+            assert int(got[i]) == w, values[i]
+
+
+def test_odd_strings_agree() -> None:
+    _check(ODD)
+
+
+def test_random_times_agree() -> None:
+    rng = random.Random(7)
+    values = []
+    for _ in range(3000):
+        us = rng.randint(MIN_US, MAX_US)
+        text = format_time(us)[:-1]
+        frac = rng.choice([0, 1, 3, 6])
+        text = text[:19] + ("." + text[20:20 + frac] if frac else "")
+        tz = rng.choice(["Z", "+05:30", "-11:00", "+00:00"])
+        values.append(text + tz)
+    _check(values)
+
+
+def test_numbers_agree() -> None:
+    values = [0, -1, 1772366460, Decimal("1772366460.250001"), Decimal("-30610224000"), Decimal("-30610224000.000001"),
+              Decimal("253402300799.999999"), Decimal("253402300800"), Decimal("1e3"), Decimal("1.0000001"),
+              Decimal("1E+30"), 10**30, Decimal("0.000001")]
+    _check(values)
+
+
+def test_mixed_types_agree() -> None:
+    _check(["2026-03-01T12:00:00Z", Decimal("1.5"), True, None, 3, "nope", 1.5])
+
+
+def test_empty() -> None:
+    us, errors = parse_times([])
+    assert us.shape == (0,) and errors == [] and us.dtype == np.int64
+
+
+def test_common_layouts_take_the_vector_path(monkeypatch) -> None:  # noqa: ANN001
+    import service.timevec
+
+    def refuse(*_a: object, **_k: object) -> int:
+        raise AssertionError("scalar fallback used")
+
+    monkeypatch.setattr(service.timevec, "parse_time", refuse)
+    values = ["2026-03-01T12:00:00Z", "2026-03-01T12:00:00.25Z", "1969-12-31T23:59:59.999999-05:30",
+              "2026-03-01T12:00:00+01:00", Decimal("1772366460.5"), 7]
+    us, errors = parse_times(values[:4])
+    assert errors == [] and format_time(int(us[2])) == "1970-01-01T05:29:59.999999Z"
+    us, errors = parse_times(values[4:])
+    assert errors == [] and us.tolist() == [1_772_366_460_500_000, 7_000_000]
+
+
+def test_csv_text_numbers() -> None:
+    us, errors = parse_times(["1772366460.5", "2026-03-01T12:00:00Z", "1.0000001"], text=True)
+    assert us[:2].tolist() == [1_772_366_460_500_000, 1_772_366_400_000_000] and [i for i, _ in errors] == [2]
