@@ -184,3 +184,10 @@ def test_too_many_values_422(small_client: TestClient) -> None:
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["loc"] == ["body"] and "limit is 10" in r.json()["error"]["message"]
     assert small_client.get(URL).json()["t"] == []
+
+
+@pytest.mark.parametrize("body", [{"observations": []}, {"t": [], "values": {"temp": []}}, {"t": [], "values": {}}])
+def test_empty_batch_writes_nothing(room: TestClient, body: dict) -> None:
+    r = room.post(URL, json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": 0, "inserted": 0, "updated": 0, "unchanged": 0}
