@@ -11,7 +11,6 @@ import functools
 import hashlib
 
 import numpy as np
-import pytest
 from sqlalchemy import Engine, insert
 
 import model
@@ -22,8 +21,6 @@ from service.timefmt import now_us
 S = 1_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z, µs
 CHANNELS = ("temp",)
-# Until model/ lands on main its package is a placeholder; these tests then skip. Remove once it has landed.
-REQUIRES_MODEL = pytest.mark.skipif(not hasattr(model, "fit"), reason="model/ has not landed yet")
 
 
 def toy_sequence(rng: np.random.Generator, level: float, n: int = 20) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,7 @@ import pytest
 
 import model
 from service.batcher import ForecastBatcher
-from tests.service.forecast_support import CHANNELS, REQUIRES_MODEL, toy_model, toy_sequence
-
-pytestmark = REQUIRES_MODEL
+from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
 
 
 def _context(level: float, seed: int) -> model.Sequence:
@@ -32,15 +30,15 @@ def _run(batcher: ForecastBatcher, jobs: list[tuple[model.Sequence, np.ndarray, 
 def test_a_burst_is_batched_and_each_answer_equals_its_single_call() -> None:
     fitted = toy_model()
     jobs = []
-    for i in range(32):
-        ctx = _context(-1.5 + 0.1 * i, i)
+    for i in range(16):
+        ctx = _context(-1.5 + 0.2 * i, i)
         jobs.append((ctx, np.linspace(ctx.times[0], ctx.times[-1] + 10, 7 + i), 1000 + i))
-    batcher = ForecastBatcher(max_batch=16, wait_ms=5)
+    batcher = ForecastBatcher(max_batch=8, wait_ms=5)
     try:
         results = _run(batcher, jobs)
     finally:
         batcher.close()
-    assert batcher.batch_sizes == [16, 16]
+    assert batcher.batch_sizes == [8, 8]
     for (ctx, at, seed), got in zip(jobs, results, strict=True):
         alone = model.forecast(fitted, ctx, at, samples=20, quantiles=(0.1, 0.9), seed=seed)
         np.testing.assert_allclose(got.mean, alone.mean, rtol=1e-4, atol=1e-9)

@@ -11,7 +11,6 @@ from sqlalchemy import Engine, delete
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
-    REQUIRES_MODEL,
     S,
     T0,
     add_points,
@@ -25,8 +24,6 @@ from tests.service.forecast_support import (
 
 URL = "/v1/series/room/forecast"
 LEVEL = 1.3
-
-pytestmark = REQUIRES_MODEL
 
 
 def iso(t_s: float) -> str:
