@@ -22,7 +22,8 @@ def _number(digits: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.
     ok = np.ones(digits.shape[1], bool)
     for row in digits[start:start + width]:
         ok &= (row >= 0) & (row <= 9)
-        value = value * 10 + row
+        value *= 10
+        value += row
     return value, ok
 
 
@@ -43,9 +44,10 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
     if frac_len < 0 or (has_dot and not 2 <= frac_len <= 7) or (not has_dot and frac_len != 0):
         return np.zeros(n, np.int64), np.zeros(n, bool)
     ok = np.ones(n, bool)
-    digits = np.ascontiguousarray(codes.T).astype(np.int64) - 48
-    for col, chars in ((4, "-"), (7, "-"), (10, "Tt "), (13, ":"), (16, ":")):
-        ok &= np.isin(codes[:, col], [ord(c) for c in chars])
+    chars = np.ascontiguousarray(codes.T)  # (position, N): each position's characters are contiguous
+    digits = chars.astype(np.int16) - 48
+    for col, allowed in ((4, "-"), (7, "-"), (10, "Tt "), (13, ":"), (16, ":")):
+        ok &= np.logical_or.reduce([chars[col] == ord(c) for c in allowed])
     parts = {}
     for name, (start, width) in _DIGITS.items():
         parts[name], good = _number(digits, start, width)
@@ -64,11 +66,11 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
         us += frac * 10 ** (7 - frac_len)
     tz = 19 + frac_len
     if not has_z:
-        ok &= np.isin(codes[:, tz], [ord("+"), ord("-")]) & (codes[:, tz + 3] == ord(":"))
+        ok &= ((chars[tz] == ord("+")) | (chars[tz] == ord("-"))) & (chars[tz + 3] == ord(":"))
         oh, good_h = _number(digits, tz + 1, 2)
         om, good_m = _number(digits, tz + 4, 2)
         ok &= good_h & good_m & (oh <= 23) & (om <= 59)
-        us -= np.where(codes[:, tz] == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S
+        us -= np.where(chars[tz] == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S
     ok &= (us >= MIN_US) & (us <= MAX_US)
     return us, ok
 
@@ -79,8 +81,11 @@ def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
     if n == 0 or lengths.max() > _MAX_LEN:
         return us, ok
-    arr = np.array(strings, dtype=f"<U{_MAX_LEN}")
-    codes = arr.view(np.uint32).reshape(n, _MAX_LEN)
+    try:
+        arr = np.array(strings, dtype=f"S{_MAX_LEN}")  # ASCII bytes; every valid time is ASCII
+    except UnicodeEncodeError:
+        return us, ok
+    codes = arr.view(np.uint8).reshape(n, _MAX_LEN)
     # numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a digit, and fails.
     last = codes[np.arange(n), np.maximum(lengths - 1, 0)]
     has_z = (last == ord("Z")) | (last == ord("z"))

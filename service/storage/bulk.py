@@ -19,6 +19,7 @@ from service.storage.observations import lock_series
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _PGCOPY_TRAILER = b"\xff\xff"
+_STORED = np.dtype([("t", np.int64), ("v", np.float64)])
 
 
 @dataclass(frozen=True)
@@ -35,23 +36,26 @@ def _stored(conn: Connection, series_id: int, channel: str, t: np.ndarray) -> tu
     """Stored (t, value) of one channel at the sorted times `t` (and possibly others between them), sorted by t."""
     lo, hi = int(t[0]), int(t[-1])
     cap = 2 * len(t) + 16
-    params = {"s": series_id, "c": channel, "lo": lo, "hi": hi, "cap": cap}
-    rows = conn.execute(text("SELECT t, value FROM observations WHERE series_id = :s AND channel = :c "
-                             "AND t >= :lo AND t <= :hi ORDER BY t LIMIT :cap"), params).all()
-    if len(rows) == cap:
-        # The batch is sparse inside a dense stored range: look up its exact keys instead of the whole range.
-        if conn.dialect.name == "postgresql":
-            exact = "t = ANY(CAST(:ts AS BIGINT[]))"
-            params["ts"] = t.tolist()
-        else:
-            exact = "t IN (SELECT value FROM json_each(:ts))"
-            params["ts"] = json.dumps(t.tolist())
-        rows = conn.execute(text(f"SELECT t, value FROM observations WHERE series_id = :s AND channel = :c "
-                                 f"AND {exact} ORDER BY t"), params).all()
-    if not rows:
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    st, sv = zip(*rows, strict=True)
-    return np.asarray(st, dtype=np.int64), np.asarray(sv, dtype=np.float64)
+    sqlite = conn.dialect.name == "sqlite"
+    # The driver's own cursor: tens of thousands of rows come back, and SQLAlchemy rows cost 3x the fetch.
+    p = "?" if sqlite else "%s"
+    base = f"SELECT t, value FROM observations WHERE series_id = {p} AND channel = {p} AND "
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(base + f"t >= {p} AND t <= {p} ORDER BY t LIMIT {p}", (series_id, channel, lo, hi, cap))
+        rows = cur.fetchall()
+        if len(rows) == cap:
+            # The batch is sparse inside a dense stored range: look up its exact keys instead of the whole range.
+            if sqlite:
+                cur.execute(base + "t IN (SELECT value FROM json_each(?)) ORDER BY t",
+                            (series_id, channel, json.dumps(t.tolist())))
+            else:
+                cur.execute(base + "t = ANY(%s::bigint[]) ORDER BY t", (series_id, channel, t.tolist()))
+            rows = cur.fetchall()
+    finally:
+        cur.close()
+    stored = np.array(rows, dtype=_STORED) if rows else np.empty(0, _STORED)
+    return stored["t"], stored["v"]
 
 
 def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
