@@ -44,6 +44,16 @@ observations = Table(
     sqlite_with_rowid=False,
 )
 
+# Observations per (series, channel), kept up to date by the observation write and delete paths (service.storage)
+# in the same transaction, so that a series' counts are read, not counted.
+channel_counts = Table(
+    "channel_counts",
+    metadata_obj,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(128), primary_key=True),
+    Column("n", BigInteger, nullable=False),
+)
+
 models = Table(
     "models",
     metadata_obj,

@@ -15,7 +15,7 @@ from itertools import repeat
 import numpy as np
 from sqlalchemy import Connection, Engine, text
 
-from service.storage.observations import lock_series
+from service.storage.observations import add_counts, lock_series
 
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _PGCOPY_TRAILER = b"\xff\xff"
@@ -114,6 +114,7 @@ def upsert_observations(engine: Engine, series_id: int, channels: Sequence[str],
     ch, t, v = ch[order], t[order], v[order]
     bounds = np.flatnonzero(np.diff(ch)) + 1
     inserted = updated = 0
+    new_per_channel: dict[str, int] = {}
     with engine.begin() as conn:
         lock_series(conn, series_id)
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(ch)], strict=True):
@@ -129,7 +130,9 @@ def upsert_observations(engine: Engine, series_id: int, channels: Sequence[str],
                 _insert(conn, series_id, name, bt[new], bv[new])
             if changed.any():
                 _update(conn, series_id, name, bt[changed], bv[changed])
-            inserted += int(new.sum())
+            new_per_channel[name] = int(new.sum())
+            inserted += new_per_channel[name]
             updated += int(changed.sum())
+        add_counts(conn, series_id, new_per_channel)
     return WriteCounts(received=len(t), inserted=inserted, updated=updated,
                        unchanged=len(t) - inserted - updated)

@@ -6,7 +6,7 @@ Every query here walks the primary key (series_id, channel, t): one index range 
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, literal, select, union_all
+from sqlalchemy import Connection, Engine, delete, literal, select, text, union_all
 
 from service.errors import NotFound
 from service.tables import observations, series
@@ -79,11 +79,25 @@ def read_page(engine: Engine, series_id: int, channels: Sequence[str], start_us:
 def delete_observations(engine: Engine, series_id: int, channels: Sequence[str], start_us: int | None,
                         end_us: int | None) -> int:
     """Delete the observations of `channels` with start_us <= t < end_us; returns how many were deleted."""
+    deleted: dict[str, int] = {}
     with engine.begin() as conn:
         lock_series(conn, series_id)
-        query = _range(delete(observations).where(o.series_id == series_id, o.channel.in_(list(channels))),
-                       start_us, end_us)
-        return conn.execute(query).rowcount
+        for name in dict.fromkeys(channels):
+            query = _range(delete(observations).where(o.series_id == series_id, o.channel == name), start_us, end_us)
+            deleted[name] = -conn.execute(query).rowcount
+        add_counts(conn, series_id, deleted)
+    return -sum(deleted.values())
+
+
+def add_counts(conn: Connection, series_id: int, deltas: dict[str, int]) -> None:
+    """Change the kept per-channel observation counts (table channel_counts) by `deltas`, inside the writer's
+    transaction (which holds `lock_series`)."""
+    rows = [{"s": series_id, "c": name, "n": n} for name, n in deltas.items() if n]
+    if not rows:
+        return
+    conn.execute(text("INSERT INTO channel_counts (series_id, channel, n) VALUES (:s, :c, :n) "
+                      "ON CONFLICT (series_id, channel) DO UPDATE SET n = channel_counts.n + excluded.n"), rows)
+    conn.execute(text("DELETE FROM channel_counts WHERE series_id = :s AND n <= 0"), {"s": series_id})
 
 
 def lock_series(conn: Connection, series_id: int) -> None:

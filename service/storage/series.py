@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
-from service.tables import observations, series
+from service.tables import channel_counts, observations, series
 from service.timefmt import now_us
 
 
@@ -112,17 +112,22 @@ def delete_series(engine: Engine, key: str) -> None:
 
 
 def channel_stats(engine: Engine, series_ids: Iterable[int]) -> dict[int, dict[str, ChannelStats]]:
-    """Per series id, per channel with observations: count, first and last time (µs)."""
+    """Per series id, per channel with observations: count, first and last time (µs).
+
+    Counts are read from channel_counts (kept by the write path); first and last are one primary-key probe each.
+    """
     ids = list(series_ids)
     out: dict[int, dict[str, ChannelStats]] = {i: {} for i in ids}
     if not ids:
         return out
-    o = observations.c
-    query = (select(o.series_id, o.channel, func.count(), func.min(o.t), func.max(o.t))
-             .where(o.series_id.in_(ids)).group_by(o.series_id, o.channel))
+    o, c = observations.c, channel_counts.c
+    same = (o.series_id == c.series_id) & (o.channel == c.channel)
+    query = select(c.series_id, c.channel, c.n, select(func.min(o.t)).where(same).scalar_subquery(),
+                   select(func.max(o.t)).where(same).scalar_subquery()).where(c.series_id.in_(ids))
     with engine.connect() as conn:
         for sid, channel, count, first, last in conn.execute(query):
-            out[sid][channel] = ChannelStats(int(count), int(first), int(last))
+            if count and first is not None:
+                out[sid][channel] = ChannelStats(int(count), int(first), int(last))
     return out
 
 

@@ -104,3 +104,42 @@ def test_list_update(engine: Engine) -> None:
     assert got.channels == ("v", "w") and got.description == "d" and got.metadata == {"k": [1]}
     with pytest.raises(ValueError, match="cannot be removed: v"):
         storage.update_series(engine, "c", channels=["w"])
+
+
+def test_kept_counts_follow_writes_and_deletes(engine: Engine, rec: storage.SeriesRecord) -> None:
+    from service.tables import channel_counts
+
+    def kept() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {r.channel: r.n for r in conn.execute(select(channel_counts))}
+
+    t = np.arange(10, dtype=np.int64)
+    storage.upsert_observations(engine, rec.id, rec.channels, np.r_[np.zeros(10, int), np.ones(5, int)],
+                                np.r_[t, t[:5]], np.r_[t, t[:5]] * 1.0)
+    storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(3, int), t[:3], t[:3] + 0.5)  # updates only
+    assert kept() == {"temp": 10, "hum": 5}
+    storage.delete_observations(engine, rec.id, ["hum"], None, None)
+    storage.delete_observations(engine, rec.id, ["temp"], 0, 4)
+    assert kept() == {"temp": 6}
+    assert storage.channel_stats(engine, [rec.id])[rec.id] == {"temp": storage.ChannelStats(6, 4, 9)}
+    storage.delete_series(engine, "room-1")
+    assert kept() == {}
+
+
+def test_counts_migration_backfills(tmp_path) -> None:  # noqa: ANN001
+    from alembic import command
+    from sqlalchemy import text
+
+    from service.db import alembic_config, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url), "0001")
+    eng = make_engine(url)
+    with eng.begin() as conn:
+        conn.execute(text("INSERT INTO series (id, key, channels, description, metadata, created_at) "
+                          "VALUES (1, 's', '[\"a\",\"b\"]', '', '{}', 0)"))
+        conn.execute(text("INSERT INTO observations VALUES (1, 'a', 1, 1.0), (1, 'a', 2, 1.0), (1, 'b', 1, 1.0)"))
+    command.upgrade(alembic_config(url), "head")
+    with eng.connect() as conn:
+        assert sorted(conn.execute(text("SELECT channel, n FROM channel_counts")).all()) == [("a", 2), ("b", 1)]
+    eng.dispose()
