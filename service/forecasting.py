@@ -22,6 +22,8 @@ from service.tables import observations
 from service.timefmt import format_time
 
 US_PER_S = 1_000_000
+# The encoder reads every context point in sequence: beyond this a request would hold a worker for minutes.
+MAX_CONTEXT_POINTS = 100_000
 o = observations.c
 
 
@@ -109,6 +111,10 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
     history_us = context_us if context_us is not None else int(round(float(fitted.context_seconds) * US_PER_S))
     start_us = _last_at_or_before(engine, record.id, channels, min(last_us - history_us, int(at_us.min())))
     t_us, values = read_matrix(engine, record.id, channels, start_us, last_us + 1)
+    if t_us.size > MAX_CONTEXT_POINTS:
+        raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
+                                                     f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
+                                                     "later times or a shorter context")
     return make_plan(chosen, fitted, t_us, values, at_us)
 
 
@@ -125,6 +131,9 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
         raise Unprocessable.at(["body", "observations"], f"no observations of channels {channels}: nothing to "
                                                          "condition a forecast on")
     t_us, pos = np.unique(batch.t, return_inverse=True)
+    if t_us.size > MAX_CONTEXT_POINTS:
+        raise Unprocessable.at(["body", "observations"], f"{t_us.size} observation times, more than "
+                                                         f"{MAX_CONTEXT_POINTS}")
     values = np.full((t_us.size, len(channels)), np.nan)
     values[pos, batch.ch] = batch.v
     fitted = forecast_models.load(engine, cache, chosen)

@@ -238,3 +238,15 @@ def test_post_forecast_needs_read_scope_only(anon_client: TestClient, engine: En
     r = anon_client.post("/v1/forecast", json=body, headers={"Authorization": f"Bearer {reader}"})
     assert r.status_code == 200, r.text
     assert r.json()["kind"] == ["extrapolation"]
+
+
+def test_an_oversized_context_is_422(client: TestClient, room: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import forecasting
+
+    t, _ = room
+    monkeypatch.setattr(forecasting, "MAX_CONTEXT_POINTS", 5)
+    r = client.get(URL, params={"at": iso(t[0])})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "context"]
+    assert "more than 5" in r.json()["error"]["message"]
+    r = client.get(URL, params={"at": iso(t[-1]), "context": "1"})  # a short window is fine
+    assert r.status_code == 200, r.text
