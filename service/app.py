@@ -7,6 +7,7 @@ from fastapi.routing import APIRoute
 
 from service.api.limits import BodySizeLimit
 from service.api.main import api_router, root_router
+from service.api.metrics import Metrics, MetricsMiddleware
 from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
 from service.db import make_engine
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees every answer, 413s too
     app.include_router(root_router)
     app.include_router(api_router)
     return app

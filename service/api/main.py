@@ -2,11 +2,12 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import forecast, health, observations, series
+from service.api.routes import forecast, health, metrics, observations, series
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(forecast.router)
 root_router = APIRouter()
 root_router.include_router(health.router)
+root_router.include_router(metrics.router)
 api_router.include_router(series.router)
 api_router.include_router(observations.router)
