@@ -86,6 +86,8 @@ class LatentODE(nn.Module):
         else:
             self.encoder = ODERNNEncoder(features, config.hidden_dim, config.units)
         self.head = mlp(config.hidden_dim, config.units, 1, 2 * config.latent_dim)
+        with torch.no_grad():  # start with a narrow posterior (std ~0.05): wide z0 noise only blurs early training
+            self.head[-1].bias[config.latent_dim:].fill_(-3.0)
         self.dynamics = Dynamics(config.latent_dim, config.units, config.dynamics_layers)
         self.decoder = mlp(config.latent_dim, config.units, config.decoder_layers, channels)
         self.obs_std = config.obs_std

@@ -46,7 +46,7 @@ class _Request:
     times: np.ndarray  # (Q,) seconds as asked
 
 
-def _prepare(fitted: FittedModel, context: Sequence, at: object, k: int) -> _Request:
+def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | None, k: int) -> _Request:
     if not isinstance(context, Sequence):
         raise InputError(f"request {k}: context must be a model.Sequence, got {type(context).__name__}")
     ctx = context.select(fitted.channels)
@@ -60,6 +60,10 @@ def _prepare(fitted: FittedModel, context: Sequence, at: object, k: int) -> _Req
     if not np.all(np.isfinite(times)):
         raise InputError(f"request {k}: `at` must be finite")
     lower, upper = float(ctx.times[0]), float(ctx.times[-1] + fitted.horizon)
+    if start is not None:
+        if not np.isfinite(start) or start > lower:
+            raise InputError(f"request {k}: start {start!r} must be finite and <= the context's first time {lower!r}")
+        lower = float(start)
     if times.min() < lower or times.max() > upper:
         bad = float(times.min() if times.min() < lower else times.max())
         raise OutOfRangeError(
@@ -70,10 +74,11 @@ def _prepare(fitted: FittedModel, context: Sequence, at: object, k: int) -> _Req
     return _Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse, times)
 
 
-def forecast_batch(fitted: FittedModel, requests: Iterable[tuple[Sequence, object]], *, samples: int = 100,
+def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: int = 100,
                    quantiles: Iterable[float] = (0.05, 0.5, 0.95),
                    seeds: Iterable[int | None] | None = None) -> list[Forecast]:
-    """One Forecast per (context, at) request, all solved together; each equals its own `forecast` call.
+    """One Forecast per (context, at) or (context, at, start) request, all solved together; each equals its own
+    `forecast` call.
 
     context: a Sequence holding at least the model's channels (others are ignored). at: seconds, same origin as
     context.times, unsorted and repeated allowed, within [context.times[0], context.times[-1] + horizon].
@@ -90,7 +95,10 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple[Sequence, objec
     seeds = [None] * len(requests) if seeds is None else list(seeds)
     if len(seeds) != len(requests):
         raise InputError(f"seeds: {len(seeds)} given for {len(requests)} requests")
-    prepared = [_prepare(fitted, context, at, k) for k, (context, at) in enumerate(requests)]
+    for k, request in enumerate(requests):
+        if not isinstance(request, tuple | list) or len(request) not in (2, 3):
+            raise InputError(f"request {k}: expected (context, at) or (context, at, start), got {request!r:.80}")
+    prepared = [_prepare(fitted, r[0], r[1], r[2] if len(r) == 3 else None, k) for k, r in enumerate(requests)]
     network, config, norm = fitted.network, fitted.config, fitted.normaliser
     device = fitted.device
     dtype = next(network.parameters()).dtype
@@ -126,10 +134,15 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple[Sequence, objec
 
 
 def forecast(fitted: FittedModel, context: Sequence, at: object, *, samples: int = 100,
-             quantiles: Iterable[float] = (0.05, 0.5, 0.95), seed: int | None = None) -> Forecast:
+             quantiles: Iterable[float] = (0.05, 0.5, 0.95), seed: int | None = None,
+             start: float | None = None) -> Forecast:
     """Predictive mean (Q, C), std (Q, C) and quantiles (K, Q, C) at times `at` (seconds), given `context`.
 
     See forecast_batch for the rules on `context` and `at`; raises OutOfRangeError (with .lower/.upper) for a time
     outside [context.times[0], context.times[-1] + fitted.horizon], InputError for malformed input.
+    start (seconds, <= context.times[0]): where the window the context belongs to begins, when its first points
+    were not observed (as in training windows whose context was subsampled); `at` may then reach back to it.
+    Default: the context's first time.
     """
-    return forecast_batch(fitted, [(context, at)], samples=samples, quantiles=quantiles, seeds=[seed])[0]
+    request = (context, at) if start is None else (context, at, start)
+    return forecast_batch(fitted, [request], samples=samples, quantiles=quantiles, seeds=[seed])[0]

@@ -95,3 +95,16 @@ def test_bad_at_rejected(fitted, contexts):
         forecast(fitted, contexts[0], [np.nan])
     with pytest.raises(InputError, match="1-D"):
         forecast(fitted, contexts[0], np.zeros((2, 2)) + T0)
+
+
+def test_start_before_context_opens_the_window(fitted, contexts):
+    ctx = contexts[0]
+    late = Sequence(ctx.times[2:], ctx.values[2:], ctx.channels)
+    at = ctx.times[:3]
+    with pytest.raises(OutOfRangeError):
+        forecast(fitted, late, at, samples=5, seed=0)
+    fc = forecast(fitted, late, at, samples=5, seed=0, start=ctx.times[0])
+    assert fc.mean.shape == (3, 2)
+    assert np.all(np.isfinite(fc.mean))
+    with pytest.raises(InputError, match="start"):
+        forecast(fitted, late, at, samples=5, seed=0, start=ctx.times[3])
