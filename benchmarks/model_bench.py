@@ -187,22 +187,33 @@ def store(key: str, row: dict) -> None:
         render(data)
 
 
+def _num(value, fmt: str) -> str:
+    return "" if value is None or value != value else format(value, fmt)
+
+
 def render(data: dict) -> None:
     lines = ["# Latent ODE benchmarks", "",
-             "Written by `python benchmarks/model_bench.py` (see README). 2-core CPU, torch 2.13, one torch thread; "
-             "`load` is the mean 1-minute load average during training (the machine is shared).", "",
-             "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd per step | load "
-             "| anchor |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for key in sorted(k for k in data if not k.startswith("memory")):
+             "Written by `python benchmarks/model_bench.py` (see README). 2-core CPU shared with other jobs, torch 2.13, "
+             "one torch thread; `load` is the mean 1-minute load average while training (2.0 = both cores busy). "
+             "NFE: dynamics evaluations of one training step at the trained weights (forward / adjoint backward; "
+             "backprop's backward differentiates the forward steps and evaluates nothing).", "",
+             "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd | load "
+             "| reference / target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    order = {"latent ODE (adjoint)": 0, "latent ODE (backprop)": 1, "GP": 2, "linear": 3, "LOCF": 4}
+    keys = sorted((k for k in data if not k.startswith("memory")),
+                  key=lambda k: (data[k]["task"], data[k]["mode"], order.get(data[k]["method"], 9)))
+    for key in keys:
         r = data[key]
-        nfe = f"{r['nfe_fwd']}/{r['nfe_bwd']}" if "nfe_fwd" in r else ""
+        latent = r["method"].startswith("latent")
+        nfe = f"{r['nfe_fwd']}/{r['nfe_bwd'] or '-'}" if "nfe_fwd" in r else ""
         lines.append(
-            f"| {r['task']} | {r['method']} | {r['mode']} | {r['mse']:.4g} | {r['rmse']:.4g} | {r.get('epochs', '')} | "
-            f"{r['wall_s']:.0f} | {r.get('s_per_epoch', float('nan')):.2f} | {nfe} | {r.get('load', float('nan')):.1f}"
-            f" | {ANCHORS.get(r['task'], '') if r['method'].startswith('latent') else ''} |")
+            f"| {r['task']} | {r['method']} | {r['mode']} | {_num(r['mse'], '.4g')} | {_num(r['rmse'], '.4g')} | "
+            f"{r.get('epochs', '')} | {_num(r['wall_s'], '.0f')} | {_num(r.get('s_per_epoch'), '.2f')} | {nfe} | "
+            f"{_num(r.get('load'), '.1f')} | {ANCHORS.get(r['task'], '') if latent else ''} |")
     if "memory" in data:
-        lines += ["", "Peak memory of one training step (50 periodic windows, k = 3), trained periodic model; "
-                  "10x = the same windows stretched to 10x the time span (so ~10x the solver steps):", "",
+        lines += ["", "Peak memory (RSS high-water mark above the process's resting RSS) of one training step: 50 "
+                  "periodic windows, k = 3, all 100 output times, the trained periodic-extrap model; 10x = the same "
+                  "windows stretched to 10x the time span (so more solver steps):", "",
                   "| gradient | span | peak MiB | NFE (fwd+bwd) |", "|---|---|---|---|"]
         for m in data["memory"]["rows"]:
             lines.append(f"| {m['gradient']} | {m['stretch']:g}x | {m['peak_mib']:.1f} | {m['nfe']} |")
@@ -210,6 +221,9 @@ def render(data: dict) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["render"]:
+        render(json.loads((RESULTS / "model.json").read_text()))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--probe":
         torch.set_num_threads(1)
         print(json.dumps(memory_probe(sys.argv[2], sys.argv[3], float(sys.argv[4]))))
