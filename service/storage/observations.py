@@ -6,7 +6,7 @@ Every query here walks the primary key (series_id, channel, t): one index range 
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, literal, select, text, union_all
+from sqlalchemy import Connection, Engine, delete, select, text
 
 from service.errors import NotFound
 from service.tables import observations, series
@@ -14,18 +14,41 @@ from service.tables import observations, series
 o = observations.c
 
 
-def _assemble(channels: Sequence[str], rows: Sequence[tuple[int, int, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows (channel index, t µs, value) → sorted unique times (T,) int64 and values (T, C) float64, NaN = none."""
-    if not rows:
-        return np.empty(0, dtype=np.int64), np.empty((0, len(channels)), dtype=np.float64)
-    ch_col, t_col, v_col = zip(*rows, strict=True)
-    ch = np.fromiter(ch_col, dtype=np.int64, count=len(rows))
-    t = np.fromiter(t_col, dtype=np.int64, count=len(rows))
-    v = np.fromiter(v_col, dtype=np.float64, count=len(rows))
-    times, pos = np.unique(t, return_inverse=True)
+_ROW = np.dtype([("c", np.int64), ("t", np.int64), ("v", np.float64)])
+
+
+def _fetch(conn: Connection, sql: str, params: list[object]) -> np.ndarray:
+    """Run `sql` (placeholders `?`) on the driver's own cursor; rows (channel index, t, value) → structured array.
+
+    Reads return up to millions of rows: the driver's tuples go straight into numpy (SQLAlchemy row objects would
+    cost several times the fetch).
+    """
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    finally:
+        cur.close()
+    return np.array(rows, dtype=_ROW) if rows else np.empty(0, _ROW)
+
+
+def _assemble(channels: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (c: channel index, t µs, v) → sorted unique times (T,) int64 and values (T, C) float64, NaN = none."""
+    times, pos = np.unique(rows["t"], return_inverse=True)
     values = np.full((len(times), len(channels)), np.nan)
-    values[pos, ch] = v
+    values[pos, rows["c"]] = rows["v"]
     return times, values
+
+
+def _bounds(start_us: int | None, end_us: int | None) -> tuple[str, list[object]]:
+    sql, params = "", []
+    if start_us is not None:
+        sql, params = sql + " AND t >= ?", [*params, start_us]
+    if end_us is not None:
+        sql, params = sql + " AND t < ?", [*params, end_us]
+    return sql, params
 
 
 def _range(query, start_us: int | None, end_us: int | None):  # noqa: ANN001, ANN202
@@ -44,12 +67,15 @@ def read_matrix(engine: Engine, series_id: int, channels: Sequence[str], start_u
     (T, C) float64 in the order of `channels`, NaN where that channel was not observed at that time.
     """
     if not channels:
-        return _assemble(channels, [])
-    index = {c: i for i, c in enumerate(channels)}
-    query = _range(select(o.channel, o.t, o.value).where(o.series_id == series_id, o.channel.in_(list(index))),
-                   start_us, end_us)
+        return _assemble(channels, np.empty(0, _ROW))
+    names = list(channels)
+    marks = ", ".join("?" * len(names))
+    cases = " ".join(f"WHEN ? THEN {i}" for i in range(len(names)))
+    bounds, bound_params = _bounds(start_us, end_us)
+    sql = (f"SELECT CASE channel {cases} END, t, value FROM observations "
+           f"WHERE series_id = ? AND channel IN ({marks}){bounds}")
     with engine.connect() as conn:
-        rows = [(index[c], t, v) for c, t, v in conn.execute(query)]
+        rows = _fetch(conn, sql, [*names, series_id, *names, *bound_params])
     return _assemble(channels, rows)
 
 
@@ -62,15 +88,15 @@ def read_page(engine: Engine, series_id: int, channels: Sequence[str], start_us:
     in one statement (one snapshot).
     """
     if not channels:
-        return *_assemble(channels, []), False
-    parts = [
-        _range(select(literal(i).label("c"), o.t, o.value).where(o.series_id == series_id, o.channel == name),
-               start_us, end_us).order_by(o.t).limit(limit + 1).subquery()
-        for i, name in enumerate(channels)
-    ]
-    query = union_all(*(select(p.c.c, p.c.t, p.c.value) for p in parts)) if len(parts) > 1 else select(*parts[0].c)
+        return *_assemble(channels, np.empty(0, _ROW)), False
+    bounds, bound_params = _bounds(start_us, end_us)
+    parts, params = [], []
+    for i, name in enumerate(channels):
+        parts.append(f"SELECT * FROM (SELECT {i} AS c, t, value FROM observations WHERE series_id = ? "
+                     f"AND channel = ?{bounds} ORDER BY t LIMIT ?) AS p{i}")
+        params += [series_id, name, *bound_params, limit + 1]
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = _fetch(conn, " UNION ALL ".join(parts), params)
     times, values = _assemble(channels, rows)
     more = len(times) > limit
     return times[:limit], values[:limit], more
