@@ -45,7 +45,7 @@ def _decode_cursor(cursor: str) -> str:
     return raw[2:]
 
 
-@router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 422),
+@router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 413, 422),
              summary="Create a series")
 def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
     rec = storage.create_series(engine, body.key, body.channels, body.description, body.metadata)
@@ -68,7 +68,7 @@ def get_series(key: SeriesKey, engine: EngineDep) -> SeriesPublic:
     return public(engine, [storage.get_series(engine, key)])[0]
 
 
-@router.patch("/{key}", dependencies=[WriteScope], responses=responses(401, 403, 404, 422),
+@router.patch("/{key}", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 422),
               summary="Change description or metadata, or add channels")
 def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep) -> SeriesPublic:
     try:

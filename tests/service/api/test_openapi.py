@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 ERROR_REF = "#/components/schemas/ErrorBody"
 
 EXPECTED = {
-    ("/v1/series", "post"): {"201", "401", "403", "409", "422"},
+    ("/v1/series", "post"): {"201", "401", "403", "409", "413", "422"},
     ("/v1/series", "get"): {"200", "401", "403", "422"},
     ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422"},
-    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "422"},
+    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "413", "422"},
     ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422"},
     ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422"},
     ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422"},
