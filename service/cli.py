@@ -62,6 +62,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
+    # Keys may be made before the first `serve`: bring the schema up first (a no-op when it is current).
+    migrate(settings.db_url)
     engine = make_engine(settings.db_url)
     try:
         if args.keys_cmd == "create":

@@ -80,3 +80,17 @@ def test_auth_disabled_warns_and_creates_no_key(settings: Settings, engine: Engi
         cli._ensure_admin_key(settings.model_copy(update={"auth": "disabled"}))
     assert any("LATENTCAST_AUTH=disabled" in r.message and r.levelno == logging.WARNING for r in caplog.records)
     assert keys.list_keys(engine) == []
+
+
+def test_keys_work_before_the_first_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("LATENTCAST_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.delenv("LATENTCAST_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert cli.main(["keys", "create", "early", "--scopes", "write"]) == 0
+        assert capsys.readouterr().out.startswith("lc_")
+        assert cli.main(["keys", "list"]) == 0
+        assert capsys.readouterr().out == "early\twrite\tactive\n"
+    finally:
+        get_settings.cache_clear()
