@@ -143,3 +143,21 @@ def test_counts_migration_backfills(tmp_path) -> None:  # noqa: ANN001
     with eng.connect() as conn:
         assert sorted(conn.execute(text("SELECT channel, n FROM channel_counts")).all()) == [("a", 2), ("b", 1)]
     eng.dispose()
+
+
+def test_concurrent_writers_of_one_series_count_each_value_once(engine: Engine, rec: storage.SeriesRecord) -> None:
+    """Four writers send the same batch at once: exactly one inserts each value, the others find it unchanged."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = np.arange(2000, dtype=np.int64)
+    ch = np.zeros(2000, int)
+
+    def write(_: int) -> storage.WriteCounts:
+        return storage.upsert_observations(engine, rec.id, rec.channels, ch, t, t * 0.5)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(write, range(4)))
+    assert sum(r.inserted for r in results) == 2000
+    assert all(r.inserted + r.unchanged == 2000 and r.updated == 0 for r in results)
+    assert _count(engine) == 2000
+    assert storage.channel_stats(engine, [rec.id])[rec.id]["temp"].count == 2000
