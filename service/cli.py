@@ -1,4 +1,4 @@
-"""The `latentcast` command: serve, migrate, keys."""
+"""The `latentcast` command: serve, migrate, keys, worker."""
 
 import argparse
 import logging
@@ -57,8 +57,27 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: None)
     host = args.host or settings.host
     port = args.port or settings.port
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    # The embedded default (no LATENTCAST_QUEUE_URL): one consumer process beside the API, stopped with it.
+    # With a queue URL, `latentcast worker` runs on the worker machines and the API servers run none.
+    child = None
+    if settings.queue_url is None:
+        from service.worker import ChildWorker
+
+        child = ChildWorker()
+        child.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+    finally:
+        if child is not None:
+            child.stop()
     return 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from service.worker import run_worker
+
+    migrate(settings.db_url)
+    return run_worker(settings, parent_pid=args.parent_pid)
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -105,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="revoke a key by name")
     kr.add_argument("name")
     k.set_defaults(func=cmd_keys)
+    w = sub.add_parser("worker", help="run a training worker: a consumer of the job queue (LATENTCAST_QUEUE_URL)")
+    w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # serve's own child
+    w.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # None: a SqliteHuey queue file in data_dir. redis://… (RedisHuey) or postgresql://… (PostgresHuey).
     queue_url: str | None = None
+    # The queue's name inside that store: workers and API servers of one deployment share it.
+    queue_name: str = Field("latentcast", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     auth: Literal["enabled", "disabled"] = "enabled"
     # Where `latentcast serve` listens unless --host/--port say otherwise.
     host: str = "127.0.0.1"

@@ -2,10 +2,12 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import forecast, health, metrics, observations, series
+from service.api.routes import forecast, health, jobs, metrics, models, observations, series
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(forecast.router)
+api_router.include_router(models.router)
+api_router.include_router(jobs.router)
 root_router = APIRouter()
 root_router.include_router(health.router)
 root_router.include_router(metrics.router)

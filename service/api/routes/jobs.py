@@ -1,0 +1,129 @@
+"""Jobs: list, get, follow (server-sent events), cancel."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from service import jobs
+from service.api.deps import EngineDep, ReadScope, WriteScope
+from service.errors import NotFound, responses
+from service.timefmt import format_time
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobId = Annotated[str, Path(max_length=64, description="The job's id (a UUID)")]
+# How often an event stream looks at the job row. Progress is written once per epoch, so this is plenty.
+EVENT_POLL_S = 0.25
+KEEPALIVE_S = 15.0
+
+
+class Progress(BaseModel):
+    epoch: int
+    epochs: int
+    loss: float | None
+    val_mse: float | None
+    elapsed_s: float
+    eta_s: float | None
+
+
+class ModelRef(BaseModel):
+    name: str | None
+    version: int | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    kind: Literal["train"]
+    status: JobStatus
+    model: ModelRef
+    progress: Progress | None
+    attempts: int
+    error: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None
+
+
+def job_public(job: jobs.Job) -> JobPublic:
+    return JobPublic(
+        id=job.id, kind="train", status=job.status, model=ModelRef(name=job.model_name, version=job.model_version),
+        progress=Progress(**job.progress) if job.progress else None, attempts=job.attempts, error=job.error,
+        created_at=format_time(job.created_at),
+        started_at=format_time(job.started_at) if job.started_at is not None else None,
+        finished_at=format_time(job.finished_at) if job.finished_at is not None else None)
+
+
+@router.get("", dependencies=[ReadScope], responses=responses(400, 401, 403, 422),
+            summary="Jobs, newest first")
+def list_jobs(engine: EngineDep, status: JobStatus | None = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+              cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
+              = None) -> JobPage:
+    items, next_cursor = jobs.list_jobs(engine, status=status, limit=limit, cursor=cursor)
+    return JobPage(items=[job_public(j) for j in items], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422), summary="One job")
+def get_job(engine: EngineDep, job_id: JobId) -> JobPublic:
+    return job_public(jobs.get_job(engine, job_id))
+
+
+def _sse(event: str, seq: int, job: jobs.Job) -> str:
+    return f"id: {seq}\nevent: {event}\ndata: {json.dumps(job_public(job).model_dump(mode='json'))}\n\n"
+
+
+async def _follow(engine: Engine, request: Request, first: jobs.Job) -> AsyncIterator[str]:
+    """An event whenever the job's status or progress changes (`progress`), then one `end` event when it finishes."""
+    job, seen, seq = first, None, 0
+    quiet = 0.0
+    while True:
+        state = (job.status, json.dumps(job.progress, sort_keys=True), job.attempts)
+        if state != seen:
+            seen, seq, quiet = state, seq + 1, 0.0
+            if job.status in jobs.FINISHED:
+                yield _sse("end", seq, job)
+                return
+            yield _sse("progress", seq, job)
+        elif quiet >= KEEPALIVE_S:
+            quiet = 0.0
+            yield ": keep-alive\n\n"  # a comment line keeps proxies from closing an idle stream
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_S)
+        quiet += EVENT_POLL_S
+        try:
+            job = await run_in_threadpool(jobs.get_job, engine, job.id)
+        except NotFound:
+            return  # the job's model version was deleted, and the job with it
+
+
+@router.get("/{job_id}/events", dependencies=[ReadScope], response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "Server-sent events: `progress` (data: the job) on every change, "
+                                            "then one `end` (data: the finished job)"},
+                       **responses(401, 403, 404, 422)},
+            summary="Follow a job's progress (server-sent events)")
+async def job_events(engine: EngineDep, request: Request, job_id: JobId) -> StreamingResponse:
+    first = await run_in_threadpool(jobs.get_job, engine, job_id)
+    return StreamingResponse(_follow(engine, request, first), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/{job_id}/cancel", status_code=202, dependencies=[WriteScope],
+             responses=responses(401, 403, 404, 409, 422),
+             summary="Cancel a job: a queued one at once, a running one within an epoch")
+def cancel_job(engine: EngineDep, job_id: JobId) -> JobPublic:
+    return job_public(jobs.request_cancel(engine, job_id))

@@ -1,0 +1,144 @@
+"""The model registry: versions of named models in the `models` table.
+
+A version is born `queued` with its job, becomes `training` when a worker claims the job, and ends `ready`,
+`failed` or `cancelled`. Only a `ready` version has an artifact: the artifact and the `ready` status are written
+by one UPDATE (`publish`), so no reader ever sees a half model. Version numbers count up per name from 1.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, select, update
+
+from service.errors import Conflict, NotFound
+from service.tables import models
+from service.timefmt import now_us
+
+VERSION_STATUSES = ("queued", "training", "ready", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One row of `models` without its artifact. Times are µs since the epoch."""
+
+    id: int
+    name: str
+    version: int
+    status: str
+    config: dict[str, Any]
+    channels: list[str]
+    series: list[str]
+    stats: dict[str, Any] | None
+    metrics: dict[str, Any] | None
+    error: str | None
+    artifact_sha256: str | None
+    created_at: int
+    trained_at: int | None
+
+
+_COLUMNS = [c for c in models.c if c.name != "artifact"]
+
+
+def _version(row: Any) -> Version:
+    m = row._mapping
+    return Version(id=m["id"], name=m["name"], version=m["version"], status=m["status"], config=m["config"],
+                   channels=m["channels"], series=m["series"], stats=m["stats"], metrics=m["metrics"],
+                   error=m["error"], artifact_sha256=m["artifact_sha256"], created_at=m["created_at"],
+                   trained_at=m["trained_at"])
+
+
+def insert_version(conn: Connection, *, name: str, config: dict[str, Any], channels: list[str],
+                   series: list[str]) -> tuple[int, int]:
+    """Add version max+1 of `name` as `queued` inside the caller's transaction; return (row id, version).
+
+    Two writers may pick the same number; the unique (name, version) constraint turns the loser's insert into an
+    IntegrityError and the caller retries its transaction.
+    """
+    newest = conn.execute(select(func.max(models.c.version)).where(models.c.name == name)).scalar()
+    version = (newest or 0) + 1
+    row_id = conn.execute(models.insert().values(
+        name=name, version=version, status="queued", config=config, channels=channels, series=series,
+        created_at=now_us()).returning(models.c.id)).scalar_one()
+    return row_id, version
+
+
+def get_by_id(engine: Engine, model_id: int) -> Version:
+    with engine.connect() as conn:
+        row = conn.execute(select(*_COLUMNS).where(models.c.id == model_id)).first()
+    if row is None:
+        raise NotFound(f"model version id {model_id} does not exist", code="no_model")
+    return _version(row)
+
+
+def get_version(engine: Engine, name: str, version: int) -> Version:
+    with engine.connect() as conn:
+        row = conn.execute(select(*_COLUMNS).where(models.c.name == name, models.c.version == version)).first()
+    if row is None:
+        raise NotFound(f"model {name!r} has no version {version}", code="no_model")
+    return _version(row)
+
+
+def list_versions(engine: Engine, name: str) -> list[Version]:
+    """Every version of `name`, newest first; NotFound when there is none."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(*_COLUMNS).where(models.c.name == name).order_by(models.c.version.desc())).all()
+    if not rows:
+        raise NotFound(f"no model named {name!r}", code="no_model")
+    return [_version(r) for r in rows]
+
+
+def list_newest(engine: Engine, *, limit: int, after: str | None = None) -> list[Version]:
+    """The newest version of each name, names in ascending order, starting after the name `after`."""
+    newest = (select(models.c.name, func.max(models.c.version).label("v"))
+              .group_by(models.c.name).subquery())
+    query = (select(*_COLUMNS).join(newest, (models.c.name == newest.c.name) & (models.c.version == newest.c.v))
+             .order_by(models.c.name).limit(limit))
+    if after is not None:
+        query = query.where(models.c.name > after)
+    with engine.connect() as conn:
+        return [_version(r) for r in conn.execute(query).all()]
+
+
+def read_artifact(engine: Engine, name: str, version: int) -> bytes:
+    """The saved model of a `ready` version (safetensors bytes); Conflict while it is not ready."""
+    with engine.connect() as conn:
+        row = conn.execute(select(models.c.status, models.c.artifact)
+                           .where(models.c.name == name, models.c.version == version)).first()
+    if row is None:
+        raise NotFound(f"model {name!r} has no version {version}", code="no_model")
+    if row.status != "ready" or row.artifact is None:
+        raise Conflict(f"model {name!r} version {version} is {row.status}, not ready: it has no artifact",
+                       code="not_ready")
+    return bytes(row.artifact)
+
+
+def set_status(conn: Connection, model_id: int, status: str, *, error: str | None = None) -> None:
+    """Move a version that is not `ready` to `status`; a ready version is never demoted."""
+    conn.execute(update(models).where(models.c.id == model_id, models.c.status != "ready")
+                 .values(status=status, error=error))
+
+
+def publish(conn: Connection, model_id: int, *, artifact: bytes, stats: dict[str, Any],
+            metrics: dict[str, Any]) -> bool:
+    """Write the artifact and `ready` in one statement, inside the caller's transaction; False if the row is gone."""
+    result = conn.execute(update(models).where(models.c.id == model_id).values(
+        status="ready", artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(), stats=stats,
+        metrics=metrics, error=None, trained_at=now_us()))
+    return result.rowcount == 1
+
+
+def delete_version(engine: Engine, name: str, version: int) -> None:
+    """Delete one version (its job goes with it: a worker training it notices and stops)."""
+    with engine.begin() as conn:
+        gone = conn.execute(delete(models).where(models.c.name == name, models.c.version == version)).rowcount
+    if gone == 0:
+        raise NotFound(f"model {name!r} has no version {version}", code="no_model")
+
+
+def delete_name(engine: Engine, name: str) -> None:
+    """Delete every version of `name`."""
+    with engine.begin() as conn:
+        gone = conn.execute(delete(models).where(models.c.name == name)).rowcount
+    if gone == 0:
+        raise NotFound(f"no model named {name!r}", code="no_model")

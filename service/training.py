@@ -1,0 +1,204 @@
+"""One training job, start to end, inside a worker process.
+
+claim ─► read the chosen series' common channels from the database ─► split by time (the last
+VALIDATION_FRACTION of each series validates) ─► model.fit, reporting each epoch to the job row ─► artifact,
+statistics, metrics and `ready` in one transaction. A heartbeat thread keeps the claim alive between epochs.
+
+This module imports torch (through model/); only a worker process imports it, when it runs its first job.
+"""
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from model import (
+    ModelConfig,
+    ModelError,
+    NonFiniteLossError,
+    Sequence,
+    SolverError,
+    TrainingCancelled,
+    fit,
+    to_bytes,
+)
+from service import executor, jobs, registry, storage
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The newest fifth of each series' time range is held out: validation is extrapolation into unseen time.
+VALIDATION_FRACTION = 0.2
+
+
+class JobWatch:
+    """The running job's link to its row: heartbeats on a thread, progress per epoch, the stop decision.
+
+    `should_stop()` is read by fit between steps; it turns true when a cancel is requested, the worker is
+    shutting down, or the job is no longer ours (the sweeper took it back or the version was deleted).
+    """
+
+    def __init__(self, engine: Engine, job_id: str, worker: str, *, every_s: float, shutdown: threading.Event):
+        self.engine, self.job_id, self.worker = engine, job_id, worker
+        self.every_s, self.shutdown = every_s, shutdown
+        self.cancel_requested = False
+        self.lost = False
+        self.progress: dict[str, Any] | None = None
+        self.started = time.monotonic()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> "JobWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _record(self, answer: bool | None) -> None:
+        if answer is None:
+            self.lost = True
+        else:
+            self.cancel_requested = self.cancel_requested or answer
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.every_s):
+            try:
+                self._record(jobs.heartbeat(self.engine, self.job_id, self.worker))
+            except Exception:  # a missed beat is survivable; the next one may get through
+                log.exception("heartbeat of job %s failed", self.job_id)
+
+    def on_epoch(self, epoch: int, epochs: int, train_loss: float, val_mse: float | None) -> None:
+        elapsed = time.monotonic() - self.started
+        self.progress = {
+            "epoch": epoch, "epochs": epochs, "loss": _finite_or_none(train_loss), "val_mse": _finite_or_none(val_mse),
+            "elapsed_s": round(elapsed, 3), "eta_s": round(elapsed / epoch * (epochs - epoch), 3) if epoch else None,
+        }
+        self._record(jobs.heartbeat(self.engine, self.job_id, self.worker, self.progress))
+
+    def should_stop(self) -> bool:
+        return self.cancel_requested or self.lost or self.shutdown.is_set()
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def load_sequences(engine: Engine, series_keys: list[str], channels: list[str]) -> tuple[list[Sequence],
+                                                                                        list[Sequence]]:
+    """Each series' `channels` as model Sequences (times in seconds), split by time into (train, validation).
+
+    A series too short to spare a validation part trains whole; no validation at all means fit scores none.
+    """
+    train, validation = [], []
+    for key in series_keys:
+        record = storage.get_series(engine, key)
+        t_us, values = storage.read_matrix(engine, record.id, channels)
+        if t_us.size < 2:
+            continue
+        times = t_us.astype(np.float64) / 1e6
+        cut = times[0] + (1 - VALIDATION_FRACTION) * (times[-1] - times[0])
+        head = times < cut
+        if head.sum() >= 2 and (~head).sum() >= 2:
+            train.append(Sequence(times[head], values[head], tuple(channels)))
+            validation.append(Sequence(times[~head], values[~head], tuple(channels)))
+        else:
+            train.append(Sequence(times, values, tuple(channels)))
+    return train, validation
+
+
+def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, shutdown: threading.Event) -> str:
+    """Claim and run training job `job_id`; return how it ended (for logs and tests).
+
+    Never raises for a failure inside the job: the job row records it. A message for a job that is not
+    claimable (already running elsewhere, finished, cancelled) does nothing: that makes doubled messages harmless.
+    """
+    job = jobs.claim(engine, job_id, worker_id)
+    if job is None:
+        log.info("job %s not claimable (taken, finished or cancelled): message ignored", job_id)
+        return "skipped"
+    assert job.model_id is not None, job
+    log.info("job %s claimed by %s (attempt %d)", job_id, worker_id, job.attempts)
+    with JobWatch(engine, job_id, worker_id, every_s=settings.heartbeat_seconds, shutdown=shutdown) as watch:
+        try:
+            version = registry.get_by_id(engine, job.model_id)
+            config = ModelConfig.from_dict(version.config)
+            train, validation = load_sequences(engine, version.series, version.channels)
+            if not train:
+                raise ValueError(f"series {version.series} hold fewer than 2 observation times in channels "
+                                 f"{version.channels}: nothing to train on")
+            fitted = fit(train, config, validation=validation or None, progress=watch.on_epoch,
+                         should_stop=watch.should_stop)
+            artifact = to_bytes(fitted)
+        except TrainingCancelled:
+            return _stopped(engine, settings, job_id, worker_id, watch)
+        except (NonFiniteLossError, SolverError) as exc:
+            return _fail(engine, job_id, worker_id, f"training failed: {exc}", watch)
+        except ModelError as exc:
+            return _fail(engine, job_id, worker_id, f"training failed ({type(exc).__name__}): {exc}", watch)
+        except Exception as exc:  # noqa: BLE001 - anything else still ends the job with a readable reason
+            log.exception("job %s crashed", job_id)
+            return _fail(engine, job_id, worker_id, f"training crashed: {type(exc).__name__}: {exc}", watch)
+        if watch.lost:
+            return "lost"
+        stats = {"horizon_s": float(fitted.horizon), "context_s": float(fitted.context_seconds),
+                 "channels": list(fitted.channels), "train_sequences": len(train),
+                 "validation_sequences": len(validation)}
+        stats.update(_statistics(fitted))
+        metrics = _metrics(fitted)
+        if not jobs.succeed(engine, job_id, worker_id, job.model_id, artifact=artifact, stats=stats,
+                            metrics=metrics, progress=watch.progress):
+            log.warning("job %s finished training but is no longer %s's: result dropped", job_id, worker_id)
+            return "lost"
+    log.info("job %s succeeded: %s version %d ready", job_id, version.name, version.version)
+    return "succeeded"
+
+
+def _stopped(engine: Engine, settings: Settings, job_id: str, worker_id: str, watch: JobWatch) -> str:
+    if watch.lost:
+        return "lost"
+    if watch.cancel_requested or jobs.get_job(engine, job_id).cancel_requested:
+        jobs.finish(engine, job_id, worker_id, "cancelled", error="cancelled on request")
+        return "cancelled"
+    # The worker is shutting down: hand the job back so another worker (or this one, restarted) resumes it.
+    if jobs.release(engine, job_id, worker_id):
+        executor.submit(settings, job_id)
+    return "released"
+
+
+def _fail(engine: Engine, job_id: str, worker_id: str, message: str, watch: JobWatch) -> str:
+    if not watch.lost:
+        jobs.finish(engine, job_id, worker_id, "failed", error=message)
+    return "failed"
+
+
+def _statistics(fitted: Any) -> dict[str, Any]:
+    """Normalisation and time scale, when the fitted model exposes them (they are also inside the artifact)."""
+    norm = getattr(fitted, "normaliser", None)
+    if norm is None:
+        return {}
+    return {"mean": [float(x) for x in norm.mean], "std": [float(x) for x in norm.std],
+            "time_scale_s": float(norm.time_scale)}
+
+
+def _metrics(fitted: Any) -> dict[str, Any]:
+    """Final and best training loss and validation MSE from the fit history."""
+    history = list(getattr(fitted, "history", []) or [])
+    out: dict[str, Any] = {"epochs_run": len(history)}
+    if not history:
+        return out
+    last = history[-1]
+    get = (lambda h, k: h.get(k)) if isinstance(last, dict) else (lambda h, k: getattr(h, k, None))
+    for key, name in (("train_loss", "train_loss"), ("loss", "train_loss"), ("val_mse", "val_mse")):
+        value = get(last, key)
+        if value is not None:
+            out[name] = _finite_or_none(value)
+    vals = [v for v in (get(h, "val_mse") for h in history) if v is not None and math.isfinite(v)]
+    if vals:
+        out["best_val_mse"] = min(vals)
+    return out
