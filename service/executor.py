@@ -92,6 +92,15 @@ def get_queue(settings: Settings) -> Queue:
         return _queues[key]
 
 
+def close_queue(settings: Settings) -> None:
+    """Drop this process's queue object for `settings` and close its store's connections."""
+    key = (settings.queue_url, settings.queue_name, str(settings.data_dir.resolve()))
+    with _queues_lock:
+        queue = _queues.pop(key, None)
+    if queue is not None:
+        queue.huey.storage.close()
+
+
 def submit(settings: Settings, job_id: str) -> bool:
     """Send a job id to the workers. Call after the job row is committed.
 

@@ -1,0 +1,87 @@
+"""run_job in this process (no queue): data from the database, progress, publish, failure, shutdown."""
+
+import threading
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+
+from model import from_bytes
+from service import executor, jobs, registry, train_request, training
+from service.config import Settings
+from tests.training_data import TINY, add_series
+
+
+def _job(engine: Engine, series: list[str], **config: object) -> jobs.Job:
+    plan = train_request.plan(engine, series, {**TINY, **config})
+    job, _ = jobs.create_training(engine, job_id=str(uuid.uuid4()), name="rooms", config=plan.config,
+                                  channels=plan.channels, series=plan.series)
+    return job
+
+
+def _run(engine: Engine, settings: Settings, job: jobs.Job, shutdown: threading.Event | None = None) -> str:
+    return training.run_job(engine, settings, job.id, worker_id="test-worker", shutdown=shutdown or threading.Event())
+
+
+def test_trains_publishes_and_reports_progress(engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1", ("temp", "hum"), seed=1)
+    add_series(engine, "room-2", ("hum", "temp", "co2"), seed=2)
+    job = _job(engine, ["room-1", "room-2"], epochs=2)
+    assert _run(engine, settings, job) == "succeeded"
+
+    done = jobs.get_job(engine, job.id)
+    assert done.status == "succeeded" and done.attempts == 1 and done.error is None
+    assert done.progress["epoch"] == done.progress["epochs"] == 2 and done.progress["eta_s"] == 0
+    assert done.progress["val_mse"] is not None and done.progress["elapsed_s"] > 0
+    version = registry.get_version(engine, "rooms", 1)
+    assert version.status == "ready" and version.channels == ["temp", "hum"]
+    assert version.metrics["epochs_run"] == 2 and version.metrics["val_mse"] == pytest.approx(
+        done.progress["val_mse"])
+    fitted = from_bytes(registry.read_artifact(engine, "rooms", 1))
+    assert fitted.channels == ("temp", "hum")
+    assert version.stats["horizon_s"] == pytest.approx(fitted.horizon)
+    assert version.stats["context_s"] == pytest.approx(fitted.context_seconds)
+    assert version.stats["train_sequences"] == version.stats["validation_sequences"] == 2
+
+
+def test_validation_is_the_newest_part_of_each_series(engine: Engine) -> None:
+    add_series(engine, "room-1", ("a",), n=100, seed=3)
+    train, validation = training.load_sequences(engine, ["room-1"], ["a"])
+    assert train[0].times[-1] < validation[0].times[0]
+    span = validation[0].times[-1] - train[0].times[0]
+    assert validation[0].times[-1] - validation[0].times[0] <= training.VALIDATION_FRACTION * span + 1e-6
+    assert np.isfinite(train[0].values).all()
+
+
+def test_a_doubled_message_runs_the_job_once(engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1", seed=4)
+    job = _job(engine, ["room-1"], epochs=1)
+    assert _run(engine, settings, job) == "succeeded"
+    assert _run(engine, settings, job) == "skipped"
+    assert jobs.get_job(engine, job.id).attempts == 1
+
+
+def test_solver_failure_fails_the_job_and_keeps_the_ready_version(engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1", seed=5)
+    good = _job(engine, ["room-1"], epochs=1)
+    assert _run(engine, settings, good) == "succeeded"
+    bad = _job(engine, ["room-1"], epochs=1, solver="dopri5", max_steps=2, rtol=1e-9, atol=1e-9)
+    assert _run(engine, settings, bad) == "failed"
+    failed = jobs.get_job(engine, bad.id)
+    assert failed.status == "failed" and failed.error.startswith("training failed")
+    assert registry.get_version(engine, "rooms", 2).status == "failed"
+    assert registry.get_version(engine, "rooms", 1).status == "ready"
+    assert from_bytes(registry.read_artifact(engine, "rooms", 1)).channels == ("a", "b")
+
+
+def test_shutdown_hands_the_job_back_to_the_queue(engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1", seed=6)
+    job = _job(engine, ["room-1"], epochs=5)
+    stopping = threading.Event()
+    stopping.set()
+    assert _run(engine, settings, job, shutdown=stopping) == "released"
+    back = jobs.get_job(engine, job.id)
+    assert back.status == "queued" and back.attempts == 0
+    assert registry.get_version(engine, "rooms", 1).status == "queued"
+    assert job.id in executor.pending_job_ids(executor.get_queue(settings).huey)
