@@ -1,0 +1,124 @@
+"""/v1/models over HTTP (no worker runs here: jobs stay queued unless a test runs one itself)."""
+
+import threading
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from model import from_bytes
+from service import executor, keys, training
+from service.config import Settings
+from tests.training_data import TINY, add_series
+
+
+def _train(client: TestClient, name: str = "rooms", series: list[str] | None = None, **kw) -> dict:  # noqa: ANN003
+    response = client.post("/v1/models", json={"name": name, "series": series or ["room-1"], "config": TINY},
+                           **kw)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
+def test_post_creates_a_queued_version_and_job(client: TestClient, engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1")
+    body = _train(client)
+    assert body["model"] == {"name": "rooms", "version": 1, "status": "queued"}
+    job = body["job"]
+    assert set(job) == {"id", "kind", "status", "model", "progress", "attempts", "error", "created_at",
+                        "started_at", "finished_at"}
+    assert job["kind"] == "train" and job["status"] == "queued" and job["model"] == {"name": "rooms", "version": 1}
+    assert job["progress"] is None and job["attempts"] == 0 and job["started_at"] is None
+    assert executor.pending_job_ids(executor.get_queue(settings).huey) == {job["id"]}  # sent after the commit
+    assert _train(client)["model"]["version"] == 2  # training again makes version n+1
+
+
+def test_idempotency_key(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1")
+    first = _train(client, headers={"Idempotency-Key": "abc"})
+    again = _train(client, headers={"Idempotency-Key": "abc"})
+    assert again["job"]["id"] == first["job"]["id"] and again["model"] == first["model"]
+    other = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "config": {"epochs": 3}},
+                        headers={"Idempotency-Key": "abc"})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(client.get("/v1/models/rooms").json()["versions"]) == 1
+
+
+def test_bad_config_is_refused_naming_the_field(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1")
+    for config, field in (({"latent_dims": 3}, "latent_dims"), ({"epochs": 0}, "epochs"),
+                          ({"solver": "magic"}, "solver"), ({"rtol": "small"}, "rtol")):
+        response = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "config": config})
+        assert response.status_code == 422, config
+        error = response.json()["error"]
+        assert error["details"][0]["loc"] == ["body", "config", field]
+        assert field in error["message"]
+    assert client.get("/v1/jobs").json()["items"] == []  # nothing half-written
+
+
+def test_series_checked_up_front(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1", ("temp",))
+    add_series(engine, "room-2", ("co2",))
+    add_series(engine, "tiny", ("temp",), n=5)
+    missing = client.post("/v1/models", json={"name": "m", "series": ["room-1", "nope"]})
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]["message"]
+    disjoint = client.post("/v1/models", json={"name": "m", "series": ["room-1", "room-2"]})
+    assert disjoint.status_code == 422 and disjoint.json()["error"]["details"][0]["loc"] == ["body", "series"]
+    assert "no channel in common" in disjoint.json()["error"]["message"]
+    short = client.post("/v1/models", json={"name": "m", "series": ["tiny"]})
+    assert short.status_code == 422 and "too little data" in short.json()["error"]["message"]
+    doubled = client.post("/v1/models", json={"name": "m", "series": ["room-1", "room-1"]})
+    assert doubled.status_code == 422
+    bad_name = client.post("/v1/models", json={"name": "no spaces", "series": ["room-1"]})
+    assert bad_name.status_code == 422 and bad_name.json()["error"]["details"][0]["loc"] == ["body", "name"]
+    assert client.get("/v1/models").json()["items"] == []
+
+
+def test_default_window_is_chosen_from_the_data(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1", n=400, every_s=2.0)
+    version = _train(client, series=["room-1"])["model"]["version"]
+    config = client.get(f"/v1/models/rooms/versions/{version}").json()["config"]
+    assert 64 * 1.0 < config["window"] < 64 * 3.0  # 64 gaps of about 2 s (at least 1 s, at most 3 s)
+    assert config["latent_dim"] == TINY["latent_dim"]  # the overrides are kept
+
+
+def test_read_versions_artifact_and_delete(client: TestClient, engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1")
+    first = _train(client)
+    _train(client)
+    _train(client, name="other")
+    assert client.get("/v1/models/rooms/versions/1/artifact").status_code == 409  # not trained yet
+
+    job_id = first["job"]["id"]
+    assert training.run_job(engine, settings, job_id, worker_id="w", shutdown=threading.Event()) == "succeeded"
+    v1 = client.get("/v1/models/rooms/versions/1").json()
+    assert v1["status"] == "ready" and v1["channels"] == ["a", "b"] and v1["series"] == ["room-1"]
+    assert v1["trained_at"] is not None and v1["metrics"]["epochs_run"] == TINY["epochs"]
+    artifact = client.get("/v1/models/rooms/versions/1/artifact")
+    assert artifact.status_code == 200 and artifact.headers["content-type"] == "application/octet-stream"
+    assert from_bytes(artifact.content).channels == ("a", "b")
+
+    listing = client.get("/v1/models").json()
+    assert [(m["name"], m["version"]) for m in listing["items"]] == [("other", 1), ("rooms", 2)]
+    page = client.get("/v1/models", params={"limit": 1}).json()
+    assert [m["name"] for m in page["items"]] == ["other"]
+    rest = client.get("/v1/models", params={"limit": 1, "cursor": page["next_cursor"]}).json()
+    assert [m["name"] for m in rest["items"]] == ["rooms"] and rest["next_cursor"] is None
+    assert [v["version"] for v in client.get("/v1/models/rooms").json()["versions"]] == [2, 1]
+
+    assert client.delete("/v1/models/rooms/versions/2").status_code == 204
+    assert client.get("/v1/models/rooms/versions/2").status_code == 404
+    assert client.delete("/v1/models/rooms/versions/2").status_code == 404
+    assert client.delete("/v1/models/rooms").status_code == 204
+    assert client.get("/v1/models/rooms").status_code == 404
+    assert client.get(f"/v1/jobs/{job_id}").status_code == 404  # its job went with it
+    assert client.delete("/v1/models/rooms").status_code == 404
+
+
+def test_scopes(client: TestClient, engine: Engine, anon_client: TestClient) -> None:
+    add_series(engine, "room-1")
+    reader = keys.create_key(engine, "reader", ["read"])
+    headers = {"Authorization": f"Bearer {reader}"}
+    body = {"name": "rooms", "series": ["room-1"]}
+    assert anon_client.get("/v1/models").status_code == 401
+    assert anon_client.post("/v1/models", json=body, headers=headers).status_code == 403
+    assert anon_client.get("/v1/models", headers=headers).status_code == 200
+    assert anon_client.delete("/v1/models/rooms", headers=headers).status_code == 403
