@@ -51,6 +51,10 @@ def _watch_parent(parent_pid: int, stop: threading.Event) -> None:
 
 def run_worker(settings: Settings, *, parent_pid: int | None = None) -> int:
     """Run a consumer of settings' queue until signalled; returns the exit status."""
+    # Import the training code (torch, model/) before taking any message: a consumer thread that spent seconds
+    # importing would hold a message unclaimed, and a broken installation fails here, at start, not per job.
+    from service import training  # noqa: F401
+
     engine = make_engine(settings.db_url)
     queue = executor.get_queue(settings)
     shutdown = threading.Event()
