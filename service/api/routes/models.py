@@ -14,13 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
 from service.api.routes.jobs import JobPublic, job_public
+from service.api.schemas import KEY_PATTERN
 from service.errors import BadRequest, Unprocessable, responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
 
-# The series-key pattern: URL-safe, starts with a letter or digit.
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+NAME_PATTERN = KEY_PATTERN  # model names follow the series-key pattern
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128)]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 VersionStatus = Literal["queued", "training", "ready", "failed", "cancelled"]
