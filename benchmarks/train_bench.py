@@ -1,0 +1,149 @@
+"""Training throughput (windows per second) and time to a fixed validation MSE, the way a worker trains.
+
+The data go through the worker's own path: series written to a SQLite database, read back and split by time by
+service.training.load_sequences, the window the service picks when the config names none (64 mean gaps), then
+model.fit with the service's default ModelConfig. Throughput counts the training windows of every epoch.
+
+    OMP_NUM_THREADS=2 python benchmarks/train_bench.py            # writes benchmarks/results/train.md
+
+Data: `--series` series of `--points` irregular times (gaps uniform in [0.5, 1.5] minutes), two channels of
+sums of sines (periods of hours) plus noise (std 0.05), 20% of values missing. Signal variance is about 0.5, so
+the target validation MSE 0.05 means about 90% of the variance of unseen future windows explained.
+"""
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sqlalchemy import insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model import ModelConfig, fit  # noqa: E402
+from service import training  # noqa: E402
+from service.db import make_engine, migrate  # noqa: E402
+from service.tables import observations, series  # noqa: E402
+from service.train_request import DEFAULT_WINDOW_POINTS  # noqa: E402
+
+T0_US = 1_767_225_600_000_000
+
+
+def write_data(engine, n_series: int, points: int, seed: int) -> list[str]:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    keys = []
+    with engine.begin() as conn:
+        for s in range(n_series):
+            key = f"bench-{s}"
+            sid = conn.execute(insert(series).values(key=key, channels=["x", "y"], description="", meta={},
+                                                     created_at=0).returning(series.c.id)).scalar_one()
+            t_s = np.cumsum(rng.uniform(30, 90, points))
+            phase = rng.uniform(0, 2 * np.pi, 2)
+            x = np.sin(2 * np.pi * t_s / 7200 + phase[0]) + 0.5 * np.sin(2 * np.pi * t_s / 2700)
+            y = np.cos(2 * np.pi * t_s / 5400 + phase[1])
+            rows = []
+            for name, v in (("x", x), ("y", y)):
+                v = v + 0.05 * rng.standard_normal(points)
+                keep = rng.random(points) > 0.2
+                t_us = T0_US + np.round(t_s[keep] * 1e6).astype(np.int64)
+                rows += [{"series_id": sid, "channel": name, "t": int(t), "value": float(val)}
+                         for t, val in zip(t_us, v[keep], strict=True)]
+            conn.execute(insert(observations), rows)
+            keys.append(key)
+    return keys
+
+
+def windows_per_epoch(sequences, window: float) -> int:  # noqa: ANN001
+    """As model/windows.py draws them: about duration / window per sequence (at least one)."""
+    return sum(max(1, round((s.times[-1] - s.times[0]) / window)) for s in sequences)
+
+
+def run(args: argparse.Namespace, gradient: str, sequences, validation, window: float) -> dict:  # noqa: ANN001
+    config = ModelConfig(epochs=args.epochs, window=window, gradient=gradient, device="cpu", seed=args.seed)
+    trace: list[tuple[int, float, float]] = []
+    started = time.perf_counter()
+
+    def progress(epoch: int, _epochs: int, _loss: float, val_mse: float | None) -> None:
+        trace.append((epoch, time.perf_counter() - started, val_mse))
+        print(f"  {gradient} epoch {epoch}: {trace[-1][1]:.1f} s, val MSE {val_mse:.4f}", flush=True)
+
+    def stop() -> bool:
+        return time.perf_counter() - started > args.budget_s
+
+    try:
+        fit(sequences, config, validation=validation, progress=progress, should_stop=stop)
+    except Exception as exc:  # TrainingCancelled at the time budget; anything else is reported as such
+        if type(exc).__name__ != "TrainingCancelled":
+            raise
+    per_epoch = windows_per_epoch(sequences, window)
+    seconds = trace[-1][1]
+    reached = next(((e, t) for e, t, v in trace if v is not None and v <= args.target), None)
+    return {"gradient": gradient, "epochs": len(trace), "seconds": seconds,
+            "windows_per_s": per_epoch * len(trace) / seconds, "windows_per_epoch": per_epoch,
+            "best_val_mse": min(v for _, _, v in trace), "reached": reached}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=4)
+    parser.add_argument("--points", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--target", type=float, default=0.05, help="validation MSE to reach (original units)")
+    parser.add_argument("--budget-s", type=float, default=240.0, help="stop each run after this many seconds")
+    parser.add_argument("--gradients", default="adjoint,backprop")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train.md")
+    args = parser.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        migrate(url)
+        engine = make_engine(url)
+        keys = write_data(engine, args.series, args.points, args.seed)
+        t0 = time.perf_counter()
+        sequences, validation = training.load_sequences(engine, keys, ["x", "y"])
+        load_s = time.perf_counter() - t0
+        engine.dispose()
+    window = DEFAULT_WINDOW_POINTS * float(np.median([np.mean(np.diff(s.times)) for s in sequences]))
+    results = [run(args, g, sequences, validation, window) for g in args.gradients.split(",")]
+
+    device = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    lines = [
+        "# Training benchmark",
+        "",
+        f"`OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '2')} python benchmarks/train_bench.py "
+        + " ".join(sys.argv[1:]) + "`",
+        "",
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, torch {torch.__version__}, {device}. "
+        f"Data: {args.series} series × {args.points} irregular times, 2 channels, 20% missing; "
+        f"{sum(s.times.size for s in sequences)} training times, window {window / 60:.0f} min "
+        f"(service default: {DEFAULT_WINDOW_POINTS} mean gaps), the newest 20% of each series validates. "
+        f"Reading and splitting the series from SQLite took {load_s * 1000:.0f} ms. "
+        f"Default ModelConfig otherwise (GRU encoder, dopri5, latent 10, batch 50, IWAE k=3); each run capped at "
+        f"{args.budget_s:.0f} s.",
+        "",
+        "| device | gradient | windows/epoch | epochs run | windows/s | best val MSE | "
+        f"time to val MSE ≤ {args.target} |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        reached = f"{r['reached'][1]:.1f} s (epoch {r['reached'][0]})" if r["reached"] else "not reached"
+        lines.append(f"| CPU ({torch.get_num_threads()} threads) | {r['gradient']} | {r['windows_per_epoch']} | "
+                     f"{r['epochs']} | {r['windows_per_s']:.1f} | {r['best_val_mse']:.4f} | {reached} |")
+    for g in args.gradients.split(","):
+        lines.append(f"| GPU | {g} | – | – | not measured: this session had no GPU machine | – | – |")
+    lines.append("")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
