@@ -79,7 +79,10 @@ class JobWatch:
             "epoch": epoch, "epochs": epochs, "loss": _finite_or_none(train_loss), "val_mse": _finite_or_none(val_mse),
             "elapsed_s": round(elapsed, 3), "eta_s": round(elapsed / epoch * (epochs - epoch), 3) if epoch else None,
         }
-        self._record(jobs.heartbeat(self.engine, self.job_id, self.worker, self.progress))
+        try:
+            self._record(jobs.heartbeat(self.engine, self.job_id, self.worker, self.progress))
+        except Exception:  # a database hiccup must not end hours of training; the next epoch reports again
+            log.exception("progress report of job %s failed", self.job_id)
 
     def should_stop(self) -> bool:
         return self.cancel_requested or self.lost or self.shutdown.is_set()
