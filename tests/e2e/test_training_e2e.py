@@ -1,7 +1,7 @@
 """Training through real worker processes: SQLite + SqliteHuey, and PostgreSQL + Redis.
 
-Follow progress (polling and the event stream), cancel, a worker killed with SIGKILL, a lost message, a worker
-stopped with SIGTERM.
+Follow progress (polling and the event stream) and a lost message; cancel, then a worker stopped with SIGTERM; a
+worker killed with SIGKILL. Related scenarios share a worker: each worker start-up imports torch (seconds).
 """
 
 import json
@@ -61,7 +61,14 @@ def two_series(engine: Engine) -> None:
     add_series(engine, "room-2", ("hum", "temp"), n=300, seed=2)
 
 
-def test_train_follow_and_download(api: TestClient, start_worker, two_series: None) -> None:  # noqa: ANN001
+def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker,  # noqa: ANN001
+                                   two_series: None) -> None:
+    # Beside it, a job whose row was committed but whose message never reached the queue (the API process died in
+    # between): the worker's sweeper must find and send it.
+    lost, _ = jobs.create_training(engine, job_id=str(uuid.uuid4()), name="lost", config={**TINY, "epochs": 1},
+                                   channels=["temp", "hum"], series=["room-1"])
+    with engine.begin() as conn:
+        conn.execute(update(jobs_table).where(jobs_table.c.id == lost.id).values(enqueued_at=lost.enqueued_at - 10**7))
     start_worker()
     job = _post(api, epochs=8)
     events: list = []
@@ -88,9 +95,12 @@ def test_train_follow_and_download(api: TestClient, start_worker, two_series: No
     fitted = from_bytes(api.get("/v1/models/rooms/versions/1/artifact").content)
     assert fitted.channels == ("temp", "hum")
 
+    recovered = wait_for(lambda: _finished(api, lost.id), what="the job whose message was lost")
+    assert recovered["status"] == "succeeded" and recovered["attempts"] == 1
 
-def test_cancel_stops_within_an_epoch(api: TestClient, start_worker, two_series: None) -> None:  # noqa: ANN001
-    start_worker()
+
+def test_cancel_then_stop_the_worker(api: TestClient, start_worker, two_series: None) -> None:  # noqa: ANN001
+    worker = start_worker()
     job = _post(api, epochs=500)
     at = wait_for(lambda: _running_at_epoch(api, job["id"]), what="the first epoch")["progress"]["epoch"]
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 202
@@ -103,6 +113,15 @@ def test_cancel_stops_within_an_epoch(api: TestClient, start_worker, two_series:
     assert version["status"] == "cancelled"
     assert api.get("/v1/models/rooms/versions/1/artifact").status_code == 409
     assert api.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+
+    # SIGTERM while training: the worker hands its job back to the queue and exits cleanly.
+    second = _post(api, epochs=500)
+    wait_for(lambda: _running_at_epoch(api, second["id"]), what="the second job's first epoch")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    back = _job(api, second["id"])
+    assert back["status"] == "queued" and back["attempts"] == 0, back
+    assert api.get("/v1/models/rooms/versions/2").json()["status"] == "queued"
 
 
 def test_killed_worker_job_is_requeued_and_succeeds_once(api: TestClient, engine: Engine, start_worker,  # noqa: ANN001
@@ -126,28 +145,3 @@ def test_killed_worker_job_is_requeued_and_succeeds_once(api: TestClient, engine
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(models_table.c.artifact.is_not(None))).scalar() == 1
     assert from_bytes(api.get("/v1/models/rooms/versions/1/artifact").content).channels == ("temp", "hum")
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the sweeper's logic is backend-free (test_jobs)
-def test_lost_message_is_recovered_by_the_sweeper(api: TestClient, engine: Engine, start_worker,  # noqa: ANN001
-                                                  two_series: None) -> None:
-    # The job row is committed but its message never reaches the queue (the API process died in between).
-    job, _ = jobs.create_training(engine, job_id=str(uuid.uuid4()), name="rooms",
-                                  config={**TINY, "epochs": 2}, channels=["temp", "hum"], series=["room-1"])
-    with engine.begin() as conn:
-        conn.execute(update(jobs_table).where(jobs_table.c.id == job.id).values(enqueued_at=job.enqueued_at - 10**7))
-    start_worker()
-    done = wait_for(lambda: _finished(api, job.id), what="the recovered job")
-    assert done["status"] == "succeeded" and done["attempts"] == 1
-
-
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_sigterm_hands_the_running_job_back(api: TestClient, start_worker, two_series: None) -> None:  # noqa: ANN001
-    worker = start_worker()
-    job = _post(api, epochs=500)
-    wait_for(lambda: _running_at_epoch(api, job["id"]), what="the first epoch")
-    worker.send_signal(signal.SIGTERM)
-    assert worker.wait(30) == 0
-    back = _job(api, job["id"])
-    assert back["status"] == "queued" and back["attempts"] == 0, back
-    assert api.get("/v1/models/rooms/versions/1").json()["status"] == "queued"
