@@ -77,7 +77,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from service.worker import run_worker
 
     migrate(settings.db_url)
-    return run_worker(settings, parent_pid=args.parent_pid)
+    status = run_worker(settings, parent_pid=args.parent_pid)
+    # Everything is stopped, committed and closed by now; the interpreter's own teardown after torch is loaded
+    # (C++ static destructors, thread pools) takes seconds and would only delay whoever waits for this process.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
