@@ -22,40 +22,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import ModelConfig, fit  # noqa: E402
-from service import training  # noqa: E402
+from service import storage, training  # noqa: E402
 from service.db import make_engine, migrate  # noqa: E402
-from service.tables import observations, series  # noqa: E402
 from service.train_request import DEFAULT_WINDOW_POINTS  # noqa: E402
 
 T0_US = 1_767_225_600_000_000
 
 
 def write_data(engine, n_series: int, points: int, seed: int) -> list[str]:  # noqa: ANN001
+    """Series written through the service's storage write path; returns their keys."""
     rng = np.random.default_rng(seed)
     keys = []
-    with engine.begin() as conn:
-        for s in range(n_series):
-            key = f"bench-{s}"
-            sid = conn.execute(insert(series).values(key=key, channels=["x", "y"], description="", meta={},
-                                                     created_at=0).returning(series.c.id)).scalar_one()
-            t_s = np.cumsum(rng.uniform(30, 90, points))
-            phase = rng.uniform(0, 2 * np.pi, 2)
-            x = np.sin(2 * np.pi * t_s / 7200 + phase[0]) + 0.5 * np.sin(2 * np.pi * t_s / 2700)
-            y = np.cos(2 * np.pi * t_s / 5400 + phase[1])
-            rows = []
-            for name, v in (("x", x), ("y", y)):
-                v = v + 0.05 * rng.standard_normal(points)
-                keep = rng.random(points) > 0.2
-                t_us = T0_US + np.round(t_s[keep] * 1e6).astype(np.int64)
-                rows += [{"series_id": sid, "channel": name, "t": int(t), "value": float(val)}
-                         for t, val in zip(t_us, v[keep], strict=True)]
-            conn.execute(insert(observations), rows)
-            keys.append(key)
+    for s in range(n_series):
+        record = storage.create_series(engine, f"bench-{s}", ["x", "y"], "", {})
+        t_s = np.cumsum(rng.uniform(30, 90, points))
+        phase = rng.uniform(0, 2 * np.pi, 2)
+        x = np.sin(2 * np.pi * t_s / 7200 + phase[0]) + 0.5 * np.sin(2 * np.pi * t_s / 2700)
+        y = np.cos(2 * np.pi * t_s / 5400 + phase[1])
+        ch, ts, vs = [], [], []
+        for k, v in enumerate((x, y)):
+            keep = rng.random(points) > 0.2
+            ch.append(np.full(keep.sum(), k))
+            ts.append(T0_US + np.round(t_s[keep] * 1e6).astype(np.int64))
+            vs.append((v + 0.05 * rng.standard_normal(points))[keep])
+        storage.upsert_observations(engine, record.id, ["x", "y"], np.concatenate(ch), np.concatenate(ts),
+                                    np.concatenate(vs))
+        keys.append(record.key)
     return keys
 
 

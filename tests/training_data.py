@@ -1,10 +1,9 @@
-"""Test data for training: series written straight into the tables (independent of the storage API's shape)."""
+"""Test data for training: series written through the storage layer's write path."""
 
 import numpy as np
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
-from service.tables import observations, series
-from service.timefmt import now_us
+from service import storage
 
 T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
@@ -20,15 +19,15 @@ def add_series(engine: Engine, key: str, channels: tuple[str, ...] = ("a", "b"),
     rng = np.random.default_rng(seed)
     gaps = rng.uniform(0.5 * every_s, 1.5 * every_s, size=n)
     t_us = T0_US + np.cumsum(np.round(gaps * 1e6)).astype(np.int64)
-    with engine.begin() as conn:
-        series_id = conn.execute(insert(series).values(key=key, channels=list(channels), description="", meta={},
-                                                       created_at=now_us()).returning(series.c.id)).scalar_one()
-        rows = []
-        for k, channel in enumerate(channels):
-            seconds = (t_us - T0_US) / 1e6
-            values = np.sin(seconds / 10.0 + k) + 0.05 * rng.standard_normal(n)
-            keep = rng.random(n) > 0.2
-            rows += [{"series_id": series_id, "channel": channel, "t": int(t), "value": float(v)}
-                     for t, v in zip(t_us[keep], values[keep], strict=True)]
-        conn.execute(insert(observations), rows)
-    return series_id
+    record = storage.create_series(engine, key, channels, "", {})
+    ch, ts, vs = [], [], []
+    for k in range(len(channels)):
+        seconds = (t_us - T0_US) / 1e6
+        values = np.sin(seconds / 10.0 + k) + 0.05 * rng.standard_normal(n)
+        keep = rng.random(n) > 0.2
+        ch.append(np.full(keep.sum(), k))
+        ts.append(t_us[keep])
+        vs.append(values[keep])
+    storage.upsert_observations(engine, record.id, channels, np.concatenate(ch), np.concatenate(ts),
+                                np.concatenate(vs))
+    return record.id
