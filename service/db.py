@@ -1,9 +1,11 @@
 """Engines and migrations. One place knows how each backend is tuned.
 
-SQLite: WAL, foreign keys, a busy timeout, and every transaction `BEGIN IMMEDIATE`. pysqlite's deferred
-transactions let a read-then-write transaction fail at once with SQLITE_BUSY when another writer commits in
-between; taking the write lock up front makes writers queue on the busy timeout instead. Readers in WAL mode are
-not blocked by it.
+SQLite: WAL, foreign keys, a busy timeout. The convention everywhere is `engine.begin()` for a transaction that
+writes and `engine.connect()` for one that only reads. On SQLite `engine.begin()` issues `BEGIN IMMEDIATE`:
+pysqlite's deferred transactions let a read-then-write transaction fail at once with SQLITE_BUSY when another
+writer commits in between, while taking the write lock up front makes writers queue on the busy timeout instead.
+`engine.connect()` transactions stay deferred, so in WAL mode readers (auth checks, forecasts) never wait for a
+writer or for each other.
 PostgreSQL: psycopg 3, pool pre-ping.
 """
 
@@ -14,11 +16,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 
 import migrations
 
 MIGRATION_LOCK_ID = 0x6C61_7465  # PostgreSQL advisory lock key for migrations ("late")
+_IMMEDIATE = "latentcast_sqlite_immediate"
 
 
 def make_engine(url: str) -> Engine:
@@ -40,8 +43,16 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # noqa: ANN001
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
+        @contextlib.contextmanager
+        def begin_immediate() -> Iterator[Connection]:
+            with engine.connect() as conn:
+                conn.execution_options(**{_IMMEDIATE: True})
+                with conn.begin():
+                    yield conn
+
+        engine.begin = begin_immediate  # type: ignore[method-assign]  # the write-transaction entry point
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
