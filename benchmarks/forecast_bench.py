@@ -5,7 +5,7 @@
 Trains a model of the default architecture for a couple of epochs (speed does not depend on how well it learned),
 stores a series of irregular periodic data and the model as a ready version in a fresh database (SQLite by
 default), starts `latentcast serve` (uvicorn) as a subprocess and measures, for 100 query times x 100 samples:
-the raw call in this process; one client issuing requests back to back; 32 concurrent clients. Writes
+the raw call in this process alternating with one client's requests; then 32 concurrent clients. Writes
 benchmarks/results/forecast.md. Targets: one-client p50 <= 2x the raw call; 32 clients >= 3x the one-client
 throughput.
 """
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import model  # noqa: E402
 from service import forecasting, keys, storage  # noqa: E402
+from service.config import Settings  # noqa: E402
 from service.db import make_engine, migrate  # noqa: E402
 from service.forecast_query import TimeSpec  # noqa: E402
 from service.model_cache import ModelCache  # noqa: E402
@@ -82,8 +83,8 @@ def query_range(fitted: model.FittedModel, last: int) -> tuple[int, int, int]:
     return start, start + 99 * step, step
 
 
-def raw_latencies(db_url: str, fitted: model.FittedModel, last: int, n: int) -> list[float]:
-    """The in-process call on exactly the context and times the server builds."""
+def raw_plan(db_url: str, fitted: model.FittedModel, last: int) -> forecasting.Plan:
+    """Exactly the context and times the server builds for the benchmark request."""
     engine = make_engine(db_url)
     start, end, step = query_range(fitted, last)
     cache: ModelCache = ModelCache(1 << 30)
@@ -91,13 +92,26 @@ def raw_latencies(db_url: str, fitted: model.FittedModel, last: int, n: int) -> 
                                    version=None, context_us=None)
     engine.dispose()
     assert plan.unique_s.size == 100
-    out = []
-    for i in range(n + 10):
-        began = time.perf_counter()
-        model.forecast(plan.fitted, plan.context, plan.unique_s, samples=100)
-        if i >= 10:  # warm-up
-            out.append(time.perf_counter() - began)
-    return out
+    return plan
+
+
+def interleaved(plan: forecasting.Plan, url: str, params: dict, headers: dict, n: int) -> tuple[list, list]:
+    """n raw in-process calls and n one-client HTTP requests, alternating, so that both see the same machine
+    load (the machine may be shared); returns (raw latencies, HTTP latencies) in seconds."""
+    raw, http = [], []
+    with httpx.Client(headers=headers, timeout=120) as client:
+        for i in range(n + 5):
+            began = time.perf_counter()
+            model.forecast(plan.fitted, plan.context, plan.unique_s, samples=100)
+            mid = time.perf_counter()
+            r = client.get(url, params=params)
+            end = time.perf_counter()
+            if r.status_code != 200:
+                raise RuntimeError(f"{r.status_code}: {r.text[:300]}")
+            if i >= 5:  # warm-up
+                raw.append(mid - began)
+                http.append(end - mid)
+    return raw, http
 
 
 def free_port() -> int:
@@ -164,8 +178,9 @@ def main() -> None:
     print("training the benchmark model ...", flush=True)
     fitted = train(args.epochs)
     key, last = setup(db_url, fitted)
-    raw = raw_latencies(db_url, fitted, last, args.requests)
-    print(f"raw p50 {np.median(raw) * 1000:.1f} ms", flush=True)
+    # The raw call runs with the torch threads the server uses for forecasts.
+    torch.set_num_threads(Settings().forecast_torch_threads or torch.get_num_threads())
+    plan = raw_plan(db_url, fitted, last)
     port = free_port()
     server = start_server(db_url, tmp, port)
     try:
@@ -174,14 +189,14 @@ def main() -> None:
         params = {"start": format_time(start), "end": format_time(end), "step": f"{step / S:.6f}",
                   "samples": "100"}
         headers = {"Authorization": f"Bearer {key}"}
-        one, one_wall = asyncio.run(clients(url, params, headers, 1, args.requests))
-        print(f"1 client p50 {np.median(one) * 1000:.1f} ms", flush=True)
+        raw, one = interleaved(plan, url, params, headers, args.requests)
+        print(f"raw p50 {np.median(raw) * 1000:.1f} ms, 1 client p50 {np.median(one) * 1000:.1f} ms", flush=True)
         many, many_wall = asyncio.run(clients(url, params, headers, 32, max(1, args.requests // 32)))
         print(f"32 clients p50 {np.median(many) * 1000:.1f} ms", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=60)
-    one_tp, many_tp = len(one) / one_wall, len(many) / many_wall
+    one_tp, many_tp = len(one) / sum(one), len(many) / many_wall
     ratio_latency = np.median(one) / np.median(raw)
     ratio_tp = many_tp / one_tp
     lines = [
@@ -190,7 +205,9 @@ def main() -> None:
         f"100 query times x 100 samples per request; model: default architecture ({fitted.config.latent_dim}-d "
         f"latent, {fitted.config.encoder} encoder, {fitted.config.solver}); database: "
         f"{'PostgreSQL' if 'postgresql' in db_url else 'SQLite'}; machine: {platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.",
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s) for "
+        f"forecasts (LATENTCAST_FORECAST_TORCH_THREADS), 1-minute load average at the end "
+        f"{os.getloadavg()[0]:.1f}. Raw calls and one-client requests alternate, so both see the same load.",
         "",
         "| measurement | p50 ms | p99 ms | requests/s | requests |",
         "|---|---|---|---|---|",

@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.db_url)
     app.state.model_cache = ModelCache(settings.model_cache_bytes)
-    app.state.batcher = ForecastBatcher(settings.forecast_batch_size, settings.forecast_batch_wait_ms)
+    app.state.batcher = ForecastBatcher(settings.forecast_batch_size, settings.forecast_batch_wait_ms,
+                                        torch_threads=settings.forecast_torch_threads)
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

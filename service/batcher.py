@@ -1,9 +1,9 @@
 """Micro-batching: concurrent forecast requests for one model version are solved together, off the event loop.
 
 Requests join a group keyed by (model version, samples, quantile levels), the arguments `forecast_batch` shares
-across its items. Each group has at most one batch in flight: while it is solved in a worker thread, new requests
-queue up and go out together as the next batch, so a busy model batches itself and an idle one answers after at
-most `wait_ms`. A batch holds at most `max_batch` requests and, beyond its first request, at most
+across its items. Each group has at most `threads` batches in flight (one per worker thread, so a busy model uses
+every core it is given): while they are solved, new requests queue up and go out together as the next batch, so
+a busy model batches itself and an idle one answers after at most `wait_ms`. A batch holds at most `max_batch` requests and, beyond its first request, at most
 `max_batch_points` (query times × samples) so that one batch cannot exhaust memory.
 
 Batching never changes an answer: each request carries its own seed (a random one when the client gave none), and
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 import model
 
@@ -47,7 +48,8 @@ class ForecastBatcher:
     """`await batcher.forecast(key, fitted, context, at_seconds, ...)` → model.Forecast, solved in a batch."""
 
     def __init__(self, max_batch: int, wait_ms: float, threads: int = 2,
-                 max_batch_points: int = MAX_BATCH_POINTS):
+                 max_batch_points: int = MAX_BATCH_POINTS, torch_threads: int = 0):
+        self.torch_threads = torch_threads  # 0: leave torch's setting alone
         self.max_batch = max_batch
         self.wait_s = wait_ms / 1000.0
         self.max_batch_points = max_batch_points
@@ -74,14 +76,21 @@ class ForecastBatcher:
         return await request.future
 
     async def _drain(self, group_key: Hashable, group: _Group) -> None:
+        solving: set[asyncio.Task] = set()
         try:
-            while group.pending:
-                if len(group.pending) < self.max_batch and self.wait_s > 0:
-                    await asyncio.sleep(self.wait_s)  # let concurrent requests join
-                batch = self._take(group)
-                batch = [r for r in batch if not r.future.done()]  # clients that went away
-                if batch:
-                    await self._solve(group, batch)
+            while True:
+                if group.pending and len(solving) < self.threads:
+                    if len(group.pending) < self.max_batch and self.wait_s > 0:
+                        await asyncio.sleep(self.wait_s)  # let concurrent requests join
+                    batch = [r for r in self._take(group) if not r.future.done()]  # skip clients that went away
+                    if batch:
+                        solving.add(group.loop.create_task(self._solve(group, batch)))
+                    continue
+                if not solving:
+                    break
+                # Wait for a batch to finish; newcomers meanwhile gather into the next batch (or, if none came,
+                # the drain ends once nothing is in flight).
+                _, solving = await asyncio.wait(solving, return_when=asyncio.FIRST_COMPLETED)
         finally:
             group.draining = False
             if self._groups.get(group_key) is group and not group.pending:
@@ -131,6 +140,8 @@ class ForecastBatcher:
     def _executor(self) -> ThreadPoolExecutor:
         # Made on first use and again after `close`, so an app can be started and stopped more than once.
         if self._pool is None:
+            if self.torch_threads:
+                torch.set_num_threads(self.torch_threads)  # process-wide: the API process runs no training
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="forecast")
         return self._pool
 

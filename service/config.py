@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     model_cache_bytes: int = Field(512 * MiB, ge=MiB)
     forecast_batch_size: int = Field(32, ge=1, le=1024)
     forecast_batch_wait_ms: float = Field(2.0, ge=0, le=1000)
+    # torch intra-op threads in the API process (0: torch's default, one per core). A forecast is many small matrix
+    # products: threads contend with each other and with the server's own (2 busy cores: 40 ms with 1 thread,
+    # 600 ms with 2). Raise on a dedicated many-core machine.
+    forecast_torch_threads: int = Field(1, ge=0, le=256)
 
     @field_validator("database_url", "queue_url")
     @classmethod
