@@ -14,6 +14,7 @@ Writes benchmarks/results/calibration.md.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -95,12 +96,15 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=500, help="series in the data set (80%% train, 20%% held out)")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                    help="a ModelConfig field, e.g. --set train_output_times=null")
     ap.add_argument("--save", type=Path, help="write the trained model here (safetensors)")
     ap.add_argument("--load", type=Path, help="evaluate this saved model instead of training one")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "calibration.md")
     args = ap.parse_args()
     task = datasets.periodic("extrap", n=args.series, seed=0)
-    config = model.ModelConfig(epochs=args.epochs, gradient="backprop", seed=0)
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    config = model.ModelConfig.from_dict({"epochs": args.epochs, "gradient": "backprop", "seed": 0, **overrides})
     began = time.perf_counter()
     if args.load:
         fitted = model.load(args.load)
@@ -114,7 +118,8 @@ def main() -> None:
         "# Forecast calibration (benchmarks/calibration_bench.py)",
         "",
         f"Data: model.datasets.periodic, {args.series} series ({len(task.train)} for training, "
-        f"{len(task.test)} held out). Model: default architecture, {fitted.config.epochs} epochs "
+        f"{len(task.test)} held out). Model: default architecture{f' with {overrides}' if overrides else ''}, "
+        f"{fitted.config.epochs} epochs "
         f"({'loaded' if args.load else f'{train_s:.0f} s'}), "
         f"horizon {fitted.horizon:.2f} s, obs_std {fitted.config.obs_std}. {args.samples} samples per forecast. "
         f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}.",
@@ -124,7 +129,8 @@ def main() -> None:
         "Targets: the 90% band covers 85-95% of held-out values, the 50% band 45-55%.",
         "",
         f"Command: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/calibration_bench.py "
-        f"--series {args.series} --epochs {args.epochs} --samples {args.samples}`",
+        f"--series {args.series} --epochs {args.epochs} --samples {args.samples}"
+        f"{''.join(f' --set {item}' for item in args.set)}`",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
