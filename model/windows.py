@@ -41,8 +41,8 @@ def _windows(sequence: Sequence, config: ModelConfig, rng: np.random.Generator) 
 
 
 def make_example(sequence: Sequence, i: int, j: int, norm: Normaliser, config: ModelConfig,
-                 rng: np.random.Generator) -> Example | None:
-    """The example for rows [i, j) of `sequence`, or None when its context would be empty."""
+                 rng: np.random.Generator) -> Example:
+    """The example for rows [i, j) of `sequence`; its context always holds at least the window's first point."""
     times = sequence.times[i:j]
     values = norm.values(sequence.values[i:j])
     t = norm.model_time(times, times[0])
@@ -61,8 +61,6 @@ def draw_examples(sequences: list[Sequence], norm: Normaliser, config: ModelConf
     examples = []
     for sequence in sequences:
         for i, j in _windows(sequence, config, rng):
-            example = make_example(sequence, i, j, norm, config, rng)
-            if example is not None:
-                examples.append(example)
+            examples.append(make_example(sequence, i, j, norm, config, rng))
     order = rng.permutation(len(examples))
     return [examples[k] for k in order]
