@@ -179,7 +179,8 @@ def store(key: str, row: dict) -> None:
     import fcntl
 
     path = RESULTS / "model.json"
-    with open(RESULTS / ".model.lock", "w") as lock:
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "model.lock", "w") as lock:  # git-ignored folder
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(path.read_text()) if path.exists() else {}
         data[key] = row
