@@ -182,7 +182,8 @@ def heartbeat(engine: Engine, job_id: str, worker: str, progress: dict[str, Any]
 
 def finish(engine: Engine, job_id: str, worker: str, status: str, *, error: str | None = None) -> bool:
     """End a job this worker owns as failed or cancelled, with its version; False if it was not ours any more."""
-    assert status in ("failed", "cancelled"), status
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"finish ends a job as 'failed' or 'cancelled', not {status!r}: success is succeed()")
     with engine.begin() as conn:
         if conn.execute(_owned(job_id, worker).values(status=status, error=error, finished_at=now_us())).rowcount != 1:
             return False

@@ -125,7 +125,8 @@ def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, 
     if job is None:
         log.info("job %s not claimable (taken, finished or cancelled): message ignored", job_id)
         return "skipped"
-    assert job.model_id is not None, job
+    if job.model_id is None:  # its version was deleted between claim and here: nothing to train for
+        return "lost"
     log.info("job %s claimed by %s (attempt %d)", job_id, worker_id, job.attempts)
     with JobWatch(engine, job_id, worker_id, every_s=settings.heartbeat_seconds, shutdown=shutdown) as watch:
         try:
@@ -190,18 +191,16 @@ def _statistics(fitted: Any) -> dict[str, Any]:
 
 
 def _metrics(fitted: Any) -> dict[str, Any]:
-    """Final and best training loss and validation MSE from the fit history."""
-    history = list(getattr(fitted, "history", []) or [])
+    """From the fit history. With validation, fit keeps the weights of the best epoch: `val_mse` is that epoch's
+    score (the saved model's), `last_val_mse` the final epoch's."""
+    history = list(fitted.history or [])
     out: dict[str, Any] = {"epochs_run": len(history)}
     if not history:
         return out
-    last = history[-1]
-    get = (lambda h, k: h.get(k)) if isinstance(last, dict) else (lambda h, k: getattr(h, k, None))
-    for key, name in (("train_loss", "train_loss"), ("loss", "train_loss"), ("val_mse", "val_mse")):
-        value = get(last, key)
-        if value is not None:
-            out[name] = _finite_or_none(value)
-    vals = [v for v in (get(h, "val_mse") for h in history) if v is not None and math.isfinite(v)]
-    if vals:
-        out["best_val_mse"] = min(vals)
+    out["train_loss"] = _finite_or_none(history[-1].get("loss"))
+    scored = [h for h in history if h.get("val_mse") is not None and math.isfinite(h["val_mse"])]
+    if scored:
+        best = min(scored, key=lambda h: h["val_mse"])
+        out.update(val_mse=float(best["val_mse"]), best_epoch=int(best["epoch"]),
+                   last_val_mse=_finite_or_none(history[-1].get("val_mse")))
     return out

@@ -78,3 +78,19 @@ def test_serve_runs_and_stops_its_worker(tmp_path: Path) -> None:
             if serve.poll() is None:
                 serve.kill()
                 serve.wait()
+
+
+def test_an_orphaned_worker_stops(tmp_path: Path) -> None:
+    """serve's worker watches serve: if serve dies without stopping it (SIGKILL), the worker stops by itself."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTCAST_")}
+    env.update({"LATENTCAST_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    # A shell stands in for serve: it starts the worker as its child, naming itself as the parent to watch.
+    parent = subprocess.Popen(["sh", "-c", f'exec 1>"{tmp_path}/worker.log" 2>&1; '
+                               f'"{sys.executable}" -m service.cli worker --parent-pid $$ & wait'], cwd=ROOT, env=env)
+    workers = wait_for(lambda: _children(parent.pid), timeout=10, what="the worker process")
+    wait_for(lambda: b"consuming queue" in (tmp_path / "worker.log").read_bytes(), timeout=120, every=0.2,
+             what="the worker to start")
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=15, every=0.1, what="the orphan to stop")
+    assert b"is gone: stopping the worker" in (tmp_path / "worker.log").read_bytes()

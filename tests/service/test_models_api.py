@@ -28,6 +28,8 @@ def test_post_creates_a_queued_version_and_job(client: TestClient, engine: Engin
     assert job["kind"] == "train" and job["status"] == "queued" and job["model"] == {"name": "rooms", "version": 1}
     assert job["progress"] is None and job["attempts"] == 0 and job["started_at"] is None
     assert executor.pending_job_ids(executor.get_queue(settings).huey) == {job["id"]}  # sent after the commit
+    retried = client.get(f"/v1/jobs/{job['id']}").json()
+    assert retried == job
     assert _train(client)["model"]["version"] == 2  # training again makes version n+1
 
 

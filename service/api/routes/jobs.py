@@ -86,7 +86,10 @@ def _sse(event: str, seq: int, job: jobs.Job) -> str:
 
 
 async def _follow(engine: Engine, request: Request, first: jobs.Job) -> AsyncIterator[str]:
-    """An event whenever the job's status or progress changes (`progress`), then one `end` event when it finishes."""
+    """An event whenever the job's status or progress changes (`progress`), then one `end` event when it finishes.
+
+    The row is read every EVENT_POLL_S: epochs shorter than that may share one event (the newest progress wins).
+    """
     job, seen, seq = first, None, 0
     quiet = 0.0
     while True:

@@ -95,9 +95,13 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
                                         request_hash=_request_hash(body))
     if created:
         executor.submit(settings, job.id)  # after the commit; if it fails the sweeper sends it
+        # The state this request committed: a worker may already be at it, but the answer stays self-consistent.
+        return TrainAccepted(model=VersionRef(name=job.model_name, version=job.model_version, status="queued"),
+                             job=job_public(job))
+    # An idempotent retry: the first request's version and job, as they are now.
     version = registry.get_by_id(engine, job.model_id)
     return TrainAccepted(model=VersionRef(name=version.name, version=version.version, status=version.status),
-                         job=job_public(job))
+                         job=job_public(jobs.get_job(engine, job.id)))
 
 
 def _decode_name_cursor(cursor: str) -> str:
