@@ -70,7 +70,7 @@ def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker
     with engine.begin() as conn:
         conn.execute(update(jobs_table).where(jobs_table.c.id == lost.id).values(enqueued_at=lost.enqueued_at - 10**7))
     start_worker()
-    job = _post(api, epochs=8)
+    job = _post(api, epochs=30)  # long enough (a few seconds) for several 0.25 s event-stream polls
     events: list = []
     streamer = threading.Thread(target=_stream, args=(api, job["id"], events))
     streamer.start()
@@ -79,8 +79,8 @@ def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker
     streamer.join(30)
 
     assert done["status"] == "succeeded", done
-    assert done["attempts"] == 1 and done["progress"]["epoch"] == 8 and done["finished_at"] is not None
-    midway = [j for j in seen if j["status"] == "running" and j["progress"] and j["progress"]["epoch"] < 8]
+    assert done["attempts"] == 1 and done["progress"]["epoch"] == 30 and done["finished_at"] is not None
+    midway = [j for j in seen if j["status"] == "running" and j["progress"] and j["progress"]["epoch"] < 30]
     assert midway, "polling never saw the job running with partial progress"
     assert midway[0]["progress"]["eta_s"] > 0
 
@@ -129,7 +129,7 @@ def test_killed_worker_job_is_requeued_and_succeeds_once(api: TestClient, engine
     # Two workers from the start (so the test waits for one start-up, not two): one takes the job and is killed
     # with SIGKILL mid-training; the other's sweeper finds the stale heartbeat and runs the job again.
     workers = {proc.pid: proc for proc in (start_worker(), start_worker())}
-    job = _post(api, epochs=5)
+    job = _post(api, epochs=30)
     wait_for(lambda: _running_at_epoch(api, job["id"]), what="the first epoch")
     owner = workers.pop(int(jobs.get_job(engine, job["id"]).worker.rsplit(":", 1)[1]))
     owner.send_signal(signal.SIGKILL)
