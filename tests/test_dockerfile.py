@@ -4,15 +4,12 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from serving import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -74,52 +71,30 @@ def test_torch_variant_is_a_build_argument() -> None:
     assert re.search(r"whl/\$\{TORCH_VARIANT\}\S* torch==2\.13\.0", build)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_cmd_serves_and_healthcheck_passes(tmp_path: Path) -> None:
     """Run the image's CMD and HEALTHCHECK as written, with the image's environment, on this machine."""
     stage = _runtime_stage()
     cmd = _exec_form(dict(stage)["CMD"])
     health = _exec_form(dict(stage)["HEALTHCHECK"].split(" CMD ", 1)[1])
     assert cmd[0] == "latentcast" and health[0] == "python"
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTCAST_DATA_DIR": str(tmp_path / "data"),
-           "LATENTCAST_PORT": str(port), "LATENTCAST_DATABASE_URL": "", "LATENTCAST_QUEUE_URL": ""}
-    # `latentcast` is the console script for service.cli; run it from this checkout.
+    port = free_port()
+    env = {"LATENTCAST_DATA_DIR": str(tmp_path / "data"), "LATENTCAST_PORT": str(port),
+           "LATENTCAST_DATABASE_URL": "", "LATENTCAST_QUEUE_URL": ""}
     log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", *cmd[1:]], env=env, cwd=tmp_path,
-                                  stdout=out, stderr=subprocess.STDOUT)
+    # `latentcast` is the console script for service.cli; start_server runs this checkout's.
+    server = start_server(cmd[1:], env, log, cwd=tmp_path, ready="/healthz")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not come up within 60 s"
-            time.sleep(0.2)
-        check = subprocess.run([sys.executable, *health[1:]], env=env, capture_output=True, text=True, timeout=10)
+        check = subprocess.run([sys.executable, *health[1:]], env={**os.environ, **env}, capture_output=True,
+                               text=True, timeout=10)
         assert check.returncode == 0, check.stderr
         assert (tmp_path / "data" / "admin.key").stat().st_mode & 0o777 == 0o600
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        code = stop_server(server)
     assert code == 0, log.read_text()
 
 
 def test_healthcheck_fails_when_nothing_listens(tmp_path: Path) -> None:
     health = _exec_form(dict(_runtime_stage())["HEALTHCHECK"].split(" CMD ", 1)[1])
-    env = {**os.environ, "LATENTCAST_PORT": str(_free_port())}
+    env = {**os.environ, "LATENTCAST_PORT": str(free_port())}
     check = subprocess.run([sys.executable, *health[1:]], env=env, capture_output=True, text=True, timeout=10)
     assert check.returncode != 0

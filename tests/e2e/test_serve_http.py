@@ -1,10 +1,7 @@
 """The real thing: `python -m service.cli serve` as a process, real HTTP, then SIGTERM and a clean exit."""
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,38 +11,19 @@ import pytest
 from service import storage
 from service.config import Settings
 from service.db import make_engine
-
-ROOT = Path(__file__).resolve().parents[2]
+from serving import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_ingest_read_back_and_stop(db_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTCAST_DATA_DIR": str(data),
-           "LATENTCAST_DATABASE_URL": db_url, "OMP_NUM_THREADS": "1"}
     log_path = tmp_path / "server.out"
-    with open(log_path, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = start_server(["serve", "--port", str(port)], {"LATENTCAST_DATA_DIR": str(data),
+                                                           "LATENTCAST_DATABASE_URL": db_url}, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
         key = (data / "admin.key").read_text().strip()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
             assert httpx.get(f"{base}/v1/series").status_code == 401
@@ -63,12 +41,7 @@ def test_serve_ingest_read_back_and_stop(db_url: str, tmp_path: Path) -> None:
             assert got["values"]["a"] == [i / 7 for i in range(5000)]
             assert c.get("/v1/series/e2e").json()["counts"] == {"a": 5001, "b": 1}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            code = server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            raise
+        code = stop_server(server)
     log = log_path.read_text()
     assert code == 0, log
     assert key in log  # the first start printed the admin key
@@ -76,25 +49,13 @@ def test_serve_ingest_read_back_and_stop(db_url: str, tmp_path: Path) -> None:
 
 def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
     """Headers and half the body are sent, then SIGTERM: the request still completes and commits, then exit 0."""
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTCAST_DATA_DIR": str(data), "LATENTCAST_DATABASE_URL": "",
-           "LATENTCAST_AUTH": "disabled", "OMP_NUM_THREADS": "1"}
     log_path = tmp_path / "server.out"
-    with open(log_path, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = start_server(["serve", "--port", str(port)], {"LATENTCAST_DATA_DIR": str(data),
+                          "LATENTCAST_DATABASE_URL": "", "LATENTCAST_AUTH": "disabled"}, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
         assert httpx.post(f"{base}/v1/series", json={"key": "g", "channels": ["a"]}).status_code == 201
         body = b'{"t": [1, 2, 3], "values": {"a": [1.5, 2.5, 3.5]}}'
         head = (f"POST /v1/series/g/observations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
