@@ -24,9 +24,11 @@ def start_server(args: list[str], env: dict[str, str], log_path: Path, *, cwd: P
     """Start `service.cli <args>` (it must listen on LATENTCAST_PORT or --port) and wait until `ready` answers 200.
 
     The port is read from `--port` in args, else from env["LATENTCAST_PORT"]. stdout and stderr go to log_path.
+    The process inherits this environment less any LATENTCAST_* variable: only `env` configures it.
     """
     port = args[args.index("--port") + 1] if "--port" in args else env["LATENTCAST_PORT"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("LATENTCAST_")}
+    env = {**inherited, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
     with open(log_path, "w") as out:
         server = subprocess.Popen([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env, stdout=out,
                                   stderr=subprocess.STDOUT)

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from serving import free_port, start_server, stop_server
+
+from tests.serving import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"

@@ -11,7 +11,7 @@ import pytest
 from service import storage
 from service.config import Settings
 from service.db import make_engine
-from serving import free_port, start_server, stop_server
+from tests.serving import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

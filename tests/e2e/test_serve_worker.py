@@ -1,8 +1,6 @@
 """`latentcast serve` alone does everything: it starts one worker process beside the API and stops it with itself."""
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,15 +10,10 @@ import pytest
 
 from service.db import make_engine
 from tests.e2e.conftest import FAST, ROOT, wait_for
+from tests.serving import free_port, start_server, stop_server
 from tests.training_data import TINY, add_series
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> set[int]:
@@ -39,45 +32,32 @@ def _alive(pid: int) -> bool:
 
 def test_serve_runs_and_stops_its_worker(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'data' / 'latentcast.db'}"
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LATENTCAST_")}
-    env.update({f"LATENTCAST_{k.upper()}": str(v) for k, v in FAST.items()})
-    env.update({"LATENTCAST_DATA_DIR": str(tmp_path / "data"), "LATENTCAST_AUTH": "disabled",
-                "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    with open(tmp_path / "serve.log", "wb") as log:
-        serve = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                 env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base = f"http://127.0.0.1:{port}"
+    port = free_port()
+    env = {f"LATENTCAST_{k.upper()}": str(v) for k, v in FAST.items()}
+    env.update({"LATENTCAST_DATA_DIR": str(tmp_path / "data"), "LATENTCAST_AUTH": "disabled"})
+    serve = start_server(["serve", "--port", str(port)], env, tmp_path / "serve.log", ready="/healthz", timeout=120)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        workers = wait_for(lambda: _children(serve.pid), timeout=10, what="the worker process")
+        assert len(workers) == 1
+        engine = make_engine(db_url)
+        add_series(engine, "room-1", seed=1)
+        engine.dispose()
+        response = httpx.post(f"{base}/v1/models", json={"name": "rooms", "series": ["room-1"], "config": TINY})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job"]["id"]
 
-            def up() -> bool:
-                try:
-                    return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-                except httpx.TransportError:
-                    return False
+        def finished() -> dict | None:
+            job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
+            return job if job["status"] not in ("queued", "running") else None
 
-            wait_for(up, timeout=120, every=0.2, what="serve to answer")
-            workers = wait_for(lambda: _children(serve.pid), timeout=10, what="the worker process")
-            assert len(workers) == 1
-            engine = make_engine(db_url)
-            add_series(engine, "room-1", seed=1)
-            engine.dispose()
-            response = httpx.post(f"{base}/v1/models", json={"name": "rooms", "series": ["room-1"], "config": TINY})
-            assert response.status_code == 202, response.text
-            job_id = response.json()["job"]["id"]
-
-            def finished() -> dict | None:
-                job = httpx.get(f"{base}/v1/jobs/{job_id}").json()
-                return job if job["status"] not in ("queued", "running") else None
-
-            assert wait_for(finished, timeout=120, every=0.2, what="the job")["status"] == "succeeded"
-            serve.send_signal(signal.SIGTERM)
-            assert serve.wait(90) == 0
-            assert not any(_alive(pid) for pid in workers), "serve left its worker running"
-        finally:
-            if serve.poll() is None:
-                serve.kill()
-                serve.wait()
+        assert wait_for(finished, timeout=120, every=0.2, what="the job")["status"] == "succeeded"
+        assert stop_server(serve, timeout=90) == 0
+        assert not any(_alive(pid) for pid in workers), "serve left its worker running"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
 
 
 def test_an_orphaned_worker_stops(tmp_path: Path) -> None:
