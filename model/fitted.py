@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from model.calibration import Calibration
 from model.config import ModelConfig
 from model.data import Normaliser
 from model.network import LatentODE
@@ -28,6 +29,7 @@ class FittedModel:
     context_seconds: the context length (seconds) its training windows showed the encoder; give forecasts about
     this much history. history: one dict per epoch {"epoch", "loss", "val_mse" (None without validation),
     "seconds"}. normaliser: per-channel mean/std and the time scale (seconds per model-time unit).
+    calibration: see model/calibration.py; `fit` always sets it.
     Forecasting never changes it.
     """
 
@@ -38,6 +40,7 @@ class FittedModel:
     horizon: float
     context_seconds: float
     history: list[dict] = field(default_factory=list)
+    calibration: Calibration | None = None  # bands fitted on held-out windows; None: the model's own spread
 
     @property
     def device(self) -> torch.device:

@@ -2,7 +2,7 @@
 
 Layout: tensors "network.<param>" (the state dict) and "normaliser.mean"/"normaliser.std" (float64, (C,));
 header metadata {"latentcast": JSON{format, version, config, channels, time_scale, horizon, context_seconds,
-history}}. Reading parses JSON and raw tensors only: nothing is ever unpickled.
+history, calibration}}. Reading parses JSON and raw tensors only: nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import safetensors.torch
 import torch
 
+from model.calibration import Calibration
 from model.config import ModelConfig
 from model.data import Normaliser
 from model.errors import ArtifactError, ConfigError
@@ -40,6 +41,7 @@ def to_bytes(fitted: FittedModel) -> bytes:
         "format": FORMAT, "version": __version__, "config": fitted.config.to_dict(),
         "channels": list(fitted.channels), "time_scale": norm.time_scale, "horizon": fitted.horizon,
         "context_seconds": fitted.context_seconds, "history": fitted.history,
+        "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
     }
     return safetensors.torch.save(tensors, metadata={_KEY: json.dumps(meta)})
 
@@ -75,13 +77,16 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
         network.load_state_dict(state)
         norm = Normaliser(mean=tensors["normaliser.mean"].numpy(), std=tensors["normaliser.std"].numpy(),
                           time_scale=float(meta["time_scale"]))
-    except (KeyError, RuntimeError, ConfigError, safetensors.SafetensorError) as exc:
+        calibration = None if meta.get("calibration") is None else Calibration.from_dict(meta["calibration"])
+        if calibration is not None and calibration.quantiles.shape[-1] != len(channels):
+            raise ArtifactError(f"calibration covers {calibration.quantiles.shape[-1]} channels, not {len(channels)}")
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError, safetensors.SafetensorError) as exc:
         raise ArtifactError(f"model blob is incomplete or inconsistent: {exc}") from exc
     network.eval()
     network.to(resolve_device(device))
     return FittedModel(config=config, channels=channels, network=network, normaliser=norm,
                        horizon=float(meta["horizon"]), context_seconds=float(meta["context_seconds"]),
-                       history=list(meta.get("history", [])))
+                       history=list(meta.get("history", [])), calibration=calibration)
 
 
 def save(fitted: FittedModel, path: str | os.PathLike) -> None:

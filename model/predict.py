@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from model.calibration import BANDS, LEVELS
 from model.data import Sequence, encoder_batch
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
@@ -99,14 +100,23 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
         if not isinstance(request, tuple | list) or len(request) not in (2, 3):
             raise InputError(f"request {k}: expected (context, at) or (context, at, start), got {request!r:.80}")
     prepared = [_prepare(fitted, r[0], r[1], r[2] if len(r) == 3 else None, k) for k, r in enumerate(requests)]
-    network, config, norm = fitted.network, fitted.config, fitted.normaliser
+    decoded, nfe = _sample(fitted, prepared, samples, seeds)
+    levels = np.sort(levels)
+    return [_summarise(fitted, r, d, levels, n, nfe) for r, (d, n) in zip(prepared, decoded, strict=True)]
+
+
+def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
+            seeds: list[int | None]) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal) at its distinct query times,
+    normalised units, all solved together; and the solve's function evaluations."""
+    network, config = fitted.network, fitted.config
     device = fitted.device
     dtype = next(network.parameters()).dtype
+    channels = len(fitted.channels)
     with torch.no_grad():
         mean, std = network.posterior(encoder_batch([(r.ctx_t, r.ctx_x) for r in prepared], dtype, device))
         eps = []
         noise = []
-        channels = len(fitted.channels)
         longest = max(r.query.size for r in prepared)
         for r, seed in zip(prepared, seeds, strict=True):
             gen = torch.Generator(device="cpu")
@@ -120,17 +130,34 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
         t_eval_t = torch.as_tensor(t_eval, dtype=dtype, device=device).repeat_interleave(samples, dim=0)
         zt, nfe = forecast_solve(network.dynamics, z0, t_eval_t, config)  # (R*S, U, D)
         decoded = network.decoder(zt).reshape(len(prepared), samples, longest, channels).double().cpu()
-    results = []
-    for i, r in enumerate(prepared):
+    return [(decoded[i, :, : r.query.size].numpy(), noise[i].numpy()) for i, r in enumerate(prepared)], nfe
+
+
+def spread(fitted: FittedModel, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (U, C) and spread (U, C) of decoded samples (S, U, C), normalised: the spread is the samples' std with
+    the model's observation noise added in quadrature, so it is never 0."""
+    return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + fitted.config.obs_std**2)
+
+
+def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray, noise: np.ndarray,
+               nfe: int) -> Forecast:
+    norm, calibration = fitted.normaliser, fitted.calibration
+    if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
-        draws = decoded[i, :, : r.query.size].numpy() + config.obs_std * noise[i].numpy()  # (S, U, C) normalised
-        draws = draws * norm.std + norm.mean
-        draws = draws[:, r.inverse]  # (S, Q, C) back to the order asked
-        results.append(Forecast(
-            times=r.times, mean=draws.mean(axis=0), std=draws.std(axis=0),
-            quantiles=np.quantile(draws, np.sort(levels), axis=0), quantile_levels=np.sort(levels),
-            channels=fitted.channels, nfe=nfe))
-    return results
+        draws = decoded + fitted.config.obs_std * noise
+        mean, std, quantiles = draws.mean(axis=0), draws.std(axis=0), np.quantile(draws, levels, axis=0)
+    else:
+        mean, scale = spread(fitted, decoded)
+        band = calibration.bands(r.query - r.ctx_t[-1])  # (U,)
+        table = np.stack([[np.interp(levels, LEVELS, calibration.quantiles[b, :, c])
+                           for c in range(mean.shape[1])] for b in range(BANDS)])  # (BANDS, C, K)
+        quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)
+        std = scale * calibration.scale[band]
+    order = r.inverse  # back to the order asked
+    return Forecast(
+        times=r.times, mean=(mean * norm.std + norm.mean)[order], std=(std * norm.std)[order],
+        quantiles=(quantiles * norm.std + norm.mean)[:, order], quantile_levels=levels, channels=fitted.channels,
+        nfe=nfe)
 
 
 def forecast(fitted: FittedModel, context: Sequence, at: object, *, samples: int = 100,

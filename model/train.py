@@ -10,15 +10,17 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from model.calibration import Calibration, hide_context_points
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence, encoder_batch, target_batch
 from model.errors import InputError, NonFiniteLossError, TrainingCancelled
 from model.fitted import FittedModel, resolve_device
 from model.network import LatentODE
+from model.predict import _Request, _sample, spread
 from model.solve import train_solve
 from model.windows import draw_examples, window_spans
 
-__all__ = ["fit", "check_training_sequences", "batch_loss", "evaluate_mse"]
+__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -91,7 +93,8 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     progress(epoch, epochs, train_loss, val_mse) is called after each epoch (epoch 1-based; val_mse None without
     `validation`); should_stop() is polled before every batch and stops training with TrainingCancelled.
     With `validation`, the weights of the epoch with the best validation MSE are kept and `patience` counts epochs
-    without a better one; without it, patience counts epochs without a lower training loss.
+    without a better one; without it, patience counts epochs without a lower training loss. At the end the
+    forecast bands are calibrated on windows of `validation` (of `sequences` without it): see model/calibration.py.
     Raises InputError, NonFiniteLossError, SolverError, TrainingCancelled.
     """
     sequences = check_training_sequences(sequences)
@@ -161,5 +164,29 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
-    return FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=horizon,
-                       context_seconds=context_seconds, history=history)
+    fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=horizon,
+                         context_seconds=context_seconds, history=history)
+    fitted.calibration = calibrate(fitted, val_sequences or sequences, np.random.default_rng(config.seed + 2))
+    return fitted
+
+
+CALIBRATION_WINDOWS = 500  # at most this many held-out windows ...
+CALIBRATION_SAMPLES = 32  # ... forecast with this many z0 samples each
+
+
+def calibrate(fitted: FittedModel, sequences: list[Sequence], rng: np.random.Generator) -> Calibration:
+    """Standardised residuals of `fitted`'s forecasts on windows drawn from `sequences` (see model/calibration.py):
+    each window's context less a fifth of its inner points, scored on those and on every point after it."""
+    config, norm = fitted.config, fitted.normaliser
+    examples = draw_examples(sequences, norm, config, rng)[:CALIBRATION_WINDOWS]
+    offsets, residuals = [], []
+    for start in range(0, len(examples), config.batch_size):
+        shown = [hide_context_points(e, rng) for e in examples[start:start + config.batch_size]]
+        requests = [_Request(e.ctx_t, e.ctx_x, e.tgt_t, np.arange(e.tgt_t.size), e.tgt_t) for e, _ in shown]
+        draws, _ = _sample(fitted, requests, CALIBRATION_SAMPLES, [start + i for i in range(len(requests))])
+        for (e, scored), (decoded, _) in zip(shown, draws, strict=True):
+            mean, scale = spread(fitted, decoded)
+            offsets.append(e.tgt_t[scored] - e.ctx_t[-1])
+            residuals.append(((e.tgt_x - mean) / scale)[scored])
+    return Calibration.from_residuals(np.concatenate(offsets), np.concatenate(residuals),
+                                      fitted.horizon / norm.time_scale)

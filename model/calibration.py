@@ -1,0 +1,101 @@
+"""Predictive bands calibrated on held-out windows (split-conformal style), per channel and horizon band.
+
+The model's own spread (z0 posterior samples plus the fixed `obs_std`) says how unsure the encoder is, not how
+wrong the model tends to be, so its bands alone cover far less than they claim. After training, `calibrate`
+forecasts held-out windows and records, per band and channel, the empirical quantiles of the standardised
+residual r = (truth - mean) / spread. A forecast then answers quantile q with mean + spread * Q_band(q) and std
+with spread * std(r): bands cover what they claim on data like the held-out windows, whatever the residuals'
+shape.
+
+Bands, by model time past the context's last observation: 0 = at or before it (interpolation), then the four
+quarters of the horizon (later times use the last).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.data import Example
+
+__all__ = ["Calibration", "LEVELS", "BANDS", "MIN_RESIDUALS", "hide_context_points"]
+
+LEVELS = np.linspace(0.0, 1.0, 201)  # quantile levels stored per band and channel
+BANDS = 5  # interpolation + four quarters of the horizon
+MIN_RESIDUALS = 30  # fewer residuals in a band: use the channel's pooled quantiles (or the standard normal's)
+HIDE = 0.2  # calibration windows hide this fraction of their context's inner points: interpolation targets
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """edges: (BANDS - 1,) model-time offsets past the context's last time separating the bands.
+    quantiles: (BANDS, len(LEVELS), C) standardised-residual quantiles; scale: (BANDS, C) their std;
+    counts: (BANDS, C) residuals behind each band."""
+
+    edges: np.ndarray
+    quantiles: np.ndarray
+    scale: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def from_residuals(cls, offsets: np.ndarray, residuals: np.ndarray, horizon: float) -> Calibration:
+        """offsets (N,) model time past each point's context end; residuals (N, C) standardised, NaN = none."""
+        edges = horizon * np.arange(BANDS - 1) / (BANDS - 1)
+        band = band_of(edges, offsets)
+        channels = residuals.shape[1]
+        normal = _normal_quantiles()
+        quantiles = np.empty((BANDS, LEVELS.size, channels))
+        scale = np.empty((BANDS, channels))
+        counts = np.zeros((BANDS, channels), dtype=np.int64)
+        for c in range(channels):
+            pooled = residuals[:, c][np.isfinite(residuals[:, c])]
+            fallback = (np.quantile(pooled, LEVELS), pooled.std()) if pooled.size >= MIN_RESIDUALS else (normal, 1.0)
+            for b in range(BANDS):
+                r = residuals[band == b, c]
+                r = r[np.isfinite(r)]
+                counts[b, c] = r.size
+                quantiles[b, :, c], scale[b, c] = (
+                    (np.quantile(r, LEVELS), r.std()) if r.size >= MIN_RESIDUALS else fallback)
+        return cls(edges=edges, quantiles=quantiles, scale=np.maximum(scale, 1e-6), counts=counts)
+
+    def bands(self, offsets: np.ndarray) -> np.ndarray:
+        return band_of(self.edges, offsets)
+
+    def to_dict(self) -> dict:
+        return {"edges": self.edges.tolist(), "quantiles": self.quantiles.tolist(), "scale": self.scale.tolist(),
+                "counts": self.counts.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls(edges=np.asarray(data["edges"], dtype=np.float64),
+                   quantiles=np.asarray(data["quantiles"], dtype=np.float64),
+                   scale=np.asarray(data["scale"], dtype=np.float64),
+                   counts=np.asarray(data["counts"], dtype=np.int64))
+
+
+def band_of(edges: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Band index per offset: 0 for offset <= 0, then 1 + the horizon quarter it falls in (capped)."""
+    return np.minimum(np.searchsorted(edges, offsets, side="left"), BANDS - 1)
+
+
+def hide_context_points(example: Example, rng: np.random.Generator) -> tuple[Example, np.ndarray]:
+    """The example with HIDE of its context's inner points taken from the encoder, and a mask over its target
+    times of the points a residual may come from: the hidden ones and every point after the context."""
+    n = example.ctx_t.size
+    hidden = np.zeros(n, dtype=bool)
+    if n > 2:
+        inner = np.arange(1, n - 1)
+        hidden[rng.choice(inner, max(1, int(HIDE * n)), replace=False)] = True
+    scored = example.tgt_t > example.ctx_t[-1]
+    scored |= np.isin(example.tgt_t, example.ctx_t[hidden])
+    shown = Example(ctx_t=example.ctx_t[~hidden], ctx_x=example.ctx_x[~hidden], tgt_t=example.tgt_t,
+                    tgt_x=example.tgt_x)
+    return shown, scored
+
+
+def _normal_quantiles() -> np.ndarray:
+    from scipy.stats import norm
+
+    inner = norm.ppf(LEVELS[1:-1])
+    return np.concatenate([[inner[0] - 1.0], inner, [inner[-1] + 1.0]])

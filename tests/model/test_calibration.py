@@ -1,0 +1,81 @@
+"""Forecast bands calibrated on held-out windows: the table itself, and coverage on data the model never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+from model_fixtures import TINY, sine_sequences
+from scipy.stats import norm
+
+from model import Sequence, fit, forecast_batch, load, save
+from model.calibration import BANDS, LEVELS, MIN_RESIDUALS, Calibration
+
+
+def _at(calibration: Calibration, band: int, level: float, channel: int = 0) -> float:
+    return float(np.interp(level, LEVELS, calibration.quantiles[band, :, channel]))
+
+
+def test_table_holds_each_bands_own_residual_quantiles():
+    rng = np.random.default_rng(0)
+    horizon = 4.0
+    offsets = np.concatenate([-rng.uniform(0, 2, 4000), rng.uniform(0, horizon, 4000)])
+    residuals = np.where(offsets <= 0, 3.0, 1.0) * rng.standard_normal(8000)  # interpolation 3x wider
+    cal = Calibration.from_residuals(offsets, residuals[:, None], horizon)
+    assert cal.edges.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert cal.bands(np.array([-1.0, 0.0, 0.5, 1.5, 3.5, 9.0])).tolist() == [0, 0, 1, 2, 4, 4]
+    assert abs(_at(cal, 0, 0.95) - 3 * norm.ppf(0.95)) < 0.25
+    for band in range(1, BANDS):
+        assert abs(_at(cal, band, 0.95) - norm.ppf(0.95)) < 0.15
+        assert abs(_at(cal, band, 0.25) - norm.ppf(0.25)) < 0.1
+    assert abs(cal.scale[0, 0] - 3.0) < 0.2 and abs(cal.scale[1, 0] - 1.0) < 0.1
+
+
+def test_sparse_bands_fall_back_to_the_channels_pooled_residuals_then_to_the_normal():
+    rng = np.random.default_rng(1)
+    offsets = -rng.uniform(0, 1, 500)  # every residual is interpolation; channel 1 has almost none
+    residuals = np.stack([2.0 * rng.standard_normal(500), np.full(500, np.nan)], axis=1)
+    residuals[: MIN_RESIDUALS - 1, 1] = 5.0
+    cal = Calibration.from_residuals(offsets, residuals, 1.0)
+    assert cal.counts[:, 0].tolist() == [500, 0, 0, 0, 0]
+    for band in range(1, BANDS):  # no extrapolation residuals: the pooled interpolation ones stand in
+        np.testing.assert_array_equal(cal.quantiles[band, :, 0], cal.quantiles[0, :, 0])
+    assert abs(_at(cal, 0, 0.95, channel=1) - norm.ppf(0.95)) < 1e-9  # too few anywhere: standard normal
+    assert Calibration.from_dict(cal.to_dict()).quantiles.tolist() == cal.quantiles.tolist()
+
+
+def _held_out(sequences: list[Sequence], horizon: float, rng: np.random.Generator):
+    """Requests shaped like the calibration windows: the first half less a fifth of its inner points, scored on
+    those and on everything after it within the horizon."""
+    requests, truths = [], []
+    for s in sequences:
+        half = int(np.searchsorted(s.times, s.times[0] + 0.5 * (s.times[-1] - s.times[0]), side="right"))
+        hide = np.zeros(s.times.size, dtype=bool)
+        hide[rng.choice(np.arange(1, half - 1), max(1, half // 5), replace=False)] = True
+        seen = ~hide & (np.arange(s.times.size) < half)
+        scored = ~seen & (s.times <= s.times[seen][-1] + horizon)
+        requests.append((Sequence(s.times[seen], s.values[seen], s.channels), s.times[scored]))
+        truths.append(s.values[scored])
+    return requests, truths
+
+
+def test_bands_cover_what_they_claim_on_series_never_seen(tmp_path):
+    config = TINY.replace(epochs=3)
+    fitted = fit(sine_sequences(48, 30, seed=0), config, validation=sine_sequences(48, 30, seed=1))
+    assert fitted.calibration is not None and fitted.calibration.counts.sum() > 1000
+    requests, truths = _held_out(sine_sequences(64, 30, seed=2), fitted.horizon, np.random.default_rng(3))
+    answers = forecast_batch(fitted, requests, samples=64, quantiles=(0.05, 0.25, 0.75, 0.95), seeds=range(64))
+    inside90, inside50 = [], []
+    for answer, truth in zip(answers, truths, strict=True):
+        q05, q25, q75, q95 = answer.quantiles
+        seen = np.isfinite(truth)
+        inside90.append(((q05 <= truth) & (truth <= q95))[seen])
+        inside50.append(((q25 <= truth) & (truth <= q75))[seen])
+    cover90, cover50 = np.concatenate(inside90).mean(), np.concatenate(inside50).mean()
+    assert np.concatenate(inside90).size > 1000
+    assert 0.83 <= cover90 <= 0.96, cover90
+    assert 0.40 <= cover50 <= 0.60, cover50
+    # the calibration travels with the artifact
+    save(fitted, tmp_path / "m.safetensors")
+    again = forecast_batch(load(tmp_path / "m.safetensors"), requests[:4], samples=64,
+                           quantiles=(0.05, 0.25, 0.75, 0.95), seeds=range(4))
+    for a, b in zip(answers[:4], again, strict=True):
+        np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-6, atol=1e-9)
