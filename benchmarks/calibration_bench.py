@@ -3,7 +3,8 @@
     OMP_NUM_THREADS=2 python benchmarks/calibration_bench.py [--series 500] [--epochs 30] [--samples 200]
 
 Trains a model (default architecture) on the training part of the "periodic" benchmark set (model.datasets),
-then, on its held-out series, forecasts through the service's own path (the context becomes a `model.Sequence`
+with its validation series (which also calibrate the bands, as a worker's newest fifth of each series does), then,
+on its held-out test series, forecasts through the service's own path (the context becomes a `model.Sequence`
 relative to its first time, as service/forecasting.py builds it; solved by `forecast_batch` as the batcher does):
 - interpolation: the encoder sees the first half of a held-out series less a random 20% of its points; scored
   on those 20%;
@@ -109,7 +110,7 @@ def main() -> None:
     if args.load:
         fitted = model.load(args.load)
     else:
-        fitted = model.fit(task.train, config)
+        fitted = model.fit(task.train, config, validation=task.validation)  # bands calibrate on these
         if args.save:
             model.save(fitted, args.save)
     train_s = time.perf_counter() - began

@@ -110,8 +110,9 @@ def run_model(task: datasets.Task, gradient: str, epochs: int | None, samples: i
         print(f"  {task.name} {gradient} epoch {epoch}/{total} loss {loss:.4g} val MSE {val or float('nan'):.4g} "
               f"({time.perf_counter() - started:.0f} s, load {loads[-1]:.1f})", flush=True)
 
-    # validation: fresh series from the same generator with another seed (never the test series)
-    validation = make_task(task.name, seed=1).train[:100] if validate else None
+    # validation: the task's own validation series (same generator and time grid, never test), else 100 series
+    # from the generator with another seed
+    validation = (list(task.validation) or make_task(task.name, seed=1).train[:100]) if validate else None
     started = time.perf_counter()
     fitted = fit(task.train, config, validation=validation, progress=progress)
     wall = time.perf_counter() - started
@@ -238,7 +239,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--validate", action="store_true",
-                        help="keep the epoch with the best MSE on 100 validation series (another seed); costs time")
+                        help="keep the epoch with the best MSE on validation series (never test); costs time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)

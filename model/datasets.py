@@ -21,21 +21,27 @@ class Task:
     name: str
     train: list[Sequence]
     test: list[tuple[Sequence, np.ndarray, np.ndarray]]  # (context, at (Q,), truth (Q, C))
+    validation: tuple[Sequence, ...] = ()  # more series like `train` (never test), where the maker gives some
 
 
 def periodic(mode: str, n: int = 1000, seed: int = 0) -> Task:
     """Rubanova et al.'s "periodic" toy set: sin(2 pi f t) + z0, f ~ U[0.4, 0.8], z0 ~ 1 + N(0, 0.1^2), plus noise
-    0.01 U[0, 1); one grid shared by all series, t0 = 0 and 99 sorted draws from U[0, 5]; 80 % train, 20 % test.
+    0.01 U[0, 1); one grid shared by all series, t0 = 0 and 99 sorted draws from U[0, 5]; 80 % train, 20 % test,
+    and n / 10 validation series more on the same grid.
 
     mode "interp": the test encoder sees 50 random points of a series, the score covers all 100;
     mode "extrap": the test encoder sees the points with t < 2.5, the score covers the rest.
     """
     rng = np.random.default_rng(seed)
     times = np.concatenate([[0.0], np.sort(rng.uniform(0, 5, 99))])
-    freq = rng.uniform(0.4, 0.8, n)
-    z0 = 1 + rng.normal(0, 0.1, n)
-    values = np.sin(2 * np.pi * freq[:, None] * times) + z0[:, None] + 0.01 * rng.random((n, times.size))
-    series = [Sequence(times, v[:, None], ("x",)) for v in values]
+
+    def draw(count: int, rng: np.random.Generator) -> list[Sequence]:
+        freq = rng.uniform(0.4, 0.8, count)
+        z0 = 1 + rng.normal(0, 0.1, count)
+        values = np.sin(2 * np.pi * freq[:, None] * times) + z0[:, None] + 0.01 * rng.random((count, times.size))
+        return [Sequence(times, v[:, None], ("x",)) for v in values]
+
+    series = draw(n, rng)
     cut = int(0.8 * n)
     test = []
     for s in series[cut:]:
@@ -47,7 +53,8 @@ def periodic(mode: str, n: int = 1000, seed: int = 0) -> Task:
             test.append((Sequence(times[seen], s.values[seen], ("x",)), times[~seen], s.values[~seen]))
         else:
             raise ValueError(f"mode must be 'interp' or 'extrap', got {mode!r}")
-    return Task(f"periodic-{mode}", series[:cut], test)
+    validation = draw(max(1, n // 10), np.random.default_rng([seed, 1]))  # same grid, its own draws
+    return Task(f"periodic-{mode}", series[:cut], test, tuple(validation))
 
 
 def spirals(points: int, n: int = 1000, seed: int = 0) -> Task:
