@@ -56,7 +56,8 @@ class ModelConfig:
     epochs: int = 100
     batch_size: int = 50
     learning_rate: float = 1e-2  # Adamax
-    lr_decay: float = 0.999  # per optimiser step, floored at learning_rate / 10
+    lr_decay: float = 0.998  # per optimiser step, floored at learning_rate / 10 (the reference: 0.999; 0.998
+    # reaches the floor by epoch ~70 on "periodic" and halved the extrapolation MSE at 80 epochs: 0.0039 vs 0.0079)
     grad_clip: float = 1e4  # global gradient-norm clip; large because the per-point loss with obs_std 0.01 has
     # gradients of order 1e2-1e3 when healthy: it only stops blow-ups
     patience: int | None = None  # epochs without validation (or training-loss) improvement before stopping
