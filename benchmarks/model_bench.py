@@ -99,8 +99,8 @@ def training_step_nfe(fitted, task: datasets.Task) -> tuple[int, int]:
 
 
 def run_model(task: datasets.Task, gradient: str, epochs: int | None, samples: int,
-              validate: bool) -> tuple[dict, object]:
-    config = ModelConfig(gradient=gradient, **TASK_CONFIG[task.name])
+              validate: bool, overrides: dict) -> tuple[dict, object]:
+    config = ModelConfig.from_dict({"gradient": gradient, **TASK_CONFIG[task.name], **overrides})
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
     loads = []
@@ -126,7 +126,7 @@ def run_model(task: datasets.Task, gradient: str, epochs: int | None, samples: i
     forecast_s = time.perf_counter() - started
     nfe_fwd, nfe_bwd = training_step_nfe(fitted, task)
     row = {
-        "method": f"latent ODE ({gradient})", **score(forecasts, task.test), "wall_s": wall,
+        "method": f"latent ODE ({', '.join([gradient, *(f'{k}={v}' for k, v in overrides.items())])})", **score(forecasts, task.test), "wall_s": wall,
         "epochs": len(fitted.history), "s_per_epoch": wall / len(fitted.history), "nfe_fwd": nfe_fwd,
         "nfe_bwd": nfe_bwd, "forecast_s": forecast_s, "load": float(np.mean(loads)), "validated": validate,
         "config": {k: v for k, v in config.to_dict().items() if v != ModelConfig().to_dict()[k]},
@@ -240,7 +240,10 @@ def main() -> None:
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--validate", action="store_true",
                         help="keep the epoch with the best MSE on validation series (never test); costs time")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                        help='a ModelConfig field for this run, e.g. --set encoder=\'"ode_rnn"\' (named in the row)')
     args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     mode = "quick" if args.quick else "full"
@@ -262,11 +265,12 @@ def main() -> None:
                 store(f"{name}/{row['method']}/{mode}", {"task": name, "mode": mode, **row, "date": _now()})
                 print(f"  {row['method']}: MSE {row['mse']:.4g}", flush=True)
         for gradient in args.gradients:
-            row, fitted = run_model(task, gradient, epochs, args.samples, args.validate)
+            row, fitted = run_model(task, gradient, epochs, args.samples, args.validate, overrides)
             store(f"{name}/{row['method']}/{mode}", {"task": name, "mode": mode, **row, "date": _now()})
             if not args.quick:
                 ARTIFACTS.mkdir(exist_ok=True)
-                save(fitted, ARTIFACTS / f"{name}-{gradient}.safetensors")
+                suffix = "".join(f"-{k}={v}" for k, v in overrides.items())
+                save(fitted, ARTIFACTS / f"{name}-{gradient}{suffix}.safetensors")
             print(f"  {row['method']}: MSE {row['mse']:.4g} in {row['wall_s']:.0f} s", flush=True)
 
 

@@ -27,8 +27,10 @@ class ModelConfig:
 
     # --- architecture (Rubanova et al. 2019's toy-data settings unless noted)
     latent_dim: int = 10
-    encoder: str = "gru"  # "gru": Chen et al.'s GRU run backwards over (value, mask, dt), one fused op, fast on CPU;
-    # "ode_rnn": Rubanova et al.'s ODE-RNN (hidden state moved by its own ODE between points), a Python loop
+    encoder: str = "ode_rnn"  # "ode_rnn": Rubanova et al.'s ODE-RNN, a GRU run backwards whose state its own ODE
+    # moves across each gap (a Python loop over the steps); "gru": Chen et al.'s plain GRU over (value, mask, dt),
+    # one fused op, faster on long contexts. Measured (benchmarks/results/model.md, 100 epochs, backprop): periodic
+    # interpolation MSE 0.0089 against the GRU's 0.26, spirals RMSE 0.156 against 0.204, extrapolation 0.0034/0.0026
     hidden_dim: int = 40  # encoder recurrent state size
     units: int = 100  # width of every MLP hidden layer (dynamics, encoder head, ODE-RNN)
     dynamics_layers: int = 2  # hidden layers of the dynamics MLP f(z)

@@ -90,15 +90,17 @@ def _examples(seed: int, channels: int) -> list[Example]:
     return out
 
 
-def test_never_observed_channel_adds_nothing_to_the_loss():
+@pytest.mark.parametrize("encoder", ["ode_rnn", "gru"])
+def test_never_observed_channel_adds_nothing_to_the_loss(encoder):
+    config = TINY.replace(encoder=encoder)
     torch.manual_seed(0)
-    net = LatentODE(2, TINY)
+    net = LatentODE(2, config)
     examples = _examples(0, 2)
     hidden = [dataclasses.replace(e, ctx_x=np.column_stack([e.ctx_x[:, 0], np.full(len(e.ctx_t), np.nan)]),
                                   tgt_x=np.column_stack([e.tgt_x[:, 0], np.full(len(e.tgt_t), np.nan)]))
               for e in examples]
     gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
-    loss_hidden, _ = batch_loss(net, hidden, TINY, 0.5, gen())
+    loss_hidden, _ = batch_loss(net, hidden, config, 0.5, gen())
     loss_hidden.backward()
     # the decoder row of the unobserved channel gets no gradient ...
     assert torch.all(net.decoder[-1].weight.grad[1] == 0)
@@ -106,15 +108,15 @@ def test_never_observed_channel_adds_nothing_to_the_loss():
     assert torch.any(net.decoder[-1].weight.grad[0] != 0)
     # ... and the loss equals that of a one-channel model with the same weights on channel "a" alone
     torch.manual_seed(0)
-    single = LatentODE(1, TINY)
+    single = LatentODE(1, config)
     state = net.state_dict()
     state["decoder.0.weight"] = state["decoder.0.weight"][:1]
     state["decoder.0.bias"] = state["decoder.0.bias"][:1]
-    w = state["encoder.gru.weight_ih_l0"]  # inputs: [a, b, mask_a, mask_b, gap] -> [a, mask_a, gap]
-    state["encoder.gru.weight_ih_l0"] = w[:, [0, 2, 4]]
+    key = "encoder.gru.weight_ih_l0" if encoder == "gru" else "encoder.cell.weight_ih"
+    state[key] = state[key][:, [0, 2, 4]]  # inputs: [a, b, mask_a, mask_b, gap] -> [a, mask_a, gap]
     single.load_state_dict(state)
     alone = [dataclasses.replace(e, ctx_x=e.ctx_x[:, :1], tgt_x=e.tgt_x[:, :1]) for e in hidden]
-    loss_alone, _ = batch_loss(single, alone, TINY, 0.5, gen())
+    loss_alone, _ = batch_loss(single, alone, config, 0.5, gen())
     assert loss_hidden.item() == pytest.approx(loss_alone.item(), rel=1e-6)
 
 
