@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete
 
+import model
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
@@ -250,3 +251,17 @@ def test_an_oversized_context_is_422(client: TestClient, room: tuple, monkeypatc
     assert "more than 5" in r.json()["error"]["message"]
     r = client.get(URL, params={"at": iso(t[-1]), "context": "1"})  # a short window is fine
     assert r.status_code == 200, r.text
+
+
+def test_a_solver_failure_is_a_422_naming_the_times(client: TestClient, engine: Engine) -> None:
+    """A model whose dynamics overflow (every latent grows by 1e38 per second) answers 422 solver_error."""
+    broken = model.from_bytes(toy_artifact())
+    broken.network.dynamics.net[-1].bias.data.fill_(1e38)
+    t, v = toy_sequence(np.random.default_rng(42), LEVEL)
+    add_series(engine, "room", t, v)
+    publish(engine, "toy", 1, model.to_bytes(broken), ["room"])
+    r = client.get(URL, params={"at": iso(t[-1] + 5), "seed": 1})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "solver_error"
+    assert error["details"][0]["loc"] == ["query", "at"] and "solver failed" in error["message"]
