@@ -178,7 +178,8 @@ def calibrate(fitted: FittedModel, sequences: list[Sequence], rng: np.random.Gen
     """Standardised residuals of `fitted`'s forecasts on windows drawn from `sequences` (see model/calibration.py):
     each window's context less a fifth of its inner points, scored on those and on every point after it."""
     config, norm = fitted.config, fitted.normaliser
-    examples = draw_examples(sequences, norm, config, rng)[:CALIBRATION_WINDOWS]
+    # whole contexts (context_keep 1, as forecasts read every stored point), less the hidden fifth
+    examples = draw_examples(sequences, norm, config.replace(context_keep=1.0), rng)[:CALIBRATION_WINDOWS]
     offsets, residuals = [], []
     for start in range(0, len(examples), config.batch_size):
         shown = [hide_context_points(e, rng) for e in examples[start:start + config.batch_size]]
