@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from model_fixtures import TINY, sine_sequences
 from scipy.stats import norm
 
@@ -57,8 +58,9 @@ def _held_out(sequences: list[Sequence], horizon: float, rng: np.random.Generato
     return requests, truths
 
 
-def test_bands_cover_what_they_claim_on_series_never_seen(tmp_path):
-    config = TINY.replace(epochs=3)
+@pytest.mark.parametrize("context_keep", [1.0, 0.5])  # training's context dropout must not widen the bands
+def test_bands_cover_what_they_claim_on_series_never_seen(tmp_path, context_keep):
+    config = TINY.replace(epochs=3, context_keep=context_keep)
     fitted = fit(sine_sequences(48, 30, seed=0), config, validation=sine_sequences(48, 30, seed=1))
     assert fitted.calibration is not None and fitted.calibration.counts.sum() > 1000
     requests, truths = _held_out(sine_sequences(64, 30, seed=2), fitted.horizon, np.random.default_rng(3))
