@@ -27,7 +27,7 @@ class Task:
 def periodic(mode: str, n: int = 1000, seed: int = 0) -> Task:
     """Rubanova et al.'s "periodic" toy set: sin(2 pi f t) + z0, f ~ U[0.4, 0.8], z0 ~ 1 + N(0, 0.1^2), plus noise
     0.01 U[0, 1); one grid shared by all series, t0 = 0 and 99 sorted draws from U[0, 5]; 80 % train, 20 % test,
-    and n / 10 validation series more on the same grid.
+    and n / 5 validation series more on the same grid.
 
     mode "interp": the test encoder sees 50 random points of a series, the score covers all 100;
     mode "extrap": the test encoder sees the points with t < 2.5, the score covers the rest.
@@ -53,7 +53,7 @@ def periodic(mode: str, n: int = 1000, seed: int = 0) -> Task:
             test.append((Sequence(times[seen], s.values[seen], ("x",)), times[~seen], s.values[~seen]))
         else:
             raise ValueError(f"mode must be 'interp' or 'extrap', got {mode!r}")
-    validation = draw(max(1, n // 10), np.random.default_rng([seed, 1]))  # same grid, its own draws
+    validation = draw(max(1, n // 5), np.random.default_rng([seed, 1]))  # same grid, its own draws
     return Task(f"periodic-{mode}", series[:cut], test, tuple(validation))
 
 
