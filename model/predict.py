@@ -107,8 +107,9 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
 
 def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             seeds: list[int | None]) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
-    """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal) at its distinct query times,
-    normalised units, all solved together; and the solve's function evaluations."""
+    """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal, or None for a calibrated
+    model) at its distinct query times, normalised units, all solved together; and the solve's function
+    evaluations."""
     network, config = fitted.network, fitted.config
     device = fitted.device
     dtype = next(network.parameters()).dtype
@@ -122,7 +123,8 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             gen = torch.Generator(device="cpu")
             gen.manual_seed(int(seed) if seed is not None else int(np.random.default_rng().integers(2**62)))
             eps.append(torch.randn(samples, config.latent_dim, generator=gen, dtype=torch.float64))
-            noise.append(torch.randn(samples, r.query.size, channels, generator=gen, dtype=torch.float64))
+            if fitted.calibration is None:  # calibrated bands need no noise draws
+                noise.append(torch.randn(samples, r.query.size, channels, generator=gen, dtype=torch.float64))
         eps_t = torch.stack(eps).to(device=device, dtype=dtype)  # (R, S, D)
         z0 = (mean[:, None] + std[:, None] * eps_t).reshape(-1, config.latent_dim)
         # pad each request's times by repeating its last one: the solver's end point (and answer) stays its own
@@ -130,7 +132,8 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
         t_eval_t = torch.as_tensor(t_eval, dtype=dtype, device=device).repeat_interleave(samples, dim=0)
         zt, nfe = forecast_solve(network.dynamics, z0, t_eval_t, config)  # (R*S, U, D)
         decoded = network.decoder(zt).reshape(len(prepared), samples, longest, channels).double().cpu()
-    return [(decoded[i, :, : r.query.size].numpy(), noise[i].numpy()) for i, r in enumerate(prepared)], nfe
+    return [(decoded[i, :, : r.query.size].numpy(), noise[i].numpy() if noise else None)
+            for i, r in enumerate(prepared)], nfe
 
 
 def spread(fitted: FittedModel, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -139,8 +142,8 @@ def spread(fitted: FittedModel, decoded: np.ndarray) -> tuple[np.ndarray, np.nda
     return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + fitted.config.obs_std**2)
 
 
-def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray, noise: np.ndarray,
-               nfe: int) -> Forecast:
+def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray,
+               noise: np.ndarray | None, nfe: int) -> Forecast:
     norm, calibration = fitted.normaliser, fitted.calibration
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -108,3 +110,21 @@ def test_start_before_context_opens_the_window(fitted, contexts):
     assert np.all(np.isfinite(fc.mean))
     with pytest.raises(InputError, match="start"):
         forecast(fitted, late, at, samples=5, seed=0, start=ctx.times[3])
+
+
+def test_uncalibrated_model_answers_from_its_samples(fitted, contexts):
+    """A model without a calibration table (an artifact of an older version) gives the raw sampled spread: the
+    mean and quantiles of decoded trajectories plus obs_std noise, batch-independent all the same."""
+    raw = dataclasses.replace(fitted, calibration=None)
+    ctx = contexts[0]
+    at = np.linspace(ctx.times[0], ctx.times[-1] + fitted.horizon, 5)
+    fc = forecast(raw, ctx, at, samples=400, quantiles=(0.05, 0.5, 0.95), seed=2)
+    assert np.all(np.diff(fc.quantiles, axis=0) >= 0) and np.all(fc.std > 0)
+    # with samples from a normal-ish spread, the 5-95% band is about 3.3 std wide, not the calibrated width
+    width = (fc.quantiles[2] - fc.quantiles[0]) / fc.std
+    assert np.all((width > 2.5) & (width < 4.0))
+    calibrated = forecast(fitted, ctx, at, samples=400, quantiles=(0.05, 0.5, 0.95), seed=2)
+    assert not np.allclose(calibrated.quantiles, fc.quantiles)
+    batched = forecast_batch(raw, [(contexts[1], at - ctx.times[0] + contexts[1].times[0]), (ctx, at)],
+                             samples=400, quantiles=(0.05, 0.5, 0.95), seeds=[9, 2])[1]
+    np.testing.assert_allclose(batched.quantiles, fc.quantiles, rtol=1e-4, atol=1e-6)
