@@ -26,6 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import ModelConfig, fit  # noqa: E402
+
+DEFAULTS = ModelConfig()
 from service import storage, training  # noqa: E402
 from service.db import make_engine, migrate  # noqa: E402
 from service.train_request import DEFAULT_WINDOW_POINTS  # noqa: E402
@@ -132,7 +134,8 @@ def main() -> None:
         f"{sum(s.times.size for s in sequences)} training times, window {window / 60:.0f} min "
         f"(service default: {DEFAULT_WINDOW_POINTS} mean gaps), the newest 20% of each series validates. "
         f"Reading and splitting the series from SQLite took {load_s * 1000:.0f} ms. "
-        f"Default ModelConfig otherwise (GRU encoder, dopri5, latent 10, batch 50, IWAE k=3); each run capped at "
+        f"Default ModelConfig otherwise ({DEFAULTS.encoder} encoder, {DEFAULTS.solver}, latent {DEFAULTS.latent_dim}, "
+        f"batch {DEFAULTS.batch_size}, IWAE k={DEFAULTS.iwae_samples}, at most {args.epochs} epochs); each run capped at "
         f"{args.budget_s:.0f} s.",
         "",
         f"Validation MSE of predicting each channel's training mean: {mean_baseline(sequences, validation):.3f}.",
