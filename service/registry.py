@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from service.errors import Conflict, NotFound
-from service.tables import models
+from service.tables import model_names, models
 from service.timefmt import now_us
 
 VERSION_STATUSES = ("queued", "training", "ready", "failed", "cancelled")
@@ -50,17 +51,30 @@ def _version(row: Any) -> Version:
 
 def insert_version(conn: Connection, *, name: str, config: dict[str, Any], channels: list[str],
                    series: list[str]) -> tuple[int, int]:
-    """Add version max+1 of `name` as `queued` inside the caller's transaction; return (row id, version).
+    """Add the next version of `name` as `queued` inside the caller's transaction; return (row id, version).
 
-    Two writers may pick the same number; the unique (name, version) constraint turns the loser's insert into an
-    IntegrityError and the caller retries its transaction.
+    Numbers come from `model_names`, bumped by one atomic upsert (its row lock on PostgreSQL, the write lock on
+    SQLite, serialise writers), so a number is never handed out twice, even after its version was deleted.
     """
+    upsert = _dialect_insert(conn)(model_names).values(name=name, last_version=1)
+    version = conn.execute(upsert.on_conflict_do_update(
+        index_elements=[model_names.c.name], set_={"last_version": model_names.c.last_version + 1},
+    ).returning(model_names.c.last_version)).scalar_one()
+    # rows written around the counter (an older schema's, a restore) must not collide with it
     newest = conn.execute(select(func.max(models.c.version)).where(models.c.name == name)).scalar()
-    version = (newest or 0) + 1
+    if newest is not None and newest >= version:
+        version = newest + 1
+        conn.execute(update(model_names).where(model_names.c.name == name).values(last_version=version))
     row_id = conn.execute(models.insert().values(
         name=name, version=version, status="queued", config=config, channels=channels, series=series,
         created_at=now_us()).returning(models.c.id)).scalar_one()
     return row_id, version
+
+
+def _dialect_insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def get_by_id(engine: Engine, model_id: int) -> Version:

@@ -74,6 +74,15 @@ models = Table(
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 
+# The last version number handed out per model name. It never goes down, so deleting the newest version (or the
+# whole name) never lets a later training reuse a number a client may still hold.
+model_names = Table(
+    "model_names",
+    metadata_obj,
+    Column("name", String(128), primary_key=True),
+    Column("last_version", Integer, nullable=False),
+)
+
 jobs = Table(
     "jobs",
     metadata_obj,

@@ -17,9 +17,10 @@ from service import keys
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, migrate
+from service.tables import metadata_obj
 
 POSTGRES_URL = os.environ.get("LATENTCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("observations", "jobs", "models", "series", "api_keys")
+TABLES = tuple(t.name for t in metadata_obj.sorted_tables)  # every table of the schema, emptied per test
 
 
 def _psycopg(url: str) -> str:
