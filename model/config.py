@@ -51,7 +51,8 @@ class ModelConfig:
     # cost grows with their number (100 times: ~10x the forward pass). None = all
     # --- objective
     iwae_samples: int = 3  # k posterior samples per window; k > 1 is the IWAE bound
-    obs_std: float = 0.01  # fixed observation noise in normalised units (the reference's sigma = 0.01)
+    obs_std: float = 0.01  # observation noise in normalised units (the reference's sigma = 0.01) ...
+    learn_obs_std: bool = False  # ... or only its start: learn one per channel (floored at obs_std / 10)
     kl_warmup_epochs: int = 10  # KL weight 0 for these epochs ...
     kl_anneal_rate: float = 0.99  # ... then 1 - rate ** (epoch - warmup)
     # --- optimisation

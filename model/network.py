@@ -91,6 +91,15 @@ class LatentODE(nn.Module):
         self.dynamics = Dynamics(config.latent_dim, config.units, config.dynamics_layers)
         self.decoder = mlp(config.latent_dim, config.units, config.decoder_layers, channels)
         self.obs_std = config.obs_std
+        if config.learn_obs_std:
+            self.log_obs_std = nn.Parameter(torch.full((channels,), math.log(config.obs_std)))
+
+    def observation_std(self) -> torch.Tensor:
+        """(C,) observation noise std per channel, normalised units: fixed, or learned (floored at obs_std / 10)."""
+        if hasattr(self, "log_obs_std"):
+            return self.log_obs_std.exp().clamp(min=self.obs_std / 10)
+        return torch.full((self.decoder[-1].out_features,), self.obs_std, device=self.decoder[-1].weight.device,
+                          dtype=self.decoder[-1].weight.dtype)
 
     def posterior(self, batch: EncoderBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of q(z0), each (B, D); z0 lives at model time 0, the window start."""
@@ -113,8 +122,9 @@ class LatentODE(nn.Module):
         mask = tgt.mask
         err = torch.where(mask > 0, xhat - tgt.values, torch.zeros_like(xhat))
         count = mask.sum(dim=(1, 2)).clamp(min=1)  # (B,)
-        log_norm = math.log(self.obs_std) + 0.5 * math.log(2 * math.pi)
-        ll = -(0.5 * (err / self.obs_std) ** 2 + log_norm * mask).sum(dim=(2, 3)) / count  # (k, B)
+        sigma = self.observation_std()  # (C,)
+        log_norm = torch.log(sigma) + 0.5 * math.log(2 * math.pi)
+        ll = -(0.5 * (err / sigma) ** 2 + log_norm * mask).sum(dim=(2, 3)) / count  # (k, B)
         kl = (-torch.log(std) + 0.5 * (std**2 + mean**2) - 0.5).mean(dim=-1)  # (B,) KL(q || N(0, I)) per dim
         loss = -torch.logsumexp(ll - kl_coef * kl, dim=0).mean()
         mse = (err**2).sum(dim=(2, 3)).div(count).mean()

@@ -138,8 +138,13 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
 
 def spread(fitted: FittedModel, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (U, C) and spread (U, C) of decoded samples (S, U, C), normalised: the spread is the samples' std with
-    the model's observation noise added in quadrature, so it is never 0."""
-    return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + fitted.config.obs_std**2)
+    the model's observation noise (per channel) added in quadrature, so it is never 0."""
+    return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + _observation_std(fitted) ** 2)
+
+
+def _observation_std(fitted: FittedModel) -> np.ndarray:
+    with torch.no_grad():
+        return fitted.network.observation_std().double().cpu().numpy()  # (C,)
 
 
 def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray,
@@ -147,7 +152,7 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np
     norm, calibration = fitted.normaliser, fitted.calibration
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
-        draws = decoded + fitted.config.obs_std * noise
+        draws = decoded + _observation_std(fitted) * noise
         mean, std, quantiles = draws.mean(axis=0), draws.std(axis=0), np.quantile(draws, levels, axis=0)
     else:
         mean, scale = spread(fitted, decoded)

@@ -14,6 +14,8 @@ from model import (
     TrainingCancelled,
     fit,
     forecast,
+    load,
+    save,
 )
 from model.data import Example, Normaliser
 from model.network import LatentODE
@@ -166,3 +168,19 @@ def test_normaliser_time_scale_from_training_windows():
     norm = Normaliser.fit(seqs, np.array([10.0, 20.0, 30.0]), time_span=5.0)
     assert norm.time_scale == pytest.approx(4.0)
     assert norm.model_time(np.array([1.7e9 + 8.0]), 1.7e9)[0] == pytest.approx(2.0)
+
+
+def test_learned_observation_noise_grows_toward_the_data_and_travels_with_the_model(tmp_path):
+    """With learn_obs_std the per-channel noise starts at obs_std and rises when the fit cannot be that close."""
+    config = TINY.replace(learn_obs_std=True, epochs=10, learning_rate=5e-2)
+    fitted = fit(sine_sequences(16, 12, seed=0), config)
+    sigma = fitted.network.observation_std().detach()
+    assert sigma.shape == (2,) and bool(torch.all(sigma > 1.5 * config.obs_std))
+    assert not hasattr(fit(sine_sequences(4, 12, seed=0), TINY.replace(epochs=1)).network, "log_obs_std")
+    save(fitted, tmp_path / "m.safetensors")
+    again = load(tmp_path / "m.safetensors")
+    torch.testing.assert_close(again.network.observation_std(), fitted.network.observation_std())
+    ctx = sine_sequences(1, 8, seed=5)[0]
+    a = forecast(fitted, ctx, ctx.times[-1], seed=0)
+    b = forecast(again, ctx, ctx.times[-1], seed=0)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
