@@ -189,5 +189,7 @@ def calibrate(fitted: FittedModel, sequences: list[Sequence], rng: np.random.Gen
             mean, scale = spread(fitted, decoded)
             offsets.append(e.tgt_t[scored] - e.ctx_t[-1])
             residuals.append(((e.tgt_x - mean) / scale)[scored])
-    return Calibration.from_residuals(np.concatenate(offsets), np.concatenate(residuals),
-                                      fitted.horizon / norm.time_scale)
+    channels = len(fitted.channels)
+    return Calibration.from_residuals(  # no windows at all: the standard normal's quantiles stand in
+        np.concatenate(offsets) if offsets else np.zeros(0),
+        np.concatenate(residuals) if residuals else np.zeros((0, channels)), fitted.horizon / norm.time_scale)

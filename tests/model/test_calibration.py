@@ -9,6 +9,7 @@ from scipy.stats import norm
 
 from model import Sequence, fit, forecast_batch, load, save
 from model.calibration import BANDS, LEVELS, MIN_RESIDUALS, Calibration
+from model.train import calibrate
 
 
 def _at(calibration: Calibration, band: int, level: float, channel: int = 0) -> float:
@@ -81,3 +82,9 @@ def test_bands_cover_what_they_claim_on_series_never_seen(tmp_path, context_keep
                            quantiles=(0.05, 0.25, 0.75, 0.95), seeds=range(4))
     for a, b in zip(answers[:4], again, strict=True):
         np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-6, atol=1e-9)
+
+
+def test_no_held_out_windows_at_all_gives_the_standard_normal(fitted):
+    cal = calibrate(fitted, [], np.random.default_rng(0))
+    assert cal.counts.sum() == 0
+    assert abs(_at(cal, 3, 0.95, channel=1) - norm.ppf(0.95)) < 1e-9
