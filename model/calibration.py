@@ -62,6 +62,11 @@ class Calibration:
     def bands(self, offsets: np.ndarray) -> np.ndarray:
         return band_of(self.edges, offsets)
 
+    def table(self, levels: np.ndarray) -> np.ndarray:
+        """(BANDS, C, K): each band's and channel's standardised-residual quantile at each of `levels` (K,)."""
+        return np.stack([[np.interp(levels, LEVELS, self.quantiles[b, :, c]) for c in range(self.quantiles.shape[2])]
+                         for b in range(BANDS)])
+
     def to_dict(self) -> dict:
         return {"edges": self.edges.tolist(), "quantiles": self.quantiles.tolist(), "scale": self.scale.tolist(),
                 "counts": self.counts.tolist()}

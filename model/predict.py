@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model.calibration import BANDS, LEVELS
 from model.data import Sequence, encoder_batch
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
@@ -102,7 +101,10 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
     prepared = [_prepare(fitted, r[0], r[1], r[2] if len(r) == 3 else None, k) for k, r in enumerate(requests)]
     decoded, nfe = _sample(fitted, prepared, samples, seeds)
     levels = np.sort(levels)
-    return [_summarise(fitted, r, d, levels, n, nfe) for r, (d, n) in zip(prepared, decoded, strict=True)]
+    obs_std = observation_std(fitted)
+    table = None if fitted.calibration is None else fitted.calibration.table(levels)  # the same for every request
+    return [_summarise(fitted, r, d, levels, n, obs_std, table, nfe)
+            for r, (d, n) in zip(prepared, decoded, strict=True)]
 
 
 def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
@@ -136,29 +138,29 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             for i, r in enumerate(prepared)], nfe
 
 
-def spread(fitted: FittedModel, decoded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spread(decoded: np.ndarray, obs_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (U, C) and spread (U, C) of decoded samples (S, U, C), normalised: the spread is the samples' std with
-    the model's observation noise (per channel) added in quadrature, so it is never 0."""
-    return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + _observation_std(fitted) ** 2)
+    the observation noise obs_std (C,) added in quadrature, so it is never 0."""
+    return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + obs_std**2)
 
 
-def _observation_std(fitted: FittedModel) -> np.ndarray:
+def observation_std(fitted: FittedModel) -> np.ndarray:
+    """(C,) the model's observation noise std per channel, normalised units."""
     with torch.no_grad():
-        return fitted.network.observation_std().double().cpu().numpy()  # (C,)
+        return fitted.network.observation_std().double().cpu().numpy()
 
 
-def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray,
-               noise: np.ndarray | None, nfe: int) -> Forecast:
+def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray, noise: np.ndarray | None,
+               obs_std: np.ndarray, table: np.ndarray | None, nfe: int) -> Forecast:
+    """One request's Forecast; `table` is fitted.calibration.table(levels), None for an uncalibrated model."""
     norm, calibration = fitted.normaliser, fitted.calibration
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
-        draws = decoded + _observation_std(fitted) * noise
+        draws = decoded + obs_std * noise
         mean, std, quantiles = draws.mean(axis=0), draws.std(axis=0), np.quantile(draws, levels, axis=0)
     else:
-        mean, scale = spread(fitted, decoded)
+        mean, scale = spread(decoded, obs_std)
         band = calibration.bands(r.query - r.ctx_t[-1])  # (U,)
-        table = np.stack([[np.interp(levels, LEVELS, calibration.quantiles[b, :, c])
-                           for c in range(mean.shape[1])] for b in range(BANDS)])  # (BANDS, C, K)
         quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)
         std = scale * calibration.scale[band]
     order = r.inverse  # back to the order asked

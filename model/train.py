@@ -16,7 +16,7 @@ from model.data import Example, Normaliser, Sequence, encoder_batch, target_batc
 from model.errors import InputError, NonFiniteLossError, TrainingCancelled
 from model.fitted import FittedModel, resolve_device
 from model.network import LatentODE
-from model.predict import _Request, _sample, spread
+from model.predict import _Request, _sample, observation_std, spread
 from model.solve import train_solve
 from model.windows import draw_examples, window_spans
 
@@ -181,12 +181,13 @@ def calibrate(fitted: FittedModel, sequences: list[Sequence], rng: np.random.Gen
     # whole contexts (context_keep 1, as forecasts read every stored point), less the hidden fifth
     examples = draw_examples(sequences, norm, config.replace(context_keep=1.0), rng)[:CALIBRATION_WINDOWS]
     offsets, residuals = [], []
+    obs_std = observation_std(fitted)
     for start in range(0, len(examples), config.batch_size):
         shown = [hide_context_points(e, rng) for e in examples[start:start + config.batch_size]]
         requests = [_Request(e.ctx_t, e.ctx_x, e.tgt_t, np.arange(e.tgt_t.size), e.tgt_t) for e, _ in shown]
         draws, _ = _sample(fitted, requests, CALIBRATION_SAMPLES, [start + i for i in range(len(requests))])
         for (e, scored), (decoded, _) in zip(shown, draws, strict=True):
-            mean, scale = spread(fitted, decoded)
+            mean, scale = spread(decoded, obs_std)
             offsets.append(e.tgt_t[scored] - e.ctx_t[-1])
             residuals.append(((e.tgt_x - mean) / scale)[scored])
     channels = len(fitted.channels)
