@@ -94,9 +94,9 @@ class Unprocessable(ApiError):
     status, code = 422, "validation_error"
 
     @classmethod
-    def at(cls, loc: list[str | int], msg: str) -> "Unprocessable":
+    def at(cls, loc: list[str | int], msg: str, *, code: str | None = None) -> "Unprocessable":
         """One invalid field: `loc` is its path from the request part (body, query, path) down."""
-        return cls(f"{'.'.join(map(str, loc))}: {msg}", details=[{"loc": loc, "msg": msg}])
+        return cls(f"{'.'.join(map(str, loc))}: {msg}", code=code, details=[{"loc": loc, "msg": msg}])
 
 
 class Unavailable(ApiError):

@@ -71,10 +71,9 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         raise Unprocessable.at([part], str(exc)) from None
     except model.SolverError as exc:
         # The model's dynamics blew up for this context and these times: another request may still succeed.
-        error = Unprocessable.at([part, "at"], f"the model's ODE solver failed for this context and these times "
-                                               f"(try nearer times, less context, or retrain): {exc}")
-        error.code = "solver_error"
-        raise error from None
+        raise Unprocessable.at([part, "at"], f"the model's ODE solver failed for this context and these times "
+                                             f"(try nearer times, less context, or retrain): {exc}",
+                               code="solver_error") from None
 
 
 @router.get("/series/{key}/forecast", dependencies=[ReadScope], response_model=SeriesForecastOut,
