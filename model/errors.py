@@ -8,6 +8,9 @@
     ├── NonFiniteLossError      training produced a NaN/inf loss; `.epoch`
     ├── TrainingCancelled       `should_stop()` asked training to stop; `.epoch`
     └── ArtifactError           a saved model cannot be read (not safetensors, wrong format version, missing keys)
+
+Each pickles with its attributes, so an error raised in a child process (the service solves forecasts in one)
+reaches the parent whole.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class ConfigError(ModelError, ValueError):
         self.field = field
         self.reason = reason
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.field, self.reason)
+
 
 class InputError(ModelError, ValueError):
     """Input data (sequence, context, query times) is malformed; the message names the shapes or values."""
@@ -49,6 +55,9 @@ class OutOfRangeError(InputError):
         self.lower = lower
         self.upper = upper
 
+    def __reduce__(self) -> tuple:  # picklable (forecasts are solved in child processes): args are not just (message,)
+        return type(self), (self.args[0], self.lower, self.upper)
+
 
 class SolverError(ModelError):
     """The ODE solver failed; the message carries the solver's reason and a hint."""
@@ -61,6 +70,9 @@ class NonFiniteLossError(ModelError):
         super().__init__(message)
         self.epoch = epoch
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.args[0], self.epoch)
+
 
 class TrainingCancelled(ModelError):
     """`should_stop()` returned true; training stopped during `epoch` (1-based)."""
@@ -68,6 +80,9 @@ class TrainingCancelled(ModelError):
     def __init__(self, message: str, epoch: int) -> None:
         super().__init__(message)
         self.epoch = epoch
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.args[0], self.epoch)
 
 
 class ArtifactError(ModelError):

@@ -131,8 +131,9 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
         z0 = (mean[:, None] + std[:, None] * eps_t).reshape(-1, config.latent_dim)
         # pad each request's times by repeating its last one: the solver's end point (and answer) stays its own
         t_eval = np.stack([np.pad(r.query, (0, longest - r.query.size), mode="edge") for r in prepared])
-        t_eval_t = torch.as_tensor(t_eval, dtype=dtype, device=device).repeat_interleave(samples, dim=0)
-        zt, nfe = forecast_solve(network.dynamics, z0, t_eval_t, config)  # (R*S, U, D)
+        # each request's samples share a step size: an answer depends on its own request only
+        zt, nfe = forecast_solve(network.dynamics, z0, torch.as_tensor(t_eval, dtype=dtype, device=device), config,
+                                 group=samples)  # (R*S, U, D)
         decoded = network.decoder(zt).reshape(len(prepared), samples, longest, channels).double().cpu()
     return [(decoded[i, :, : r.query.size].numpy(), noise[i].numpy() if noise else None)
             for i, r in enumerate(prepared)], nfe

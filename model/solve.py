@@ -47,25 +47,33 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
     return zt
 
 
-def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
-                   config: ModelConfig) -> tuple[torch.Tensor, int]:
-    """z at each sample's own times: z0 (N, D) at model time 0, t_eval (N, Q) non-decreasing, >= 0.
+def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor, config: ModelConfig,
+                   group: int = 1) -> tuple[torch.Tensor, int]:
+    """z at each group's own times: z0 (N, D) at model time 0, t_eval (N / group, Q) non-decreasing, >= 0, one row
+    per `group` consecutive rows of z0 (one forecast request's samples), which share an adaptive step size.
 
-    Returns (N, Q, D) and the number of function evaluations. Row n depends only on z0[n] and t_eval[n]'s values
-    (not on other rows), so a caller may pad t_eval by repeating a row's last time.
+    Returns (N, Q, D) and the number of function evaluations. A group depends only on its own rows of z0 and its
+    t_eval row's values (not on other groups), so a caller may pad t_eval by repeating a row's last time.
     """
+    if z0.shape[0] != t_eval.shape[0] * group:
+        raise ValueError(f"z0 has {z0.shape[0]} rows; t_eval's {t_eval.shape[0]} rows x group {group} differ")
     if config.solver in ADAPTIVE_SOLVERS:
-        return _torchode_solve(dynamics, z0, t_eval, config)
-    return _fixed_grid_solve(dynamics, z0, t_eval, config)
+        return _torchode_solve(dynamics, z0, t_eval, config, group)
+    return _fixed_grid_solve(dynamics, z0, t_eval.repeat_interleave(group, dim=0), config)
 
 
-def _torchode_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
-                    config: ModelConfig) -> tuple[torch.Tensor, int]:
-    term = torchode.ODETerm(dynamics)
+def _torchode_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor, config: ModelConfig,
+                    group: int) -> tuple[torch.Tensor, int]:
+    # torchode controls the step per row of its state: a group's samples side by side in one row share a step
+    # size, set by the error norm over all of them (as torchdiffeq does for a whole batch), so the solver steps,
+    # checks and interpolates once per group rather than once per sample.
+    n, dim = z0.shape
+    term = torchode.ODETerm(lambda t, y: dynamics(t, y.reshape(-1, dim)).reshape(y.shape))
     method_class = {"dopri5": torchode.Dopri5, "heun": torchode.Heun}[ADAPTIVE_SOLVERS[config.solver]]
     controller = torchode.IntegralController(atol=config.atol, rtol=config.rtol, term=term)
     solver = torchode.AutoDiffAdjoint(method_class(term=term), controller, max_steps=config.max_steps)
-    problem = torchode.InitialValueProblem(y0=z0, t_start=torch.zeros_like(t_eval[:, 0]), t_eval=t_eval)
+    problem = torchode.InitialValueProblem(y0=z0.reshape(n // group, group * dim),
+                                           t_start=torch.zeros_like(t_eval[:, 0]), t_eval=t_eval)
     solution = solver.solve(problem)
     status = solution.status
     if bool((status != 0).any()):
@@ -74,7 +82,8 @@ def _torchode_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
         raise SolverError(f"{config.solver} failed ({reason}, max_steps={config.max_steps}). {_HINT}")
     if not torch.isfinite(solution.ys).all():
         raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
-    return solution.ys, int(solution.stats["n_f_evals"].sum())
+    ys = solution.ys.reshape(n // group, t_eval.shape[1], group, dim).transpose(1, 2).reshape(n, -1, dim)
+    return ys, int(solution.stats["n_f_evals"].sum())
 
 
 def _fixed_grid_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor,
