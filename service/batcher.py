@@ -8,6 +8,10 @@ a busy model batches itself and an idle one answers after at most `wait_ms`. A b
 
 Batching never changes an answer: each request carries its own seed (a random one when the client gave none), and
 `forecast_batch` answers each item as its single `forecast` call would (within 1e-4 relative).
+
+With `processes` > 0 the batches are solved in that many child processes (service/solver_pool.py), one batch per
+process at a time, so that solving never contends with the API's own work for the GIL; with 0, in threads of this
+process.
 """
 
 import asyncio
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 
 import model
+from service.solver_pool import SolverPool
 
 MAX_BATCH_POINTS = 2_000_000
 
@@ -35,6 +40,7 @@ class _Request:
 
 @dataclass
 class _Group:
+    key: Hashable  # the model version
     fitted: Any  # model.FittedModel
     samples: int
     quantiles: tuple[float, ...]
@@ -48,12 +54,16 @@ class ForecastBatcher:
     """`await batcher.forecast(key, fitted, context, at_seconds, ...)` → model.Forecast, solved in a batch."""
 
     def __init__(self, max_batch: int, wait_ms: float, threads: int = 2,
-                 max_batch_points: int = MAX_BATCH_POINTS, torch_threads: int = 0):
+                 max_batch_points: int = MAX_BATCH_POINTS, torch_threads: int = 0, processes: int = 0,
+                 cache_bytes: int = 1 << 30):
         self.torch_threads = torch_threads  # 0: leave torch's setting alone
         self.max_batch = max_batch
         self.wait_s = wait_ms / 1000.0
         self.max_batch_points = max_batch_points
-        self.threads = threads
+        # In process mode each thread drives one child process; cache_bytes bounds each child's loaded models.
+        self.threads = processes or threads
+        self.solver = (SolverPool(processes, torch_threads=torch_threads or 1, cache_bytes=cache_bytes)
+                       if processes else None)
         self._pool: ThreadPoolExecutor | None = None
         self._groups: dict[Hashable, _Group] = {}
         self.batch_sizes: list[int] = []  # sizes of the batches solved so far (last 1,000), for tests and metrics
@@ -66,7 +76,7 @@ class ForecastBatcher:
         group_key = (key, samples, quantiles)
         group = self._groups.get(group_key)
         if group is None or group.loop is not loop:
-            group = self._groups[group_key] = _Group(fitted, samples, quantiles, loop)
+            group = self._groups[group_key] = _Group(key, fitted, samples, quantiles, loop)
         request = _Request(context, at_seconds, secrets.randbits(63) if seed is None else seed,
                            loop.create_future())
         group.pending.append(request)
@@ -126,21 +136,26 @@ class ForecastBatcher:
         for request, result in zip(batch, results, strict=True):
             _settle(request.future, result=result)
 
-    @staticmethod
-    def _solve_batch(group: _Group, batch: list[_Request]) -> list[Any]:
-        return model.forecast_batch(group.fitted, [(r.context, r.at_seconds) for r in batch],
-                                    samples=group.samples, quantiles=group.quantiles,
-                                    seeds=[r.seed for r in batch])
+    def _solve_batch(self, group: _Group, batch: list[_Request]) -> list[Any]:
+        requests, seeds = [(r.context, r.at_seconds) for r in batch], [r.seed for r in batch]
+        if self.solver is not None:
+            return self.solver.forecast_batch(group.key, group.fitted, requests, samples=group.samples,
+                                              quantiles=group.quantiles, seeds=seeds)
+        return model.forecast_batch(group.fitted, requests, samples=group.samples, quantiles=group.quantiles,
+                                    seeds=seeds)
 
-    @staticmethod
-    def _solve_one(group: _Group, request: _Request) -> Any:
-        return model.forecast(group.fitted, request.context, request.at_seconds, samples=group.samples,
-                              quantiles=group.quantiles, seed=request.seed)
+    def _solve_one(self, group: _Group, request: _Request) -> Any:
+        return self._solve_batch(group, [request])[0]
+
+    def start(self) -> None:
+        """Start the solver processes now instead of at the first forecast (a no-op in thread mode)."""
+        if self.solver is not None:
+            self.solver.start()
 
     def _executor(self) -> ThreadPoolExecutor:
         # Made on first use and again after `close`, so an app can be started and stopped more than once.
         if self._pool is None:
-            if self.torch_threads:
+            if self.torch_threads and self.solver is None:
                 torch.set_num_threads(self.torch_threads)  # process-wide: the API process runs no training
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="forecast")
         return self._pool
@@ -149,6 +164,8 @@ class ForecastBatcher:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        if self.solver is not None:
+            self.solver.close()
 
 
 def _settle(future: asyncio.Future, *, result: Any = None, exc: BaseException | None = None) -> None:

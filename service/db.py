@@ -29,7 +29,10 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Pooled like PostgreSQL's: a connection closed on return (beyond the default 5) would be reopened, pragmas and
+        # all, by the next of the API's up to 40 concurrent request threads.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
+                               max_overflow=30)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001

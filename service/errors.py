@@ -9,7 +9,8 @@
     ├── PayloadTooLarge   413     payload_too_large
     ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}]
     ├── UnsupportedMedia  415     unsupported_media_type
-    └── Unavailable       503     unavailable (database unreachable)
+    └── Unavailable       503     unavailable (database unreachable), solver_unavailable (a forecast's solver process
+                                  died twice on it)
 
 FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`.
 """

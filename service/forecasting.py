@@ -19,7 +19,7 @@ from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
 from service.storage import get_series, read_matrix, series_time_range
 from service.tables import observations
-from service.timefmt import format_time
+from service.timefmt import format_time, format_times
 
 US_PER_S = 1_000_000
 # The encoder reads every context point in sequence: beyond this a request would hold a worker for minutes.
@@ -173,7 +173,7 @@ def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | No
         }
     body: dict[str, Any] = {} if series is None else {"series": series}
     body["model"] = {"name": plan.version.name, "version": plan.version.version}
-    body["t"] = [format_time(int(t)) for t in plan.at_us]
+    body["t"] = format_times(plan.at_us)
     body["kind"] = np.where(plan.at_us <= plan.last_us, "interpolation", "extrapolation").tolist()
     body["channels"] = channels
     return body

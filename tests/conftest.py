@@ -68,7 +68,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: 
 
 @pytest.fixture
 def settings(db_url: str, tmp_path) -> Settings:  # noqa: ANN001
-    return Settings(data_dir=tmp_path / "data", database_url=db_url, auth="enabled")
+    # Forecasts solve in the API process's threads here: a solver process per app would cost each test seconds of
+    # start-up. Process mode has its own tests (test_solver_pool, test_batcher, test_forecast_api, e2e).
+    return Settings(data_dir=tmp_path / "data", database_url=db_url, auth="enabled", forecast_processes=0)
 
 
 @pytest.fixture

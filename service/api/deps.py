@@ -9,11 +9,19 @@ from sqlalchemy import Engine
 
 from service import keys
 from service.batcher import ForecastBatcher
-from service.config import Settings, get_settings
+from service.config import Settings
 from service.errors import Forbidden, Unauthorized
 from service.model_cache import ModelCache
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# The app's own settings (create_app's argument), read from its state: a dependency override would work too, but
+# FastAPI rebuilds every route's dependency tree on every request while any override is set (~1 ms a request).
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_engine(request: Request) -> Engine:

@@ -31,7 +31,7 @@ FAST = {"heartbeat_seconds": 0.3, "stale_after_seconds": 2.0, "requeue_after_sec
 def e2e_settings(db_url: str, tmp_path: Path) -> Iterator[Settings]:
     queue_url = None if db_url.startswith("sqlite") else REDIS_URL
     settings = Settings(data_dir=tmp_path / "data", database_url=db_url, queue_url=queue_url,
-                        queue_name=f"e2e-{uuid.uuid4().hex[:10]}", auth="disabled", **FAST)
+                        queue_name=f"e2e-{uuid.uuid4().hex[:10]}", auth="disabled", forecast_processes=0, **FAST)
     yield settings
     executor.get_queue(settings).huey.flush()
     executor.close_queue(settings)

@@ -1,4 +1,5 @@
-"""`latentcast serve` alone does everything: it starts one worker process beside the API and stops it with itself."""
+"""`latentcast serve` alone does everything: it starts one worker process beside the API (and a forecast solver
+process) and stops them with itself."""
 
 import os
 import subprocess
@@ -23,6 +24,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
@@ -38,8 +46,11 @@ def test_serve_runs_and_stops_its_worker(tmp_path: Path) -> None:
     serve = start_server(["serve", "--port", str(port)], env, tmp_path / "serve.log", ready="/healthz", timeout=120)
     base = f"http://127.0.0.1:{port}"
     try:
-        workers = wait_for(lambda: _children(serve.pid), timeout=10, what="the worker process")
+        children = wait_for(lambda: c if len(c := _children(serve.pid)) >= 2 else None, timeout=30,
+                            what="the worker and the solver process")
+        workers = {pid for pid in children if "service.cli worker" in _cmdline(pid)}
         assert len(workers) == 1
+        assert any("multiprocessing" in _cmdline(pid) for pid in children - workers), "no forecast solver process"
         engine = make_engine(db_url)
         add_series(engine, "room-1", seed=1)
         engine.dispose()
@@ -54,6 +65,9 @@ def test_serve_runs_and_stops_its_worker(tmp_path: Path) -> None:
         assert wait_for(finished, timeout=120, every=0.2, what="the job")["status"] == "succeeded"
         assert stop_server(serve, timeout=90) == 0
         assert not any(_alive(pid) for pid in workers), "serve left its worker running"
+        # The solver process exits when its pipe from serve closes, so just after serve does.
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=10, every=0.1,
+                 what="serve's other children to stop")
     finally:
         if serve.poll() is None:
             serve.kill()

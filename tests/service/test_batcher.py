@@ -27,13 +27,14 @@ def _run(batcher: ForecastBatcher, jobs: list[tuple[model.Sequence, np.ndarray, 
     return asyncio.run(go())
 
 
-def test_a_burst_is_batched_and_each_answer_equals_its_single_call() -> None:
+@pytest.mark.parametrize("processes", [0, 1])  # in threads, or in a solver process
+def test_a_burst_is_batched_and_each_answer_equals_its_single_call(processes: int) -> None:
     fitted = toy_model()
     jobs = []
     for i in range(16):
         ctx = _context(-1.5 + 0.2 * i, i)
         jobs.append((ctx, np.linspace(ctx.times[0], ctx.times[-1] + 10, 7 + i), 1000 + i))
-    batcher = ForecastBatcher(max_batch=8, wait_ms=5)
+    batcher = ForecastBatcher(max_batch=8, wait_ms=5, processes=processes)
     try:
         results = _run(batcher, jobs)
     finally:
@@ -46,11 +47,12 @@ def test_a_burst_is_batched_and_each_answer_equals_its_single_call() -> None:
         np.testing.assert_allclose(got.quantiles, alone.quantiles, rtol=1e-4, atol=1e-9)
 
 
-def test_one_bad_request_fails_alone() -> None:
+@pytest.mark.parametrize("processes", [0, 1])
+def test_one_bad_request_fails_alone(processes: int) -> None:
     ctx = _context(0.5, 1)
     good = np.array([ctx.times[0], ctx.times[-1]])
     too_late = np.array([ctx.times[-1] + toy_model().horizon + 100])
-    batcher = ForecastBatcher(max_batch=8, wait_ms=5)
+    batcher = ForecastBatcher(max_batch=8, wait_ms=5, processes=processes)
     try:
         results = _run(batcher, [(ctx, good, 1), (ctx, too_late, 2), (ctx, good, 3)])
     finally:

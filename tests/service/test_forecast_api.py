@@ -9,6 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete
 
 import model
+from service.app import create_app
+from service.config import Settings
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
@@ -150,22 +152,15 @@ def test_a_new_observation_changes_the_next_forecast(client: TestClient, engine:
     assert abs(after["channels"]["temp"]["mean"][1] - before["channels"]["temp"]["mean"][1]) > 1e-3
 
 
-def test_seeded_answer_alone_equals_answer_in_a_burst(client: TestClient, room: tuple) -> None:
+@pytest.mark.parametrize("processes", [0, 1])  # solved in the API's threads, or in a solver process
+def test_seeded_answer_alone_equals_answer_in_a_burst(settings: Settings, admin_key: str, room: tuple,
+                                                      processes: int) -> None:
     t, _ = room
     at = [iso(x) for x in np.linspace(t[0], t[-1] + 20, 100)]
-    alone = client.get(URL, params={"at": at, "seed": 11}).json()
-    app = client.app
-
-    async def burst() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=app)
-        headers = dict(client.headers)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as ac:
-            # 31 other requests (other seeds, other times) around the one under test
-            calls = [ac.get(URL, params={"at": at[i:] or at, "seed": 100 + i}) for i in range(31)]
-            calls.insert(16, ac.get(URL, params={"at": at, "seed": 11}))
-            return await asyncio.gather(*calls)
-
-    responses = asyncio.run(burst())
+    app = create_app(settings.model_copy(update={"forecast_processes": processes}))
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as client:
+        alone = client.get(URL, params={"at": at, "seed": 11}).json()
+        responses = asyncio.run(_burst(app, client, at))
     assert all(r.status_code == 200 for r in responses)
     assert max(app.state.batcher.batch_sizes) > 1  # the burst was batched
     inside = responses[16].json()
@@ -174,6 +169,16 @@ def test_seeded_answer_alone_equals_answer_in_a_burst(client: TestClient, room: 
                                    atol=1e-9)
     for q, values in alone["channels"]["temp"]["quantiles"].items():
         np.testing.assert_allclose(inside["channels"]["temp"]["quantiles"][q], values, rtol=1e-4, atol=1e-9)
+
+
+async def _burst(app: object, client: TestClient, at: list[str]) -> list[httpx.Response]:
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=dict(client.headers)) as ac:
+        # 31 other requests (other seeds, other times) around the one under test
+        calls = [ac.get(URL, params={"at": at[i:] or at, "seed": 100 + i}) for i in range(31)]
+        calls.insert(16, ac.get(URL, params={"at": at, "seed": 11}))
+        return await asyncio.gather(*calls)
 
 
 def _count_observations(engine: Engine) -> int:
@@ -265,3 +270,18 @@ def test_a_solver_failure_is_a_422_naming_the_times(client: TestClient, engine: 
     error = r.json()["error"]
     assert error["code"] == "solver_error"
     assert error["details"][0]["loc"] == ["query", "at"] and "solver failed" in error["message"]
+
+
+def test_a_dead_solver_is_a_503(settings: Settings, admin_key: str, room: tuple, monkeypatch) -> None:
+    from service.solver_pool import SolverPool, SolverUnavailable
+
+    def dead(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        raise SolverUnavailable("the forecast process died twice solving this request")
+
+    monkeypatch.setattr(SolverPool, "forecast_batch", dead)
+    app = create_app(settings.model_copy(update={"forecast_processes": 1}))
+    with TestClient(app, headers={"Authorization": f"Bearer {admin_key}"}) as client:
+        response = client.get(URL, params={"at": iso(room[0][-1])})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "solver_unavailable"

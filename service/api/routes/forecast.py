@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 import model
 from service import forecasting
 from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, ReadScope, SettingsDep
-from service.errors import Unprocessable, responses
+from service.errors import Unavailable, Unprocessable, responses
 from service.forecast_query import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
@@ -27,6 +27,7 @@ from service.forecast_query import (
     parse_time_spec,
 )
 from service.ingest import decode_json
+from service.solver_pool import SolverUnavailable
 from service.timefmt import format_time
 
 router = APIRouter(tags=["forecasts"])
@@ -55,7 +56,7 @@ class SeriesForecastOut(InlineForecastOut):
     series: str
 
 
-_ERRORS = responses(401, 403, 404, 409, 422)
+_ERRORS = responses(401, 403, 404, 409, 422, 503)
 
 
 async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part: str) -> Any:
@@ -74,6 +75,8 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         raise Unprocessable.at([part, "at"], f"the model's ODE solver failed for this context and these times "
                                              f"(try nearer times, less context, or retrain): {exc}",
                                code="solver_error") from None
+    except SolverUnavailable as exc:
+        raise Unavailable(f"{exc}; try again", code="solver_unavailable", headers={"Retry-After": "1"}) from None
 
 
 @router.get("/series/{key}/forecast", dependencies=[ReadScope], response_model=SeriesForecastOut,
@@ -145,7 +148,7 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
 
 
 @router.post("/forecast", dependencies=[ReadScope], response_model=InlineForecastOut,
-             responses=responses(401, 403, 404, 409, 413, 422), openapi_extra=_INLINE_BODY,
+             responses=responses(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
              summary="Forecast observations given in the request (nothing is stored)")
 async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, cache: ModelCacheDep,
                           batcher: BatcherDep) -> JSONResponse:

@@ -1,0 +1,114 @@
+"""Forecasts solved in child processes: the same answers as in-process, models sent once, errors whole, a killed
+child replaced."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+
+import numpy as np
+import pytest
+
+import model
+from service.solver_pool import SolverPool
+from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def _requests(n: int) -> list[tuple[model.Sequence, np.ndarray]]:
+    out = []
+    for i in range(n):
+        ctx = model.Sequence(*toy_sequence(np.random.default_rng(i), -1 + 0.3 * i), CHANNELS)
+        out.append((ctx, np.linspace(ctx.times[0], ctx.times[-1] + 10, 5 + i)))
+    return out
+
+
+@pytest.fixture
+def pool():
+    solver = SolverPool(1, torch_threads=1)
+    yield solver
+    solver.close()
+
+
+def _same(a: model.Forecast, b: model.Forecast) -> None:
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a.std, b.std, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-6, atol=1e-9)
+
+
+def test_answers_equal_the_in_process_call_and_the_model_is_sent_once(pool, monkeypatch) -> None:
+    fitted, requests = toy_model(), _requests(4)
+    sent = []
+    real_to_bytes = model.to_bytes
+    monkeypatch.setattr(model, "to_bytes", lambda f: sent.append(f) or real_to_bytes(f))
+    for _ in range(2):
+        got = pool.forecast_batch("toy", fitted, requests, samples=30, quantiles=QUANTILES, seeds=[1, 2, 3, 4])
+        want = model.forecast_batch(fitted, requests, samples=30, quantiles=QUANTILES, seeds=[1, 2, 3, 4])
+        assert len(got) == 4
+        for a, b in zip(got, want, strict=True):
+            _same(a, b)
+    assert len(sent) == 1  # the second batch found the model in the child
+
+
+def test_errors_arrive_with_their_type_and_attributes(pool) -> None:
+    fitted = toy_model()
+    ctx, _ = _requests(1)[0]
+    late = ctx.times[-1] + fitted.horizon + 50
+    with pytest.raises(model.OutOfRangeError) as caught:
+        pool.forecast_batch("toy", fitted, [(ctx, np.array([late]))], samples=5, quantiles=QUANTILES, seeds=[0])
+    assert caught.value.upper == pytest.approx(ctx.times[-1] + fitted.horizon)
+    with pytest.raises(model.InputError, match="samples"):
+        pool.forecast_batch("toy", fitted, [(ctx, ctx.times)], samples=0, quantiles=QUANTILES, seeds=[0])
+    # the child survives its requests' errors
+    assert pool.forecast_batch("toy", fitted, [(ctx, ctx.times)], samples=5, quantiles=QUANTILES, seeds=[0])
+
+
+def test_a_killed_child_is_replaced_and_the_batch_answered(pool) -> None:
+    fitted, requests = toy_model(), _requests(2)
+    first = pool.forecast_batch("toy", fitted, requests, samples=10, quantiles=QUANTILES, seeds=[5, 6])
+    (pid,) = pool.pids()
+    os.kill(pid, signal.SIGKILL)
+    again = pool.forecast_batch("toy", fitted, requests, samples=10, quantiles=QUANTILES, seeds=[5, 6])
+    assert pool.pids() != [pid]
+    for a, b in zip(first, again, strict=True):
+        _same(a, b)
+
+
+def test_close_stops_the_children() -> None:
+    solver = SolverPool(2, torch_threads=1)
+    solver.start()
+    pids = solver.pids()
+    assert len(set(pids)) == 2
+    solver.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("error", [
+    model.OutOfRangeError("t past the horizon", 1.5, 9.0),
+    model.NonFiniteLossError("loss is nan", 4),
+    model.TrainingCancelled("stopped", 2),
+    model.ConfigError("rtol", "must be positive"),
+    model.SolverError("step size underflow"),
+])
+def test_model_errors_pickle_whole(error: Exception) -> None:
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is type(error) and str(again) == str(error) and vars(again) == vars(error)
+
+
+def test_a_child_that_dies_on_every_try_is_a_solver_unavailable(pool, monkeypatch) -> None:
+    from service import solver_pool
+
+    tries = []
+
+    def dies(self, message):  # noqa: ANN001, ANN202 - the pipe breaks as when the child is killed mid-solve
+        tries.append(self.pid)
+        raise EOFError
+
+    monkeypatch.setattr(solver_pool._Child, "_call", dies)
+    with pytest.raises(solver_pool.SolverUnavailable):
+        pool.forecast_batch("toy", toy_model(), _requests(1), samples=5, quantiles=QUANTILES, seeds=[0])
+    assert len(tries) == 2 and tries[0] != tries[1]  # the second try went to a fresh child
