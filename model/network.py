@@ -6,8 +6,10 @@ All times here are model time (float tensors); the network never sees seconds.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -15,22 +17,37 @@ from torch import nn
 from model.config import ModelConfig
 from model.data import EncoderBatch, TargetBatch
 
-__all__ = ["LatentODE", "Dynamics", "mlp", "Tanh"]
+__all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh"]
+
+
+_INFERENCE_TANH: contextvars.ContextVar[bool] = contextvars.ContextVar("latentcast_inference_tanh", default=False)
+
+
+@contextlib.contextmanager
+def inference_tanh() -> Iterator[None]:
+    """Within this block (and without autograd), mlp's Tanh layers compute tanh as 2·sigmoid(2x) − 1."""
+    token = _INFERENCE_TANH.set(True)
+    try:
+        yield
+    finally:
+        _INFERENCE_TANH.reset(token)
 
 
 class Tanh(nn.Module):
-    """tanh; without autograd computed as 2·sigmoid(2x) − 1, the same function to float32 rounding (≤ 2e-7 apart).
+    """tanh; inside `inference_tanh()` without autograd computed as 2·sigmoid(2x) − 1, the same function to float32
+    rounding (≤ 2e-7 apart).
 
-    torch 2.13's CPU tanh kernel is slow: on a (3200, 100) float32 tensor, one forecast batch's hidden layer, it
-    takes 0.83 ms against 0.22 ms for this form (measured here, one thread), and it is a third of a forecast's
-    solve. With autograd on (training) the plain kernel is kept: its backward is cheaper, and training's tensors are
-    small. No parameters: state dicts are those of nn.Tanh.
+    torch 2.13's CPU tanh kernel is slow: on a (3200, 100) float32 tensor, a 32-request forecast batch's hidden
+    layer, it takes 0.83 ms against 0.22 ms for this form (measured here, one thread), a third of a forecast's solve.
+    Forecasts use it; training never does, not even in torchdiffeq's no-grad initial step choice: training is
+    chaotic enough that rounding-level changes there move a trained model's test error (periodic-extrap MSE 0.0034
+    became 0.057 in one run). No parameters: state dicts are those of nn.Tanh.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            return torch.tanh(x)
-        return torch.sigmoid(x * 2).mul_(2).sub_(1)
+        if _INFERENCE_TANH.get() and not torch.is_grad_enabled():
+            return torch.sigmoid(x * 2).mul_(2).sub_(1)
+        return torch.tanh(x)
 
 
 def mlp(inputs: int, units: int, layers: int, outputs: int) -> nn.Sequential:

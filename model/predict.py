@@ -15,6 +15,7 @@ import torch
 from model.data import Sequence, encoder_batch
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
+from model.network import inference_tanh
 from model.solve import forecast_solve
 
 __all__ = ["Forecast", "forecast", "forecast_batch"]
@@ -116,7 +117,7 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
     device = fitted.device
     dtype = next(network.parameters()).dtype
     channels = len(fitted.channels)
-    with torch.no_grad():
+    with torch.no_grad(), inference_tanh():
         mean, std = network.posterior(encoder_batch([(r.ctx_t, r.ctx_x) for r in prepared], dtype, device))
         eps = []
         noise = []

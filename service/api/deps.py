@@ -14,7 +14,6 @@ from service.errors import Forbidden, Unauthorized
 from service.model_cache import ModelCache
 
 
-
 def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
