@@ -72,6 +72,11 @@ class _Child:
         self._context, self._args = context, (torch_threads, cache_bytes)
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: Any = None
+        self.closed = False  # set by the pool's close: a batch in flight then fails instead of starting a child
+
+    def open(self) -> None:
+        self.closed = False
+        self.start()
 
     def start(self) -> None:
         parent, child = self._context.Pipe()
@@ -108,6 +113,8 @@ class _Child:
     def forecast_batch(self, key: Hashable, fitted: Any, requests: list, samples: int,
                        quantiles: tuple[float, ...], seeds: list[int]) -> list:
         for attempt in (1, 2):
+            if self.closed:
+                raise SolverUnavailable("the forecast solver is shutting down")
             if self._process is None or not self._process.is_alive():
                 self.stop()
                 self.start()
@@ -148,7 +155,7 @@ class SolverPool:
         with self._lock:
             if not self._started:
                 for child in self._children:
-                    child.start()
+                    child.open()
                     self._idle.put(child)
                 self._started = True
 
@@ -171,6 +178,7 @@ class SolverPool:
         with self._lock:
             if self._started:
                 for child in self._children:
+                    child.closed = True
                     child.stop()
                 self._idle = queue.SimpleQueue()
                 self._started = False

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model
-from service.solver_pool import SolverPool
+from service.solver_pool import SolverPool, SolverUnavailable
 from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -112,3 +112,16 @@ def test_a_child_that_dies_on_every_try_is_a_solver_unavailable(pool, monkeypatc
     with pytest.raises(solver_pool.SolverUnavailable):
         pool.forecast_batch("toy", toy_model(), _requests(1), samples=5, quantiles=QUANTILES, seeds=[0])
     assert len(tries) == 2 and tries[0] != tries[1]  # the second try went to a fresh child
+
+
+def test_a_batch_after_close_fails_instead_of_starting_a_child() -> None:
+    solver = SolverPool(1, torch_threads=1)
+    solver.start()
+    child = solver._children[0]
+    solver.close()
+    with pytest.raises(SolverUnavailable, match="shutting down"):  # what a batch in flight at close meets
+        child.forecast_batch("toy", toy_model(), _requests(1), 5, QUANTILES, [0])
+    assert solver.pids() == [None]
+    solver.start()  # a pool can be started again (an app's lifespan may run twice)
+    assert solver.forecast_batch("toy", toy_model(), _requests(1), samples=5, quantiles=QUANTILES, seeds=[0])
+    solver.close()
