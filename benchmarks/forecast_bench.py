@@ -215,8 +215,8 @@ def main() -> None:
         f"{'PostgreSQL' if 'postgresql' in db_url else 'SQLite'}; machine: {platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} torch thread(s) for "
         f"forecasts (LATENTCAST_FORECAST_TORCH_THREADS), {settings.forecast_processes} solver process(es) "
-        f"(LATENTCAST_FORECAST_PROCESSES), batches of up to {settings.forecast_batch_size}, 1-minute load average at the end "
-        f"{os.getloadavg()[0]:.1f}. Raw calls and one-client requests alternate, so both see the same load.",
+        f"(LATENTCAST_FORECAST_PROCESSES), batches of up to {settings.forecast_batch_size}, 1-minute load average "
+        f"at the end {os.getloadavg()[0]:.1f}. Raw calls and one-client requests alternate, so both see the same load.",
         "",
         "| measurement | p50 ms | p99 ms | requests/s | requests |",
         "|---|---|---|---|---|",

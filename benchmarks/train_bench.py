@@ -26,11 +26,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import ModelConfig, fit  # noqa: E402
-
-DEFAULTS = ModelConfig()
 from service import storage, training  # noqa: E402
 from service.db import make_engine, migrate  # noqa: E402
 from service.train_request import DEFAULT_WINDOW_POINTS  # noqa: E402
+
+DEFAULTS = ModelConfig()
 
 T0_US = 1_767_225_600_000_000
 
