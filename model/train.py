@@ -20,7 +20,7 @@ from model.predict import _Request, _sample, observation_std, spread
 from model.solve import train_solve
 from model.windows import draw_examples, window_spans
 
-__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse"]
+__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "lr_factor"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -47,6 +47,13 @@ def kl_coefficient(epoch: int, config: ModelConfig) -> float:
     if epoch <= config.kl_warmup_epochs:
         return 0.0
     return 1.0 - config.kl_anneal_rate ** (epoch - config.kl_warmup_epochs)
+
+
+def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
+    """Learning rate of optimiser step `step` (0-based) of `total_steps`, as a fraction of config.learning_rate."""
+    if config.lr_schedule == "exponential":
+        return max(config.lr_decay**step, 0.1)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
 
 
 def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,
@@ -120,7 +127,8 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
         val_examples = draw_examples(val_sequences, norm, config, np.random.default_rng(config.seed + 1))
 
     optimiser = torch.optim.Adamax(network.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(config.lr_decay**step, 0.1))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: lr_factor(step, config.epochs * math.ceil(len(first) / config.batch_size), config))
     history: list[dict] = []
     best, best_state, stale = math.inf, None, 0
     examples = first

@@ -175,7 +175,7 @@ def test_learned_observation_noise_grows_toward_the_data_and_travels_with_the_mo
     config = TINY.replace(learn_obs_std=True, epochs=10, learning_rate=5e-2)
     fitted = fit(sine_sequences(16, 12, seed=0), config)
     sigma = fitted.network.observation_std().detach()
-    assert sigma.shape == (2,) and bool(torch.all(sigma > 1.5 * config.obs_std))
+    assert sigma.shape == (2,) and bool(torch.all(sigma > 1.25 * config.obs_std))
     assert not hasattr(fit(sine_sequences(4, 12, seed=0), TINY.replace(epochs=1)).network, "log_obs_std")
     save(fitted, tmp_path / "m.safetensors")
     again = load(tmp_path / "m.safetensors")
