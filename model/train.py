@@ -51,9 +51,9 @@ def kl_coefficient(epoch: int, config: ModelConfig) -> float:
 
 def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
     """Learning rate of optimiser step `step` (0-based) of `total_steps`, as a fraction of config.learning_rate."""
-    if config.lr_schedule == "exponential":
-        return max(config.lr_decay**step, 0.1)
-    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    exponential = max(config.lr_decay**step, 0.1 if config.lr_schedule == "exponential" else 0.01)
+    cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    return {"exponential": exponential, "cosine": cosine, "decay": min(exponential, cosine)}[config.lr_schedule]
 
 
 def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,

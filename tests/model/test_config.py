@@ -24,7 +24,7 @@ def test_unknown_field_is_named():
         ("rtol", -1.0, "> 0"),
         ("encoder", "lstm", "'gru' or 'ode_rnn'"),
         ("gradient", "finite_differences", "'adjoint' or 'backprop'"),
-        ("lr_schedule", "step", "'cosine' or 'exponential'"),
+        ("lr_schedule", "step", "'decay', 'cosine' or 'exponential'"),
         ("solver", "leapfrog", "one of"),
         ("epochs", True, "an integer"),
         ("latent_dim", 2.5, "an integer"),

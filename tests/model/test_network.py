@@ -39,7 +39,7 @@ def test_network_starts_with_turning_dynamics_and_a_wide_posterior() -> None:
 
 
 def test_learning_rate_schedules() -> None:
-    cosine = ModelConfig()
+    cosine = ModelConfig(lr_schedule="cosine")
     factors = [lr_factor(step, 100, cosine) for step in range(101)]
     assert factors[0] == 1.0 and abs(factors[50] - 0.505) < 1e-12 and abs(factors[100] - 0.01) < 1e-12
     assert all(a > b for a, b in zip(factors, factors[1:]))  # falls all the way, and stays at the floor after
@@ -47,3 +47,8 @@ def test_learning_rate_schedules() -> None:
     exponential = ModelConfig(lr_schedule="exponential", lr_decay=0.9)
     assert lr_factor(2, 100, exponential) == 0.9**2
     assert lr_factor(1000, 100, exponential) == 0.1  # the reference's floor
+    decay = ModelConfig(lr_decay=0.999)  # the default: the exponential, never above the cosine, floor a hundredth
+    assert ModelConfig().lr_schedule == "decay"
+    assert lr_factor(10, 1000, decay) == 0.999**10  # early the exponential is the lower
+    assert lr_factor(990, 1000, decay) == lr_factor(990, 1000, cosine) > 0.01  # at the end the cosine
+    assert lr_factor(1000, 1000, decay) == 0.01
