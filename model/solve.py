@@ -11,9 +11,12 @@ import torch
 import torchode
 from torchdiffeq import odeint, odeint_adjoint
 
+from torch import nn
+
+from model.adjoint import adjoint_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig
 from model.errors import SolverError
-from model.network import Dynamics
+from model.network import Dynamics, Tanh
 
 __all__ = ["train_solve", "forecast_solve"]
 
@@ -31,6 +34,11 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
         if config.gradient == "backprop" or not torch.is_grad_enabled():
             zt = odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
                         options=options)
+        elif config.solver in ADAPTIVE_SOLVERS and _is_tanh_mlp(dynamics):
+            zt = adjoint_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
+                                max_steps=config.max_steps, adjoint_rtol=config.adjoint_rtol or config.rtol,
+                                adjoint_atol=config.adjoint_atol or config.atol, seminorm=config.seminorm,
+                                hint=_HINT)
         else:
             adjoint_options = dict(options)
             if config.seminorm:
@@ -45,6 +53,10 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
     if not torch.isfinite(zt).all():
         raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
     return zt
+
+
+def _is_tanh_mlp(dynamics: Dynamics) -> bool:
+    return all(isinstance(m, nn.Linear | Tanh) for m in dynamics.net)
 
 
 def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor, config: ModelConfig,
