@@ -199,8 +199,12 @@ def render(data: dict) -> None:
              "one torch thread; `load` is the mean 1-minute load average while training (2.0 = both cores busy). "
              "NFE: dynamics evaluations of one training step at the trained weights (forward / adjoint backward; "
              "backprop's backward differentiates the forward steps and evaluates nothing).", "",
+             "Rows are kept until a run with the same task, method and mode replaces them, so older rows may come "
+             "from older code: `measured` says when (UTC). Rows before 2026-11-25 21:40 predate the current "
+             "initialisation and learning-rate schedule; adjoint rows before 22:23 used torchdiffeq's odeint_adjoint rather than "
+             "model/adjoint.py.", "",
              "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd | load "
-             "| reference / target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| measured | reference / target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {"latent ODE (adjoint)": 0, "latent ODE (backprop)": 1, "GP": 2, "linear": 3, "LOCF": 4}
     keys = sorted((k for k in data if not k.startswith("memory")),
                   key=lambda k: (data[k]["task"], data[k]["mode"], order.get(data[k]["method"], 9)))
@@ -211,7 +215,8 @@ def render(data: dict) -> None:
         lines.append(
             f"| {r['task']} | {r['method']} | {r['mode']} | {_num(r['mse'], '.4g')} | {_num(r['rmse'], '.4g')} | "
             f"{r.get('epochs', '')} | {_num(r['wall_s'], '.0f')} | {_num(r.get('s_per_epoch'), '.2f')} | {nfe} | "
-            f"{_num(r.get('load'), '.1f')} | {ANCHORS.get(r['task'], '') if latent else ''} |")
+            f"{_num(r.get('load'), '.1f')} | {r.get('date', '')[:16].replace('T', ' ')} | "
+            f"{ANCHORS.get(r['task'], '') if latent else ''} |")
     if "memory" in data:
         lines += ["", "Peak memory (RSS high-water mark above the process's resting RSS) of one training step: 50 "
                   "periodic windows, k = 3, all 100 output times, the trained periodic-extrap model; 10x = the same "

@@ -59,7 +59,7 @@ def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[
 
 class _Adjoint(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z0, times, settings, *params):  # noqa: ARG004 - params are inputs so autograd tracks them
+    def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
         dynamics, _, rtol, atol, method, max_steps, *_ = settings
         with torch.no_grad():
             zt = odeint(dynamics, z0, times, rtol=rtol, atol=atol, method=method,
@@ -104,12 +104,9 @@ class _Adjoint(torch.autograd.Function):
             y[n:2 * n] += grad_zt[i - 1].reshape(-1)
         if not torch.isfinite(y).all():
             raise SolverError(f"{method} produced a non-finite adjoint state. {hint}")
-        grad_z0 = y[n:2 * n].view(shape)
-        grad_params = torch.split(y[2 * n:], sizes)
-        shaped = [g.view_as(p) for g, p in zip(grad_params, (p for layer in layers for p in (layer.weight,
-                                                                                              layer.bias)),
-                                               strict=True)]
-        return (grad_z0, None, None, *shaped)
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        grads = [g.view_as(p) for g, p in zip(torch.split(y[2 * n:], sizes), params, strict=True)]
+        return (y[n:2 * n].view(shape), None, None, *grads)
 
 
 class _Func:
@@ -118,7 +115,7 @@ class _Func:
     def __init__(self, derivative) -> None:
         self.derivative = derivative
 
-    def __call__(self, t, y, perturb=None):  # noqa: ARG002 - time-invariant; perturb only matters at jumps
+    def __call__(self, t, y, perturb=None):  # time-invariant dynamics; perturb only matters at jump times
         return self.derivative(y)
 
     def callback_step(self, t0, y0, dt):
