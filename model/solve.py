@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 import torchode
-from torchdiffeq import odeint, odeint_adjoint
-
 from torch import nn
+from torchdiffeq import odeint, odeint_adjoint
 
 from model.adjoint import adjoint_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig

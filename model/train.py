@@ -127,8 +127,8 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
         val_examples = draw_examples(val_sequences, norm, config, np.random.default_rng(config.seed + 1))
 
     optimiser = torch.optim.Adamax(network.parameters(), lr=config.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: lr_factor(step, config.epochs * math.ceil(len(first) / config.batch_size), config))
+    total_steps = config.epochs * math.ceil(len(first) / config.batch_size)  # windows per epoch vary a little
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, total_steps, config))
     history: list[dict] = []
     best, best_state, stale = math.inf, None, 0
     examples = first
