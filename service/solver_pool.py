@@ -22,24 +22,28 @@ import multiprocessing.connection
 import queue
 import signal
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import torch
 
 import model
+from service.model_cache import ModelCache
 
 
 class SolverUnavailable(RuntimeError):
     """A forecast's child process died twice running this batch."""
 
 
+class _NotHeld(Exception):
+    """The child does not hold the model it was asked for, and was not sent its artifact."""
+
+
 def _child_main(conn: multiprocessing.connection.Connection, torch_threads: int, cache_bytes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    models: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+    models: ModelCache[Any] = ModelCache(cache_bytes)
     while True:
         try:
             message = conn.recv()
@@ -48,17 +52,17 @@ def _child_main(conn: multiprocessing.connection.Connection, torch_threads: int,
         if message is None:
             return
         key, artifact, requests, samples, quantiles, seeds = message
+
+        def load(artifact: bytes | None = artifact) -> Any:
+            if artifact is None:
+                raise _NotHeld
+            return model.from_bytes(artifact)
+
         try:
-            if artifact is not None:
-                models[key] = (model.from_bytes(artifact), len(artifact))
-                while len(models) > 1 and sum(size for _, size in models.values()) > cache_bytes:
-                    models.popitem(last=False)
-            if key not in models:
-                conn.send(("need", None))
-                continue
-            models.move_to_end(key)
-            reply = ("ok", model.forecast_batch(models[key][0], requests, samples=samples, quantiles=quantiles,
-                                                seeds=seeds))
+            fitted = models.get(key, 0 if artifact is None else len(artifact), load)
+            reply = ("ok", model.forecast_batch(fitted, requests, samples=samples, quantiles=quantiles, seeds=seeds))
+        except _NotHeld:
+            reply = ("need", None)
         except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it for the request
             reply = ("error", exc)
         try:
