@@ -74,7 +74,8 @@ class _Adjoint(torch.autograd.Function):
         times, zt = ctx.saved_tensors
         n = zt[0].numel()
         shape = zt.shape[1:]
-        sizes = [p.numel() for layer in layers for p in (layer.weight, layer.bias)]
+        params = [p for layer in layers for p in (layer.weight, layer.bias)]
+        sizes = [p.numel() for p in params]
 
         def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a, g], s = -t (forwards in s)
             dynamics.nfe += 1
@@ -99,12 +100,10 @@ class _Adjoint(torch.autograd.Function):
             except AssertionError as exc:
                 raise SolverError(f"{method} failed in the adjoint (backward) solve: {exc}. {hint}") from exc
             step = solver.rk_state.dt
-            y = y.clone()
             y[:n] = zt[i - 1].reshape(-1)  # the forward solution, as torchdiffeq does
             y[n:2 * n] += grad_zt[i - 1].reshape(-1)
         if not torch.isfinite(y).all():
             raise SolverError(f"{method} produced a non-finite adjoint state. {hint}")
-        params = [p for layer in layers for p in (layer.weight, layer.bias)]
         grads = [g.view_as(p) for g, p in zip(torch.split(y[2 * n:], sizes), params, strict=True)]
         return (y[n:2 * n].view(shape), None, None, *grads)
 

@@ -29,22 +29,22 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
         options: dict = {"max_num_steps": config.max_steps}
     else:
         options = {"step_size": config.step_size}
+    adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol
     try:
         if config.gradient == "backprop" or not torch.is_grad_enabled():
             zt = odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
                         options=options)
         elif config.solver in ADAPTIVE_SOLVERS and _is_tanh_mlp(dynamics):
             zt = adjoint_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
-                                max_steps=config.max_steps, adjoint_rtol=config.adjoint_rtol or config.rtol,
-                                adjoint_atol=config.adjoint_atol or config.atol, seminorm=config.seminorm,
-                                hint=_HINT)
+                                max_steps=config.max_steps, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
+                                seminorm=config.seminorm, hint=_HINT)
         else:
             adjoint_options = dict(options)
             if config.seminorm:
                 adjoint_options["norm"] = "seminorm"
             zt = odeint_adjoint(
                 dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver, options=options,
-                adjoint_rtol=config.adjoint_rtol or config.rtol, adjoint_atol=config.adjoint_atol or config.atol,
+                adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
                 adjoint_options=adjoint_options, adjoint_params=tuple(dynamics.parameters()),
             )
     except AssertionError as exc:  # torchdiffeq reports numerical failure with bare asserts
