@@ -6,12 +6,12 @@ vector-Jacobian product through a fresh autograd graph (about 1 ms per evaluatio
 restarts its backward solve at every output time with a new initial step-size search. This module:
 
 - computes f(z), a·∂f/∂z and a·∂f/∂θ for the Tanh MLP by hand (three matrix products each way, no autograd graph);
-- integrates the augmented state [z, a, g] backwards with torchdiffeq's own adaptive Runge-Kutta solver, one
-  segment per output time, each segment starting from the step size the previous one ended with;
+- integrates the augmented state [z, a, g] backwards with the lean dopri5 of model/rk.py, one segment per output
+  time, each segment starting from the step size the previous one ended with;
 - at each output time resets z to the forward solution there and adds dL/dz(t_i) to a (as torchdiffeq does);
 - with `seminorm`, leaves g out of the step-size error norm (Kidger et al. 2021, as torchdiffeq's option).
 
-Forward values are exactly torchdiffeq's `odeint`; gradients match backprop through the solver to solver
+Forward values are model/rk.py's dopri5 (torchdiffeq's steps); gradients match backprop through the solver to solver
 tolerance (tests/model/test_training.py checks 1e-4 in float64).
 """
 
@@ -19,22 +19,22 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchdiffeq import odeint
-from torchdiffeq._impl.odeint import SOLVERS
 
 from model.errors import SolverError
+from model.rk import RKFailure, dopri5
 
 __all__ = ["adjoint_odeint"]
 
 
 def adjoint_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
-                   method: str, max_steps: int, adjoint_rtol: float, adjoint_atol: float, seminorm: bool,
+                   max_steps: int, adjoint_rtol: float, adjoint_atol: float, seminorm: bool,
                    hint: str) -> torch.Tensor:
-    """z at `times` (U,) increasing from z0 (N, D): (U, N, D), differentiable by the adjoint method with respect to
-    z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear layers with Tanh between them."""
+    """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable by the adjoint method with
+    respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear layers with Tanh
+    between them."""
     layers = [m for m in dynamics.net if isinstance(m, nn.Linear)]
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
-    settings = (dynamics, layers, rtol, atol, method, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)
+    settings = (dynamics, layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)
     return _Adjoint.apply(z0, times, settings, *params)
 
 
@@ -43,8 +43,8 @@ def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[
     """f(z) of the Tanh MLP, a·∂f/∂z and a·∂f/∂θ (θ in parameter order: weight, bias per layer); z, a (N, D)."""
     hidden = [z]
     h = z
-    for layer in layers[:-1]:
-        h = torch.tanh(nn.functional.linear(h, layer.weight, layer.bias))
+    for layer in layers[:-1]:  # tanh as 2 sigmoid(2x) - 1: the same to float32 rounding, and faster (network.Tanh)
+        h = torch.sigmoid(nn.functional.linear(h, layer.weight, layer.bias).mul_(2)).mul_(2).sub_(1)
         hidden.append(h)
     f = nn.functional.linear(h, layers[-1].weight, layers[-1].bias)
     d = a
@@ -60,17 +60,20 @@ def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
-        dynamics, _, rtol, atol, method, max_steps, *_ = settings
+        dynamics, _, rtol, atol, max_steps, *_, hint = settings
         with torch.no_grad():
-            zt = odeint(dynamics, z0, times, rtol=rtol, atol=atol, method=method,
-                        options={"max_num_steps": max_steps})
+            try:
+                zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=rtol, atol=atol,
+                                        max_steps=max_steps)[0])
+            except RKFailure as exc:
+                raise SolverError(f"dopri5 failed: {exc}. {hint}") from exc
         ctx.settings = settings
         ctx.save_for_backward(times, zt)
         return zt
 
     @staticmethod
     def backward(ctx, grad_zt):
-        dynamics, layers, _, _, method, max_steps, rtol, atol, seminorm, hint = ctx.settings
+        dynamics, layers, _, _, max_steps, rtol, atol, seminorm, hint = ctx.settings
         times, zt = ctx.saved_tensors
         n = zt[0].numel()
         shape = zt.shape[1:]
@@ -83,45 +86,23 @@ class _Adjoint(torch.autograd.Function):
                 f, vjp_z, vjp_p = mlp_vjp(layers, y[:n].view(shape), y[n:2 * n].view(shape))
                 return torch.cat([-f.reshape(-1), vjp_z.reshape(-1), *(g.reshape(-1) for g in vjp_p)])
 
-        augmented = _Func(derivative)
-
         def norm(x):
             parts = [x[:n], x[n:2 * n]] if seminorm else [x[:n], x[n:2 * n], x[2 * n:]]
             return max(p.pow(2).mean().sqrt() for p in parts)
 
         y = torch.cat([zt[-1].reshape(-1), grad_zt[-1].reshape(-1), zt.new_zeros(sum(sizes))])
         step = None
-        solver_class = SOLVERS[method]
+        s = (-times).tolist()
         for i in range(times.numel() - 1, 0, -1):
-            solver = solver_class(func=augmented, y0=y, rtol=rtol, atol=atol, norm=norm, first_step=step,
-                                  max_num_steps=max_steps)
             try:
-                y = solver.integrate(torch.stack([-times[i], -times[i - 1]]))[-1]
-            except AssertionError as exc:
-                raise SolverError(f"{method} failed in the adjoint (backward) solve: {exc}. {hint}") from exc
-            step = solver.rk_state.dt
+                (_, y), step = dopri5(derivative, y, [s[i], s[i - 1]], rtol=rtol, atol=atol, norm=norm,
+                                      first_step=step, max_steps=max_steps)
+            except RKFailure as exc:
+                raise SolverError(f"dopri5 failed in the adjoint (backward) solve: {exc}. {hint}") from exc
             y[:n] = zt[i - 1].reshape(-1)  # the forward solution, as torchdiffeq does
             y[n:2 * n] += grad_zt[i - 1].reshape(-1)
         if not torch.isfinite(y).all():
-            raise SolverError(f"{method} produced a non-finite adjoint state. {hint}")
+            raise SolverError(f"dopri5 produced a non-finite adjoint state. {hint}")
         grads = [g.view_as(p) for g, p in zip(torch.split(y[2 * n:], sizes), params, strict=True)]
         return (y[n:2 * n].view(shape), None, None, *grads)
 
-
-class _Func:
-    """What torchdiffeq's solvers call: func(t, y, perturb=...) plus its step callbacks (no-ops here)."""
-
-    def __init__(self, derivative) -> None:
-        self.derivative = derivative
-
-    def __call__(self, t, y, perturb=None):  # time-invariant dynamics; perturb only matters at jump times
-        return self.derivative(y)
-
-    def callback_step(self, t0, y0, dt):
-        pass
-
-    def callback_accept_step(self, t0, y0, dt):
-        pass
-
-    def callback_reject_step(self, t0, y0, dt):
-        pass

@@ -1,4 +1,5 @@
-"""ODE solves: torchdiffeq for training (adjoint or backprop), per-sample step control for forecasts.
+"""ODE solves: model/rk.py's dopri5 (or torchdiffeq's other solvers) for training, adjoint or backprop; per-sample
+step control for forecasts.
 
 torchdiffeq takes one adaptive step size for a whole batch, so a forecast solved with it would depend on what else
 shares the batch. Forecasts therefore use torchode (a step size and accept/reject per sample) for adaptive solvers,
@@ -16,6 +17,7 @@ from model.adjoint import adjoint_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig
 from model.errors import SolverError
 from model.network import Dynamics, Tanh
+from model.rk import RKFailure, dopri5
 
 __all__ = ["train_solve", "forecast_solve"]
 
@@ -30,14 +32,18 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
     else:
         options = {"step_size": config.step_size}
     adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol
+    plain = config.gradient == "backprop" or not torch.is_grad_enabled()
     try:
-        if config.gradient == "backprop" or not torch.is_grad_enabled():
+        if config.solver == "dopri5" and plain:  # model/rk.py: torchdiffeq's steps with a fraction of its overhead
+            zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=config.rtol,
+                                    atol=config.atol, max_steps=config.max_steps)[0])
+        elif config.solver == "dopri5" and _is_tanh_mlp(dynamics):
+            zt = adjoint_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps,
+                                adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, seminorm=config.seminorm,
+                                hint=_HINT)
+        elif plain:
             zt = odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
                         options=options)
-        elif config.solver in ADAPTIVE_SOLVERS and _is_tanh_mlp(dynamics):
-            zt = adjoint_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, method=config.solver,
-                                max_steps=config.max_steps, adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
-                                seminorm=config.seminorm, hint=_HINT)
         else:
             adjoint_options = dict(options)
             if config.seminorm:
@@ -47,7 +53,7 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
                 adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol,
                 adjoint_options=adjoint_options, adjoint_params=tuple(dynamics.parameters()),
             )
-    except AssertionError as exc:  # torchdiffeq reports numerical failure with bare asserts
+    except (AssertionError, RKFailure) as exc:  # torchdiffeq reports numerical failure with bare asserts
         raise SolverError(f"{config.solver} failed: {exc}. {_HINT}") from exc
     if not torch.isfinite(zt).all():
         raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
