@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from model.errors import SolverError
+from model.network import inference_tanh
 from model.rk import RKFailure, dopri5
 
 __all__ = ["adjoint_odeint"]
@@ -61,7 +62,7 @@ class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
         dynamics, _, rtol, atol, max_steps, *_, hint = settings
-        with torch.no_grad():
+        with torch.no_grad(), inference_tanh():  # the tanh of the backward pass's mlp_vjp, and as fast
             try:
                 zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=rtol, atol=atol,
                                         max_steps=max_steps)[0])
