@@ -126,7 +126,8 @@ def run_model(task: datasets.Task, gradient: str, epochs: int | None, samples: i
     forecast_s = time.perf_counter() - started
     nfe_fwd, nfe_bwd = training_step_nfe(fitted, task)
     row = {
-        "method": f"latent ODE ({', '.join([gradient, *(f'{k}={v}' for k, v in overrides.items())])})", **score(forecasts, task.test), "wall_s": wall,
+        "method": f"latent ODE ({', '.join([gradient, *(f'{k}={v}' for k, v in overrides.items())])})",
+        **score(forecasts, task.test), "wall_s": wall,
         "epochs": len(fitted.history), "s_per_epoch": wall / len(fitted.history), "nfe_fwd": nfe_fwd,
         "nfe_bwd": nfe_bwd, "forecast_s": forecast_s, "load": float(np.mean(loads)), "validated": validate,
         "config": {k: v for k, v in config.to_dict().items() if v != ModelConfig().to_dict()[k]},
@@ -196,15 +197,17 @@ def _num(value, fmt: str) -> str:
 def render(data: dict) -> None:
     lines = ["# Latent ODE benchmarks", "",
              "Written by `python benchmarks/model_bench.py` (see README). 2-core CPU shared with other jobs, torch 2.13, "
-             "one torch thread; `load` is the mean 1-minute load average while training (2.0 = both cores busy). "
+             "one torch thread unless `threads` says otherwise; `load` is the mean 1-minute load average while "
+             "training (2.0 = both cores busy). "
              "NFE: dynamics evaluations of one training step at the trained weights (forward / adjoint backward; "
              "backprop's backward differentiates the forward steps and evaluates nothing).", "",
              "Rows are kept until a run with the same task, method and mode replaces them, so older rows may come "
-             "from older code: `measured` says when (UTC). Rows before 2026-11-25 21:40 predate the current "
-             "initialisation and learning-rate schedule; adjoint rows before 22:23 used torchdiffeq's odeint_adjoint rather than "
-             "model/adjoint.py.", "",
-             "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd | load "
-             "| measured | reference / target |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "from older code: `measured` says when (UTC) and `code` which commit (+: with uncommitted changes to "
+             "model/). Rows before 2026-11-25 21:40 predate the current initialisation and learning-rate schedule; "
+             "adjoint rows before 22:23 used torchdiffeq's odeint_adjoint rather than model/adjoint.py; rows before "
+             "23:40 solved with torchdiffeq's dopri5 rather than model/rk.py's (the same steps, slower).", "",
+             "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd | threads "
+             "| load | measured | code | reference / target |", "|" + "---|" * 14]
     order = {"latent ODE (adjoint)": 0, "latent ODE (backprop)": 1, "GP": 2, "linear": 3, "LOCF": 4}
     keys = sorted((k for k in data if not k.startswith("memory")),
                   key=lambda k: (data[k]["task"], data[k]["mode"], order.get(data[k]["method"], 9)))
@@ -215,7 +218,8 @@ def render(data: dict) -> None:
         lines.append(
             f"| {r['task']} | {r['method']} | {r['mode']} | {_num(r['mse'], '.4g')} | {_num(r['rmse'], '.4g')} | "
             f"{r.get('epochs', '')} | {_num(r['wall_s'], '.0f')} | {_num(r.get('s_per_epoch'), '.2f')} | {nfe} | "
-            f"{_num(r.get('load'), '.1f')} | {r.get('date', '')[:16].replace('T', ' ')} | "
+            f"{r.get('threads', 1)} | {_num(r.get('load'), '.1f')} | {r.get('date', '')[:16].replace('T', ' ')} | "
+            f"{r.get('code', '')} | "
             f"{ANCHORS.get(r['task'], '') if latent else ''} |")
     if "memory" in data:
         lines += ["", "Peak memory (RSS high-water mark above the process's resting RSS) of one training step: 50 "
@@ -250,6 +254,11 @@ def main() -> None:
     args = parser.parse_args()
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
+    code = code_version()
+
+    def stamped(row: dict) -> dict:
+        return {**row, "date": _now(), "code": code, "threads": args.threads}
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     mode = "quick" if args.quick else "full"
     for name in args.tasks:
@@ -257,7 +266,7 @@ def main() -> None:
             artifact = ARTIFACTS / "periodic-extrap-backprop.safetensors"
             if not artifact.exists():
                 raise SystemExit(f"memory needs a trained periodic model: run periodic-extrap first ({artifact})")
-            store("memory", {"rows": run_memory(str(artifact)), "date": _now()})
+            store("memory", stamped({"rows": run_memory(str(artifact))}))
             continue
         task = make_task(name)
         epochs = args.epochs
@@ -267,11 +276,11 @@ def main() -> None:
         print(f"{name}: {len(task.train)} training series, {len(task.test)} test", flush=True)
         if not args.no_baselines:
             for row in run_baselines(task):
-                store(f"{name}/{row['method']}/{mode}", {"task": name, "mode": mode, **row, "date": _now()})
+                store(f"{name}/{row['method']}/{mode}", stamped({"task": name, "mode": mode, **row}))
                 print(f"  {row['method']}: MSE {row['mse']:.4g}", flush=True)
         for gradient in args.gradients:
             row, fitted = run_model(task, gradient, epochs, args.samples, args.validate, overrides)
-            store(f"{name}/{row['method']}/{mode}", {"task": name, "mode": mode, **row, "date": _now()})
+            store(f"{name}/{row['method']}/{mode}", stamped({"task": name, "mode": mode, **row}))
             if not args.quick:
                 ARTIFACTS.mkdir(exist_ok=True)
                 suffix = "".join(f"-{k}={v}" for k, v in overrides.items())
@@ -281,6 +290,19 @@ def main() -> None:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def code_version() -> str:
+    """The commit whose model/ and benchmarks/ made a row, '+' when those folders had uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model", "benchmarks/model_bench.py"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return commit + ("+" if dirty else "")
 
 
 if __name__ == "__main__":
