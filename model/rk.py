@@ -49,21 +49,20 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
     return x.pow(2).mean().sqrt()
 
 
-def dopri5(f: Func, y0: torch.Tensor, times: list[float] | torch.Tensor, *, rtol: float, atol: float,
-           max_steps: int, norm: Norm = rms_norm, first_step: float | None = None) -> tuple[list[torch.Tensor], float]:
+def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: float, max_steps: int,
+           norm: Norm = rms_norm, first_step: float | None = None) -> tuple[list[torch.Tensor], float]:
     """y at each of `times` (increasing, times[0] the start) from y0: a list of tensors shaped as y0, and the step
     size the solver would take next (to start a following solve with).
 
     Output times inside a step come from the step's dense output, as torchdiffeq does: the last step may end past
     times[-1]. At most `max_steps` steps per call.
     """
-    t = [float(s) for s in times] if not isinstance(times, list) else times
     f0 = f(y0)
     dt = first_step if first_step is not None else _initial_step(f, y0, f0, rtol, atol, norm)
     out = [y0]
-    t0, y, steps = t[0], y0, 0
+    t0, y, steps = times[0], y0, 0
     index = 1
-    while index < len(t):
+    while index < len(times):
         if steps >= max_steps:
             raise RKFailure(f"max_num_steps exceeded ({steps}>={max_steps})")
         if not math.isfinite(dt) or t0 + dt <= t0:
@@ -76,8 +75,8 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float] | torch.Tensor, *, rtol
         steps += 1
         if ratio <= 1:
             t1 = t0 + dt
-            while index < len(t) and t[index] <= t1:
-                out.append(y1 if t[index] == t1 else _interpolate(y, y1, k, dt, (t[index] - t0) / dt))
+            while index < len(times) and times[index] <= t1:
+                out.append(y1 if times[index] == t1 else _interpolate(y, y1, k, dt, (times[index] - t0) / dt))
                 index += 1
             t0, y, f0 = t1, y1, f1
         dt = dt * (_IFACTOR if ratio == 0 else
@@ -85,14 +84,16 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float] | torch.Tensor, *, rtol
     return out, dt
 
 
-def _step(f: Func, y0: torch.Tensor, f0: torch.Tensor, dt: float):
+def _step(f: Func, y0: torch.Tensor, f0: torch.Tensor,
+          dt: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """One dopri5 step of size dt: y1, f(y1), the error estimate and the seven stage derivatives."""
     k = [f0]
     yi = y0
     for row in _BETA:
         yi = y0
         for b, kj in zip(row, k, strict=False):
             if b != 0.0:
-                yi = yi + (b * dt) * kj if yi is y0 else yi.add(kj, alpha=b * dt)
+                yi = yi.add(kj, alpha=b * dt)
         k.append(f(yi))
     error = k[0] * (_ERROR[0] * dt)
     for e, kj in zip(_ERROR[1:], k[1:], strict=True):
