@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from model.errors import SolverError
-from model.network import inference_tanh
+from model.network import inference_tanh, sigmoid_tanh
 from model.rk import RKFailure, dopri5
 
 __all__ = ["adjoint_odeint"]
@@ -44,8 +44,8 @@ def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[
     """f(z) of the Tanh MLP, a·∂f/∂z and a·∂f/∂θ (θ in parameter order: weight, bias per layer); z, a (N, D)."""
     hidden = [z]
     h = z
-    for layer in layers[:-1]:  # tanh as 2 sigmoid(2x) - 1: the same to float32 rounding, and faster (network.Tanh)
-        h = torch.sigmoid(nn.functional.linear(h, layer.weight, layer.bias).mul_(2)).mul_(2).sub_(1)
+    for layer in layers[:-1]:  # the Tanh layers' fast form, as forecasts and the adjoint's forward solve use
+        h = sigmoid_tanh(nn.functional.linear(h, layer.weight, layer.bias))
         hidden.append(h)
     f = nn.functional.linear(h, layers[-1].weight, layers[-1].bias)
     d = a

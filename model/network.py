@@ -17,7 +17,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.data import EncoderBatch, TargetBatch
 
-__all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh"]
+__all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh", "sigmoid_tanh"]
 
 
 _INFERENCE_TANH: contextvars.ContextVar[bool] = contextvars.ContextVar("latentcast_inference_tanh", default=False)
@@ -33,6 +33,11 @@ def inference_tanh() -> Iterator[None]:
         _INFERENCE_TANH.reset(token)
 
 
+def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) as 2·sigmoid(2x) − 1, without autograd: the fast form of `Tanh` (see there)."""
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
 class Tanh(nn.Module):
     """tanh; inside `inference_tanh()` without autograd computed as 2·sigmoid(2x) − 1, the same function to float32
     rounding (≤ 2e-7 apart).
@@ -45,7 +50,7 @@ class Tanh(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if _INFERENCE_TANH.get() and not torch.is_grad_enabled():
-            return torch.sigmoid(x * 2).mul_(2).sub_(1)
+            return sigmoid_tanh(x)
         return torch.tanh(x)
 
 
