@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from model.errors import SolverError
-from model.network import inference_tanh, sigmoid_tanh
+from model.backprop import FoldedMLP
+from model.network import sigmoid_tanh
 from model.rk import RKFailure, dopri5
 
 __all__ = ["adjoint_odeint"]
@@ -61,11 +62,16 @@ def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
-        dynamics, _, rtol, atol, max_steps, *_, hint = settings
-        with torch.no_grad(), inference_tanh():  # the tanh of the backward pass's mlp_vjp, and as fast
+        dynamics, layers, rtol, atol, max_steps, *_, hint = settings
+        mlp = FoldedMLP(layers)  # the tanh form of the backward pass's mlp_vjp, in fewer ops
+
+        def f(z: torch.Tensor) -> torch.Tensor:
+            dynamics.nfe += 1
+            return mlp(z)[0]
+
+        with torch.no_grad():
             try:
-                zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=rtol, atol=atol,
-                                        max_steps=max_steps)[0])
+                zt = torch.stack(dopri5(f, z0, times.tolist(), rtol=rtol, atol=atol, max_steps=max_steps)[0])
             except RKFailure as exc:
                 raise SolverError(f"dopri5 failed: {exc}. {hint}") from exc
         ctx.settings = settings

@@ -50,12 +50,14 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: float, max_steps: int,
-           norm: Norm = rms_norm, first_step: float | None = None) -> tuple[list[torch.Tensor], float]:
+           norm: Norm = rms_norm, first_step: float | None = None,
+           on_step: Callable[[float, list[tuple[int, float]]], None] | None = None) -> tuple[list[torch.Tensor], float]:
     """y at each of `times` (increasing, times[0] the start) from y0: a list of tensors shaped as y0, and the step
     size the solver would take next (to start a following solve with).
 
     Output times inside a step come from the step's dense output, as torchdiffeq does: the last step may end past
-    times[-1]. At most `max_steps` steps per call.
+    times[-1]. At most `max_steps` steps per call. `on_step(dt, [(output index, fraction of the step), ...])` is
+    called after each accepted step (model/backprop.py replays the accepted steps backwards).
     """
     f0 = f(y0)
     dt = first_step if first_step is not None else _initial_step(f, y0, f0, rtol, atol, norm)
@@ -75,9 +77,15 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: 
         steps += 1
         if ratio <= 1:
             t1 = t0 + dt
+            hits = []
             while index < len(times) and times[index] <= t1:
-                out.append(y1 if times[index] == t1 else _interpolate(y, y1, k, dt, (times[index] - t0) / dt))
+                exact = times[index] == t1
+                x = 1.0 if exact else (times[index] - t0) / dt
+                out.append(y1 if exact else _interpolate(y, y1, k, dt, x))
+                hits.append((index, x))
                 index += 1
+            if on_step is not None:
+                on_step(dt, hits)
             t0, y, f0 = t1, y1, f1
         dt = dt * (_IFACTOR if ratio == 0 else
                      min(_IFACTOR, max(_SAFETY / ratio ** (1 / _ORDER), 1.0 if ratio < 1 else _DFACTOR)))

@@ -1,5 +1,5 @@
-"""ODE solves: model/rk.py's dopri5 (or torchdiffeq's other solvers) for training, adjoint or backprop; per-sample
-step control for forecasts.
+"""ODE solves: model/rk.py's dopri5 (or torchdiffeq's other solvers) for training, by the adjoint (model/adjoint.py)
+or backprop (model/backprop.py); per-sample step control for forecasts.
 
 torchdiffeq takes one adaptive step size for a whole batch, so a forecast solved with it would depend on what else
 shares the batch. Forecasts therefore use torchode (a step size and accept/reject per sample) for adaptive solvers,
@@ -14,6 +14,7 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from model.adjoint import adjoint_odeint
+from model.backprop import backprop_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig
 from model.errors import SolverError
 from model.network import Dynamics, Tanh
@@ -34,7 +35,10 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
     adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol
     plain = config.gradient == "backprop" or not torch.is_grad_enabled()
     try:
-        if config.solver == "dopri5" and plain:  # model/rk.py: torchdiffeq's steps with a fraction of its overhead
+        if config.solver == "dopri5" and plain and torch.is_grad_enabled() and _is_tanh_mlp(dynamics):
+            zt = backprop_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps,
+                                 hint=_HINT)  # model/backprop.py: the same gradients, the backward by hand
+        elif config.solver == "dopri5" and plain:  # model/rk.py: torchdiffeq's steps with a fraction of its overhead
             zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=config.rtol,
                                     atol=config.atol, max_steps=config.max_steps)[0])
         elif config.solver == "dopri5" and _is_tanh_mlp(dynamics):
@@ -61,7 +65,7 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
 
 
 def _is_tanh_mlp(dynamics: Dynamics) -> bool:
-    return all(isinstance(m, nn.Linear | Tanh) for m in dynamics.net)
+    return isinstance(dynamics.net, nn.Sequential) and all(isinstance(m, nn.Linear | Tanh) for m in dynamics.net)
 
 
 def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor, config: ModelConfig,

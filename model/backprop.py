@@ -1,0 +1,181 @@
+"""Backprop through dopri5 for our dynamics MLP, with the backward pass written by hand.
+
+`gradient="backprop"` differentiates the solver's own arithmetic (discretise-then-optimise): the same gradients
+autograd finds through model/rk.py's stages, from a forward solve without autograd's bookkeeping. Autograd records
+a dozen nodes per function evaluation (three Linear layers, two tanh, the stage sums) and walks them back one by
+one; here the forward solve runs under no_grad (with the fast tanh of model/network.py) keeping each evaluation's
+layer activations, and the backward replays the accepted steps in reverse:
+
+- step n maps y_n to y_{n+1} = y_n + dt·Σ_j b_j k_j through stages s_i = y_n + dt·Σ_{j<i} a_ij k_j, k_i = f(s_i);
+  k_6 = f(y_{n+1}) is step n+1's k_0 (first same as last);
+- an output inside a step is the dense output y_n + dt·Σ_j w_j(x) k_j, a polynomial in the fraction x of the step
+  (torchdiffeq's 4th-order interpolant written out per stage; w(1) = b);
+- the gradient reaches y_n directly and through each k_i = f(s_i) by the MLP's vector-Jacobian product, stage
+  by stage from the last; the weight gradients of all evaluations are formed at the end, one matrix product per
+  layer over every evaluation at once.
+
+Rejected steps take no part, as in autograd. tests/model/test_backprop.py checks values and gradients against
+autograd through model/rk.py in float64.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from model.errors import SolverError
+from model.rk import _BETA, _MID, RKFailure, dopri5
+
+__all__ = ["backprop_odeint", "FoldedMLP"]
+
+_STAGES = 7
+_A = [[0.0] * _STAGES for _ in range(_STAGES)]  # _A[i][j]: stage i's input takes dt * _A[i][j] * k_j
+for _i, _row in enumerate(_BETA, start=1):
+    _A[_i][: len(_row)] = _row
+_B = list(_BETA[-1]) + [0.0]  # the 5th-order solution (stage 6's input)
+
+
+def _interpolation_weights(x: float) -> list[float]:
+    """w_j(x): the dense output at fraction x of a step is y_n + dt·Σ_j w_j(x) k_j (model/rk.py's _interpolate)."""
+    weights = []
+    for j in range(_STAGES):
+        first, last = float(j == 0), float(j == _STAGES - 1)
+        a = 2 * (last - first) - 8 * _B[j] + 16 * _MID[j]
+        b = 5 * first - 3 * last + 14 * _B[j] - 32 * _MID[j]
+        c = last - 4 * first - 5 * _B[j] + 16 * _MID[j]
+        weights.append(x * (first + x * (c + x * (b + x * a))))
+    return weights
+
+
+def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
+                    max_steps: int, hint: str) -> torch.Tensor:
+    """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable (by the hand-written
+    backward above) with respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear
+    layers with Tanh between them."""
+    layers = [m for m in dynamics.net if isinstance(m, nn.Linear)]
+    params = [p for layer in layers for p in (layer.weight, layer.bias)]
+    return _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params)
+
+
+class FoldedMLP:
+    """The Tanh MLP f(z) with tanh(u) = 2σ(2u) − 1 folded into its weights, so that each hidden layer is one
+    matrix product and one in-place sigmoid: hidden layer l outputs s_l = σ(2u_l), its tanh being 2s_l − 1.
+    (torch 2.13's CPU tanh is slow, see model/network.py's Tanh, and every scalar op costs a dispatch.)
+
+    `__call__(z)` returns f(z) and the layers' inputs [z, s_1, ..., s_L]; `vjp` differentiates at saved inputs."""
+
+    def __init__(self, layers: list[nn.Linear]) -> None:
+        self.layers = layers
+        self.weights, self.biases, self.back = [], [], []
+        for index, layer in enumerate(layers):  # differentiable outside no_grad (tests use that)
+            weight, bias = layer.weight, layer.bias
+            if index > 0:  # its input is 2s − 1
+                weight, bias = 2 * weight, bias - weight.sum(dim=1)
+                self.back.append(4 * layer.weight)  # ∂/∂s of the layer, times the 2 of tanh' = 4 s (1 − s)
+            if index < len(layers) - 1:  # its output goes to σ(2u)
+                weight, bias = 2 * weight, 2 * bias
+            self.weights.append(weight.t().contiguous())
+            self.biases.append(bias)
+
+    def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        inputs = [z]
+        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            inputs.append(torch.addmm(bias, inputs[-1], weight).sigmoid_())
+        return torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]), inputs
+
+    def vjp(self, inputs: list[torch.Tensor], g: torch.Tensor, weight_grads: list[torch.Tensor],
+            output_grads: list[torch.Tensor]) -> torch.Tensor:
+        """g·∂f/∂z at the evaluation whose layer inputs are `inputs`, g (N, D). Adds gᵀ·(layer input) to
+        weight_grads[l] ((out, in)) and the layer output's gradient to output_grads[l] ((N, out)); `param_grads`
+        turns those sums into the parameters' gradients."""
+        for index in range(len(self.layers) - 1, 0, -1):
+            s = inputs[index]
+            output_grads[index] += g
+            weight_grads[index].addmm_(g.t(), s)
+            g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
+        output_grads[0] += g
+        weight_grads[0].addmm_(g.t(), inputs[0])
+        return torch.mm(g, self.layers[0].weight)
+
+    def param_grads(self, weight_grads: list[torch.Tensor], output_grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Gradients of (weight, bias) per layer from vjp's sums (a layer's input 2s − 1, not s, for l > 0)."""
+        grads = []
+        for index, (weight, output) in enumerate(zip(weight_grads, output_grads, strict=True)):
+            bias = output.sum(dim=0)
+            grads += [weight if index == 0 else 2 * weight - bias[:, None], bias]
+        return grads
+
+
+class _Backprop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
+        dynamics, layers, rtol, atol, max_steps, hint = settings
+        mlp = FoldedMLP(layers)
+        trial: list[list[torch.Tensor]] = []  # each evaluation's layer inputs since the last accepted step
+        evaluations: list[list[torch.Tensor]] = []  # those of f(z0), then 6 per accepted step (stages 1-6)
+        steps: list[tuple[float, list[tuple[int, float]]]] = []
+
+        def f(z: torch.Tensor) -> torch.Tensor:
+            out, inputs = mlp(z)
+            trial.append(inputs)
+            return out
+
+        def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
+            if not evaluations:
+                evaluations.append(trial[0])  # f(z0), the first call
+            evaluations.extend(trial[-(_STAGES - 1):])
+            dynamics.nfe += len(trial)
+            trial.clear()
+            steps.append((dt, hits))
+
+        with torch.no_grad():
+            try:
+                zt = torch.stack(dopri5(f, z0, times.tolist(), rtol=rtol, atol=atol, max_steps=max_steps,
+                                        on_step=on_step)[0])
+            except RKFailure as exc:
+                raise SolverError(f"dopri5 failed: {exc}. {hint}") from exc
+            finally:
+                dynamics.nfe += len(trial)
+        ctx.mlp, ctx.steps, ctx.evaluations = mlp, steps, evaluations
+        return zt
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_zt):
+        mlp, steps, evaluations = ctx.mlp, ctx.steps, ctx.evaluations
+        layers = mlp.layers
+        if not steps:  # a single output time: z(t0) = z0
+            return (grad_zt[0], None, None, *(torch.zeros_like(p) for layer in layers for p in layer.parameters()))
+        weight_grads = [torch.zeros_like(layer.weight) for layer in layers]
+        output_grads = [grad_zt.new_zeros(*grad_zt.shape[1:-1], layer.out_features) for layer in layers]
+
+        def vjp(e: int, g: torch.Tensor) -> torch.Tensor:
+            return mlp.vjp(evaluations[e], g, weight_grads, output_grads)
+
+        dtype, device = grad_zt.dtype, grad_zt.device
+        grad_next = torch.zeros_like(grad_zt[0])  # at y_{n+1}, from the steps after step n
+        grad_k = grad_zt.new_zeros(_STAGES, *grad_zt.shape[1:])
+        carry = None  # at step n+1's k_0, which is step n's k_6
+        a = [torch.tensor(row, dtype=dtype, device=device)[:i, None, None] for i, row in enumerate(_A)]
+        for n in range(len(steps) - 1, -1, -1):
+            dt, hits = steps[n]
+            grad_here = torch.zeros_like(grad_next)  # at y_n
+            grad_k.zero_()
+            for index, x in hits:  # outputs in this step: y_n + dt Σ_j w_j(x) k_j
+                w = torch.tensor(_interpolation_weights(x), dtype=dtype, device=device)
+                grad_k.addcmul_(w[:, None, None], grad_zt[index], value=dt)
+                grad_here += grad_zt[index]
+            if carry is not None:
+                grad_k[_STAGES - 1] += carry
+            # stage i of step n is evaluation 6n + i; stage 6's input is y_{n+1}
+            grad_s = grad_next + vjp(6 * n + _STAGES - 1, grad_k[_STAGES - 1])
+            for i in range(_STAGES - 1, 0, -1):
+                if i < _STAGES - 1:
+                    grad_s = vjp(6 * n + i, grad_k[i])
+                grad_here += grad_s
+                grad_k[:i].addcmul_(a[i], grad_s, value=dt)
+            carry = grad_k[0].clone()
+            grad_next = grad_here
+        grad_z0 = grad_next + grad_zt[0] + vjp(0, carry)  # k_0 of the first step is f(z0)
+        return (grad_z0, None, None, *mlp.param_grads(weight_grads, output_grads))
