@@ -5,11 +5,12 @@ solver takes. torchdiffeq's `odeint_adjoint` does the same but costs 3-4x plain 
 vector-Jacobian product through a fresh autograd graph (about 1 ms per evaluation of the augmented state), and it
 restarts its backward solve at every output time with a new initial step-size search. This module:
 
-- computes f(z), a·∂f/∂z and a·∂f/∂θ for the Tanh MLP by hand (three matrix products each way, no autograd graph);
-- integrates the augmented state [z, a, g] backwards with the lean dopri5 of model/rk.py, one segment per output
-  time, each segment starting from the step size the previous one ended with;
+- computes f(z), a·∂f/∂z and a·∂f/∂θ for the Tanh MLP by hand (model/folded.py; no autograd graph);
+- integrates the adjoint state backwards with the lean dopri5 of model/rk.py, one segment per output time, each
+  segment starting from the step size the previous one ended with;
 - at each output time resets z to the forward solution there and adds dL/dz(t_i) to a (as torchdiffeq does);
-- with `seminorm`, leaves g out of the step-size error norm (Kidger et al. 2021, as torchdiffeq's option).
+- with `seminorm` (Kidger et al. 2021, as torchdiffeq's option), leaves g = ∫ a·∂f/∂θ out of the step-size error
+  norm, and then out of the solver's state too (`_seminorm_backward`); without it, g rides in the state [z, a, g].
 
 Forward values are model/rk.py's dopri5 (torchdiffeq's steps); gradients match backprop through the solver to solver
 tolerance (tests/model/test_training.py checks 1e-4 in float64).
@@ -20,8 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from model.backprop import _B, _interpolation_weights
 from model.errors import SolverError
-from model.backprop import FoldedMLP
+from model.folded import FoldedMLP
 from model.network import sigmoid_tanh
 from model.rk import RKFailure, dopri5
 
@@ -74,42 +76,107 @@ class _Adjoint(torch.autograd.Function):
                 zt = torch.stack(dopri5(f, z0, times.tolist(), rtol=rtol, atol=atol, max_steps=max_steps)[0])
             except RKFailure as exc:
                 raise SolverError(f"dopri5 failed: {exc}. {hint}") from exc
-        ctx.settings = settings
+        ctx.settings, ctx.mlp = settings, mlp
         ctx.save_for_backward(times, zt)
         return zt
 
     @staticmethod
     def backward(ctx, grad_zt):
-        dynamics, layers, _, _, max_steps, rtol, atol, seminorm, hint = ctx.settings
         times, zt = ctx.saved_tensors
-        n = zt[0].numel()
-        shape = zt.shape[1:]
-        params = [p for layer in layers for p in (layer.weight, layer.bias)]
-        sizes = [p.numel() for p in params]
+        with torch.no_grad():
+            if ctx.settings[7]:  # seminorm
+                grads = _seminorm_backward(ctx.settings, ctx.mlp, times, zt, grad_zt)
+            else:
+                grads = _full_backward(ctx.settings, times, zt, grad_zt, seminorm=False)
+        return (grads[0], None, None, *grads[1:])
 
-        def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a, g], s = -t (forwards in s)
-            dynamics.nfe += 1
-            with torch.no_grad():
-                f, vjp_z, vjp_p = mlp_vjp(layers, y[:n].view(shape), y[n:2 * n].view(shape))
-                return torch.cat([-f.reshape(-1), vjp_z.reshape(-1), *(g.reshape(-1) for g in vjp_p)])
 
-        def norm(x):
-            parts = [x[:n], x[n:2 * n]] if seminorm else [x[:n], x[n:2 * n], x[2 * n:]]
-            return max(p.pow(2).mean().sqrt() for p in parts)
+def _full_backward(settings: tuple, times: torch.Tensor, zt: torch.Tensor, grad_zt: torch.Tensor,
+                   seminorm: bool) -> list[torch.Tensor]:
+    """The backward solve of the augmented state [z, a, g]: gradients of z0 and of the parameters. With
+    `seminorm`, the steps of `_seminorm_backward` (tests compare the two)."""
+    dynamics, layers, _, _, max_steps, rtol, atol, _, hint = settings
+    n = zt[0].numel()
+    shape = zt.shape[1:]
+    params = [p for layer in layers for p in (layer.weight, layer.bias)]
+    sizes = [p.numel() for p in params]
 
-        y = torch.cat([zt[-1].reshape(-1), grad_zt[-1].reshape(-1), zt.new_zeros(sum(sizes))])
-        step = None
-        s = (-times).tolist()
-        for i in range(times.numel() - 1, 0, -1):
-            try:
-                (_, y), step = dopri5(derivative, y, [s[i], s[i - 1]], rtol=rtol, atol=atol, norm=norm,
-                                      first_step=step, max_steps=max_steps)
-            except RKFailure as exc:
-                raise SolverError(f"dopri5 failed in the adjoint (backward) solve: {exc}. {hint}") from exc
-            y[:n] = zt[i - 1].reshape(-1)  # the forward solution, as torchdiffeq does
-            y[n:2 * n] += grad_zt[i - 1].reshape(-1)
-        if not torch.isfinite(y).all():
-            raise SolverError(f"dopri5 produced a non-finite adjoint state. {hint}")
-        grads = [g.view_as(p) for g, p in zip(torch.split(y[2 * n:], sizes), params, strict=True)]
-        return (y[n:2 * n].view(shape), None, None, *grads)
+    def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a, g], s = -t (forwards in s)
+        dynamics.nfe += 1
+        f, vjp_z, vjp_p = mlp_vjp(layers, y[:n].view(shape), y[n:2 * n].view(shape))
+        return torch.cat([-f.reshape(-1), vjp_z.reshape(-1), *(g.reshape(-1) for g in vjp_p)])
 
+    def norm(x):
+        parts = [x[:n], x[n:2 * n]] if seminorm else [x[:n], x[n:2 * n], x[2 * n:]]
+        return max(p.pow(2).mean().sqrt() for p in parts)
+
+    y = torch.cat([zt[-1].reshape(-1), grad_zt[-1].reshape(-1), zt.new_zeros(sum(sizes))])
+    step = None
+    s = (-times).tolist()
+    for i in range(times.numel() - 1, 0, -1):
+        try:
+            (_, y), step = dopri5(derivative, y, [s[i], s[i - 1]], rtol=rtol, atol=atol, norm=norm,
+                                  first_step=step, max_steps=max_steps)
+        except RKFailure as exc:
+            raise SolverError(f"dopri5 failed in the adjoint (backward) solve: {exc}. {hint}") from exc
+        y[:n] = zt[i - 1].reshape(-1)  # the forward solution, as torchdiffeq does
+        y[n:2 * n] += grad_zt[i - 1].reshape(-1)
+    if not torch.isfinite(y).all():
+        raise SolverError(f"dopri5 produced a non-finite adjoint state. {hint}")
+    grads = [g.view_as(p) for g, p in zip(torch.split(y[2 * n:], sizes), params, strict=True)]
+    return [y[n:2 * n].view(shape), *grads]
+
+
+def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor,
+                       grad_zt: torch.Tensor) -> list[torch.Tensor]:
+    """The backward solve with the seminorm: only [z, a] go through dopri5, and g = ∫ a·∂f/∂θ is summed alongside.
+
+    g never feeds back into z or a, and the seminorm leaves it out of the step-size control, so dopri5 would
+    integrate it with the step's own weights: dt·Σ_j b_j k_j over a whole step, dt·Σ_j w_j(x) k_j (its dense
+    output) over the part of the last step up to an output time. This sums exactly that from each accepted
+    step's stage evaluations, without carrying the parameters' size through every stage of every step.
+    """
+    dynamics, _, _, _, max_steps, rtol, atol, _, hint = settings
+    rows = zt.shape[1]
+    weight_sums, output_sums = mlp.sums(rows, zt)
+    trial: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # evaluations since the last accepted step
+    first: list = []  # the evaluation that is the next step's k_0
+
+    def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a], s = -t (forwards in s)
+        f, inputs = mlp(y[0])
+        vjp, outputs = mlp.backward(inputs, y[1])
+        trial.append((inputs, outputs))
+        return torch.stack([f.neg_(), vjp])
+
+    def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
+        if not first:
+            first.append(trial[0])  # f(y0) of this segment, the first call
+        weights = _interpolation_weights(hits[0][1]) if hits else _B
+        for w, (inputs, outputs) in zip(weights, [first[0], *trial[-6:]], strict=True):
+            if w != 0.0:
+                mlp.accumulate(inputs, outputs, weight_sums, output_sums, scale=w * dt)
+        first[0] = trial[-1]
+        dynamics.nfe += len(trial)
+        trial.clear()
+
+    def norm(x: torch.Tensor) -> torch.Tensor:  # max of the RMS norms of the z and a parts
+        return x.pow(2).mean(dim=(1, 2)).max().sqrt()
+
+    y = torch.stack([zt[-1], grad_zt[-1]])
+    step = None
+    s = (-times).tolist()
+    for i in range(times.numel() - 1, 0, -1):
+        first.clear()
+        try:
+            (_, y), step = dopri5(derivative, y, [s[i], s[i - 1]], rtol=rtol, atol=atol, norm=norm,
+                                  first_step=step, max_steps=max_steps, on_step=on_step)
+        except RKFailure as exc:
+            raise SolverError(f"dopri5 failed in the adjoint (backward) solve: {exc}. {hint}") from exc
+        finally:
+            dynamics.nfe += len(trial)
+            trial.clear()
+        y[0] = zt[i - 1]  # the forward solution, as torchdiffeq does
+        y[1] += grad_zt[i - 1]
+    if not torch.isfinite(y).all() or not all(torch.isfinite(w).all() for w in weight_sums):
+        raise SolverError(f"dopri5 produced a non-finite adjoint state. {hint}")
+    return [y[1], *mlp.param_grads(weight_sums, output_sums)]

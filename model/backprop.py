@@ -25,9 +25,10 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
+from model.folded import FoldedMLP
 from model.rk import _BETA, _MID, RKFailure, dopri5
 
-__all__ = ["backprop_odeint", "FoldedMLP"]
+__all__ = ["backprop_odeint"]
 
 _STAGES = 7
 _A = [[0.0] * _STAGES for _ in range(_STAGES)]  # _A[i][j]: stage i's input takes dt * _A[i][j] * k_j
@@ -56,55 +57,6 @@ def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, 
     layers = [m for m in dynamics.net if isinstance(m, nn.Linear)]
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     return _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params)
-
-
-class FoldedMLP:
-    """The Tanh MLP f(z) with tanh(u) = 2σ(2u) − 1 folded into its weights, so that each hidden layer is one
-    matrix product and one in-place sigmoid: hidden layer l outputs s_l = σ(2u_l), its tanh being 2s_l − 1.
-    (torch 2.13's CPU tanh is slow, see model/network.py's Tanh, and every scalar op costs a dispatch.)
-
-    `__call__(z)` returns f(z) and the layers' inputs [z, s_1, ..., s_L]; `vjp` differentiates at saved inputs."""
-
-    def __init__(self, layers: list[nn.Linear]) -> None:
-        self.layers = layers
-        self.weights, self.biases, self.back = [], [], []
-        for index, layer in enumerate(layers):  # differentiable outside no_grad (tests use that)
-            weight, bias = layer.weight, layer.bias
-            if index > 0:  # its input is 2s − 1
-                weight, bias = 2 * weight, bias - weight.sum(dim=1)
-                self.back.append(4 * layer.weight)  # ∂/∂s of the layer, times the 2 of tanh' = 4 s (1 − s)
-            if index < len(layers) - 1:  # its output goes to σ(2u)
-                weight, bias = 2 * weight, 2 * bias
-            self.weights.append(weight.t().contiguous())
-            self.biases.append(bias)
-
-    def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        inputs = [z]
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            inputs.append(torch.addmm(bias, inputs[-1], weight).sigmoid_())
-        return torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]), inputs
-
-    def vjp(self, inputs: list[torch.Tensor], g: torch.Tensor, weight_grads: list[torch.Tensor],
-            output_grads: list[torch.Tensor]) -> torch.Tensor:
-        """g·∂f/∂z at the evaluation whose layer inputs are `inputs`, g (N, D). Adds gᵀ·(layer input) to
-        weight_grads[l] ((out, in)) and the layer output's gradient to output_grads[l] ((N, out)); `param_grads`
-        turns those sums into the parameters' gradients."""
-        for index in range(len(self.layers) - 1, 0, -1):
-            s = inputs[index]
-            output_grads[index] += g
-            weight_grads[index].addmm_(g.t(), s)
-            g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
-        output_grads[0] += g
-        weight_grads[0].addmm_(g.t(), inputs[0])
-        return torch.mm(g, self.layers[0].weight)
-
-    def param_grads(self, weight_grads: list[torch.Tensor], output_grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Gradients of (weight, bias) per layer from vjp's sums (a layer's input 2s − 1, not s, for l > 0)."""
-        grads = []
-        for index, (weight, output) in enumerate(zip(weight_grads, output_grads, strict=True)):
-            bias = output.sum(dim=0)
-            grads += [weight if index == 0 else 2 * weight - bias[:, None], bias]
-        return grads
 
 
 class _Backprop(torch.autograd.Function):
@@ -147,11 +99,12 @@ class _Backprop(torch.autograd.Function):
         layers = mlp.layers
         if not steps:  # a single output time: z(t0) = z0
             return (grad_zt[0], None, None, *(torch.zeros_like(p) for layer in layers for p in layer.parameters()))
-        weight_grads = [torch.zeros_like(layer.weight) for layer in layers]
-        output_grads = [grad_zt.new_zeros(*grad_zt.shape[1:-1], layer.out_features) for layer in layers]
+        weight_grads, output_grads = mlp.sums(grad_zt.shape[1], grad_zt)
 
-        def vjp(e: int, g: torch.Tensor) -> torch.Tensor:
-            return mlp.vjp(evaluations[e], g, weight_grads, output_grads)
+        def vjp(e: int, g: torch.Tensor) -> torch.Tensor:  # g·∂f/∂z at evaluation e, summing g·∂f/∂θ
+            grad_z, outputs = mlp.backward(evaluations[e], g)
+            mlp.accumulate(evaluations[e], outputs, weight_grads, output_grads)
+            return grad_z
 
         dtype, device = grad_zt.dtype, grad_zt.device
         grad_next = torch.zeros_like(grad_zt[0])  # at y_{n+1}, from the steps after step n

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from model.backprop import FoldedMLP, _interpolation_weights, backprop_odeint
+from model.backprop import _interpolation_weights, backprop_odeint
+from model.folded import FoldedMLP
 from model.network import Dynamics
 from model.rk import _MID, _interpolate, dopri5
 
