@@ -16,6 +16,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.data import EncoderBatch, TargetBatch
+from model.odernn import odernn
 
 __all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh", "sigmoid_tanh"]
 
@@ -111,20 +112,8 @@ class ODERNNEncoder(nn.Module):
         self.hidden = hidden
 
     def forward(self, batch: EncoderBatch) -> torch.Tensor:
-        # The same as calling self.cell and self.ode per step, written with their functional forms: a module call
-        # costs microseconds of Python per step, and this loop is most of a short forecast's time.
-        steps = batch.steps
-        cell, first, last = self.cell, self.ode[0], self.ode[2]
-        active = torch.arange(steps.shape[1], device=steps.device)[:, None] < batch.lengths[None, :]  # (L, B)
-        h = steps.new_zeros(steps.shape[0], self.hidden)
-        for j in range(steps.shape[1]):
-            x = steps[:, j]
-            moved = torch.gru_cell(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-            drift = nn.functional.linear(torch.tanh(nn.functional.linear(moved, first.weight, first.bias)),
-                                         last.weight, last.bias)
-            moved = moved - x[:, -1:] * drift  # backwards in time by the gap
-            h = torch.where(active[j][:, None], moved, h)
-        return h
+        """(B, H) the state after each context's own last step; model/odernn.py runs the loop (and its backward)."""
+        return odernn(self, batch)
 
 
 class LatentODE(nn.Module):
