@@ -4,7 +4,8 @@ The data go through the worker's own path: series written to a SQLite database, 
 service.training.load_sequences, the window the service picks when the config names none (64 mean gaps), then
 model.fit with the service's default ModelConfig. Throughput counts the training windows of every epoch.
 
-    OMP_NUM_THREADS=2 python benchmarks/train_bench.py            # writes benchmarks/results/train.md
+    OMP_NUM_THREADS=2 python benchmarks/train_bench.py                  # writes benchmarks/results/train.md
+    python benchmarks/train_bench.py --device cuda --budget-s 90       # on a GPU: benchmarks/results/train-cuda.md
 
 Data: `--series` series of `--points` irregular times (gaps uniform in [0.5, 1.5] minutes), two channels of
 sums of sines (periods of hours) plus noise (std 0.05), 20% of values missing. The table gives the time to reach
@@ -63,7 +64,7 @@ def windows_per_epoch(sequences, window: float) -> int:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace, gradient: str, sequences, validation, window: float) -> dict:  # noqa: ANN001
-    config = ModelConfig(epochs=args.epochs, window=window, gradient=gradient, device="cpu", seed=args.seed)
+    config = ModelConfig(epochs=args.epochs, window=window, gradient=gradient, device=args.device, seed=args.seed)
     trace: list[tuple[int, float, float]] = []
     started = time.perf_counter()
 
@@ -105,8 +106,13 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=150.0, help="stop each run after this many seconds")
     parser.add_argument("--gradients", default="adjoint,backprop")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "train.md")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (ModelConfig.device)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/results/train.md, or train-cuda.md with --device cuda")
     args = parser.parse_args()
+    if args.out is None:
+        name = "train.md" if args.device == "cpu" else f"train-{args.device.split(':')[0]}.md"
+        args.out = Path(__file__).parent / "results" / name
     args.targets = [float(x) for x in args.targets.split(",")]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
@@ -122,7 +128,12 @@ def main() -> None:
     window = DEFAULT_WINDOW_POINTS * float(np.median([np.mean(np.diff(s.times)) for s in sequences]))
     results = [run(args, g, sequences, validation, window) for g in args.gradients.split(",")]
 
-    device = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    cpu = f"CPU: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads"
+    if args.device == "cpu":
+        device, label = cpu, f"CPU ({torch.get_num_threads()} threads)"
+    else:
+        label = torch.cuda.get_device_name(torch.device(args.device))
+        device = f"GPU: {label}, {cpu}"
     lines = [
         "# Training benchmark",
         "",
@@ -147,11 +158,8 @@ def main() -> None:
     for r in results:
         reached = " | ".join(f"{hit[1]:.1f} s (epoch {hit[0]})" if hit else "not reached"
                              for hit in r["reached"].values())
-        lines.append(f"| CPU ({torch.get_num_threads()} threads) | {r['gradient']} | {r['windows_per_epoch']} | "
+        lines.append(f"| {label} | {r['gradient']} | {r['windows_per_epoch']} | "
                      f"{r['epochs']} | {r['windows_per_s']:.1f} | {r['best_val_mse']:.4f} | {reached} |")
-    for g in args.gradients.split(","):
-        lines.append(f"| GPU | {g} | – | – | not measured: this session had no GPU machine | – |"
-                     + " – |" * len(args.targets))
     lines.append("")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

@@ -26,7 +26,7 @@ from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
 from model.folded import FoldedMLP
-from model.rk import _BETA, _MID, RKFailure, dopri5
+from model.rk import _BETA, RKFailure, dopri5, interpolation_weights
 
 __all__ = ["backprop_odeint"]
 
@@ -35,18 +35,6 @@ _A = [[0.0] * _STAGES for _ in range(_STAGES)]  # _A[i][j]: stage i's input take
 for _i, _row in enumerate(_BETA, start=1):
     _A[_i][: len(_row)] = _row
 _B = list(_BETA[-1]) + [0.0]  # the 5th-order solution (stage 6's input)
-
-
-def _interpolation_weights(x: float) -> list[float]:
-    """w_j(x): the dense output at fraction x of a step is y_n + dt·Σ_j w_j(x) k_j (model/rk.py's _interpolate)."""
-    weights = []
-    for j in range(_STAGES):
-        first, last = float(j == 0), float(j == _STAGES - 1)
-        a = 2 * (last - first) - 8 * _B[j] + 16 * _MID[j]
-        b = 5 * first - 3 * last + 14 * _B[j] - 32 * _MID[j]
-        c = last - 4 * first - 5 * _B[j] + 16 * _MID[j]
-        weights.append(x * (first + x * (c + x * (b + x * a))))
-    return weights
 
 
 def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
@@ -116,7 +104,7 @@ class _Backprop(torch.autograd.Function):
             grad_here = torch.zeros_like(grad_next)  # at y_n
             grad_k.zero_()
             for index, x in hits:  # outputs in this step: y_n + dt Σ_j w_j(x) k_j
-                w = torch.tensor(_interpolation_weights(x), dtype=dtype, device=device)
+                w = torch.tensor(interpolation_weights(x), dtype=dtype, device=device)
                 grad_k.addcmul_(w[:, None, None], grad_zt[index], value=dt)
                 grad_here += grad_zt[index]
             if carry is not None:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["dopri5", "RKFailure"]
+__all__ = ["dopri5", "RKFailure", "interpolation_weights"]
 
 Func = Callable[[torch.Tensor], torch.Tensor]
 Norm = Callable[[torch.Tensor], torch.Tensor]
@@ -81,7 +81,7 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: 
             while index < len(times) and times[index] <= t1:
                 exact = times[index] == t1
                 x = 1.0 if exact else (times[index] - t0) / dt
-                out.append(y1 if exact else _interpolate(y, y1, k, dt, x))
+                out.append(y1 if exact else _interpolate(y, k, dt, x))
                 hits.append((index, x))
                 index += 1
             if on_step is not None:
@@ -110,18 +110,29 @@ def _step(f: Func, y0: torch.Tensor, f0: torch.Tensor,
     return yi, k[-1], error, k
 
 
-def _interpolate(y0: torch.Tensor, y1: torch.Tensor, k: list[torch.Tensor], dt: float, x: float) -> torch.Tensor:
-    """torchdiffeq's 4th-order dense output at fraction x of the step."""
-    mid = y0
-    for c, kj in zip(_MID, k, strict=True):
-        if c != 0.0:
-            mid = mid.add(kj, alpha=c * dt)
-    f0, f1 = k[0], k[-1]
-    a = 2 * dt * (f1 - f0) - 8 * (y1 + y0) + 16 * mid
-    b = dt * (5 * f0 - 3 * f1) + 18 * y0 + 14 * y1 - 32 * mid
-    c = dt * (f1 - 4 * f0) - 11 * y0 - 5 * y1 + 16 * mid
-    d = dt * f0
-    return y0 + x * (d + x * (c + x * (b + x * a)))
+def interpolation_weights(x: float) -> list[float]:
+    """w_j(x): torchdiffeq's 4th-order dense output at fraction x of a step is y0 + dt·Σ_j w_j(x) k_j.
+
+    torchdiffeq fits a quartic through y0, y1, the midpoint estimate y0 + dt·Σ_j _MID_j k_j and the end slopes k_0,
+    k_6; with y1 = y0 + dt·Σ_j b_j k_j that polynomial's coefficients are these, per stage (w(0) = 0, w(1) = b).
+    """
+    weights = []
+    for j, (b_j, m_j) in enumerate(zip(_BETA[-1] + (0.0,), _MID, strict=True)):
+        first, last = float(j == 0), float(j == len(_MID) - 1)
+        a = 2 * (last - first) - 8 * b_j + 16 * m_j
+        b = 5 * first - 3 * last + 14 * b_j - 32 * m_j
+        c = last - 4 * first - 5 * b_j + 16 * m_j
+        weights.append(x * (first + x * (c + x * (b + x * a))))
+    return weights
+
+
+def _interpolate(y0: torch.Tensor, k: list[torch.Tensor], dt: float, x: float) -> torch.Tensor:
+    """The dense output at fraction x of the step from y0 with stage derivatives k."""
+    out = y0
+    for w, kj in zip(interpolation_weights(x), k, strict=True):
+        if w != 0.0:
+            out = out.add(kj, alpha=w * dt)
+    return out
 
 
 def _initial_step(f: Func, y0: torch.Tensor, f0: torch.Tensor, rtol: float, atol: float, norm: Norm) -> float:

@@ -133,7 +133,7 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     best, best_state, stale = math.inf, None, 0
     examples = first
     for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
+        started, evaluations = time.perf_counter(), network.dynamics.nfe
         if epoch > 1:
             examples = draw_examples(sequences, norm, config, rng)
         kl_coef = kl_coefficient(epoch, config)
@@ -154,10 +154,11 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
             schedule.step()
             losses.append(float(loss.detach()))
         network.eval()
+        evaluations = network.dynamics.nfe - evaluations
         train_loss = float(np.mean(losses))
         val_mse = None if val_examples is None else evaluate_mse(network, val_examples, norm, config)
         history.append({"epoch": epoch, "loss": train_loss, "val_mse": val_mse,
-                        "seconds": time.perf_counter() - started})
+                        "seconds": time.perf_counter() - started, "nfe": evaluations})
         if progress is not None:
             progress(epoch, config.epochs, train_loss, val_mse)
         score = train_loss if val_mse is None else val_mse

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from model.backprop import _interpolation_weights, backprop_odeint
+from model.backprop import backprop_odeint
 from model.folded import FoldedMLP
 from model.network import Dynamics
-from model.rk import _MID, _interpolate, dopri5
+from model.rk import dopri5
 
 
 def _dynamics(seed: int, dim: int = 3, layers: int = 2) -> Dynamics:
@@ -55,18 +55,6 @@ def test_values_and_gradients_equal_autograd_through_the_solver(layers, times):
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     for g, e in zip(got_grads, expected_grads, strict=True):
         assert (g - e).norm() <= 1e-9 * e.norm() + 1e-14, (g - e).norm() / e.norm()
-
-
-def test_interpolation_weights_give_the_dense_output():
-    torch.manual_seed(0)
-    y0, k = torch.randn(4, dtype=torch.float64), [torch.randn(4, dtype=torch.float64) for _ in range(7)]
-    dt = 0.37
-    y1 = y0 + dt * sum(b * kj for b, kj in zip((35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0), k))
-    for x in (0.0, 0.25, 0.5, 0.9, 1.0):
-        expected = _interpolate(y0, y1, k, dt, x)
-        got = y0 + dt * sum(w * kj for w, kj in zip(_interpolation_weights(x), k, strict=True))
-        torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)
-    assert len(_MID) == 7
 
 
 def test_float32_gradients_equal_autograd_through_the_same_arithmetic():

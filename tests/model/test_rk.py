@@ -3,9 +3,10 @@
 import pytest
 import torch
 from torchdiffeq import odeint
+from torchdiffeq._impl.interp import _interp_evaluate, _interp_fit
 
 from model.network import Dynamics
-from model.rk import RKFailure, dopri5
+from model.rk import _BETA, _MID, RKFailure, dopri5, interpolation_weights
 
 
 def _dynamics(scale: float) -> Dynamics:
@@ -58,3 +59,17 @@ def test_too_many_steps_and_blow_up_raise():
     with pytest.raises(RKFailure):  # dz/dt = z^2 reaches infinity at t = 1 from z0 = 1
         dopri5(lambda z: z * z, torch.ones(2, dtype=torch.float64), [0.0, 2.0], rtol=1e-6, atol=1e-6,
                max_steps=100000)
+
+
+def test_interpolation_weights_give_torchdiffeq_s_dense_output():
+    torch.manual_seed(0)
+    y0, k = torch.randn(4, dtype=torch.float64), [torch.randn(4, dtype=torch.float64) for _ in range(7)]
+    dt = 0.37
+    y1 = y0 + dt * sum(b * kj for b, kj in zip(_BETA[-1], k, strict=False))
+    mid = y0 + dt * sum(m * kj for m, kj in zip(_MID, k, strict=True))
+    coefficients = _interp_fit(y0, y1, mid, k[0], k[-1], dt)
+    one = torch.tensor(1.0, dtype=torch.float64)
+    for x in (0.0, 0.25, 0.5, 0.9, 1.0):
+        expected = _interp_evaluate(coefficients, 0 * one, one, x * one)
+        got = y0 + dt * sum(w * kj for w, kj in zip(interpolation_weights(x), k, strict=True))
+        torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)

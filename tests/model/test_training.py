@@ -45,6 +45,9 @@ def test_progress_history_and_validation():
     assert all(np.isfinite(c[2]) and c[3] > 0 for c in calls)
     assert [h["epoch"] for h in model.history] == [1, 2, 3]
     assert [h["val_mse"] for h in model.history] == [c[3] for c in calls]
+    # each epoch's evaluations: at least 8 windows / batch_size batches, each a solve of >= 2 evaluations
+    assert sum(h["nfe"] for h in model.history) <= model.network.dynamics.nfe
+    assert all(h["nfe"] >= 2 * -(-8 // TINY.batch_size) for h in model.history)
     assert isinstance(model, FittedModel) and model.horizon > 0 and model.context_seconds > 0
 
 
