@@ -21,11 +21,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from model.backprop import _B
 from model.errors import SolverError
 from model.folded import FoldedMLP
 from model.network import sigmoid_tanh
-from model.rk import RKFailure, dopri5, interpolation_weights
+from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5, interpolation_weights
 
 __all__ = ["adjoint_odeint"]
 
@@ -151,7 +150,7 @@ def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt:
     def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
         if not first:
             first.append(trial[0])  # f(y0) of this segment, the first call
-        weights = interpolation_weights(hits[0][1]) if hits else _B
+        weights = interpolation_weights(hits[0][1]) if hits else SOLUTION_WEIGHTS
         for w, (inputs, outputs) in zip(weights, [first[0], *trial[-6:]], strict=True):
             if w != 0.0:
                 mlp.accumulate(inputs, outputs, weight_sums, output_sums, scale=w * dt)

@@ -3,16 +3,15 @@
 `gradient="backprop"` differentiates the solver's own arithmetic (discretise-then-optimise): the same gradients
 autograd finds through model/rk.py's stages, from a forward solve without autograd's bookkeeping. Autograd records
 a dozen nodes per function evaluation (three Linear layers, two tanh, the stage sums) and walks them back one by
-one; here the forward solve runs under no_grad (with the fast tanh of model/network.py) keeping each evaluation's
-layer activations, and the backward replays the accepted steps in reverse:
+one; here the forward solve runs under no_grad (the MLP in model/folded.py's form) keeping each evaluation's layer
+activations, and the backward replays the accepted steps in reverse:
 
 - step n maps y_n to y_{n+1} = y_n + dt·Σ_j b_j k_j through stages s_i = y_n + dt·Σ_{j<i} a_ij k_j, k_i = f(s_i);
   k_6 = f(y_{n+1}) is step n+1's k_0 (first same as last);
 - an output inside a step is the dense output y_n + dt·Σ_j w_j(x) k_j, a polynomial in the fraction x of the step
   (torchdiffeq's 4th-order interpolant written out per stage; w(1) = b);
 - the gradient reaches y_n directly and through each k_i = f(s_i) by the MLP's vector-Jacobian product, stage
-  by stage from the last; the weight gradients of all evaluations are formed at the end, one matrix product per
-  layer over every evaluation at once.
+  by stage from the last, each evaluation adding its share of the weight gradients.
 
 Rejected steps take no part, as in autograd. tests/model/test_backprop.py checks values and gradients against
 autograd through model/rk.py in float64.
@@ -26,15 +25,9 @@ from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
 from model.folded import FoldedMLP
-from model.rk import _BETA, RKFailure, dopri5, interpolation_weights
+from model.rk import STAGE_WEIGHTS, STAGES, RKFailure, dopri5, interpolation_weights
 
 __all__ = ["backprop_odeint"]
-
-_STAGES = 7
-_A = [[0.0] * _STAGES for _ in range(_STAGES)]  # _A[i][j]: stage i's input takes dt * _A[i][j] * k_j
-for _i, _row in enumerate(_BETA, start=1):
-    _A[_i][: len(_row)] = _row
-_B = list(_BETA[-1]) + [0.0]  # the 5th-order solution (stage 6's input)
 
 
 def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
@@ -64,7 +57,7 @@ class _Backprop(torch.autograd.Function):
         def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
             if not evaluations:
                 evaluations.append(trial[0])  # f(z0), the first call
-            evaluations.extend(trial[-(_STAGES - 1):])
+            evaluations.extend(trial[-(STAGES - 1):])
             dynamics.nfe += len(trial)
             trial.clear()
             steps.append((dt, hits))
@@ -96,9 +89,9 @@ class _Backprop(torch.autograd.Function):
 
         dtype, device = grad_zt.dtype, grad_zt.device
         grad_next = torch.zeros_like(grad_zt[0])  # at y_{n+1}, from the steps after step n
-        grad_k = grad_zt.new_zeros(_STAGES, *grad_zt.shape[1:])
+        grad_k = grad_zt.new_zeros(STAGES, *grad_zt.shape[1:])
         carry = None  # at step n+1's k_0, which is step n's k_6
-        a = [torch.tensor(row, dtype=dtype, device=device)[:i, None, None] for i, row in enumerate(_A)]
+        a = [torch.tensor(row, dtype=dtype, device=device)[:i, None, None] for i, row in enumerate(STAGE_WEIGHTS)]
         for n in range(len(steps) - 1, -1, -1):
             dt, hits = steps[n]
             grad_here = torch.zeros_like(grad_next)  # at y_n
@@ -108,11 +101,11 @@ class _Backprop(torch.autograd.Function):
                 grad_k.addcmul_(w[:, None, None], grad_zt[index], value=dt)
                 grad_here += grad_zt[index]
             if carry is not None:
-                grad_k[_STAGES - 1] += carry
+                grad_k[STAGES - 1] += carry
             # stage i of step n is evaluation 6n + i; stage 6's input is y_{n+1}
-            grad_s = grad_next + vjp(6 * n + _STAGES - 1, grad_k[_STAGES - 1])
-            for i in range(_STAGES - 1, 0, -1):
-                if i < _STAGES - 1:
+            grad_s = grad_next + vjp(6 * n + STAGES - 1, grad_k[STAGES - 1])
+            for i in range(STAGES - 1, 0, -1):
+                if i < STAGES - 1:
                     grad_s = vjp(6 * n + i, grad_k[i])
                 grad_here += grad_s
                 grad_k[:i].addcmul_(a[i], grad_s, value=dt)

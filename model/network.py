@@ -45,8 +45,8 @@ class Tanh(nn.Module):
 
     torch 2.13's CPU tanh kernel is slow: on a (3200, 100) float32 tensor, a 32-request forecast batch's hidden
     layer, it takes 0.83 ms against 0.22 ms for this form (measured here, one thread), a third of a forecast's solve.
-    Forecasts use it, and so does the adjoint (its no-grad forward solve, like model/adjoint.py's hand-written
-    backward); backprop training never does. No parameters: state dicts are those of nn.Tanh.
+    Forecasts use it; training solves use the same form folded into the weights (model/folded.py), and the encoder
+    too (model/odernn.py). No parameters: state dicts are those of nn.Tanh.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

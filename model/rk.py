@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["dopri5", "RKFailure", "interpolation_weights"]
+__all__ = ["dopri5", "RKFailure", "interpolation_weights", "STAGES", "STAGE_WEIGHTS", "SOLUTION_WEIGHTS"]
 
 Func = Callable[[torch.Tensor], torch.Tensor]
 Norm = Callable[[torch.Tensor], torch.Tensor]
@@ -39,6 +39,10 @@ _ERROR = (35 / 384 - 1951 / 21600, 0.0, 500 / 1113 - 22642 / 50085, 125 / 192 - 
 _MID = (6025192743 / 30085553152 / 2, 0.0, 51252292925 / 65400821598 / 2, -2691868925 / 45128329728 / 2,
         187940372067 / 1594534317056 / 2, -1776094331 / 19743644256 / 2, 11237099 / 235043384 / 2)
 _SAFETY, _IFACTOR, _DFACTOR, _ORDER = 0.9, 10.0, 0.2, 5
+STAGES = 7
+# STAGE_WEIGHTS[i][j]: stage i's input is y0 + dt·Σ_j STAGE_WEIGHTS[i][j] k_j; SOLUTION_WEIGHTS: y1's (stage 6's)
+STAGE_WEIGHTS = tuple(tuple(row) + (0.0,) * (STAGES - len(row)) for row in ((), *_BETA))
+SOLUTION_WEIGHTS = STAGE_WEIGHTS[-1]
 
 
 class RKFailure(RuntimeError):
@@ -117,7 +121,7 @@ def interpolation_weights(x: float) -> list[float]:
     k_6; with y1 = y0 + dt·Σ_j b_j k_j that polynomial's coefficients are these, per stage (w(0) = 0, w(1) = b).
     """
     weights = []
-    for j, (b_j, m_j) in enumerate(zip(_BETA[-1] + (0.0,), _MID, strict=True)):
+    for j, (b_j, m_j) in enumerate(zip(SOLUTION_WEIGHTS, _MID, strict=True)):
         first, last = float(j == 0), float(j == len(_MID) - 1)
         a = 2 * (last - first) - 8 * b_j + 16 * m_j
         b = 5 * first - 3 * last + 14 * b_j - 32 * m_j
