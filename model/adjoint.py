@@ -23,7 +23,6 @@ from torch import nn
 
 from model.errors import SolverError
 from model.folded import FoldedMLP
-from model.network import sigmoid_tanh
 from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5, interpolation_weights
 
 __all__ = ["adjoint_odeint"]
@@ -41,30 +40,11 @@ def adjoint_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *
     return _Adjoint.apply(z0, times, settings, *params)
 
 
-def mlp_vjp(layers: list[nn.Linear], z: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                  list[torch.Tensor]]:
-    """f(z) of the Tanh MLP, a·∂f/∂z and a·∂f/∂θ (θ in parameter order: weight, bias per layer); z, a (N, D)."""
-    hidden = [z]
-    h = z
-    for layer in layers[:-1]:  # the Tanh layers' fast form, as forecasts and the adjoint's forward solve use
-        h = sigmoid_tanh(nn.functional.linear(h, layer.weight, layer.bias))
-        hidden.append(h)
-    f = nn.functional.linear(h, layers[-1].weight, layers[-1].bias)
-    d = a
-    grads: list[torch.Tensor] = []
-    for k in range(len(layers) - 1, -1, -1):
-        grads[:0] = [d.t() @ hidden[k], d.sum(dim=0)]
-        d = d @ layers[k].weight
-        if k > 0:
-            d = d * (1 - hidden[k] ** 2)  # tanh' = 1 - tanh^2
-    return f, d, grads
-
-
 class _Adjoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
         dynamics, layers, rtol, atol, max_steps, *_, hint = settings
-        mlp = FoldedMLP(layers)  # the tanh form of the backward pass's mlp_vjp, in fewer ops
+        mlp = FoldedMLP(layers)  # also the backward pass's vector-Jacobian products
 
         def f(z: torch.Tensor) -> torch.Tensor:
             dynamics.nfe += 1
@@ -86,11 +66,11 @@ class _Adjoint(torch.autograd.Function):
             if ctx.settings[7]:  # seminorm
                 grads = _seminorm_backward(ctx.settings, ctx.mlp, times, zt, grad_zt)
             else:
-                grads = _full_backward(ctx.settings, times, zt, grad_zt, seminorm=False)
+                grads = _full_backward(ctx.settings, ctx.mlp, times, zt, grad_zt, seminorm=False)
         return (grads[0], None, None, *grads[1:])
 
 
-def _full_backward(settings: tuple, times: torch.Tensor, zt: torch.Tensor, grad_zt: torch.Tensor,
+def _full_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor, grad_zt: torch.Tensor,
                    seminorm: bool) -> list[torch.Tensor]:
     """The backward solve of the augmented state [z, a, g]: gradients of z0 and of the parameters. With
     `seminorm`, the steps of `_seminorm_backward` (tests compare the two)."""
@@ -102,7 +82,9 @@ def _full_backward(settings: tuple, times: torch.Tensor, zt: torch.Tensor, grad_
 
     def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a, g], s = -t (forwards in s)
         dynamics.nfe += 1
-        f, vjp_z, vjp_p = mlp_vjp(layers, y[:n].view(shape), y[n:2 * n].view(shape))
+        f, inputs = mlp(y[:n].view(shape))
+        vjp_z, outputs = mlp.backward(inputs, y[n:2 * n].view(shape))
+        vjp_p = mlp.param_vjp(inputs, outputs)
         return torch.cat([-f.reshape(-1), vjp_z.reshape(-1), *(g.reshape(-1) for g in vjp_p)])
 
     def norm(x):

@@ -28,7 +28,8 @@ class FittedModel:
     channels: the channel names it models, in order. horizon: seconds past a context's last point it may forecast.
     context_seconds: the context length (seconds) its training windows showed the encoder; give forecasts about
     this much history. history: one dict per epoch {"epoch", "loss", "val_mse" (None without validation),
-    "seconds", "nfe": dynamics evaluations of the epoch's training steps, forward and backward}. normaliser: per-channel mean/std and the time scale (seconds per model-time unit).
+    "seconds", "nfe": dynamics evaluations of the epoch's training steps, forward and backward}. normaliser:
+    per-channel mean/std and the time scale (seconds per model-time unit).
     calibration: see model/calibration.py; `fit` always sets it.
     Forecasting never changes it.
     """

@@ -60,6 +60,10 @@ class FoldedMLP:
             weight.addmm_(g.t(), x, alpha=scale)
             output.add_(g, alpha=scale)
 
+    def param_vjp(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """g·∂f/∂θ of one evaluation (θ in parameter order: weight, bias per layer), from `backward`'s outputs."""
+        return self.param_grads([g.t() @ x for x, g in zip(inputs, outputs, strict=True)], outputs)
+
     def sums(self, rows: int, like: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Zeroed weight_sums and output_sums for `accumulate`, for evaluations of `rows` rows."""
         return ([torch.zeros_like(layer.weight) for layer in self.layers],

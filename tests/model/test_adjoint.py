@@ -22,7 +22,7 @@ def test_seminorm_quadrature_equals_the_augmented_state_solve():
                             adjoint_atol=1e-8, seminorm=True, hint="")
         grad_zt = torch.randn_like(zt)
         before = dynamics.nfe
-        full = _full_backward(settings, times, zt, grad_zt, seminorm=True)
+        full = _full_backward(settings, FoldedMLP(layers), times, zt, grad_zt, seminorm=True)
         steps = dynamics.nfe - before
         summed = _seminorm_backward(settings, FoldedMLP(layers), times, zt, grad_zt)
     assert dynamics.nfe - before - steps == steps > 40  # the same steps
