@@ -15,6 +15,15 @@ from torch import nn
 __all__ = ["FoldedMLP"]
 
 
+def _right_operand(matrix: torch.Tensor) -> torch.Tensor:
+    """`matrix` (k, n) in the memory layout that multiplies fastest from the right: a product with few outputs (n <
+    k) runs faster on the transpose of a contiguous (n, k) (150×100 times 100×10: 7 µs against 9.5 on two threads,
+    10 against 15 on one), the others on a contiguous (k, n)."""
+    if matrix.shape[1] < matrix.shape[0]:
+        return matrix.t().contiguous().t()
+    return matrix.contiguous()
+
+
 class FoldedMLP:
     """f(z) of `layers` (nn.Linear with Tanh between them), its vector-Jacobian products and their parameter sums.
 
@@ -30,8 +39,9 @@ class FoldedMLP:
                 self.back.append(4 * layer.weight)  # ∂/∂s of the layer, times the 2 of tanh' = 4 s (1 − s)
             if index < len(layers) - 1:  # its output goes to σ(2u)
                 weight, bias = 2 * weight, 2 * bias
-            self.weights.append(weight.t().contiguous())
+            self.weights.append(_right_operand(weight.t()))
             self.biases.append(bias)
+        self.first = _right_operand(layers[0].weight)  # for g·∂f/∂z
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """f(z) (N, D) and the layers' inputs [z, s_1, ..., s_L], for `backward`."""
@@ -49,7 +59,7 @@ class FoldedMLP:
             g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
             outputs.append(g)
         outputs.reverse()
-        return torch.mm(g, self.layers[0].weight), outputs
+        return torch.mm(g, self.first), outputs
 
     @staticmethod
     def accumulate(inputs: list[torch.Tensor], outputs: list[torch.Tensor], weight_sums: list[torch.Tensor],
