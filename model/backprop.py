@@ -92,14 +92,20 @@ class _Backprop(torch.autograd.Function):
         grad_k = grad_zt.new_zeros(STAGES, *grad_zt.shape[1:])
         carry = None  # at step n+1's k_0, which is step n's k_6
         a = [torch.tensor(row, dtype=dtype, device=device)[:i, None, None] for i, row in enumerate(STAGE_WEIGHTS)]
+        # each output's dense-output weights, one row per output time after the first (step n's outputs are
+        # consecutive and follow step n - 1's)
+        weights = torch.tensor([interpolation_weights(x) for _, hits in steps for _, x in hits], dtype=dtype,
+                               device=device).view(-1, STAGES)
         for n in range(len(steps) - 1, -1, -1):
             dt, hits = steps[n]
-            grad_here = torch.zeros_like(grad_next)  # at y_n
             grad_k.zero_()
-            for index, x in hits:  # outputs in this step: y_n + dt Σ_j w_j(x) k_j
-                w = torch.tensor(interpolation_weights(x), dtype=dtype, device=device)
-                grad_k.addcmul_(w[:, None, None], grad_zt[index], value=dt)
-                grad_here += grad_zt[index]
+            if hits:  # outputs in this step: y_n + dt Σ_j w_j(x) k_j
+                outputs = grad_zt[hits[0][0] : hits[-1][0] + 1]
+                grad_k.view(STAGES, -1).addmm_(weights[hits[0][0] - 1 : hits[-1][0]].t(),
+                                               outputs.reshape(len(hits), -1), alpha=dt)
+                grad_here = outputs.sum(dim=0)  # at y_n
+            else:
+                grad_here = torch.zeros_like(grad_next)
             if carry is not None:
                 grad_k[STAGES - 1] += carry
             # stage i of step n is evaluation 6n + i; stage 6's input is y_{n+1}
