@@ -16,6 +16,7 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.data import EncoderBatch, TargetBatch
+from model.folded import sigmoid_tanh
 from model.odernn import odernn
 
 __all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh", "sigmoid_tanh"]
@@ -32,11 +33,6 @@ def inference_tanh() -> Iterator[None]:
         yield
     finally:
         _INFERENCE_TANH.reset(token)
-
-
-def sigmoid_tanh(x: torch.Tensor) -> torch.Tensor:
-    """tanh(x) as 2·sigmoid(2x) − 1, without autograd: the fast form of `Tanh` (see there)."""
-    return torch.sigmoid(x * 2).mul_(2).sub_(1)
 
 
 class Tanh(nn.Module):

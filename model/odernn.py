@@ -13,8 +13,8 @@ function and the same gradients (to float rounding; tests/model/test_odernn.py c
 - the contexts sorted longest first, so that step j works on the first k_j rows only: no masks, no work on padding;
 - x W_ihᵀ + b_ih for every step in one product before the loop, the state's products added in place;
 - the ODE's tanh(a) as 2σ(2a) − 1 folded into its weights, as model/folded.py does (torch 2.13's CPU tanh is slow),
-  and the GRU's candidate n as 2σ(2u) − 1 in place (on its (50, 150) column block of the gates tanh_ takes 23 µs,
-  these four ops 12, two threads);
+  and the GRU's candidate n as 2σ(2u) − 1 in place (model/folded.py's sigmoid_tanh: on its (50, 150) column block
+  of the gates tanh_ takes 23 µs, these four ops 12, two threads);
 - a backward pass that runs the steps in reverse doing only what the recurrence needs (three products a step), keeps
   each step's pre-activation gradients, and forms every parameter gradient with one product over all steps after.
 The matrix products, the same as autograd's, are most of the time left: on 50 contexts of 44 steps each (hidden 150,
@@ -30,6 +30,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from model.data import EncoderBatch
+from model.folded import sigmoid_tanh
 
 if TYPE_CHECKING:
     from model.network import ODERNNEncoder
@@ -181,7 +182,7 @@ def _forward(packing: _Packing, w: _Weights, save: bool) -> dict[str, torch.Tens
                 h_prev = h_all[j - 1][:k] if save else h_all[j]
                 pre.addmm_(h_prev, w.hh_t)
             rz.sigmoid_()
-            n.addcmul_(r, hn).mul_(2).sigmoid_().mul_(2).sub_(1)  # tanh, as 2σ(2u) − 1: see the module docstring
+            sigmoid_tanh(n.addcmul_(r, hn), inplace=True)  # tanh: see the module docstring
             torch.lerp(n, h_prev, z, out=m_all[j])
             torch.addmm(w.b_1, m_all[j], w.w_1_t, out=s_all[j]).sigmoid_()
             d = torch.addmm(w.b_2, s_all[j], w.w_2_t, out=drift[:k])
