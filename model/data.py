@@ -135,33 +135,40 @@ class TargetBatch:
 
 def encoder_batch(contexts: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
                   device: torch.device) -> EncoderBatch:
-    """Pad each (ctx_t (n,), ctx_x (n, C)) on its own; nothing about one context depends on another."""
-    channels = contexts[0][1].shape[1]
-    longest = max(len(t) for t, _ in contexts)
-    steps = np.zeros((len(contexts), longest, 2 * channels + 1))
-    for i, (t, x) in enumerate(contexts):
-        n = len(t)
-        gaps = np.diff(t, prepend=0.0)
-        observed = ~np.isnan(x)
-        rows = np.concatenate([np.where(observed, x, 0.0), observed, gaps[:, None]], axis=1)
-        steps[i, :n] = rows[::-1]
-    lengths = torch.tensor([len(t) for t, _ in contexts], dtype=torch.long, device=device)
-    return EncoderBatch(torch.as_tensor(steps, dtype=dtype, device=device), lengths)
+    """Pad each (ctx_t (n,), ctx_x (n, C)) on its own; nothing about one context depends on another.
+
+    All contexts are handled together (one concatenation and one scatter, not a loop over them): a batch is built for
+    every training step, and the per-context loop took a millisecond of each ~45 ms step."""
+    lengths = np.array([len(t) for t, _ in contexts])
+    times = np.concatenate([t for t, _ in contexts])
+    values = np.concatenate([x for _, x in contexts])
+    starts = np.cumsum(lengths) - lengths
+    row = np.repeat(np.arange(len(contexts)), lengths)
+    within = np.arange(times.size) - starts[row]  # index of each point within its context
+    gaps = np.diff(times, prepend=0.0)
+    gaps[starts[lengths > 0]] = times[starts[lengths > 0]]  # a context's first gap: from the window start
+    observed = ~np.isnan(values)
+    steps = np.zeros((len(contexts), int(lengths.max(initial=0)), 2 * values.shape[1] + 1))
+    steps[row, lengths[row] - 1 - within] = np.concatenate(  # newest observation first
+        [np.where(observed, values, 0.0), observed, gaps[:, None]], axis=1)
+    return EncoderBatch(torch.as_tensor(steps, dtype=dtype, device=device),
+                        torch.as_tensor(lengths, dtype=torch.long, device=device))
 
 
 def target_batch(targets: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
                  device: torch.device) -> TargetBatch:
-    """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique)."""
+    """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique);
+    all targets together, as `encoder_batch`."""
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    cast = [t.astype(np_dtype) for t, _ in targets]
-    grid = np.unique(np.concatenate([np.zeros(1, np_dtype), *cast]))
-    channels = targets[0][1].shape[1]
-    values = np.zeros((len(targets), grid.size, channels))
+    lengths = np.array([len(t) for t, _ in targets])
+    times = np.concatenate([t for t, _ in targets]).astype(np_dtype)
+    x = np.concatenate([x for _, x in targets])
+    grid = np.unique(np.concatenate([np.zeros(1, np_dtype), times]))
+    row, where = np.repeat(np.arange(len(targets)), lengths), np.searchsorted(grid, times)
+    values = np.zeros((len(targets), grid.size, x.shape[1]))
     mask = np.zeros_like(values)
-    for i, (t, (_, x)) in enumerate(zip(cast, targets, strict=True)):
-        where = np.searchsorted(grid, t)
-        observed = ~np.isnan(x)
-        values[i, where] = np.where(observed, x, 0.0)
-        mask[i, where] = observed
+    observed = ~np.isnan(x)
+    values[row, where] = np.where(observed, x, 0.0)
+    mask[row, where] = observed
     as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
     return TargetBatch(as_tensor(grid), as_tensor(values), as_tensor(mask))
