@@ -20,7 +20,7 @@ from model.predict import _Request, _sample, observation_std, spread
 from model.solve import train_solve
 from model.windows import draw_examples, window_spans
 
-__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "lr_factor"]
+__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "lr_factor", "Adamax"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -54,6 +54,43 @@ def lr_factor(step: int, total_steps: int, config: ModelConfig) -> float:
     exponential = max(config.lr_decay**step, 0.1 if config.lr_schedule == "exponential" else 0.01)
     cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
     return {"exponential": exponential, "cosine": cosine, "decay": min(exponential, cosine)}[config.lr_schedule]
+
+
+class Adamax:
+    """torch.optim.Adamax's update (Kingma & Ba 2015, §7.1; betas (0.9, 0.999), eps 1e-8, no weight decay), in
+    foreach ops, with the learning rate given at each step (`lr_factor`'s schedule).
+
+    torch.optim's optimisers import torch._dynamo when the first one is built: 0.5-0.9 s of every training process
+    here (about 1% of a benchmark run). tests/model/test_training.py holds this to torch.optim.Adamax step for step.
+    A parameter without a gradient is left alone, state and all, as torch does.
+    """
+
+    def __init__(self, params: Iterable[torch.Tensor], betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.betas, self.eps = betas, eps
+        self.steps = [0] * len(self.params)  # per parameter: those without a gradient skip a step
+        self.means = [torch.zeros_like(p) for p in self.params]  # m, the moving average of gradients
+        self.norms = [torch.zeros_like(p) for p in self.params]  # u, the decaying max of |gradient|
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        beta1, beta2 = self.betas
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        grads = [self.params[i].grad for i in live]
+        means, norms = [self.means[i] for i in live], [self.norms[i] for i in live]
+        torch._foreach_lerp_(means, grads, 1 - beta1)  # m ← β1 m + (1 − β1) g
+        torch._foreach_mul_(norms, beta2)  # u ← max(β2 u, |g| + ε)
+        torch._foreach_maximum_(norms, torch._foreach_add(torch._foreach_abs(grads), self.eps))
+        for i in live:
+            self.steps[i] += 1
+            self.params[i].addcdiv_(self.means[i], self.norms[i], value=-lr / (1 - beta1 ** self.steps[i]))
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
 
 
 def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,
@@ -126,9 +163,9 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     if val_sequences is not None:
         val_examples = draw_examples(val_sequences, norm, config, np.random.default_rng(config.seed + 1))
 
-    optimiser = torch.optim.Adamax(network.parameters(), lr=config.learning_rate)
+    optimiser = Adamax(network.parameters())
     total_steps = config.epochs * math.ceil(len(first) / config.batch_size)  # windows per epoch vary a little
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: lr_factor(step, total_steps, config))
+    step = 0
     history: list[dict] = []
     best, best_state, stale = math.inf, None, 0
     examples = first
@@ -147,11 +184,11 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
                 raise NonFiniteLossError(
                     f"loss became {float(loss.detach())} in epoch {epoch}, batch {start // config.batch_size + 1}; "
                     "try a lower learning_rate or a larger obs_std", epoch)
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-            optimiser.step()
-            schedule.step()
+            optimiser.step(config.learning_rate * lr_factor(step, total_steps, config))
+            step += 1
             losses.append(float(loss.detach()))
         network.eval()
         evaluations = network.dynamics.nfe - evaluations

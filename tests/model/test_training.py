@@ -19,7 +19,7 @@ from model import (
 )
 from model.data import Example, Normaliser
 from model.network import LatentODE
-from model.train import batch_loss
+from model.train import Adamax, batch_loss
 
 from model_fixtures import T0, TINY, sine_sequences
 
@@ -35,6 +35,31 @@ def test_loss_falls_far_below_its_start():
     losses = [h["loss"] for h in model.history]
     assert len(losses) == 30  # one optimiser step per epoch: 30 steps
     assert losses[-1] < 0.1 * losses[0]
+
+
+def test_adamax_matches_torch_step_for_step():
+    # model/train.py's foreach Adamax against torch.optim.Adamax, with a changing learning rate and a parameter
+    # that has no gradient at some steps (it must keep its state and its step count)
+    torch.manual_seed(0)
+    ours, theirs = ([torch.randn(5, 3, dtype=torch.float64, requires_grad=True), torch.randn(4, dtype=torch.float64,
+                                                                                      requires_grad=True)]
+                    for _ in range(2))
+    with torch.no_grad():
+        for a, b in zip(ours, theirs, strict=True):
+            b.copy_(a)
+    optimiser, reference = Adamax(ours), torch.optim.Adamax(theirs, lr=1.0)
+    for step in range(12):
+        lr = 0.05 * 0.9**step
+        grads = [torch.randn(5, 3, dtype=torch.float64), None if step % 3 == 1 else torch.randn(4, dtype=torch.float64)]
+        for params in (ours, theirs):
+            for p, g in zip(params, grads, strict=True):
+                p.grad = None if g is None else g.clone()
+        reference.param_groups[0]["lr"] = lr
+        reference.step()
+        optimiser.step(lr)
+        for a, b in zip(ours, theirs, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    assert optimiser.steps == [12, 8]
 
 
 def test_progress_history_and_validation():
