@@ -23,7 +23,7 @@ from torch import nn
 
 from model.errors import SolverError
 from model.folded import FoldedMLP
-from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5, interpolation_weights
+from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5
 
 __all__ = ["adjoint_odeint"]
 
@@ -129,10 +129,10 @@ def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt:
         trial.append((inputs, outputs))
         return torch.stack([f.neg_(), vjp])
 
-    def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
+    def on_step(dt: float, hits: list[tuple[int, list[float]]]) -> None:
         if not first:
             first.append(trial[0])  # f(y0) of this segment, the first call
-        weights = interpolation_weights(hits[0][1]) if hits else SOLUTION_WEIGHTS
+        weights = hits[0][1] if hits else SOLUTION_WEIGHTS
         for w, (inputs, outputs) in zip(weights, [first[0], *trial[-6:]], strict=True):
             if w != 0.0:
                 mlp.accumulate(inputs, outputs, weight_sums, output_sums, scale=w * dt)

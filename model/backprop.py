@@ -25,7 +25,7 @@ from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
 from model.folded import FoldedMLP
-from model.rk import STAGE_WEIGHTS, STAGES, RKFailure, dopri5, interpolation_weights
+from model.rk import STAGE_WEIGHTS, STAGES, RKFailure, dopri5
 
 __all__ = ["backprop_odeint"]
 
@@ -47,14 +47,14 @@ class _Backprop(torch.autograd.Function):
         mlp = FoldedMLP(layers)
         trial: list[list[torch.Tensor]] = []  # each evaluation's layer inputs since the last accepted step
         evaluations: list[list[torch.Tensor]] = []  # those of f(z0), then 6 per accepted step (stages 1-6)
-        steps: list[tuple[float, list[tuple[int, float]]]] = []
+        steps: list[tuple[float, list[tuple[int, list[float]]]]] = []
 
         def f(z: torch.Tensor) -> torch.Tensor:
             out, inputs = mlp(z)
             trial.append(inputs)
             return out
 
-        def on_step(dt: float, hits: list[tuple[int, float]]) -> None:
+        def on_step(dt: float, hits: list[tuple[int, list[float]]]) -> None:
             if not evaluations:
                 evaluations.append(trial[0])  # f(z0), the first call
             evaluations.extend(trial[-(STAGES - 1):])
@@ -83,9 +83,7 @@ class _Backprop(torch.autograd.Function):
         weight_grads, output_grads = mlp.sums(grad_zt.shape[1], grad_zt)
 
         def vjp(e: int, g: torch.Tensor) -> torch.Tensor:  # g·∂f/∂z at evaluation e, summing g·∂f/∂θ
-            grad_z, outputs = mlp.backward(evaluations[e], g)
-            mlp.accumulate(evaluations[e], outputs, weight_grads, output_grads)
-            return grad_z
+            return mlp.backward(evaluations[e], g, weight_grads, output_grads)[0]
 
         dtype, device = grad_zt.dtype, grad_zt.device
         grad_next = torch.zeros_like(grad_zt[0])  # at y_{n+1}, from the steps after step n
@@ -94,8 +92,7 @@ class _Backprop(torch.autograd.Function):
         a = [torch.tensor(row, dtype=dtype, device=device)[:i, None, None] for i, row in enumerate(STAGE_WEIGHTS)]
         # each output's dense-output weights, one row per output time after the first (step n's outputs are
         # consecutive and follow step n - 1's)
-        weights = torch.tensor([interpolation_weights(x) for _, hits in steps for _, x in hits], dtype=dtype,
-                               device=device).view(-1, STAGES)
+        weights = torch.tensor([w for _, hits in steps for _, w in hits], dtype=dtype, device=device).view(-1, STAGES)
         for n in range(len(steps) - 1, -1, -1):
             dt, hits = steps[n]
             grad_k.zero_()

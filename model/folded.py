@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["FoldedMLP", "sigmoid_tanh"]
+__all__ = ["FoldedMLP", "fold", "sigmoid_tanh"]
 
 
 def sigmoid_tanh(x: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
@@ -30,6 +30,21 @@ def _right_operand(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.contiguous()
 
 
+def fold(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The folded form of Linear layers (weights (out, in), biases (out,)) with tanh between them: per layer the right
+    operand (in, out) and bias of its product, its input being s = σ(2u) of the layer before (tanh(u) = 2s − 1) and
+    its output going to σ (all layers but the last)."""
+    rights, folded = [], []
+    for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        if index > 0:  # its input is 2s − 1
+            weight, bias = 2 * weight, bias - weight.sum(dim=1)
+        if index < len(weights) - 1:  # its output goes to σ(2u)
+            weight, bias = 2 * weight, 2 * bias
+        rights.append(_right_operand(weight.t()))
+        folded.append(bias)
+    return rights, folded
+
+
 class FoldedMLP:
     """f(z) of `layers` (nn.Linear with Tanh between them), its vector-Jacobian products and their parameter sums.
 
@@ -37,16 +52,9 @@ class FoldedMLP:
 
     def __init__(self, layers: list[nn.Linear]) -> None:
         self.layers = layers
-        self.weights, self.biases, self.back = [], [], []
-        for index, layer in enumerate(layers):
-            weight, bias = layer.weight, layer.bias
-            if index > 0:  # its input is 2s − 1
-                weight, bias = 2 * weight, bias - weight.sum(dim=1)
-                self.back.append(4 * layer.weight)  # ∂/∂s of the layer, times the 2 of tanh' = 4 s (1 − s)
-            if index < len(layers) - 1:  # its output goes to σ(2u)
-                weight, bias = 2 * weight, 2 * bias
-            self.weights.append(_right_operand(weight.t()))
-            self.biases.append(bias)
+        self.weights, self.biases = fold([layer.weight for layer in layers], [layer.bias for layer in layers])
+        # ∂/∂s of each layer after the first, times the 2 of tanh' = 4 s (1 − s)
+        self.back = [4 * layer.weight for layer in layers[1:]]
         self.first = _right_operand(layers[0].weight)  # for g·∂f/∂z
 
     def __call__(self, z: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -56,14 +64,22 @@ class FoldedMLP:
             inputs.append(torch.addmm(bias, inputs[-1], weight).sigmoid_())
         return torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]), inputs
 
-    def backward(self, inputs: list[torch.Tensor], g: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def backward(self, inputs: list[torch.Tensor], g: torch.Tensor, weight_sums: list[torch.Tensor] | None = None,
+                 output_sums: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """g·∂f/∂z (N, D) at the evaluation whose layer inputs are `inputs`, and the gradient at each layer's
-        output (pre-activation), for `accumulate`; g (N, D)."""
+        output (pre-activation), for `accumulate`; g (N, D). Given the sums, it also does `accumulate`'s work (scale
+        1) layer by layer, while each layer's gradient is fresh in cache."""
         outputs = [g]
         for index in range(len(self.layers) - 1, 0, -1):
             s = inputs[index]
+            if weight_sums is not None and output_sums is not None:
+                weight_sums[index].addmm_(g.t(), s)
+                output_sums[index].add_(g)
             g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
             outputs.append(g)
+        if weight_sums is not None and output_sums is not None:
+            weight_sums[0].addmm_(g.t(), inputs[0])
+            output_sums[0].add_(g)
         outputs.reverse()
         return torch.mm(g, self.first), outputs
 

@@ -30,7 +30,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from model.data import EncoderBatch
-from model.folded import sigmoid_tanh
+from model.folded import fold, sigmoid_tanh
 
 if TYPE_CHECKING:
     from model.network import ODERNNEncoder
@@ -137,8 +137,8 @@ class _Weights:
     """The parameters (in `_parameters` order) in the forms the loops use.
 
     ih_t (F + 1, 4H): x [1] times it is [x W_irᵀ + b_ir + b_hr | x W_izᵀ + b_iz + b_hz | b_hn | x W_inᵀ + b_in], the
-    gates' pre-activations but for their terms in h. The ODE's hidden layer is doubled, so that σ of its output is
-    s = σ(2a), tanh(a) = 2s − 1, and its output layer takes s."""
+    gates' pre-activations but for their terms in h. The ODE's layers are folded as model/folded.py's: σ of the
+    hidden layer's output is s = σ(2a), tanh(a) = 2s − 1, and the output layer takes s."""
 
     def __init__(self, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,
                  w_1: torch.Tensor, b_1: torch.Tensor, w_2: torch.Tensor, b_2: torch.Tensor) -> None:
@@ -148,8 +148,7 @@ class _Weights:
         self.ih_t = torch.cat([ih[: 2 * hidden], ih.new_zeros(hidden, ih.shape[1]), ih[2 * hidden:]]).t()
         self.ih_t[-1, : 3 * hidden] += b_hh
         self.hh_t = w_hh.t()
-        self.w_1_t, self.b_1 = (w_1 * 2).t(), b_1 * 2
-        self.w_2_t, self.b_2 = (w_2 * 2).t(), b_2 - w_2.sum(dim=1)  # tanh(a) W_2ᵀ = σ(2a) (2 W_2)ᵀ − W_2 1
+        (self.w_1_t, self.w_2_t), (self.b_1, self.b_2) = fold([w_1, w_2], [b_1, b_2])
 
 
 def _forward(packing: _Packing, w: _Weights, save: bool) -> dict[str, torch.Tensor]:

@@ -55,13 +55,15 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: float, max_steps: int,
            norm: Norm = rms_norm, first_step: float | None = None,
-           on_step: Callable[[float, list[tuple[int, float]]], None] | None = None) -> tuple[list[torch.Tensor], float]:
+           on_step: Callable[[float, list[tuple[int, list[float]]]], None] | None = None,
+           ) -> tuple[list[torch.Tensor], float]:
     """y at each of `times` (increasing, times[0] the start) from y0: a list of tensors shaped as y0, and the step
     size the solver would take next (to start a following solve with).
 
     Output times inside a step come from the step's dense output, as torchdiffeq does: the last step may end past
-    times[-1]. At most `max_steps` steps per call. `on_step(dt, [(output index, fraction of the step), ...])` is
-    called after each accepted step (model/backprop.py replays the accepted steps backwards).
+    times[-1]. At most `max_steps` steps per call. `on_step(dt, [(output index, w), ...])` is called after each
+    accepted step, w the output's dense-output weights (`interpolation_weights`; SOLUTION_WEIGHTS for an output at
+    the step's end): model/backprop.py replays the accepted steps backwards.
     """
     f0 = f(y0)
     dt = first_step if first_step is not None else _initial_step(f, y0, f0, rtol, atol, norm)
@@ -84,9 +86,9 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: 
             hits = []
             while index < len(times) and times[index] <= t1:
                 exact = times[index] == t1
-                x = 1.0 if exact else (times[index] - t0) / dt
-                out.append(y1 if exact else _interpolate(y, k, dt, x))
-                hits.append((index, x))
+                weights = SOLUTION_WEIGHTS if exact else interpolation_weights((times[index] - t0) / dt)
+                out.append(y1 if exact else _interpolate(y, k, dt, weights))
+                hits.append((index, weights))
                 index += 1
             if on_step is not None:
                 on_step(dt, hits)
@@ -130,10 +132,10 @@ def interpolation_weights(x: float) -> list[float]:
     return weights
 
 
-def _interpolate(y0: torch.Tensor, k: list[torch.Tensor], dt: float, x: float) -> torch.Tensor:
-    """The dense output at fraction x of the step from y0 with stage derivatives k."""
+def _interpolate(y0: torch.Tensor, k: list[torch.Tensor], dt: float, weights: list[float]) -> torch.Tensor:
+    """The dense output with `interpolation_weights` w of the step from y0 with stage derivatives k."""
     out = y0
-    for w, kj in zip(interpolation_weights(x), k, strict=True):
+    for w, kj in zip(weights, k, strict=True):
         if w != 0.0:
             out = out.add(kj, alpha=w * dt)
     return out
