@@ -45,6 +45,15 @@ def fold(weights: list[torch.Tensor], biases: list[torch.Tensor]) -> tuple[list[
     return rights, folded
 
 
+def _wide_zeros(weight: torch.Tensor) -> torch.Tensor:
+    """Zeros shaped as `weight` (out, in), laid out so that rows in memory are the longer side: a sum of products
+    gᵀ·x (N = 150 rows) adds into it fastest so (100×150 times 150×10 into a (10, 100) transposed: 6 µs, into a
+    (100, 10) contiguous: 10.5, two threads)."""
+    if weight.shape[0] > weight.shape[1]:
+        return weight.new_zeros(weight.shape[1], weight.shape[0]).t()
+    return torch.zeros_like(weight, memory_format=torch.contiguous_format)
+
+
 class FoldedMLP:
     """f(z) of `layers` (nn.Linear with Tanh between them), its vector-Jacobian products and their parameter sums.
 
@@ -98,7 +107,7 @@ class FoldedMLP:
 
     def sums(self, rows: int, like: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Zeroed weight_sums and output_sums for `accumulate`, for evaluations of `rows` rows."""
-        return ([torch.zeros_like(layer.weight) for layer in self.layers],
+        return ([_wide_zeros(layer.weight) for layer in self.layers],
                 [like.new_zeros(rows, layer.out_features) for layer in self.layers])
 
     @staticmethod
