@@ -80,10 +80,10 @@ class _Backprop(torch.autograd.Function):
         layers = mlp.layers
         if not steps:  # a single output time: z(t0) = z0
             return (grad_zt[0], None, None, *(torch.zeros_like(p) for layer in layers for p in layer.parameters()))
-        weight_grads, output_grads = mlp.sums(grad_zt.shape[1], grad_zt)
+        sums = mlp.sums(grad_zt.shape[1], grad_zt)
 
         def vjp(e: int, g: torch.Tensor) -> torch.Tensor:  # g·∂f/∂z at evaluation e, summing g·∂f/∂θ
-            return mlp.backward(evaluations[e], g, weight_grads, output_grads)[0]
+            return mlp.backward(evaluations[e], g, sums)[0]
 
         dtype, device = grad_zt.dtype, grad_zt.device
         grad_next = torch.zeros_like(grad_zt[0])  # at y_{n+1}, from the steps after step n
@@ -115,4 +115,4 @@ class _Backprop(torch.autograd.Function):
             carry = grad_k[0].clone()
             grad_next = grad_here
         grad_z0 = grad_next + grad_zt[0] + vjp(0, carry)  # k_0 of the first step is f(z0)
-        return (grad_z0, None, None, *mlp.param_grads(weight_grads, output_grads))
+        return (grad_z0, None, None, *mlp.param_grads(*sums))

@@ -73,22 +73,21 @@ class FoldedMLP:
             inputs.append(torch.addmm(bias, inputs[-1], weight).sigmoid_())
         return torch.addmm(self.biases[-1], inputs[-1], self.weights[-1]), inputs
 
-    def backward(self, inputs: list[torch.Tensor], g: torch.Tensor, weight_sums: list[torch.Tensor] | None = None,
-                 output_sums: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def backward(self, inputs: list[torch.Tensor], g: torch.Tensor,
+                 sums: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None,
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """g·∂f/∂z (N, D) at the evaluation whose layer inputs are `inputs`, and the gradient at each layer's
-        output (pre-activation), for `accumulate`; g (N, D). Given the sums, it also does `accumulate`'s work (scale
-        1) layer by layer, while each layer's gradient is fresh in cache."""
+        output (pre-activation), for `accumulate`; g (N, D). Given `sums` (weight_sums, output_sums from `sums`), it
+        also does `accumulate`'s work (scale 1) layer by layer, while each layer's gradient is fresh in cache."""
         outputs = [g]
-        for index in range(len(self.layers) - 1, 0, -1):
-            s = inputs[index]
-            if weight_sums is not None and output_sums is not None:
-                weight_sums[index].addmm_(g.t(), s)
-                output_sums[index].add_(g)
-            g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
-            outputs.append(g)
-        if weight_sums is not None and output_sums is not None:
-            weight_sums[0].addmm_(g.t(), inputs[0])
-            output_sums[0].add_(g)
+        for index in range(len(self.layers) - 1, -1, -1):
+            if sums is not None:
+                sums[0][index].addmm_(g.t(), inputs[index])
+                sums[1][index].add_(g)
+            if index:
+                s = inputs[index]
+                g = torch.mm(g, self.back[index - 1]).mul_(torch.addcmul(s, s, s, value=-1))
+                outputs.append(g)
         outputs.reverse()
         return torch.mm(g, self.first), outputs
 
