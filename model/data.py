@@ -133,20 +133,26 @@ class TargetBatch:
     mask: torch.Tensor
 
 
+def _stacked(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """(lengths (B,), row (n,) the pair each point comes from, times (n,), values (n, C)) of (t, x) pairs, all
+    points one after another."""
+    lengths = np.array([len(t) for t, _ in pairs])
+    return (lengths, np.repeat(np.arange(len(pairs)), lengths), np.concatenate([t for t, _ in pairs]),
+            np.concatenate([x for _, x in pairs]))
+
+
 def encoder_batch(contexts: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
                   device: torch.device) -> EncoderBatch:
     """Pad each (ctx_t (n,), ctx_x (n, C)) on its own; nothing about one context depends on another.
 
     All contexts are handled together (one concatenation and one scatter, not a loop over them): a batch is built for
     every training step, and the per-context loop took a millisecond of each ~45 ms step."""
-    lengths = np.array([len(t) for t, _ in contexts])
-    times = np.concatenate([t for t, _ in contexts])
-    values = np.concatenate([x for _, x in contexts])
+    lengths, row, times, values = _stacked(contexts)
     starts = np.cumsum(lengths) - lengths
-    row = np.repeat(np.arange(len(contexts)), lengths)
     within = np.arange(times.size) - starts[row]  # index of each point within its context
     gaps = np.diff(times, prepend=0.0)
-    gaps[starts[lengths > 0]] = times[starts[lengths > 0]]  # a context's first gap: from the window start
+    firsts = starts[lengths > 0]
+    gaps[firsts] = times[firsts]  # a context's first gap: from the window start
     observed = ~np.isnan(values)
     steps = np.zeros((len(contexts), int(lengths.max(initial=0)), 2 * values.shape[1] + 1))
     steps[row, lengths[row] - 1 - within] = np.concatenate(  # newest observation first
@@ -160,11 +166,10 @@ def target_batch(targets: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtyp
     """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique);
     all targets together, as `encoder_batch`."""
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    lengths = np.array([len(t) for t, _ in targets])
-    times = np.concatenate([t for t, _ in targets]).astype(np_dtype)
-    x = np.concatenate([x for _, x in targets])
+    _, row, times, x = _stacked(targets)
+    times = times.astype(np_dtype)
     grid = np.unique(np.concatenate([np.zeros(1, np_dtype), times]))
-    row, where = np.repeat(np.arange(len(targets)), lengths), np.searchsorted(grid, times)
+    where = np.searchsorted(grid, times)
     values = np.zeros((len(targets), grid.size, x.shape[1]))
     mask = np.zeros_like(values)
     observed = ~np.isnan(x)
