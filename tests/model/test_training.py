@@ -41,12 +41,8 @@ def test_adamax_matches_torch_step_for_step():
     # model/train.py's foreach Adamax against torch.optim.Adamax, with a changing learning rate and a parameter
     # that has no gradient at some steps (it must keep its state and its step count)
     torch.manual_seed(0)
-    ours, theirs = ([torch.randn(5, 3, dtype=torch.float64, requires_grad=True), torch.randn(4, dtype=torch.float64,
-                                                                                      requires_grad=True)]
-                    for _ in range(2))
-    with torch.no_grad():
-        for a, b in zip(ours, theirs, strict=True):
-            b.copy_(a)
+    start = [torch.randn(5, 3, dtype=torch.float64), torch.randn(4, dtype=torch.float64)]
+    ours, theirs = ([p.clone().requires_grad_() for p in start] for _ in range(2))
     optimiser, reference = Adamax(ours), torch.optim.Adamax(theirs, lr=1.0)
     for step in range(12):
         lr = 0.05 * 0.9**step
