@@ -59,7 +59,7 @@ class ModelConfig:
     kl_warmup_epochs: int = 10  # KL weight 0 for these epochs ...
     kl_anneal_rate: float = 0.99  # ... then 1 - rate ** (epoch - warmup)
     # --- optimisation
-    epochs: int = 100
+    epochs: int = 100  # global frame: passes over the windows
     batch_size: int = 50
     learning_rate: float = 1e-2  # Adamax
     lr_schedule: str = "decay"  # "decay": x lr_decay per step (as the reference) but never above a half cosine
@@ -72,8 +72,18 @@ class ModelConfig:
     # gradients of order 1e2-1e3 when healthy: it only stops blow-ups
     patience: int | None = None  # epochs without validation (or training-loss) improvement before stopping
     # --- data
-    window: float | None = None  # seconds; None = each training sequence is one window, whole. Otherwise each
-    # epoch draws about duration/window windows of this length from each sequence
+    frame: str = "global"  # "local": each window is seen relative to its own context (a classical level, trend and
+    # seasonal component fitted on the context, the rest scaled by the context's own spread), trained for
+    # `train_steps` on windows of context + horizon at random start times; "global": one mean and std for all
+    # data, whole windows of `window` seconds, `epochs` passes (the papers' set-up, and models saved before frames)
+    horizon: float | None = None  # seconds past the last observation that forecasts must reach; None = chosen from
+    # the data (local frame; the global frame derives it from its windows)
+    context: float | None = None  # seconds of history the encoder sees; None = chosen from the data (local frame)
+    seasons: tuple[float, ...] | None = None  # seasonal periods in seconds; None = detected in the data, () = none
+    train_steps: int = 1500  # optimiser steps (local frame): the training budget, whatever the data's size
+    time_limit: float | None = 240.0  # seconds of training at most (local frame); a run that hits it says so
+    window: float | None = None  # global frame, seconds; None = each training sequence is one window, whole.
+    # Otherwise each epoch draws about duration/window windows of this length from each sequence
     context_fraction: float = 0.5  # the encoder sees the first part of each window; the loss covers all of it
     context_keep: float = 1.0  # and only this fraction of those points, at random (the reference's interpolation
     # training: 0.5 with context_fraction 1.0)
@@ -92,7 +102,8 @@ class ModelConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(name, f"must be > 0, got {getattr(self, name)!r}")
-        for name in ("adjoint_rtol", "adjoint_atol", "window", "horizon_factor", "train_output_times", "patience"):
+        for name in ("adjoint_rtol", "adjoint_atol", "window", "horizon_factor", "train_output_times", "patience",
+                     "horizon", "context", "time_limit", "train_steps"):
             value = getattr(self, name)
             if value is not None and not value > 0 and not (name == "horizon_factor" and value == 0):
                 raise ConfigError(name, f"must be > 0, got {value!r}")
@@ -105,6 +116,13 @@ class ModelConfig:
         for name in ("kl_anneal_rate", "lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {getattr(self, name)!r}")
+        if self.frame not in ("local", "global"):
+            raise ConfigError("frame", f"must be 'local' or 'global', got {self.frame!r}")
+        if self.seasons is not None:
+            seasons = tuple(float(p) for p in self.seasons)
+            if len(seasons) > 3 or not all(math.isfinite(p) and p > 0 for p in seasons):
+                raise ConfigError("seasons", f"must be at most 3 positive periods in seconds, got {list(seasons)!r}")
+            object.__setattr__(self, "seasons", seasons)
         if self.encoder not in ("gru", "ode_rnn"):
             raise ConfigError("encoder", f"must be 'gru' or 'ode_rnn', got {self.encoder!r}")
         if self.lr_schedule not in ("decay", "cosine", "exponential"):
@@ -130,7 +148,10 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict that `from_dict` turns back into an equal config."""
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.seasons is not None:
+            out["seasons"] = list(self.seasons)
+        return out
 
     def replace(self, **changes: Any) -> ModelConfig:
         """A copy with `changes` applied (validated)."""
@@ -139,17 +160,22 @@ class ModelConfig:
 
 _FLOATS = ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "obs_std", "kl_anneal_rate",
            "learning_rate", "lr_decay", "grad_clip", "window", "context_fraction", "context_keep", "time_span",
-           "horizon_factor")
+           "horizon_factor", "horizon", "context", "time_limit")
+_OPTIONAL = ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "window", "horizon", "context",
+             "seasons", "time_limit")
 
 
 def _check_type(name: str, value: Any, default: Any) -> None:
     """Type of `value` must match the field's default; JSON ints are fine where a float is expected."""
-    optional = name in ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "window")
     if value is None:
-        if optional:
+        if name in _OPTIONAL:
             return
         raise ConfigError(name, "must not be null")
-    if isinstance(default, bool) or name == "seminorm":
+    if name == "seasons":
+        ok = isinstance(value, list | tuple) and all(
+            isinstance(p, int | float) and not isinstance(p, bool) for p in value)
+        kind = "a list of numbers (seconds)"
+    elif isinstance(default, bool) or name == "seminorm":
         ok = isinstance(value, bool)
         kind = "a boolean"
     elif isinstance(default, int) or name in ("train_output_times", "patience"):
