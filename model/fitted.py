@@ -9,6 +9,7 @@ import torch
 from model.calibration import Calibration
 from model.config import ModelConfig
 from model.data import Normaliser
+from model.frame import Component
 from model.network import LatentODE
 
 __all__ = ["FittedModel", "resolve_device"]
@@ -31,6 +32,8 @@ class FittedModel:
     "seconds", "nfe": dynamics evaluations of the epoch's training steps, forward and backward}. normaliser:
     per-channel mean/std and the time scale (seconds per model-time unit).
     calibration: see model/calibration.py; `fit` always sets it.
+    component: the local frame's classical component (model/frame.py); None for a global-frame model.
+    backtest: a local-frame model's validation backtest beside the baselines (model/backtest.py), JSON-able.
     Forecasting never changes it.
     """
 
@@ -42,6 +45,8 @@ class FittedModel:
     context_seconds: float
     history: list[dict] = field(default_factory=list)
     calibration: Calibration | None = None  # bands fitted on held-out windows; None: the model's own spread
+    component: Component | None = None
+    backtest: dict | None = None
 
     @property
     def device(self) -> torch.device:

@@ -2,7 +2,8 @@
 
 Layout: tensors "network.<param>" (the state dict) and "normaliser.mean"/"normaliser.std" (float64, (C,));
 header metadata {"latentcast": JSON{format, version, config, channels, time_scale, horizon, context_seconds,
-history, calibration}}. Reading parses JSON and raw tensors only: nothing is ever unpickled.
+history, calibration, component, backtest}}; format /1 (before the local frame) lacks the last two and its config
+lacks `frame`: it reads as a global-frame model. Reading parses JSON and raw tensors only: nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from model.config import ModelConfig
 from model.data import Normaliser
 from model.errors import ArtifactError, ConfigError
 from model.fitted import FittedModel, resolve_device
+from model.frame import Component
 from model.network import LatentODE
 
 __all__ = ["to_bytes", "from_bytes", "save", "load", "FORMAT", "__version__"]
 
 __version__ = "0.1.0"
-FORMAT = "latentcast.latent_ode/1"
+FORMAT = "latentcast.latent_ode/2"  # /2 adds the local frame's component and backtest
+READS = ("latentcast.latent_ode/1", FORMAT)
 _KEY = "latentcast"
 
 
@@ -42,6 +45,7 @@ def to_bytes(fitted: FittedModel) -> bytes:
         "channels": list(fitted.channels), "time_scale": norm.time_scale, "horizon": fitted.horizon,
         "context_seconds": fitted.context_seconds, "history": fitted.history,
         "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
+        "component": None if fitted.component is None else fitted.component.to_dict(), "backtest": fitted.backtest,
     }
     return safetensors.torch.save(tensors, metadata={_KEY: json.dumps(meta)})
 
@@ -66,11 +70,11 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
         meta = json.loads(header.get("__metadata__", {})[_KEY])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError("safetensors blob carries no latentcast metadata") from exc
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"unsupported model format {meta.get('format')!r}; this library reads {FORMAT!r}")
+    if meta.get("format") not in READS:
+        raise ArtifactError(f"unsupported model format {meta.get('format')!r}; this library reads {list(READS)}")
     try:
         tensors = safetensors.torch.load(bytes(data))
-        config = ModelConfig.from_dict(meta["config"])
+        config = ModelConfig.from_dict({"frame": "global", **meta["config"]})  # /1 knew only the global frame
         channels = tuple(meta["channels"])
         network = LatentODE(len(channels), config)
         state = {k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")}
@@ -78,6 +82,10 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
         norm = Normaliser(mean=tensors["normaliser.mean"].numpy(), std=tensors["normaliser.std"].numpy(),
                           time_scale=float(meta["time_scale"]))
         calibration = None if meta.get("calibration") is None else Calibration.from_dict(meta["calibration"])
+        component = None if meta.get("component") is None else Component.from_dict(meta["component"])
+        if (component is None) != (config.frame == "global"):
+            raise ArtifactError(f"a {config.frame}-frame model {'without' if component is None else 'with'} a "
+                                "classical component")
         if calibration is not None and calibration.quantiles.shape[-1] != len(channels):
             raise ArtifactError(f"calibration covers {calibration.quantiles.shape[-1]} channels, not {len(channels)}")
     except (KeyError, TypeError, ValueError, RuntimeError, ConfigError, safetensors.SafetensorError) as exc:
@@ -86,7 +94,8 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
     network.to(resolve_device(device))
     return FittedModel(config=config, channels=channels, network=network, normaliser=norm,
                        horizon=float(meta["horizon"]), context_seconds=float(meta["context_seconds"]),
-                       history=list(meta.get("history", [])), calibration=calibration)
+                       history=list(meta.get("history", [])), calibration=calibration, component=component,
+                       backtest=meta.get("backtest"))
 
 
 def save(fitted: FittedModel, path: str | os.PathLike) -> None:

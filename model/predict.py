@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from model.data import Sequence, encoder_batch
+from model.frame import SCALE_FLOOR, WindowFrame, frame_of
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
 from model.network import inference_tanh
@@ -40,19 +41,20 @@ class Forecast:
 
 @dataclass(frozen=True)
 class _Request:
+    """One window's worth of a request: the encoder's context and the distinct query times it answers."""
+
     ctx_t: np.ndarray  # (n,) model time
-    ctx_x: np.ndarray  # (n, C) normalised, NaN = missing
+    ctx_x: np.ndarray  # (n, C) normalised (global frame) or local (local frame), NaN = missing
     query: np.ndarray  # (U,) sorted distinct model times
-    inverse: np.ndarray  # (Q,) index of each asked time into query
-    times: np.ndarray  # (Q,) seconds as asked
+    inverse: np.ndarray  # (Q,) index into query of each asked time this part answers
+    times: np.ndarray  # (U,) seconds of each query time
+    positions: np.ndarray | None = None  # (Q,) where those times stand in the request's `at`; None = all, in order
+    frame: WindowFrame | None = None  # local frame: the window's classical component and scale
 
 
-def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | None, k: int) -> _Request:
-    if not isinstance(context, Sequence):
-        raise InputError(f"request {k}: context must be a model.Sequence, got {type(context).__name__}")
-    ctx = context.select(fitted.channels)
-    if ctx.times.size == 0:
-        raise InputError(f"request {k}: the context has no observation of channels {list(fitted.channels)}")
+def _check_times(fitted: FittedModel, ctx: Sequence, at: object, start: float | None,
+                 k: int) -> tuple[np.ndarray, float]:
+    """The asked times (Q,) s, refused when outside [lower, last + horizon]; and lower."""
     times = np.asarray(at, dtype=np.float64)
     if times.ndim == 0:
         times = times[None]
@@ -70,20 +72,73 @@ def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | 
         raise OutOfRangeError(
             f"request {k}: time {bad!r} is outside [{lower!r}, {upper!r}]: forecasts reach from the context's first "
             f"observation to {fitted.horizon:g} s (the model's horizon) past its last", lower, upper)
+    return times, lower
+
+
+def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | None, k: int) -> list[_Request]:
+    if not isinstance(context, Sequence):
+        raise InputError(f"request {k}: context must be a model.Sequence, got {type(context).__name__}")
+    ctx = context.select(fitted.channels)
+    if ctx.times.size == 0:
+        raise InputError(f"request {k}: the context has no observation of channels {list(fitted.channels)}")
+    times, lower = _check_times(fitted, ctx, at, start, k)
+    if fitted.component is not None:
+        return _local_parts(fitted, ctx, times)
     norm = fitted.normaliser
     query, inverse = np.unique(norm.model_time(times, lower), return_inverse=True)
-    return _Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse, times)
+    return [_Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse,
+                     np.unique(times))]
+
+
+def _local_parts(fitted: FittedModel, ctx: Sequence, times: np.ndarray) -> list[_Request]:
+    """Local frame: one window per stretch of the asked times. Times after the context's last observation (and
+    those within one context length before it) go with the window ending there; earlier times go with windows
+    ending about half a context after them, so that each is surrounded by the points it is interpolated from."""
+    span, last = fitted.component.encoder, float(ctx.times[-1])
+    order = np.argsort(times, kind="stable")
+    parts, i = [], 0
+    while i < order.size:
+        first = float(times[order[i]])
+        if first >= last - span:
+            end_index = ctx.times.size - 1
+        else:
+            end_index = max(0, int(np.searchsorted(ctx.times, first + span / 2, side="right")) - 1)
+        end = float(ctx.times[end_index])
+        reach = end + fitted.horizon if end_index == ctx.times.size - 1 else end
+        j = int(np.searchsorted(times[order], reach, side="right"))
+        j = max(j, i + 1)  # a time past `end` here lies beyond the last point: the window ending there covers it
+        parts.append(_local_part(fitted, ctx, end_index, order[i:j], times))
+        i = j
+    return parts
+
+
+def _local_part(fitted: FittedModel, ctx: Sequence, end_index: int, positions: np.ndarray,
+                times: np.ndarray) -> _Request:
+    """The window whose context ends at ctx.times[end_index], answering times[positions]: the component is fitted
+    on its last component.context seconds, the encoder reads its last component.encoder seconds."""
+    component = fitted.component
+    frame = frame_of(component, ctx.times[:end_index + 1], ctx.values[:end_index + 1],
+                     SCALE_FLOOR * fitted.normaliser.std)
+    origin = frame.end - component.encoder
+    begin = int(np.searchsorted(ctx.times, origin, side="left"))
+    ctx_t, ctx_x = ctx.times[begin:end_index + 1], ctx.values[begin:end_index + 1]
+    asked = times[positions]
+    unique, inverse = np.unique(asked, return_inverse=True)
+    norm = fitted.normaliser
+    return _Request(norm.model_time(ctx_t, origin), frame.to_local(ctx_t, ctx_x), norm.model_time(unique, origin),
+                    inverse, unique, positions, frame)
 
 
 def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: int = 100,
                    quantiles: Iterable[float] = (0.05, 0.5, 0.95),
-                   seeds: Iterable[int | None] | None = None) -> list[Forecast]:
+                   seeds: Iterable[int | None] | None = None, part: str = "model") -> list[Forecast]:
     """One Forecast per (context, at) or (context, at, start) request, all solved together; each equals its own
     `forecast` call.
 
     context: a Sequence holding at least the model's channels (others are ignored). at: seconds, same origin as
     context.times, unsorted and repeated allowed, within [context.times[0], context.times[-1] + horizon].
     seeds: one per request (None = fresh randomness).
+    part: "model" (the default), or "classical": a local-frame model's classical component alone (no bands).
     """
     requests = list(requests)
     if not requests:
@@ -99,13 +154,43 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
     for k, request in enumerate(requests):
         if not isinstance(request, tuple | list) or len(request) not in (2, 3):
             raise InputError(f"request {k}: expected (context, at) or (context, at, start), got {request!r:.80}")
+    if part not in ("model", "classical"):
+        raise InputError(f"part must be 'model' or 'classical', got {part!r}")
+    if part == "classical" and fitted.component is None:
+        raise InputError("part='classical': this model has no classical component (it was trained in the global "
+                         "frame)")
     prepared = [_prepare(fitted, r[0], r[1], r[2] if len(r) == 3 else None, k) for k, r in enumerate(requests)]
-    decoded, nfe = _sample(fitted, prepared, samples, seeds)
+    parts = [p for per_request in prepared for p in per_request]
+    part_seeds = [None if seed is None else int(seed) + i
+                  for per_request, seed in zip(prepared, seeds, strict=True) for i in range(len(per_request))]
     levels = np.sort(levels)
-    obs_std = observation_std(fitted)
-    table = None if fitted.calibration is None else fitted.calibration.table(levels)  # the same for every request
-    return [_summarise(fitted, r, d, levels, n, obs_std, table, nfe)
-            for r, (d, n) in zip(prepared, decoded, strict=True)]
+    if part == "classical":
+        summaries = [_classical(p, levels) for p in parts]
+        nfe = 0
+    else:
+        decoded, nfe = _sample(fitted, parts, samples, part_seeds)
+        obs_std = observation_std(fitted)
+        table = None if fitted.calibration is None else fitted.calibration.table(levels)  # the same for every part
+        summaries = [_summarise(fitted, p, d, levels, n, obs_std, table) for p, (d, n) in zip(parts, decoded,
+                                                                                             strict=True)]
+    out, used = [], 0
+    for request, per_request in zip(requests, prepared, strict=True):
+        times = np.atleast_1d(np.asarray(request[1], dtype=np.float64))
+        mean = np.empty((times.size, len(fitted.channels)))
+        std, quantiles = np.empty_like(mean), np.empty((levels.size, *mean.shape))
+        for p, (m, sd, q) in zip(per_request, summaries[used:used + len(per_request)], strict=True):
+            where = slice(None) if p.positions is None else p.positions
+            mean[where], std[where], quantiles[:, where] = m[p.inverse], sd[p.inverse], q[:, p.inverse]
+        used += len(per_request)
+        out.append(Forecast(times=times, mean=mean, std=std, quantiles=quantiles, quantile_levels=levels,
+                            channels=fitted.channels, nfe=nfe))
+    return out
+
+
+def _classical(r: _Request, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The classical component alone at a part's distinct times: mean, std 0, every quantile the mean."""
+    mean = r.frame.base(r.times)
+    return mean, np.zeros_like(mean), np.repeat(mean[None], levels.size, axis=0)
 
 
 def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
@@ -153,9 +238,10 @@ def observation_std(fitted: FittedModel) -> np.ndarray:
 
 
 def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray, noise: np.ndarray | None,
-               obs_std: np.ndarray, table: np.ndarray | None, nfe: int) -> Forecast:
-    """One request's Forecast; `table` is fitted.calibration.table(levels), None for an uncalibrated model."""
-    norm, calibration = fitted.normaliser, fitted.calibration
+               obs_std: np.ndarray, table: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One part's mean (U, C), std (U, C) and quantiles (K, U, C) at its distinct times, original units; `table` is
+    fitted.calibration.table(levels), None for an uncalibrated model."""
+    calibration = fitted.calibration
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
         draws = decoded + obs_std * noise
@@ -165,16 +251,15 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np
         band = calibration.bands(r.query - r.ctx_t[-1])  # (U,)
         quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)
         std = scale * calibration.scale[band]
-    order = r.inverse  # back to the order asked
-    return Forecast(
-        times=r.times, mean=(mean * norm.std + norm.mean)[order], std=(std * norm.std)[order],
-        quantiles=(quantiles * norm.std + norm.mean)[:, order], quantile_levels=levels, channels=fitted.channels,
-        nfe=nfe)
+    if r.frame is not None:
+        return r.frame.to_original(r.times, mean), std * r.frame.scale, r.frame.to_original(r.times, quantiles)
+    norm = fitted.normaliser
+    return mean * norm.std + norm.mean, std * norm.std, quantiles * norm.std + norm.mean
 
 
 def forecast(fitted: FittedModel, context: Sequence, at: object, *, samples: int = 100,
              quantiles: Iterable[float] = (0.05, 0.5, 0.95), seed: int | None = None,
-             start: float | None = None) -> Forecast:
+             start: float | None = None, part: str = "model") -> Forecast:
     """Predictive mean (Q, C), std (Q, C) and quantiles (K, Q, C) at times `at` (seconds), given `context`.
 
     See forecast_batch for the rules on `context` and `at`; raises OutOfRangeError (with .lower/.upper) for a time
@@ -184,4 +269,4 @@ def forecast(fitted: FittedModel, context: Sequence, at: object, *, samples: int
     Default: the context's first time.
     """
     request = (context, at) if start is None else (context, at, start)
-    return forecast_batch(fitted, [request], samples=samples, quantiles=quantiles, seeds=[seed])[0]
+    return forecast_batch(fitted, [request], samples=samples, quantiles=quantiles, seeds=[seed], part=part)[0]

@@ -136,12 +136,24 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
 
     progress(epoch, epochs, train_loss, val_mse) is called after each epoch (epoch 1-based; val_mse None without
     `validation`); should_stop() is polled before every batch and stops training with TrainingCancelled.
-    With `validation`, the weights of the epoch with the best validation MSE are kept and `patience` counts epochs
+    config.frame "local" (model/local.py) trains on windows of context + horizon in each window's own frame, for
+    config.train_steps steps, and picks its own validation cut-offs in the newest part of each sequence (sequences
+    in `validation` are trained on as further sequences: pass each series whole). The rest of this paragraph is the global frame's:
+    with `validation`, the weights of the epoch with the best validation MSE are kept and `patience` counts epochs
     without a better one; without it, patience counts epochs without a lower training loss. At the end the
     forecast bands are calibrated on windows of `validation` (of `sequences` without it): see model/calibration.py.
     Raises InputError, NonFiniteLossError, SolverError, TrainingCancelled.
     """
     sequences = check_training_sequences(sequences)
+    if config.frame == "local":
+        if validation is not None:  # the local frame makes its own cut-offs in the newest part of each series
+            sequences = sequences + check_training_sequences(validation, "validation")
+            if sequences[-1].channels != sequences[0].channels:
+                raise InputError(f"validation channels {list(sequences[-1].channels)} differ from "
+                                 f"{list(sequences[0].channels)}")
+        from model.local import fit_local
+
+        return fit_local(sequences, config, progress, should_stop)
     channels = sequences[0].channels
     val_sequences = None if validation is None else check_training_sequences(validation, "validation")
     if val_sequences is not None and val_sequences[0].channels != channels:

@@ -1,0 +1,227 @@
+"""Validation cut-offs in the newest part of each series, and what is measured on them: the classical component's
+choice, early stopping, the calibration of the bands and the version's backtest beside the baselines.
+
+A cut-off is a point in time inside a series: what came before it is the context, the observations in the horizon
+after it are scored. Errors are in units of each channel's training std, averaged over channels.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.calibration import Calibration
+from model.data import Sequence
+from model.frame import SCALE_FLOOR, Component, frame_of, harmonics
+
+if TYPE_CHECKING:
+    from model.fitted import FittedModel
+    from model.local import Sizes
+
+__all__ = ["Cutoff", "cutoffs_of", "choose_component", "validation_mae", "calibration_from", "backtest",
+           "BASELINES"]
+
+CUTOFFS_PER_SERIES = 12
+MAX_CUTOFFS = 240  # over all series (a random subset past that)
+NEWEST = 0.2  # cut-offs lie in the newest fifth of each series' span (and the horizon before it)
+HONEST_SHARE = 0.3  # training stops before the first cut-off when that leaves this share of the span to train on
+BASELINES = ("last_value", "drift", "seasonal_naive")
+BANDS = 4  # backtest errors per quarter of the horizon
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """Sequence `series`; its observations [0, end] are the context, `future` (indices) the scored points."""
+
+    series: int
+    end: int
+    future: np.ndarray
+
+
+def cutoffs_of(sequences: list[Sequence], sizes: Sizes,
+               rng: np.random.Generator) -> tuple[list[Cutoff], list[float], bool]:
+    """(cut-offs, per sequence the last time training may use, whether any cut-off overlaps training data)."""
+    cutoffs, limits, overlap = [], [], False
+    for k, s in enumerate(sequences):
+        t = s.times
+        span = t[-1] - t[0]
+        lo = max(t[-1] - sizes.horizon - NEWEST * span, t[0] + min(sizes.encoder / 2, span / 2))
+        hi = t[-1] - 0.25 * min(sizes.horizon, span / 2)
+        ends = sorted({int(np.searchsorted(t, c, side="right")) - 1
+                       for c in np.linspace(lo, hi, CUTOFFS_PER_SERIES)} if hi > lo else set())
+        mine = []
+        for end in ends:
+            if end < 1 or end >= t.size - 1:
+                continue
+            future = np.arange(end + 1, int(np.searchsorted(t, t[end] + sizes.horizon, side="right")))
+            if future.size:
+                mine.append(Cutoff(k, end, future))
+        first = t[mine[0].end] if mine else t[-1]
+        honest = bool(mine) and first - t[0] >= HONEST_SHARE * span
+        limits.append(float(first) if honest else float(t[-1]))
+        overlap |= bool(mine) and not honest
+        cutoffs += mine
+    if len(cutoffs) > MAX_CUTOFFS:
+        cutoffs = [cutoffs[i] for i in sorted(rng.choice(len(cutoffs), MAX_CUTOFFS, replace=False))]
+    return cutoffs, limits, overlap
+
+
+def _errors(sequences: list[Sequence], cutoffs: list[Cutoff], std: np.ndarray,
+            predict) -> np.ndarray:
+    """Absolute errors in std units, (points, C) NaN where unobserved, of predict(cutoff) -> (len(future), C)."""
+    out = [np.abs(predict(c) - sequences[c.series].values[c.future]) / std for c in cutoffs]
+    return np.concatenate(out) if out else np.zeros((0, std.size))
+
+
+def _mae(errors: np.ndarray) -> float:
+    per_channel = [np.nanmean(errors[:, c]) for c in range(errors.shape[1]) if np.isfinite(errors[:, c]).any()]
+    return float(np.mean(per_channel)) if per_channel else float("nan")
+
+
+def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes, std: np.ndarray) -> Component:
+    """The candidate component (trend or not, seasons or not, half-life) with the lowest MAE on the cut-offs."""
+    gap = sizes.gap
+    half_lives = sorted({sizes.context, sizes.context / 4, max(3 * gap, sizes.context / 32)})
+    season_sets = [(), sizes.seasons] if sizes.seasons else [()]
+    candidates = [
+        Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
+                  half_life=float(h), damping=sizes.horizon, context=sizes.context, encoder=sizes.encoder)
+        for trend, seasons, h in itertools.product((False, True), season_sets, half_lives)]
+    if not cutoffs:
+        return candidates[len(candidates) // 2]
+    floor = SCALE_FLOOR * std
+
+    def classical(component: Component):
+        def predict(c: Cutoff) -> np.ndarray:
+            s = sequences[c.series]
+            return frame_of(component, s.times[:c.end + 1], s.values[:c.end + 1], floor).base(s.times[c.future])
+        return predict
+
+    scores = [_mae(_errors(sequences, cutoffs, std, classical(c))) for c in candidates]
+    return candidates[int(np.nanargmin(scores))]
+
+
+def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Sequence, np.ndarray]]:
+    out = []
+    for c in cutoffs:
+        s = sequences[c.series]
+        out.append((Sequence(s.times[:c.end + 1], s.values[:c.end + 1], s.channels), s.times[c.future]))
+    return out
+
+
+def validation_mae(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> float:
+    """The model's MAE on the cut-offs (mean of 4 samples, fixed seeds): the early-stopping score."""
+    from model.predict import forecast_batch
+
+    results = forecast_batch(fitted, _requests(sequences, cutoffs), samples=4, seeds=range(len(cutoffs)))
+    means = iter([r.mean for r in results])
+    return _mae(_errors(sequences, cutoffs, fitted.normaliser.std, lambda c: next(means)))
+
+
+def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
+    """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
+    from model.predict import _prepare, _sample, observation_std, spread
+
+    obs_std = observation_std(fitted)
+    offsets, residuals = [], []
+    for k, (context, at) in enumerate(_requests(sequences, cutoffs)):
+        parts = _prepare(fitted, context, at, None, k)
+        draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
+        for p, (decoded, _) in zip(parts, draws, strict=True):
+            mean, scale = spread(decoded, obs_std)
+            truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
+                np.searchsorted(at, p.times)])
+            offsets.append(p.query - p.ctx_t[-1])
+            residuals.append((truth - mean) / scale)
+    channels = len(fitted.channels)
+    return Calibration.from_residuals(
+        np.concatenate(offsets) if offsets else np.zeros(0),
+        np.concatenate(residuals) if residuals else np.zeros((0, channels)),
+        fitted.horizon / fitted.normaliser.time_scale)
+
+
+def baseline(name: str, s: Sequence, end: int, at: np.ndarray, season: float | None) -> np.ndarray:
+    """A baseline forecast (len(at), C) from s's observations [0, end]: "last_value", "drift" (a least-squares
+    line through the last 5 observations) or "seasonal_naive" (the series, linearly interpolated, one season back,
+    or as many as it takes to reach observed time)."""
+    out = np.full((at.size, s.values.shape[1]), np.nan)
+    for c in range(s.values.shape[1]):
+        seen = ~np.isnan(s.values[:end + 1, c])
+        t, x = s.times[:end + 1][seen], s.values[:end + 1, c][seen]
+        if t.size == 0:
+            continue
+        if name == "last_value" or (name == "drift" and t.size < 2):
+            out[:, c] = x[-1]
+        elif name == "drift":
+            slope, intercept = np.polyfit(t[-5:] - t[-1], x[-5:], 1)
+            out[:, c] = intercept + slope * (at - t[-1])
+        else:
+            back = np.ceil((at - t[-1]) / season) * season
+            out[:, c] = np.interp(at - back, t, x)
+    return out
+
+
+def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes) -> dict:
+    """The version's backtest on the cut-offs: per method MAE, MSE, rMAE (MAE ÷ last value's), 90% coverage and
+    MAE per quarter of the horizon; the best baseline and whether the model beats it."""
+    from model.predict import forecast_batch
+
+    std = fitted.normaliser.std
+    requests = _requests(sequences, cutoffs)
+    out: dict = {"cutoffs": len(cutoffs), "points": int(sum(c.future.size for c in cutoffs)), "methods": {}}
+    if not cutoffs:
+        out.update(best_baseline=None, beats_baselines=None)
+        return out
+    model = forecast_batch(fitted, requests, samples=64, quantiles=(0.05, 0.95), seeds=range(len(cutoffs)))
+    classical = forecast_batch(fitted, requests, part="classical")
+    season = min(sizes.seasons) if sizes.seasons else None
+    offsets = np.concatenate([sequences[c.series].times[c.future] - sequences[c.series].times[c.end]
+                              for c in cutoffs])
+    predictions = {"model": [f.mean for f in model], "classical": [f.mean for f in classical]}
+    for name in BASELINES:
+        if name != "seasonal_naive" or season is not None:
+            predictions[name] = [baseline(name, sequences[c.series], c.end, at, season)
+                                 for c, (_, at) in zip(cutoffs, requests, strict=True)]
+    truth = np.concatenate([sequences[c.series].values[c.future] for c in cutoffs])
+    inside = np.concatenate([(f.quantiles[0] <= sequences[c.series].values[c.future])
+                             & (sequences[c.series].values[c.future] <= f.quantiles[1])
+                             for c, f in zip(cutoffs, model, strict=True)])
+    for name, forecasts in predictions.items():
+        pred = np.concatenate(forecasts)
+        err = np.abs(pred - truth) / std
+        out["methods"][name] = _scores(err, offsets, sizes.horizon, inside if name == "model" else None, truth)
+    last = out["methods"]["last_value"]["mae"]
+    for scores in out["methods"].values():
+        scores["rmae"] = scores["mae"] / last if last and scores["mae"] is not None else None
+    candidates = {n: out["methods"][n]["mae"] for n in BASELINES if out["methods"].get(n, {}).get("mae") is not None}
+    best = min(candidates, key=candidates.get) if candidates else None
+    mine = out["methods"]["model"]["mae"]
+    out.update(best_baseline=best, beats_baselines=None if best is None or mine is None else
+               bool(mine <= candidates[best]))
+    return out
+
+
+def _scores(err: np.ndarray, offsets: np.ndarray, horizon: float, inside: np.ndarray | None,
+            truth: np.ndarray) -> dict:
+    observed = ~np.isnan(truth)
+
+    def coverage(mask: np.ndarray) -> float | None:
+        if inside is None or not (observed & mask[:, None]).any():
+            return None
+        return float(inside[observed & mask[:, None]].mean())
+
+    every = np.ones(offsets.size, dtype=bool)
+    bands = []
+    for b in range(BANDS):
+        lo, hi = horizon * b / BANDS, horizon * (b + 1) / BANDS
+        mask = (offsets > lo) & (offsets <= hi)
+        bands.append({"until_s": hi, "mae": _finite(_mae(err[mask])), "coverage90": coverage(mask)})
+    return {"mae": _finite(_mae(err)), "mse": _finite(_mae(err**2)), "coverage90": coverage(every), "bands": bands}
+
+
+def _finite(x: float) -> float | None:
+    """JSON has no NaN: a score with nothing behind it is None."""
+    return float(x) if np.isfinite(x) else None

@@ -1,0 +1,185 @@
+"""The local frame: each window seen relative to its own context.
+
+A classical component (a level, optionally a damped trend, and Fourier terms of seasonal periods) is fitted by
+weighted ridge least squares on each window's context alone; recent points weigh more (a half-life in seconds).
+The latent ODE models what the component leaves, scaled by the context's own spread:
+
+    x(t) = base(t) + scale * r(t),   base and scale from the context, r from the ODE.
+
+So a forecast starts at the level of the latest observations, carries the seasons the context shows, and the
+network sees the same kind of numbers whatever the series' level or units (RevIN, Kim et al. 2022; the hybrid of
+a classical part and a network is Smyl's ES-RNN, M4 2018). Which component (trend or not, which seasons, which
+half-life) is chosen per model by backtesting the candidates on the training data (`model/local.py`).
+
+Times here are float seconds; a window's context ends at `end` (its last observation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "median_gap", "harmonics"]
+
+RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
+MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
+SCALE_FLOOR = 0.05  # a window's scale is at least this fraction of the training data's own std per channel
+
+
+@dataclass(frozen=True)
+class Component:
+    """What the classical part holds and how far back each part looks. seasons: periods (s) with `harmonics`
+    Fourier pairs each; trend: a slope fitted on the context, damped past its end over `damping` seconds;
+    half_life: the age (s) at which a context point weighs half as much as the newest one; context: seconds of
+    history the component is fitted on; encoder: seconds of it (the newest) the network's encoder reads."""
+
+    trend: bool
+    seasons: tuple[float, ...]
+    harmonics: tuple[int, ...]
+    half_life: float
+    damping: float
+    context: float
+    encoder: float
+
+    def to_dict(self) -> dict:
+        return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
+                "half_life": self.half_life, "damping": self.damping, "context": self.context,
+                "encoder": self.encoder}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Component:
+        return cls(trend=bool(data["trend"]), seasons=tuple(float(p) for p in data["seasons"]),
+                   harmonics=tuple(int(k) for k in data["harmonics"]), half_life=float(data["half_life"]),
+                   damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]))
+
+    def columns(self, times: np.ndarray, end: float) -> np.ndarray:
+        """Design matrix (n, p) at `times` (s): level, trend (time since `end` in units of the context, damped past
+        `end`), then sin/cos pairs of each season (phase from absolute time, so windows agree)."""
+        cols = [np.ones_like(times)]
+        if self.trend:
+            ahead = times - end
+            damped = self.damping * (1 - np.exp(-np.maximum(ahead, 0.0) / self.damping))
+            cols.append(np.where(ahead > 0, damped, ahead) / self.context)
+        for period, k in zip(self.seasons, self.harmonics, strict=True):
+            phase = 2 * np.pi * np.remainder(times, period) / period
+            for j in range(1, k + 1):
+                cols += [np.sin(j * phase), np.cos(j * phase)]
+        return np.stack(cols, axis=1)
+
+
+@dataclass(frozen=True)
+class WindowFrame:
+    """One window's frame: coef (p, C) of the component, scale (C,), and the end (s) of its context."""
+
+    component: Component
+    coef: np.ndarray
+    scale: np.ndarray
+    end: float
+
+    def base(self, times: np.ndarray) -> np.ndarray:
+        """(n, C) the classical component at `times` (s)."""
+        return self.component.columns(np.asarray(times, dtype=np.float64), self.end) @ self.coef
+
+    def to_local(self, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Values (n, C) in original units -> what the network sees (NaN stays NaN)."""
+        return (values - self.base(times)) / self.scale
+
+    def to_original(self, times: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """Network outputs (..., n, C) at `times` -> original units."""
+        return self.base(times) + local * self.scale
+
+
+def frame_of(component: Component, times: np.ndarray, values: np.ndarray, floor: np.ndarray) -> WindowFrame:
+    """Fit `component` on one context: times (n,) s increasing, values (n, C) NaN = missing (points older than
+    component.context before the last are left out); floor (C,): the least scale per channel. A channel with no
+    observation keeps base 0 and the floor as its scale."""
+    end = float(times[-1])
+    recent = times >= end - component.context
+    times, values = times[recent], values[recent]
+    design = component.columns(times, end)
+    weights = 0.5 ** ((end - times) / component.half_life)
+    channels = values.shape[1]
+    coef = np.zeros((design.shape[1], channels))
+    scale = np.array(floor, dtype=np.float64)
+    for c in range(channels):
+        seen = ~np.isnan(values[:, c])
+        if not seen.any():
+            continue
+        x, y, w = design[seen], values[seen, c], weights[seen]
+        gram = (x * w[:, None]).T @ x
+        ridge = np.full(x.shape[1], RIDGE * w.sum())
+        ridge[0] = 1e-9 * w.sum()
+        coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y)
+        if y.size > 1:
+            scale[c] = max(float(np.std(y)), floor[c])
+    return WindowFrame(component, coef, scale, end)
+
+
+def median_gap(sequences: list) -> float:
+    """The median gap (s) between consecutive observation times, over all sequences."""
+    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 1])
+    return float(np.median(gaps)) if gaps.size else 1.0
+
+
+def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[float, ...]:
+    """Seasonal periods (s) the data shows, shortest first, each at most `longest` seconds.
+
+    Each channel of each sequence is put on a regular grid (its 20th-percentile gap; linear interpolation), its
+    linear trend removed, and its autocorrelation searched for local maxima that stand 0.3 above the lowest value
+    at shorter lags (a random walk's autocorrelation falls smoothly and has none). Peaks are taken shortest first;
+    one at a multiple of a period already taken counts only when 3% stronger (a weekly cycle over a daily one, not
+    the daily cycle's echo a week on). The autocorrelation is averaged over channels and sequences by length."""
+    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 2])
+    if gaps.size == 0:
+        return ()
+    step = float(np.quantile(gaps, 0.2))
+    max_lag = int(longest / step)
+    if max_lag < 4:
+        return ()
+    total = np.zeros(max_lag + 1)
+    weight = 0.0
+    for s in sequences:
+        grid = np.arange(s.times[0], s.times[-1], step)
+        if grid.size < 3 * 4 or grid.size > 200_000:
+            continue
+        for c in range(s.values.shape[1]):
+            seen = ~np.isnan(s.values[:, c])
+            if seen.sum() < 8:
+                continue
+            y = np.interp(grid, s.times[seen], s.values[seen, c])
+            y = y - np.polyval(np.polyfit(grid - grid[0], y, 1), grid - grid[0])
+            denom = float(y @ y)
+            if denom <= 0:
+                continue
+            lags = min(max_lag, y.size // 2)
+            spectrum = np.fft.rfft(y, 2 * y.size)
+            # unbiased: each lag's sum over its own number of pairs, so that longer lags are not shrunk
+            pairs = (y.size - np.arange(lags + 1)) / y.size
+            acf = np.fft.irfft(spectrum * np.conj(spectrum))[: lags + 1] / denom / pairs
+            total[: lags + 1] += acf * y.size
+            weight += y.size
+    if weight == 0:
+        return ()
+    acf = total / weight
+    trough = np.minimum.accumulate(acf)
+    peaks = [lag for lag in range(2, max_lag)  # local maxima standing well clear of the lowest value before them
+             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.3 and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
+    chosen: list[tuple[int, float]] = []
+    for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
+        if any(_near_multiple(lag, p) and acf[lag] < 1.03 * a for p, a in chosen):
+            continue  # an echo of a period already taken (2P, 3P, ...), not a season of its own
+        chosen.append((lag, float(acf[lag])))
+        if len(chosen) == limit:
+            break
+    return tuple(lag * step for lag, _ in chosen)
+
+
+def _near_multiple(lag: int, period: int) -> bool:
+    ratio = lag / period
+    return ratio > 1.5 and abs(ratio - round(ratio)) < 0.1
+
+
+def harmonics(period: float, gap: float) -> int:
+    """Fourier pairs a season of `period` seconds can carry when points come every `gap` seconds (Nyquist)."""
+    return int(max(1, min(MAX_HARMONICS, period // (2 * gap))))

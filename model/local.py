@@ -1,0 +1,180 @@
+"""Training in the local frame (model/frame.py): sizes chosen from the data, windows at random start times, a budget
+in optimiser steps, early stopping on validation cut-offs in the newest part of each series.
+
+    horizon, seasons, context ─► validation cut-offs ─► the classical component chosen by backtest on them
+    ─► a pool of windows drawn at random end times before the cut-offs ─► `train_steps` Adamax steps on random
+    batches of the pool (scored on the cut-offs every so often; the best weights kept) ─► calibration and the
+    backtest beside the baselines (model/backtest.py).
+
+Every size is in seconds. Where a series is too short to keep its newest part apart, the cut-offs lie inside the
+training data and the backtest says so (`"overlap": true`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model.backtest import Cutoff, backtest, calibration_from, choose_component, cutoffs_of
+from model.config import ModelConfig
+from model.data import Example, Normaliser, Sequence
+from model.errors import NonFiniteLossError, TrainingCancelled
+from model.fitted import FittedModel, resolve_device
+from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, harmonics, median_gap
+from model.network import LatentODE
+
+__all__ = ["fit_local", "choose_sizes"]
+
+Progress = Callable[[int, int, float, "float | None"], None]
+
+HORIZON_FRACTION = 0.2  # no horizon given: a fifth of the median series span ...
+HORIZON_GAPS = 64  # ... at most this many median gaps
+CONTEXT_GAPS = 32  # the component's context holds at least this many median gaps ...
+CONTEXT_SEASONS = 2.5  # ... and this many of the longest season, when the series are long enough
+ENCODER_POINTS = 96  # the encoder reads about this many of the newest points of the context
+POOL = 2048  # windows drawn once; batches are drawn from them at random
+EVALUATIONS = 30  # validation scores over a run (early stopping picks the best)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s)."""
+
+    horizon: float
+    context: float
+    encoder: float
+    seasons: tuple[float, ...]
+    gap: float
+
+
+def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
+    """Horizon, context, encoder span and seasons: the config's where given, else chosen from the data."""
+    gap = median_gap(sequences)
+    spans = np.array([s.times[-1] - s.times[0] for s in sequences])
+    longest = float(spans.max())
+    horizon = config.horizon or float(min(HORIZON_FRACTION * np.median(spans), HORIZON_GAPS * gap))
+    room = max(longest - horizon, 4 * gap)  # history a window may hold before its horizon
+    if config.seasons is not None:
+        seasons = tuple(config.seasons)
+    else:
+        seasons = detect_seasons(sequences, longest=room / CONTEXT_SEASONS)
+    if config.context is not None:
+        context = config.context
+    else:
+        context = max(horizon, CONTEXT_SEASONS * max(seasons, default=0.0), CONTEXT_GAPS * gap)
+        context = min(context, max(room / 2, 4 * gap))
+    seasons = tuple(p for p in seasons if p <= context / 1.5)  # a season needs most of two cycles to be fitted
+    encoder = min(context, ENCODER_POINTS * gap)
+    return Sizes(horizon=float(horizon), context=float(context), encoder=float(encoder), seasons=seasons, gap=gap)
+
+
+def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress | None,
+              should_stop: Callable[[], bool] | None) -> FittedModel:
+    """`model.fit` for config.frame == "local"; sequences are checked already (same channels, >= 2 times)."""
+    started = time.perf_counter()
+    channels = sequences[0].channels
+    device = resolve_device(config.device)
+    sizes = choose_sizes(sequences, config)
+    norm = Normaliser.fit(sequences, np.array([sizes.encoder + sizes.horizon]), config.time_span)
+    floor = SCALE_FLOOR * norm.std
+    rng = np.random.default_rng(config.seed)
+    cutoffs, limits, overlap = cutoffs_of(sequences, sizes, rng)
+    component = choose_component(sequences, cutoffs, sizes, floor)
+    pool = _pool(sequences, limits, component, sizes, norm, floor, rng)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = LatentODE(len(channels), config).to(device)
+    fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
+                         context_seconds=sizes.context, component=component)
+    history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
+    fitted.history = history
+    fitted.calibration = calibration_from(fitted, sequences, cutoffs)
+    fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
+    fitted.backtest.update(overlap=overlap, hit_time_limit=hit_limit, steps=history[-1]["step"] if history else 0,
+                           seconds=round(time.perf_counter() - started, 3))
+    return fitted
+
+
+def _pool(sequences: list[Sequence], limits: list[float], component: Component, sizes: Sizes, norm: Normaliser,
+          floor: np.ndarray, rng: np.random.Generator) -> list[Example]:
+    """POOL training windows: a sequence chosen in proportion to its usable span, an end time uniform in it; each
+    window's context is the points up to its end, its targets every point from encoder span before to horizon after
+    it (none past the sequence's limit), all in the window's own frame and model time."""
+    usable = np.array([max(limit - s.times[0] - sizes.encoder / 2, 0.0) for s, limit in zip(sequences, limits,
+                                                                                            strict=True)])
+    weights = usable / usable.sum() if usable.sum() > 0 else np.full(len(sequences), 1 / len(sequences))
+    examples = []
+    for k in rng.choice(len(sequences), size=POOL, p=weights):
+        s, limit = sequences[k], limits[k]
+        end_time = rng.uniform(min(s.times[0] + sizes.encoder / 2, limit), limit)
+        end = int(np.searchsorted(s.times, end_time, side="right")) - 1
+        if end < 1:
+            continue
+        frame = frame_of(component, s.times[:end + 1], s.values[:end + 1], floor)
+        origin = frame.end - sizes.encoder
+        inside = (s.times >= origin) & (s.times <= min(frame.end + sizes.horizon, limit))
+        t, x = s.times[inside], frame.to_local(s.times[inside], s.values[inside])
+        model_t = norm.model_time(t, origin)
+        seen = t <= frame.end
+        if seen.sum() < 1 or t.size < 2:
+            continue
+        examples.append(Example(ctx_t=model_t[seen], ctx_x=x[seen], tgt_t=model_t, tgt_x=x))
+    return examples
+
+
+def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], cutoffs: list[Cutoff],
+           rng: np.random.Generator, progress: Progress | None, should_stop: Callable[[], bool] | None,
+           started: float) -> tuple[list[dict], bool]:
+    """Adamax on random batches of `pool` for config.train_steps steps (or until config.time_limit); the weights
+    with the lowest validation MAE on `cutoffs` are kept. Returns (history, whether the time limit stopped it)."""
+    from model.backtest import validation_mae
+    from model.train import Adamax, batch_loss, lr_factor
+
+    config, network = fitted.config, fitted.network
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    optimiser = Adamax(network.parameters())
+    total = config.train_steps
+    every = max(1, math.ceil(total / EVALUATIONS))
+    warmup = 0.1 * total  # the KL weight: 0, then rising as the reference's does per epoch (an epoch ~ `every`)
+    history: list[dict] = []
+    best, best_state, losses = math.inf, None, []
+    hit_limit = False
+    for step in range(total):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"training cancelled at step {step + 1}", step + 1)
+        batch = [pool[i] for i in rng.integers(len(pool), size=config.batch_size)]
+        kl = 0.0 if step < warmup else 1.0 - config.kl_anneal_rate ** ((step - warmup) / every)
+        network.train()
+        loss, _ = batch_loss(network, batch, config, kl, generator, rng)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(f"loss became {float(loss.detach())} at step {step + 1}; try a lower "
+                                     "learning_rate or a larger obs_std", step + 1)
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+        optimiser.step(config.learning_rate * lr_factor(step, total, config))
+        losses.append(float(loss.detach()))
+        out_of_time = config.time_limit is not None and time.perf_counter() - started > config.time_limit
+        if (step + 1) % every == 0 or step + 1 == total or out_of_time:
+            network.eval()
+            score = validation_mae(fitted, sequences, cutoffs) if cutoffs else None
+            history.append({"step": step + 1, "loss": float(np.mean(losses)), "val_mae": score,
+                            "seconds": round(time.perf_counter() - started, 3)})
+            losses = []
+            if progress is not None:
+                progress(step + 1, total, history[-1]["loss"], score)
+            if score is not None and score < best:
+                best, best_state = score, copy.deepcopy(network.state_dict())
+            if out_of_time:
+                hit_limit = step + 1 < total
+                break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.eval()
+    return history, hit_limit

@@ -1,0 +1,137 @@
+"""The local frame: the classical component, season detection, sizes chosen from the data, training on windows at
+random times, forecasts stitched from windows, the backtest, and artifacts that keep all of it."""
+
+import numpy as np
+import pytest
+
+from model import InputError, ModelConfig, OutOfRangeError, Sequence, fit, forecast, forecast_batch, from_bytes, to_bytes
+from model.frame import Component, detect_seasons, frame_of
+
+DAY = 86_400.0
+T0 = 1.7e9
+
+
+def seasonal(n: int, seed: int, noise: float = 0.1, keep: float = 0.6) -> Sequence:
+    """A half-daily-sampled series with a daily season, a weekly one, a slow trend and noise; `keep` of its times."""
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(n) * DAY / 24
+    x = 5 + 0.01 * np.arange(n) + np.sin(2 * np.pi * t / DAY) + 0.5 * np.sin(2 * np.pi * t / (7 * DAY))
+    x = x + noise * rng.normal(size=n)
+    kept = rng.random(n) < keep
+    return Sequence(t[kept], x[kept], ("v",))
+
+
+def test_component_reproduces_a_noise_free_season_and_trend_and_extrapolates_it():
+    t = T0 + np.sort(np.random.default_rng(0).uniform(0, 20 * DAY, 300))
+    truth = lambda s: 3 + 0.2 * (s - T0) / DAY + 2 * np.sin(2 * np.pi * s / DAY) + np.cos(4 * np.pi * s / DAY)  # noqa: E731
+    component = Component(trend=True, seasons=(DAY,), harmonics=(3,), half_life=1e9, damping=1e12, context=30 * DAY,
+                          encoder=DAY)
+    frame = frame_of(component, t, truth(t)[:, None], np.array([1e-3]))
+    ahead = t[-1] + np.linspace(0.1, 2, 9) * DAY
+    np.testing.assert_allclose(frame.base(ahead)[:, 0], truth(ahead), atol=0.02)  # the ridge shrinks a little
+    np.testing.assert_allclose(frame.to_original(ahead, frame.to_local(ahead, truth(ahead)[:, None])),
+                               truth(ahead)[:, None])
+
+
+def test_component_scale_is_floored_and_unobserved_channels_stay_zero():
+    t = T0 + np.arange(10.0)
+    values = np.stack([np.full(10, 4.0), np.full(10, np.nan)], axis=1)
+    component = Component(False, (), (), 5.0, 10.0, 10.0, 10.0)
+    frame = frame_of(component, t, values, np.array([0.5, 0.25]))
+    np.testing.assert_allclose(frame.scale, [0.5, 0.25])
+    np.testing.assert_allclose(frame.base(t[-1:] + 1), [[4.0, 0.0]], atol=1e-6)
+
+
+def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
+    found = detect_seasons([seasonal(24 * 60, 0)], longest=20 * DAY)
+    assert len(found) == 2
+    np.testing.assert_allclose(sorted(found), [DAY, 7 * DAY], rtol=0.05)
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        keep = rng.random(600) < 0.6
+        walk = Sequence(np.arange(600.0)[keep], np.cumsum(rng.normal(size=600))[keep], ("v",))
+        assert detect_seasons([walk], longest=200.0) == ()
+
+
+@pytest.fixture(scope="module")
+def local_fit():
+    series = seasonal(24 * 40, 2)
+    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=30, latent_dim=4, hidden_dim=16, units=16,
+                         batch_size=16, gradient="backprop")
+    return series, fit([series], config)
+
+
+def test_local_fit_sizes_component_and_backtest(local_fit):
+    series, fitted = local_fit
+    assert fitted.horizon == 2 * DAY
+    assert fitted.component is not None and fitted.context_seconds >= fitted.horizon
+    assert fitted.component.encoder <= fitted.context_seconds
+    assert [h["step"] for h in fitted.history][-1] == 30
+    backtest = fitted.backtest
+    assert backtest["cutoffs"] > 5 and backtest["points"] > 0 and backtest["steps"] == 30
+    assert set(backtest["methods"]) >= {"model", "classical", "last_value", "drift"}
+    assert backtest["methods"]["last_value"]["rmae"] == pytest.approx(1.0)
+    best = backtest["best_baseline"]
+    assert backtest["beats_baselines"] == (backtest["methods"]["model"]["mae"] <= backtest["methods"][best]["mae"])
+    assert 0 <= backtest["methods"]["model"]["coverage90"] <= 1
+
+
+def test_local_forecast_reaches_the_horizon_and_refuses_past_it(local_fit):
+    series, fitted = local_fit
+    last = series.times[-1]
+    fc = forecast(fitted, series, [last + fitted.horizon], samples=8, seed=0)
+    assert np.all(np.isfinite(fc.mean))
+    with pytest.raises(OutOfRangeError, match="horizon"):
+        forecast(fitted, series, [last + fitted.horizon * 1.01], samples=8, seed=0)
+
+
+def test_local_forecast_starts_at_the_level_of_the_last_observations(local_fit):
+    series, fitted = local_fit
+    shifted = Sequence(series.times, series.values + 1000.0, series.channels)  # far outside the training range
+    near = series.times[-1] + 600.0
+    plain = forecast(fitted, series, [near], samples=16, seed=0).mean
+    moved = forecast(fitted, shifted, [near], samples=16, seed=0).mean
+    np.testing.assert_allclose(moved - plain, 1000.0, atol=1e-6)  # the frame moves with the data
+    assert abs(plain[0, 0] - np.nanmean(series.values[-6:])) < 1.5
+
+
+def test_times_far_back_and_ahead_in_one_request_match_their_own_answers(local_fit):
+    series, fitted = local_fit
+    ahead, back = series.times[-1] + DAY, series.times[30] + 60.0  # a window of its own, long before the last point
+    both = forecast(fitted, series, [ahead, back, ahead], samples=16, seed=5)
+    np.testing.assert_array_equal(both.mean[0], both.mean[2])
+    assert abs(both.mean[1, 0] - np.interp(back, series.times, series.values[:, 0])) < 1.0
+    swapped = forecast(fitted, series, [back, ahead], samples=16, seed=5)
+    np.testing.assert_array_equal(swapped.mean[[1, 0]], both.mean[:2])
+
+
+def test_classical_part_is_the_component_alone(local_fit):
+    series, fitted = local_fit
+    at = series.times[-1] + np.array([3600.0, DAY])
+    classical = forecast(fitted, series, at, part="classical")
+    frame = frame_of(fitted.component, series.times, series.values, np.zeros(1))
+    np.testing.assert_allclose(classical.mean, frame.base(at))
+    assert np.all(classical.std == 0)
+    with pytest.raises(InputError, match="part"):
+        forecast_batch(fitted, [(series, at)], part="ode")
+
+
+def test_local_model_round_trips_through_bytes(local_fit):
+    series, fitted = local_fit
+    again = from_bytes(to_bytes(fitted))
+    assert again.component == fitted.component and again.backtest == fitted.backtest
+    at = series.times[-1] + np.array([60.0, DAY])
+    np.testing.assert_array_equal(forecast(again, series, at, samples=8, seed=1).quantiles,
+                                  forecast(fitted, series, at, samples=8, seed=1).quantiles)
+
+
+def test_chosen_sizes_follow_the_data_when_not_given():
+    from model.local import choose_sizes
+
+    series = seasonal(24 * 40, 3)
+    sizes = choose_sizes([series], ModelConfig(frame="local"))
+    gap = float(np.median(np.diff(series.times)))
+    assert sizes.horizon == pytest.approx(min(0.2 * (series.times[-1] - series.times[0]), 64 * gap))
+    assert sizes.context >= sizes.horizon and sizes.encoder <= sizes.context
+    given = choose_sizes([series], ModelConfig(frame="local", horizon=DAY, context=3 * DAY, seasons=[DAY]))
+    assert (given.horizon, given.context, given.seasons) == (DAY, 3 * DAY, (DAY,))
