@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Cutoff", "cutoffs_of", "choose_component", "validation_mae", "calibration_from", "backtest",
+__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "choose_component", "validation_mae", "calibration_from", "backtest",
            "BASELINES"]
 
 CUTOFFS_PER_SERIES = 12
@@ -67,6 +67,21 @@ def cutoffs_of(sequences: list[Sequence], sizes: Sizes,
     if len(cutoffs) > MAX_CUTOFFS:
         cutoffs = [cutoffs[i] for i in sorted(rng.choice(len(cutoffs), MAX_CUTOFFS, replace=False))]
     return cutoffs, limits, overlap
+
+
+def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = 24) -> list[Cutoff]:
+    """Cut-offs spread evenly over each whole series (its first encoder half-span aside): more residuals for the
+    bands than the newest part alone holds, at the price of lying inside the training data."""
+    out = []
+    for k, s in enumerate(sequences):
+        t = s.times
+        lo, hi = t[0] + min(sizes.encoder / 2, (t[-1] - t[0]) / 2), t[-1] - 0.25 * sizes.horizon
+        for end in sorted({int(np.searchsorted(t, c, side="right")) - 1 for c in np.linspace(lo, hi, per_series)}
+                          if hi > lo else ()):
+            if 1 <= end < t.size - 1:
+                out.append(Cutoff(k, end, np.arange(end + 1, int(np.searchsorted(t, t[end] + sizes.horizon,
+                                                                                   side="right")))))
+    return out
 
 
 def _errors(sequences: list[Sequence], cutoffs: list[Cutoff], std: np.ndarray,
@@ -121,6 +136,30 @@ def validation_mae(fitted: FittedModel, sequences: list[Sequence], cutoffs: list
     return _mae(_errors(sequences, cutoffs, fitted.normaliser.std, lambda c: next(means)))
 
 
+BLENDS = np.linspace(0.0, 1.0, 5)
+
+
+def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> tuple[float, ...]:
+    """Per channel, the share of the network's output (0, 1/4, ..., 1) added to the classical component that gives
+    the lowest MAE on the cut-offs: where the network cannot add to the component, it adds nothing."""
+    from model.predict import forecast_batch
+
+    channels = len(fitted.channels)
+    if not cutoffs:
+        return (1.0,) * channels
+    requests = _requests(sequences, cutoffs)
+    model = np.concatenate([f.mean for f in forecast_batch(fitted, requests, samples=16, seeds=range(len(cutoffs)))])
+    classical = np.concatenate([f.mean for f in forecast_batch(fitted, requests, part="classical")])
+    truth = np.concatenate([sequences[c.series].values[c.future] for c in cutoffs])
+    blend = []
+    for c in range(channels):
+        seen = ~np.isnan(truth[:, c])
+        errors = [np.mean(np.abs(classical[seen, c] + w * (model[seen, c] - classical[seen, c]) - truth[seen, c]))
+                  for w in BLENDS]
+        blend.append(float(BLENDS[int(np.argmin(errors))]) if seen.any() else 1.0)
+    return tuple(blend)
+
+
 def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
     """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
     from model.predict import _prepare, _sample, observation_std, spread
@@ -130,8 +169,9 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
     for k, (context, at) in enumerate(_requests(sequences, cutoffs)):
         parts = _prepare(fitted, context, at, None, k)
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
+        blend = fitted.component.weights(len(fitted.channels))
         for p, (decoded, _) in zip(parts, draws, strict=True):
-            mean, scale = spread(decoded, obs_std)
+            mean, scale = spread(decoded * blend, obs_std)
             truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
                 np.searchsorted(at, p.times)])
             offsets.append(p.query - p.ctx_t[-1])

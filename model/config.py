@@ -80,7 +80,7 @@ class ModelConfig:
     # the data (local frame; the global frame derives it from its windows)
     context: float | None = None  # seconds of history the encoder sees; None = chosen from the data (local frame)
     seasons: tuple[float, ...] | None = None  # seasonal periods in seconds; None = detected in the data, () = none
-    train_steps: int = 1500  # optimiser steps (local frame): the training budget, whatever the data's size
+    train_steps: int = 800  # optimiser steps (local frame): the training budget, whatever the data's size
     time_limit: float | None = 240.0  # seconds of training at most (local frame); a run that hits it says so
     window: float | None = None  # global frame, seconds; None = each training sequence is one window, whole.
     # Otherwise each epoch draws about duration/window windows of this length from each sequence

@@ -32,7 +32,9 @@ class Component:
     """What the classical part holds and how far back each part looks. seasons: periods (s) with `harmonics`
     Fourier pairs each; trend: a slope fitted on the context, damped past its end over `damping` seconds;
     half_life: the age (s) at which a context point weighs half as much as the newest one; context: seconds of
-    history the component is fitted on; encoder: seconds of it (the newest) the network's encoder reads."""
+    history the component is fitted on; encoder: seconds of it (the newest) the network's encoder reads; blend:
+    per channel, how much of the network's output is added to the component (chosen on the validation cut-offs:
+    1 = all of it, 0 = the component alone; empty = 1 for every channel)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -41,17 +43,23 @@ class Component:
     damping: float
     context: float
     encoder: float
+    blend: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
-                "encoder": self.encoder}
+                "encoder": self.encoder, "blend": list(self.blend)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Component:
         return cls(trend=bool(data["trend"]), seasons=tuple(float(p) for p in data["seasons"]),
                    harmonics=tuple(int(k) for k in data["harmonics"]), half_life=float(data["half_life"]),
-                   damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]))
+                   damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
+                   blend=tuple(float(w) for w in data.get("blend", ())))
+
+    def weights(self, channels: int) -> np.ndarray:
+        """(C,) the blend per channel."""
+        return np.asarray(self.blend, dtype=np.float64) if self.blend else np.ones(channels)
 
     def columns(self, times: np.ndarray, end: float) -> np.ndarray:
         """Design matrix (n, p) at `times` (s): level, trend (time since `end` in units of the context, damped past
@@ -126,8 +134,9 @@ def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[flo
     """Seasonal periods (s) the data shows, shortest first, each at most `longest` seconds.
 
     Each channel of each sequence is put on a regular grid (its 20th-percentile gap; linear interpolation), its
-    linear trend removed, and its autocorrelation searched for local maxima that stand 0.3 above the lowest value
-    at shorter lags (a random walk's autocorrelation falls smoothly and has none). Peaks are taken shortest first;
+    linear trend removed, and its autocorrelation searched for local maxima that stand 0.2 above the lowest value
+    at shorter lags (a random walk's autocorrelation falls smoothly and has none; a false find costs little, since
+    the component with seasons must beat the one without on the backtest to be chosen). Peaks are taken shortest first;
     one at a multiple of a period already taken counts only when 3% stronger (a weekly cycle over a daily one, not
     the daily cycle's echo a week on). The autocorrelation is averaged over channels and sequences by length."""
     gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 2])
@@ -152,7 +161,7 @@ def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[flo
             denom = float(y @ y)
             if denom <= 0:
                 continue
-            lags = min(max_lag, y.size // 2)
+            lags = min(max_lag, y.size // 3)  # longer lags rest on too few pairs
             spectrum = np.fft.rfft(y, 2 * y.size)
             # unbiased: each lag's sum over its own number of pairs, so that longer lags are not shrunk
             pairs = (y.size - np.arange(lags + 1)) / y.size
@@ -164,7 +173,7 @@ def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[flo
     acf = total / weight
     trough = np.minimum.accumulate(acf)
     peaks = [lag for lag in range(2, max_lag)  # local maxima standing well clear of the lowest value before them
-             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.3 and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
+             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2 and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
     chosen: list[tuple[int, float]] = []
     for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
         if any(_near_multiple(lag, p) and acf[lag] < 1.03 * a for p, a in chosen):

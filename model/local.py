@@ -3,8 +3,9 @@ in optimiser steps, early stopping on validation cut-offs in the newest part of 
 
     horizon, seasons, context ─► validation cut-offs ─► the classical component chosen by backtest on them
     ─► a pool of windows drawn at random end times before the cut-offs ─► `train_steps` Adamax steps on random
-    batches of the pool (scored on the cut-offs every so often; the best weights kept) ─► calibration and the
-    backtest beside the baselines (model/backtest.py).
+    batches of the pool (scored on the cut-offs every so often; the best weights kept) ─► the blend (how much of
+    the network's output to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs and on
+    more over the whole history ─► the backtest beside the baselines (model/backtest.py).
 
 Every size is in seconds. Where a series is too short to keep its newest part apart, the cut-offs lie inside the
 training data and the backtest says so (`"overlap": true`).
@@ -13,6 +14,7 @@ training data and the backtest says so (`"overlap": true`).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from model.backtest import Cutoff, backtest, calibration_from, choose_component, cutoffs_of
+from model.backtest import (
+    Cutoff,
+    backtest,
+    calibration_from,
+    choose_blend,
+    choose_component,
+    cutoffs_of,
+    history_cutoffs,
+)
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
@@ -40,6 +50,7 @@ CONTEXT_SEASONS = 2.5  # ... and this many of the longest season, when the serie
 ENCODER_POINTS = 96  # the encoder reads about this many of the newest points of the context
 POOL = 2048  # windows drawn once; batches are drawn from them at random
 EVALUATIONS = 30  # validation scores over a run (early stopping picks the best)
+MAX_CALIBRATION = 240  # cut-offs over the whole history added to the validation ones for the bands
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,11 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
                          context_seconds=sizes.context, component=component)
     history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
-    fitted.calibration = calibration_from(fitted, sequences, cutoffs)
+    fitted.component = dataclasses.replace(component, blend=choose_blend(fitted, sequences, cutoffs))
+    extra = history_cutoffs(sequences, sizes)
+    if len(extra) > MAX_CALIBRATION:
+        extra = [extra[i] for i in sorted(rng.choice(len(extra), MAX_CALIBRATION, replace=False))]
+    fitted.calibration = calibration_from(fitted, sequences, cutoffs + extra)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest.update(overlap=overlap, hit_time_limit=hit_limit, steps=history[-1]["step"] if history else 0,
                            seconds=round(time.perf_counter() - started, 3))

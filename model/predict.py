@@ -242,6 +242,8 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np
     """One part's mean (U, C), std (U, C) and quantiles (K, U, C) at its distinct times, original units; `table` is
     fitted.calibration.table(levels), None for an uncalibrated model."""
     calibration = fitted.calibration
+    if r.frame is not None:  # the share of the network's output the model adds to its classical component
+        decoded = decoded * fitted.component.weights(decoded.shape[-1])
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
         draws = decoded + obs_std * noise
