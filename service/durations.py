@@ -1,8 +1,8 @@
 """Durations on the wire (`step`, `horizon`, `context`): seconds as a decimal number, or ISO 8601 (`PT15M`).
 
-Parsed into exact integer microseconds (`parse_duration`), and written back as ISO 8601 (`format_duration`). Only fixed-length designators are accepted: weeks, days, hours, minutes and
-seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years and months (`P1Y`, `P1M`) have no fixed length and are refused, as are
-negative and zero durations.
+Parsed into exact integer microseconds (`parse_duration`), and written back as ISO 8601 (`format_duration`). Only
+fixed-length designators are accepted: weeks, days, hours, minutes and seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years
+and months (`P1Y`, `P1M`) have no fixed length and are refused, as are negative and zero durations.
 """
 
 import re
@@ -61,8 +61,8 @@ def parse_duration(text: str) -> int:
 def format_duration(us: int) -> str:
     """Integer microseconds as ISO 8601 in days, hours, minutes and seconds: 93_784_500_000 -> "P1DT2H3M4.5S".
 
-    `parse_duration` reads the result back to the same microseconds (zero, which it refuses, is "PT0S"). Weeks are written as days (7 days, not 1 week:
-    ISO 8601 does not mix W with the other designators).
+    `parse_duration` reads the result back to the same microseconds (zero, which it refuses, is "PT0S"). Weeks are
+    written as days (7 days, not 1 week: ISO 8601 does not mix W with the other designators).
     """
     if us < 0:
         raise ValueError(f"a duration must not be negative, got {us} µs")
