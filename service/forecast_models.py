@@ -88,7 +88,7 @@ _BASELINES = {"last_value": "last-value", "drift": "drift", "seasonal_naive": "s
               "classical": "classical (trend and seasonal)"}
 
 
-def warnings(engine: Engine, version: ReadyVersion) -> list[str]:
+def version_warnings(engine: Engine, version: ReadyVersion) -> list[str]:
     """What a forecast by `version` should tell its reader about the version (one primary-key read)."""
     with engine.connect() as conn:
         row = conn.execute(select(m.metrics, m.config).where(m.id == version.id)).first()

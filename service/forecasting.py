@@ -32,7 +32,7 @@ o = observations.c
 class Plan:
     """Everything a forecast needs. at_us: (Q,) request order; unique_s: sorted distinct query times in seconds
     from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time;
-    warnings: what the response tells its reader about the version (forecast_models.warnings)."""
+    warnings: what the response tells its reader about the version (forecast_models.version_warnings)."""
 
     version: ReadyVersion
     fitted: Any  # model.FittedModel
@@ -125,7 +125,7 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
         raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
                                                      f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
                                                      "later times or a shorter context")
-    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.warnings(engine, chosen))
+    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
 
 
 def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
@@ -149,7 +149,7 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
     fitted = forecast_models.load(engine, cache, chosen)
     at_us = spec.times(int(t_us[-1]))
     check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), float(fitted.horizon), "body")
-    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.warnings(engine, chosen))
+    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
 
 
 def _parse_inline(observations: Any, channels: list[str], max_values: int) -> ingest.Batch:

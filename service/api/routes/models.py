@@ -65,8 +65,8 @@ class TrainRequest(BaseModel):
         None, description="How far past the last observation forecasts must reach: seconds or ISO 8601 (P90D). "
                           "Sets the config's `horizon` (in seconds), over a value given there")
     context: TrainingDuration = Field(
-        None, description="How much history the model reads before forecasting: seconds or ISO 8601 (P1Y is "
-                          "refused: use P365D). Sets the config's `context` (in seconds), over a value given there")
+        None, description="How much history the model reads before forecasting: seconds or ISO 8601 (P365D). "
+                          "Sets the config's `context` (in seconds), over a value given there")
     config: dict[str, Any] = Field(default_factory=dict, max_length=64,
                                    description="ModelConfig overrides by field name")
 
