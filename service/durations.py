@@ -1,8 +1,8 @@
 """Durations on the wire (`step`, `horizon`, `context`): seconds as a decimal number, or ISO 8601 (`PT15M`).
 
-Parsed into exact integer microseconds. Only fixed-length designators are accepted: weeks, days, hours, minutes and
-seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years and months (`P1Y`, `P1M`) have no fixed length and are refused, as are
-negative and zero durations.
+Parsed into exact integer microseconds (`parse_duration`), and written back as ISO 8601 (`format_duration`). Only
+fixed-length designators are accepted: weeks, days, hours, minutes and seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years
+and months (`P1Y`, `P1M`) have no fixed length and are refused, as are negative and zero durations.
 """
 
 import re
@@ -56,3 +56,28 @@ def parse_duration(text: str) -> int:
         if m[unit] is not None:
             total += Decimal(m[unit].replace(",", ".")) * factor
     return _to_us(total / US_PER_S, text)
+
+
+def format_duration(us: int) -> str:
+    """Integer microseconds as ISO 8601 in days, hours, minutes and seconds: 93_784_500_000 -> "P1DT2H3M4.5S".
+
+    `parse_duration` reads the result back to the same microseconds (zero, which it refuses, is "PT0S"). Weeks are
+    written as days (7 days, not 1 week: ISO 8601 does not mix W with the other designators).
+    """
+    if us < 0:
+        raise ValueError(f"a duration must not be negative, got {us} µs")
+    if us == 0:
+        return "PT0S"
+    days, rest = divmod(us, _UNIT_US["D"])
+    hours, rest = divmod(rest, _UNIT_US["H"])
+    minutes, rest = divmod(rest, _UNIT_US["M"])
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
+    if rest:
+        time += f"{format_seconds(rest)}S"
+    return "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+
+
+def format_seconds(us: int) -> str:
+    """Integer microseconds as decimal seconds without trailing zeros: 59_783_000 -> "59.783", 7 * 10**12 ->
+    "7000000" (never an exponent)."""
+    return f"{(Decimal(us) / US_PER_S).normalize():f}"

@@ -1,10 +1,11 @@
-"""Which ready model version answers a forecast, and its loaded model from the cache.
+"""Which ready model version answers a forecast, its loaded model from the cache, and its warnings.
 
 Resolved from the database on every request (one small query over the ready versions' metadata, never their
 artifacts), so a version published a moment ago is used by the next request, without a restart, and versions that
 were deleted drop out of the cache.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,56 @@ def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int
     if not candidates:
         raise _not_ready(engine, name, version)
     return max(candidates, key=lambda v: v.version)
+
+
+# How a forecast names each baseline of a version's backtest.
+_BASELINES = {"last_value": "last-value", "drift": "drift", "seasonal_naive": "seasonal-naive",
+              "classical": "classical (trend and seasonal)"}
+
+
+def version_warnings(engine: Engine, version: ReadyVersion) -> list[str]:
+    """What a forecast by `version` should tell its reader about the version (one primary-key read)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(m.metrics, m.config).where(m.id == version.id)).first()
+    if row is None:  # deleted since `resolve`: loading its artifact says so
+        return []
+    return backtest_warnings(row.metrics, row.config)
+
+
+def backtest_warnings(metrics: Any, config: Any) -> list[str]:
+    """Plain-words warnings from a version's stored `metrics["backtest"]`: it lost to a baseline, or its training
+    stopped at the time limit. Metrics without a backtest (global-frame versions) give none; malformed parts are
+    skipped, never an error, since a forecast must not fail over them."""
+    backtest = metrics.get("backtest") if isinstance(metrics, dict) else None
+    if not isinstance(backtest, dict):
+        return []
+    out = []
+    if backtest.get("beats_baselines") is False:
+        out.append(_losing(backtest))
+    if backtest.get("hit_time_limit") is True:
+        limit = config.get("time_limit") if isinstance(config, dict) else None
+        out.append("training of this version stopped at its time limit"
+                   + (f" ({limit:g} s)" if isinstance(limit, int | float) else "")
+                   + " before its planned steps were done, so it may be undertrained: a larger `time_limit` in "
+                     "the training config gives it longer")
+    return out
+
+
+def _losing(backtest: dict[str, Any]) -> str:
+    best = backtest.get("best_baseline")
+    if not isinstance(best, str):
+        return "on its validation backtest this model did worse than a simple baseline"
+    label = _BASELINES.get(best, best.replace("_", "-"))
+    methods = backtest.get("methods") if isinstance(backtest.get("methods"), dict) else {}
+    ours, theirs = _mae(methods.get("model")), _mae(methods.get(best))
+    if ours is None or theirs is None or theirs <= 0:
+        return f"on its validation backtest this model did worse than the {label} baseline"
+    return f"on its validation backtest this model's error was {ours / theirs:.3g}× that of the {label} baseline"
+
+
+def _mae(method: Any) -> float | None:
+    mae = method.get("mae") if isinstance(method, dict) else None
+    return float(mae) if isinstance(mae, int | float) and math.isfinite(mae) else None
 
 
 def load(engine: Engine, cache: ModelCache, version: ReadyVersion) -> Any:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 
 import model
 from service import forecast_models, ingest
+from service.durations import format_duration, format_seconds
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
@@ -30,7 +31,8 @@ o = observations.c
 @dataclass(frozen=True)
 class Plan:
     """Everything a forecast needs. at_us: (Q,) request order; unique_s: sorted distinct query times in seconds
-    from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time."""
+    from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time;
+    warnings: what the response tells its reader about the version (forecast_models.version_warnings)."""
 
     version: ReadyVersion
     fitted: Any  # model.FittedModel
@@ -40,6 +42,7 @@ class Plan:
     inverse: np.ndarray
     origin_us: int
     last_us: int
+    warnings: tuple[str, ...] = ()
 
 
 def _limit_loc(spec: TimeSpec, at_us: np.ndarray, bad: np.ndarray, part: str, range_field: str) -> list[str | int]:
@@ -61,18 +64,25 @@ def check_range(spec: TimeSpec, at_us: np.ndarray, first_us: int, last_us: int, 
     if late.any():
         raise Unprocessable.at(_limit_loc(spec, at_us, late, part, "end"),
                                f"{format_time(int(at_us[late][0]))} is past the model's horizon: forecasts reach "
-                               f"{format_time(upper_us)} ({horizon_s:g} s after the last observation "
-                               f"{format_time(last_us)})")
+                               f"{format_time(upper_us)}, the last observation {format_time(last_us)} plus "
+                               f"{horizon_text(horizon_s)}")
+
+
+def horizon_text(horizon_s: float) -> str:
+    """The model's horizon in seconds and ISO 8601, and how to get a longer one (for 422 messages)."""
+    us = max(int(round(horizon_s * US_PER_S)), 0)
+    return (f"the model's horizon of {format_seconds(us)} s ({format_duration(us)}); training with a longer "
+            'horizon (POST /v1/models "horizon") extends it')
 
 
 def make_plan(version: ReadyVersion, fitted: Any, t_us: np.ndarray, values: np.ndarray,
-              at_us: np.ndarray) -> Plan:
+              at_us: np.ndarray, warnings: list[str] | tuple[str, ...] = ()) -> Plan:
     """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in fitted.channels order)."""
     origin = int(t_us[0])
     context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=list(fitted.channels))
     unique_us, inverse = np.unique(at_us, return_inverse=True)
     return Plan(version=version, fitted=fitted, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
-                inverse=inverse, origin_us=origin, last_us=int(t_us[-1]))
+                inverse=inverse, origin_us=origin, last_us=int(t_us[-1]), warnings=tuple(warnings))
 
 
 def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us: int) -> int:
@@ -115,7 +125,7 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
         raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
                                                      f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
                                                      "later times or a shorter context")
-    return make_plan(chosen, fitted, t_us, values, at_us)
+    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
 
 
 def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
@@ -139,7 +149,7 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
     fitted = forecast_models.load(engine, cache, chosen)
     at_us = spec.times(int(t_us[-1]))
     check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), float(fitted.horizon), "body")
-    return make_plan(chosen, fitted, t_us, values, at_us)
+    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
 
 
 def _parse_inline(observations: Any, channels: list[str], max_values: int) -> ingest.Batch:
@@ -176,4 +186,5 @@ def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | No
     body["t"] = format_times(plan.at_us)
     body["kind"] = np.where(plan.at_us <= plan.last_us, "interpolation", "extrapolation").tolist()
     body["channels"] = channels
+    body["warnings"] = list(plan.warnings)
     return body

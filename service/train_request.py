@@ -18,6 +18,8 @@ from service.errors import Unprocessable
 MIN_OBSERVATIONS = 10
 # With no `window` in the config, a window holds about this many observation times of the densest channel.
 DEFAULT_WINDOW_POINTS = 64
+# One version trains on at most this many series, listed or matched by a key prefix.
+MAX_TRAINING_SERIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,42 @@ class TrainingPlan:
     series: list[str]
 
 
+def series_keys(engine: Engine, series: list[str] | None, prefix: str | None) -> list[str]:
+    """The keys to train on: `series` as given, or every key starting with `prefix`; exactly one of the two."""
+    if prefix is not None:
+        if series is not None:
+            raise Unprocessable.at(["body", "series_prefix"], "give `series` or `series_prefix`, not both")
+        return keys_for_prefix(engine, prefix)
+    if series is None:
+        raise Unprocessable.at(["body", "series"], "field required: give `series` (a list of keys) or "
+                                                   "`series_prefix`")
+    if len(set(series)) != len(series):
+        raise Unprocessable.at(["body", "series"], "series keys must be distinct")
+    if len(series) > MAX_TRAINING_SERIES:
+        raise Unprocessable.at(["body", "series"], f"{len(series)} series: a model trains on at most "
+                                                   f"{MAX_TRAINING_SERIES}")
+    return series
+
+
+def keys_for_prefix(engine: Engine, prefix: str) -> list[str]:
+    """Every series key that starts with `prefix`, in key order; Unprocessable when none does or too many do."""
+    keys = storage.keys_with_prefix(engine, prefix, limit=MAX_TRAINING_SERIES + 1)
+    if not keys:
+        raise Unprocessable.at(["body", "series_prefix"], f"no series key starts with {prefix!r}")
+    if len(keys) > MAX_TRAINING_SERIES:
+        raise Unprocessable.at(["body", "series_prefix"], f"more than {MAX_TRAINING_SERIES} series keys start with "
+                                                          f"{prefix!r}: a model trains on at most "
+                                                          f"{MAX_TRAINING_SERIES} series; use a longer prefix")
+    return keys
+
+
 def plan(engine: Engine, series_keys: list[str], overrides: dict[str, Any]) -> TrainingPlan:
     """Validate a training request. Raises NotFound (unknown series) or Unprocessable (naming the field)."""
     try:
         config = ModelConfig.from_dict(overrides)
     except ConfigError as exc:
         raise Unprocessable.at(["body", "config", exc.field], exc.reason) from None
-    records = [storage.get_series(engine, key) for key in series_keys]
+    records = storage.get_many(engine, series_keys)
     common = [c for c in records[0].channels if all(c in r.channels for r in records[1:])]
     if not common:
         raise Unprocessable.at(["body", "series"], "these series have no channel in common: "
@@ -45,7 +76,8 @@ def plan(engine: Engine, series_keys: list[str], overrides: dict[str, Any]) -> T
         raise Unprocessable.at(["body", "series"], f"too little data to train on: {sum(counts.values())} "
                                f"observation times in channels {common} ({counts}); at least {MIN_OBSERVATIONS} "
                                "are needed")
-    if "window" not in overrides:
+    # The local frame sizes its windows from `context` and `horizon`; `window` belongs to the global frame.
+    if config.frame == "global" and "window" not in overrides:
         config = config.replace(window=_default_window(stats, common))
     return TrainingPlan(config=config.to_dict(), channels=common, series=list(series_keys))
 

@@ -1,8 +1,9 @@
 """One training job, start to end, inside a worker process.
 
-claim ─► read the chosen series' common channels from the database ─► split by time (the last
-VALIDATION_FRACTION of each series validates) ─► model.fit, reporting each epoch to the job row ─► artifact,
-statistics, metrics and `ready` in one transaction. A heartbeat thread keeps the claim alive between epochs.
+claim ─► read the chosen series' common channels from the database ─► global frame: split by time (the last
+VALIDATION_FRACTION of each series validates); local frame: each series whole (fit draws its own validation
+cut-offs) ─► model.fit, reporting each epoch to the job row ─► artifact, statistics, metrics (with fit's backtest,
+when it ran one) and `ready` in one transaction. A heartbeat thread keeps the claim alive between epochs.
 
 This module imports torch (through model/); only a worker process imports it, when it runs its first job.
 """
@@ -92,22 +93,24 @@ def _finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def load_sequences(engine: Engine, series_keys: list[str], channels: list[str]) -> tuple[list[Sequence],
-                                                                                        list[Sequence]]:
-    """Each series' `channels` as model Sequences (times in seconds), split by time into (train, validation).
+def load_sequences(engine: Engine, series_keys: list[str], channels: list[str], *,
+                   holdout: bool = True) -> tuple[list[Sequence], list[Sequence]]:
+    """Each series' `channels` as model Sequences (times in seconds), as (train, validation).
 
-    A series too short to spare a validation part trains whole; no validation at all means fit scores none.
+    holdout: split each series by time, its newest VALIDATION_FRACTION validating (the global frame); a series too
+    short to spare a validation part trains whole, and no validation at all means fit scores none. Without
+    holdout (the local frame, whose fit cuts its own validation windows) every series trains whole and validation
+    is empty.
     """
     train, validation = [], []
-    for key in series_keys:
-        record = storage.get_series(engine, key)
+    for record in storage.get_many(engine, series_keys):
         t_us, values = storage.read_matrix(engine, record.id, channels)
         if t_us.size < 2:
             continue
         times = t_us.astype(np.float64) / 1e6
         cut = times[0] + (1 - VALIDATION_FRACTION) * (times[-1] - times[0])
         head = times < cut
-        if head.sum() >= 2 and (~head).sum() >= 2:
+        if holdout and head.sum() >= 2 and (~head).sum() >= 2:
             train.append(Sequence(times[head], values[head], tuple(channels)))
             validation.append(Sequence(times[~head], values[~head], tuple(channels)))
         else:
@@ -132,7 +135,8 @@ def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, 
         try:
             version = registry.get_by_id(engine, job.model_id)
             config = ModelConfig.from_dict(version.config)
-            train, validation = load_sequences(engine, version.series, version.channels)
+            train, validation = load_sequences(engine, version.series, version.channels,
+                                               holdout=config.frame == "global")
             if not train:
                 raise ValueError(f"series {version.series} hold fewer than 2 observation times in channels "
                                  f"{version.channels}: nothing to train on")
@@ -192,9 +196,13 @@ def _statistics(fitted: Any) -> dict[str, Any]:
 
 def _metrics(fitted: Any) -> dict[str, Any]:
     """From the fit history. With validation, fit keeps the weights of the best epoch: `val_mse` is that epoch's
-    score (the saved model's), `last_val_mse` the final epoch's."""
+    score (the saved model's), `last_val_mse` the final epoch's. `backtest`: the fitted model's own backtest
+    against the baselines, when fit ran one (forecasts read it to warn when this version loses)."""
     history = list(fitted.history or [])
     out: dict[str, Any] = {"epochs_run": len(history)}
+    backtest = getattr(fitted, "backtest", None)
+    if backtest is not None:
+        out["backtest"] = _json_safe(backtest)
     if not history:
         return out
     out["train_loss"] = _finite_or_none(history[-1].get("loss"))
@@ -204,3 +212,19 @@ def _metrics(fitted: Any) -> dict[str, Any]:
         out.update(val_mse=float(best["val_mse"]), best_epoch=int(best["epoch"]),
                    last_val_mse=_finite_or_none(history[-1].get("val_mse")))
     return out
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with numpy scalars as Python numbers and non-finite floats as None: PostgreSQL's JSON refuses NaN,
+    and a ratio over a zero baseline error is one."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return _finite_or_none(float(value))
+    return value

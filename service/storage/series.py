@@ -67,16 +67,46 @@ def create_series(engine: Engine, key: str, channels: Sequence[str], description
         raise Conflict(f"a series with key {key!r} exists already", code="series_exists") from None
 
 
+# Bound on the bound parameters of one IN (...) (SQLite allows 32,766 in one statement).
+_KEYS_PER_QUERY = 1000
+
+
+def get_many(engine: Engine, keys: Sequence[str]) -> list[SeriesRecord]:
+    """The series named `keys`, in that order, read in a few queries; `NotFound` naming the first missing key."""
+    found: dict[str, SeriesRecord] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(keys), _KEYS_PER_QUERY):
+            chunk = list(keys[start:start + _KEYS_PER_QUERY])
+            found.update((r.key, _record(r)) for r in conn.execute(select(series).where(series.c.key.in_(chunk))))
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise NotFound(f"no series with key {missing[0]!r}"
+                       + (f" (nor {len(missing) - 1} more of the keys given)" if len(missing) > 1 else ""))
+    return [found[k] for k in keys]
+
+
+def _key_starts_with(prefix: str) -> Any:
+    # substr, not LIKE: '_' and '%' are LIKE wildcards and SQLite's LIKE ignores case. Not a range comparison either:
+    # under a linguistic collation (PostgreSQL's en_US) the keys starting with a prefix need not sort together.
+    return func.substr(series.c.key, 1, len(prefix)) == prefix
+
+
 def list_series(engine: Engine, *, prefix: str | None, after: str | None, limit: int) -> list[SeriesRecord]:
     """Up to `limit` series ordered by key, keys starting with `prefix`, strictly after the key `after`."""
     query = select(series).order_by(series.c.key).limit(limit)
     if prefix:
-        # substr, not LIKE: '_' is a LIKE wildcard and SQLite's LIKE ignores case.
-        query = query.where(func.substr(series.c.key, 1, len(prefix)) == prefix)
+        query = query.where(_key_starts_with(prefix))
     if after is not None:
         query = query.where(series.c.key > after)
     with engine.connect() as conn:
         return [_record(r) for r in conn.execute(query)]
+
+
+def keys_with_prefix(engine: Engine, prefix: str, *, limit: int) -> list[str]:
+    """Up to `limit` keys that start with `prefix` (case-sensitive, no wildcards), in key order."""
+    query = select(series.c.key).where(_key_starts_with(prefix)).order_by(series.c.key).limit(limit)
+    with engine.connect() as conn:
+        return list(conn.execute(query).scalars())
 
 
 def update_series(engine: Engine, key: str, *, description: str | None = None,

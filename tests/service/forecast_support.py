@@ -54,8 +54,9 @@ def perturbed_artifact(shift: float) -> bytes:
 
 
 def publish(engine: Engine, name: str, version: int, artifact: bytes, series: list[str], *,
-            status: str = "ready", trained_at: int | None = None) -> int:
-    """Insert a model version row as the training worker publishes it; returns its id."""
+            status: str = "ready", trained_at: int | None = None, metrics: dict | None = None) -> int:
+    """Insert a model version row as the training worker publishes it (with `metrics` as training stored them);
+    returns its id."""
     fitted = model.from_bytes(artifact)
     now = now_us()
     ready = status == "ready"
@@ -64,6 +65,7 @@ def publish(engine: Engine, name: str, version: int, artifact: bytes, series: li
             name=name, version=version, status=status, config=fitted.config.to_dict(),
             channels=list(fitted.channels), series=series,
             stats={"horizon_s": fitted.horizon, "context_s": fitted.context_seconds} if ready else None,
+            metrics=metrics,
             artifact=artifact if ready else None,
             artifact_sha256=hashlib.sha256(artifact).hexdigest() if ready else None,
             created_at=now, trained_at=(trained_at or now) if ready else None,

@@ -1,6 +1,6 @@
 import pytest
 
-from service.durations import DurationParseError, parse_duration
+from service.durations import DurationParseError, format_duration, format_seconds, parse_duration
 
 
 @pytest.mark.parametrize(("text", "us"), [
@@ -37,3 +37,24 @@ def test_accepted_forms(text: str, us: int) -> None:
 def test_refused_forms_say_why(text: str, reason: str) -> None:
     with pytest.raises(DurationParseError, match=reason):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(("us", "text"), [
+    (900_000_000, "PT15M"),
+    (93_784_500_000, "P1DT2H3M4.5S"),
+    (90 * 86_400_000_000, "P90D"),
+    (7 * 86_400_000_000, "P7D"),
+    (3_600_000_001, "PT1H0.000001S"),
+    (59_783_000, "PT59.783S"),
+    (1, "PT0.000001S"),
+])
+def test_formatted_durations_read_back(us: int, text: str) -> None:
+    assert format_duration(us) == text
+    assert parse_duration(text) == us
+
+
+def test_format_zero_and_seconds() -> None:
+    assert format_duration(0) == "PT0S"
+    assert format_seconds(7_000_000_000_000) == "7000000" and format_seconds(59_783_000) == "59.783"
+    with pytest.raises(ValueError, match="negative"):
+        format_duration(-1)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, delete
 import model
 from service.app import create_app
 from service.config import Settings
+from service.durations import format_duration, format_seconds
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
@@ -51,6 +52,7 @@ def test_mean_is_close_to_the_observations_near_observed_times(client: TestClien
     # The training mean is ~0: predicting it would miss by ~1.3.
     assert np.sqrt(np.mean((mean - v) ** 2)) < 0.35
     assert body["series"] == "room" and body["model"] == {"name": "toy", "version": 1}
+    assert body["warnings"] == []  # a version with no backtest has nothing to warn about
 
 
 def test_request_order_repeats_and_kind_flags(client: TestClient, room: tuple) -> None:
@@ -88,12 +90,68 @@ def test_limits_are_422_naming_the_limit(client: TestClient, room: tuple) -> Non
     assert err["details"][0]["loc"] == ["query", "at", 1] and iso(t[0]) in err["message"]
     horizon = toy_model().horizon
     limit = format_time(T0 + int(round(t[-1] * S)) + int(round(horizon * S)))
-    r = client.get(URL, params={"at": iso(t[-1] + horizon + 1)})
-    assert r.status_code == 422 and limit in r.json()["error"]["message"]
+    horizon_us = int(round(horizon * S))
+    # The model's horizon in seconds and in ISO 8601, and how to get a longer one.
+    named = (f"the model's horizon of {format_seconds(horizon_us)} s ({format_duration(horizon_us)}); training "
+             'with a longer horizon (POST /v1/models "horizon") extends it')
+    r = client.get(URL, params={"at": [iso(t[-1]), iso(t[-1] + horizon + 1)]})
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "validation_error" and err["details"][0]["loc"] == ["query", "at", 1]
+    assert limit in err["message"] and named in err["message"] and err["message"].endswith(err["details"][0]["msg"])
     r = client.get(URL, params={"at": iso(t[-1] + horizon)})
     assert r.status_code == 200, r.text
-    r = client.get(URL, params={"horizon": str(horizon + 5), "step": "1"})
+    r = client.get(URL, params={"horizon": f"{horizon + 5:.6f}", "step": "1"})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "horizon"]
+    assert named in r.json()["error"]["message"]
+    body = {"model": "toy", "observations": [{"t": iso(0), "values": {"temp": 1.0}}], "at": [iso(horizon + 1)]}
+    r = client.post("/v1/forecast", json=body)
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "at", 0]
+    assert named in r.json()["error"]["message"]
+
+
+_LOSING = {"cutoffs": 12, "points": 480, "steps": 40, "hit_time_limit": True,
+           "methods": {"model": {"mae": 0.52, "mse": 0.4, "rmae": 1.3, "coverage90": 0.8, "bands": []},
+                       "classical": {"mae": 0.5, "mse": 0.38, "rmae": 1.25, "coverage90": None, "bands": []},
+                       "last_value": {"mae": 0.4, "mse": 0.3, "rmae": 1.0, "coverage90": None, "bands": []},
+                       "drift": {"mae": 0.45, "mse": 0.33, "rmae": 1.125, "coverage90": None, "bands": []}},
+           "best_baseline": "last_value", "beats_baselines": False}
+
+
+def test_a_version_that_lost_its_backtest_says_so(client: TestClient, engine: Engine, room: tuple) -> None:
+    t, _ = room
+    publish(engine, "toy", 2, toy_artifact(), ["room"], metrics={"epochs_run": 30, "backtest": _LOSING})
+    expected = ["on its validation backtest this model's error was 1.3× that of the last-value baseline",
+                "training of this version stopped at its time limit (240 s) before its planned steps were done, "
+                "so it may be undertrained: a larger `time_limit` in the training config gives it longer"]
+    r = client.get(URL, params={"at": iso(t[-1] + 5)})
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == {"name": "toy", "version": 2} and r.json()["warnings"] == expected
+    body = {"model": "toy", "observations": [{"t": iso(0), "values": {"temp": 1.0}}], "at": [iso(1)]}
+    assert client.post("/v1/forecast", json=body).json()["warnings"] == expected
+    # The version that has no backtest says nothing, and neither does one that won.
+    assert client.get(URL, params={"at": iso(t[-1] + 5), "version": 1}).json()["warnings"] == []
+    won = {**_LOSING, "hit_time_limit": False, "beats_baselines": True}
+    publish(engine, "toy", 3, toy_artifact(), ["room"], metrics={"backtest": won})
+    r = client.get(URL, params={"at": iso(t[-1] + 5)})
+    assert r.json()["model"]["version"] == 3 and r.json()["warnings"] == []
+
+
+def test_backtest_warnings_survive_odd_metrics() -> None:
+    from service.forecast_models import backtest_warnings
+
+    seasonal = {**_LOSING, "hit_time_limit": False, "best_baseline": "seasonal_naive",
+                "methods": {"model": {"mae": 3.0}, "seasonal_naive": {"mae": 2.0}}}
+    assert backtest_warnings({"backtest": seasonal}, {}) == [
+        "on its validation backtest this model's error was 1.5× that of the seasonal-naive baseline"]
+    no_mae = {"beats_baselines": False, "best_baseline": "drift", "methods": {"model": {"mae": None}}}
+    assert backtest_warnings({"backtest": no_mae}, {}) == [
+        "on its validation backtest this model did worse than the drift baseline"]
+    assert backtest_warnings({"backtest": {"beats_baselines": False}}, None) == [
+        "on its validation backtest this model did worse than a simple baseline"]
+    assert backtest_warnings({"backtest": {"hit_time_limit": True}}, {"time_limit": None})[0].startswith(
+        "training of this version stopped at its time limit before")
+    assert backtest_warnings(None, None) == backtest_warnings({"backtest": None}, {}) == []
 
 
 def test_version_choice_409_and_404(client: TestClient, engine: Engine, room: tuple) -> None:
@@ -207,7 +265,7 @@ def test_post_forecast_equals_get_for_the_same_data_and_seed(client: TestClient,
     assert r.status_code == 200, r.text
     posted = r.json()
     assert "series" not in posted
-    assert posted == {k: got[k] for k in ("model", "t", "kind", "channels")}
+    assert posted == {k: got[k] for k in ("model", "t", "kind", "channels", "warnings")}
     assert _count_observations(engine) == stored  # nothing stored
 
 

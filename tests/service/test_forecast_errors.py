@@ -68,3 +68,9 @@ def test_openapi_declares_every_status(client: TestClient) -> None:
     assert set(post["responses"]) == {"200", "401", "403", "404", "409", "413", "422", "503"}
     assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model", "observations",
                                                                                         "at"]
+    for route in (get, post):
+        assert "past the model's trained horizon" in route["responses"]["422"]["description"]
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for name in ("SeriesForecastOut", "InlineForecastOut"):
+        assert "warnings" in schemas[name]["required"]
+        assert schemas[name]["properties"]["warnings"]["type"] == "array"

@@ -1,21 +1,34 @@
 """/v1/models over HTTP (no worker runs here: jobs stay queued unless a test runs one itself)."""
 
+import math
 import threading
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+import model
 from model import from_bytes
-from service import executor, keys, training
+from service import executor, keys, train_request, training
 from service.config import Settings
 from tests.training_data import TINY, add_series
 
 
-def _train(client: TestClient, name: str = "rooms", series: list[str] | None = None, **kw) -> dict:  # noqa: ANN003
-    response = client.post("/v1/models", json={"name": name, "series": series or ["room-1"], "config": TINY},
-                           **kw)
+def _train(client: TestClient, name: str = "rooms", series: list[str] | None = None, config: dict | None = None,
+           **kw) -> dict:  # noqa: ANN003
+    response = client.post("/v1/models", json={"name": name, "series": series or ["room-1"],
+                                               "config": {**TINY, **(config or {})}}, **kw)
     assert response.status_code == 202, response.text
     return response.json()
+
+
+def _refused(response, loc: list, text: str) -> dict:  # noqa: ANN001
+    """A 422 naming `loc` whose message and detail say `text`."""
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error" and error["details"][0]["loc"] == loc, error
+    assert text in error["details"][0]["msg"] and text in error["message"], error
+    return error
 
 
 def test_post_creates_a_queued_version_and_job(client: TestClient, engine: Engine, settings: Settings) -> None:
@@ -76,10 +89,154 @@ def test_series_checked_up_front(client: TestClient, engine: Engine) -> None:
 
 def test_default_window_is_chosen_from_the_data(client: TestClient, engine: Engine) -> None:
     add_series(engine, "room-1", n=400, every_s=2.0)
-    version = _train(client, series=["room-1"])["model"]["version"]
+    version = _train(client, series=["room-1"], config={"frame": "global"})["model"]["version"]
     config = client.get(f"/v1/models/rooms/versions/{version}").json()["config"]
     assert 64 * 1.0 < config["window"] < 64 * 3.0  # 64 gaps of about 2 s (at least 1 s, at most 3 s)
     assert config["latent_dim"] == TINY["latent_dim"]  # the overrides are kept
+
+
+def test_the_local_frame_gets_no_default_window(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1", n=400, every_s=2.0)
+    version = _train(client, config={"frame": "local"})["model"]["version"]
+    config = client.get(f"/v1/models/rooms/versions/{version}").json()["config"]
+    assert config["frame"] == "local" and config["window"] is None
+
+
+@pytest.mark.parametrize(("horizon", "context", "horizon_s", "context_s"), [
+    ("P90D", 3600, 90 * 86_400.0, 3600.0),
+    (900.5, "PT30M", 900.5, 1800.0),
+    ("86400", "P1W", 86_400.0, 7 * 86_400.0),
+])
+def test_horizon_and_context_fill_the_config(client: TestClient, engine: Engine, horizon: object, context: object,
+                                             horizon_s: float, context_s: float) -> None:
+    add_series(engine, "room-1")
+    r = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "config": TINY, "horizon": horizon,
+                                        "context": context})
+    assert r.status_code == 202, r.text
+    config = client.get("/v1/models/rooms/versions/1").json()["config"]
+    assert (config["horizon"], config["context"]) == (horizon_s, context_s)
+    assert model.ModelConfig.from_dict(config).horizon == horizon_s  # what the worker will build
+
+
+def test_top_level_durations_win_over_the_config(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1")
+    r = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "horizon": "PT1H",
+                                        "config": {**TINY, "horizon": 10, "context": 20}})
+    assert r.status_code == 202, r.text
+    config = client.get("/v1/models/rooms/versions/1").json()["config"]
+    assert config["horizon"] == 3600.0  # the top-level value
+    assert config["context"] == 20.0  # no top-level context: the config's stays
+
+
+@pytest.mark.parametrize("field", ["horizon", "context"])
+@pytest.mark.parametrize(("value", "reason"), [
+    ("P1M", "years and months"),
+    ("soon", "not a duration"),
+    (-5, "not a duration"),
+    (0, "not positive"),
+    ("PT0S", "not positive"),
+    (1e-7, "6 decimal places"),
+    ("P99999999999D", "100 years"),
+    (True, "expected seconds"),
+    ([60], "expected seconds"),
+    ("P" + "1" * 70 + "D", "at most 64 characters"),
+])
+def test_bad_durations_are_422_naming_the_field(client: TestClient, engine: Engine, field: str, value: object,
+                                                reason: str) -> None:
+    add_series(engine, "room-1")
+    r = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], field: value})
+    _refused(r, ["body", field], reason)
+    assert client.get("/v1/jobs").json()["items"] == []
+
+
+def test_series_prefix_trains_on_every_matching_key(client: TestClient, engine: Engine) -> None:
+    for key, seed in (("site-a.2", 1), ("site-a.1", 2), ("site_a.9", 3), ("Site-a.3", 4), ("site-b.1", 5)):
+        add_series(engine, key, seed=seed)
+    r = client.post("/v1/models", json={"name": "site-a", "series_prefix": "site-a", "config": TINY})
+    assert r.status_code == 202, r.text
+    version = client.get("/v1/models/site-a/versions/1").json()
+    assert version["series"] == ["site-a.1", "site-a.2"]  # the resolved keys are stored, in key order
+    r = client.post("/v1/models", json={"name": "underscore", "series_prefix": "site_", "config": TINY})
+    assert r.status_code == 202, r.text
+    assert client.get("/v1/models/underscore/versions/1").json()["series"] == ["site_a.9"]  # '_' is no wildcard
+
+
+def test_series_prefix_refusals(client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, seed in (("site-a.1", 1), ("site-a.2", 2), ("site-a.3", 3)):
+        add_series(engine, key, seed=seed)
+    def post(**body: object):  # noqa: ANN202
+        return client.post("/v1/models", json={"name": "m", "config": TINY, **body})
+
+    _refused(post(series_prefix="room"), ["body", "series_prefix"], "no series key starts with 'room'")
+    _refused(post(series_prefix="site-a", series=["site-a.1"]), ["body", "series_prefix"], "not both")
+    _refused(post(), ["body", "series"], "series_prefix")
+    _refused(post(series_prefix=""), ["body", "series_prefix"], "at least 1 character")
+    monkeypatch.setattr(train_request, "MAX_TRAINING_SERIES", 2)
+    error = _refused(post(series_prefix="site-a"), ["body", "series_prefix"], "more than 2 series keys")
+    assert "at most 2 series" in error["message"]
+    _refused(post(series=["site-a.1", "site-a.2", "site-a.3"]), ["body", "series"], "at most 2")
+    assert client.get("/v1/models").json()["items"] == [] and client.get("/v1/jobs").json()["items"] == []
+
+
+def test_at_most_10000_series_in_a_list(client: TestClient) -> None:
+    assert train_request.MAX_TRAINING_SERIES == 10_000
+    keys_ = [f"s{i}" for i in range(10_001)]
+    r = client.post("/v1/models", json={"name": "m", "series": keys_})
+    _refused(r, ["body", "series"], "at most 10000 items")
+
+
+def test_openapi_shows_the_training_fields(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["TrainRequest"]
+    props = schema["properties"]
+    assert schema["required"] == ["name"]
+    assert props["series"]["anyOf"][0]["maxItems"] == 10_000
+    assert props["series_prefix"]["anyOf"][0]["maxLength"] == 128 and props["series_prefix"]["description"]
+    for field in ("horizon", "context"):
+        number, text = props[field]["oneOf"]
+        assert number["type"] == "number" and number["exclusiveMinimum"] == 0
+        assert text["type"] == "string" and text["maxLength"] == 64
+        assert "ISO 8601" in props[field]["description"]
+
+
+def test_a_backtest_is_stored_in_the_metrics(client: TestClient, engine: Engine, settings: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit's backtest (once the local frame has one) lands in the version's metrics beside the old fields; numpy
+    numbers become JSON numbers and a non-finite one null."""
+    import numpy as np
+
+    real_fit = training.fit
+
+    def fit_with_backtest(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        fitted = real_fit(*args, **kwargs)
+        fitted.backtest = {"cutoffs": np.int64(12), "points": 300, "steps": 40, "hit_time_limit": False,
+                           "methods": {"model": {"mae": np.float32(0.5), "mse": 0.4, "rmae": 1.25,
+                                                 "coverage90": None, "bands": [{"until_s": 60.0, "mae": 0.5,
+                                                                                "coverage90": 0.9}]},
+                                       "last_value": {"mae": 0.4, "mse": 0.3, "rmae": 1.0, "coverage90": None,
+                                                      "bands": []},
+                                       "drift": {"mae": 0.6, "mse": math.nan, "rmae": 1.5, "coverage90": None,
+                                                 "bands": []}},
+                           "best_baseline": "last_value", "beats_baselines": np.bool_(False)}
+        return fitted
+
+    monkeypatch.setattr(training, "fit", fit_with_backtest)
+    add_series(engine, "room-1")
+    job = _train(client, config={"frame": "global"})["job"]
+    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    metrics = client.get("/v1/models/rooms/versions/1").json()["metrics"]
+    assert metrics["epochs_run"] == TINY["epochs"] and metrics["val_mse"] is not None  # the old fields stay
+    backtest = metrics["backtest"]
+    assert backtest["cutoffs"] == 12 and backtest["beats_baselines"] is False
+    assert backtest["methods"]["model"]["mae"] == pytest.approx(0.5)
+    assert backtest["methods"]["drift"]["mse"] is None
+    assert backtest["methods"]["model"]["bands"] == [{"until_s": 60.0, "mae": 0.5, "coverage90": 0.9}]
+
+
+def test_no_backtest_no_metrics_entry(client: TestClient, engine: Engine, settings: Settings) -> None:
+    add_series(engine, "room-1")
+    job = _train(client, config={"frame": "global"})["job"]
+    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    assert "backtest" not in client.get("/v1/models/rooms/versions/1").json()["metrics"]
 
 
 def test_read_versions_artifact_and_delete(client: TestClient, engine: Engine, settings: Settings) -> None:

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 
 from model import from_bytes
-from service import executor, jobs, registry, train_request, training
+from service import executor, jobs, registry, storage, train_request, training
 from service.config import Settings
 from tests.training_data import TINY, add_series
 
@@ -55,6 +55,37 @@ def test_validation_is_the_newest_part_of_each_series(engine: Engine) -> None:
     span = validation[0].times[-1] - train[0].times[0]
     assert validation[0].times[-1] - validation[0].times[0] <= training.VALIDATION_FRACTION * span + 1e-6
     assert np.isfinite(train[0].values).all()
+
+
+def test_without_holdout_every_series_is_whole(engine: Engine) -> None:
+    add_series(engine, "room-1", ("a",), n=100, seed=3)
+    add_series(engine, "room-2", ("a",), n=50, seed=4)
+    train, validation = training.load_sequences(engine, ["room-2", "room-1"], ["a"], holdout=False)
+    assert validation == [] and len(train) == 2
+    for sequence, key in zip(train, ["room-2", "room-1"], strict=True):
+        t_us, _ = storage.read_matrix(engine, storage.get_series(engine, key).id, ["a"])
+        np.testing.assert_array_equal(sequence.times, t_us / 1e6)  # all of it, in the order asked
+
+
+def test_the_local_frame_gives_fit_each_series_whole(engine: Engine, settings: Settings,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit cuts its own validation windows in the local frame: the service splits nothing off."""
+    seen = {}
+    real_fit = training.fit
+
+    def spy(sequences, config, *, validation=None, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        seen.update(lengths=[len(s.times) for s in sequences], validation=validation, frame=config.frame)
+        return real_fit(sequences, config, validation=validation, **kwargs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    add_series(engine, "room-1", ("a",), n=100, seed=7)
+    whole = storage.read_matrix(engine, storage.get_series(engine, "room-1").id, ["a"])[0].size
+    job = _job(engine, ["room-1"], frame="local", train_steps=2, time_limit=60.0)
+    assert _run(engine, settings, job) == "succeeded"
+    assert seen == {"lengths": [whole], "validation": None, "frame": "local"}
+    version = registry.get_version(engine, "rooms", 1)
+    assert version.config["window"] is None
+    assert version.stats["train_sequences"] == 1 and version.stats["validation_sequences"] == 0
 
 
 def test_a_doubled_message_runs_the_job_once(engine: Engine, settings: Settings) -> None:

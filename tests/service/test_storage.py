@@ -92,6 +92,28 @@ def test_delete_range_and_series(engine: Engine, rec: storage.SeriesRecord) -> N
         storage.upsert_observations(engine, rec.id, rec.channels, np.zeros(1, int), t[:1], t[:1] * 1.0)
 
 
+def test_keys_with_prefix_match_exactly(engine: Engine) -> None:
+    """No LIKE wildcards ('_' would match '-', '%' anything) and no case folding (SQLite's LIKE has it)."""
+    for key in ("site-a.2", "site-a.1", "site_a.1", "Site-a.3", "site-b.1", "sitea"):
+        storage.create_series(engine, key, ["x"], "", {})
+    assert storage.keys_with_prefix(engine, "site-a", limit=10) == ["site-a.1", "site-a.2"]
+    assert storage.keys_with_prefix(engine, "site_", limit=10) == ["site_a.1"]
+    assert storage.keys_with_prefix(engine, "site%", limit=10) == []
+    assert storage.keys_with_prefix(engine, "site", limit=2) == ["site-a.1", "site-a.2"]  # key order, cut at limit
+    assert storage.keys_with_prefix(engine, "site-a.1", limit=10) == ["site-a.1"]  # a whole key is its own prefix
+
+
+def test_get_many_keeps_the_order_asked(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.storage import series
+
+    monkeypatch.setattr(series, "_KEYS_PER_QUERY", 2)  # several queries
+    for key in ("c", "a", "b"):
+        storage.create_series(engine, key, ["x"], "", {})
+    assert [r.key for r in storage.get_many(engine, ["b", "c", "a"])] == ["b", "c", "a"]
+    with pytest.raises(NotFound, match=r"'nope' \(nor 1 more"):
+        storage.get_many(engine, ["a", "nope", "b", "ghost"])
+
+
 def test_list_update(engine: Engine) -> None:
     for key in ["b_1", "a.x", "a_1", "aX", "c"]:
         storage.create_series(engine, key, ["v"], "", {})

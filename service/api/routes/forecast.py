@@ -50,13 +50,24 @@ class InlineForecastOut(BaseModel):
     kind: list[str] = Field(description="'interpolation' up to the context's last observation, else "
                                         "'extrapolation'")
     channels: dict[str, ChannelForecast]
+    warnings: list[str] = Field(description="What to know about the version that answered, in plain words (empty "
+                                            "when nothing): it lost to a simple baseline on its validation "
+                                            "backtest, or its training stopped at its time limit")
 
 
 class SeriesForecastOut(InlineForecastOut):
     series: str
 
 
-_ERRORS = responses(401, 403, 404, 409, 422, 503)
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    out = responses(*statuses)
+    out[422] = {**out[422], "description": "Invalid input, each detail naming the field; or a query time before "
+                                           "the context's first observation or past the model's trained horizon "
+                                           "(the message names the limit)"}
+    return out
+
+
+_ERRORS = _errors(401, 403, 404, 409, 422, 503)
 
 
 async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part: str) -> Any:
@@ -67,7 +78,10 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         # The service checks the limits first; this names them should the model be stricter.
         lower = format_time(plan.origin_us + int(round(exc.lower * 1e6)))
         upper = format_time(plan.origin_us + int(round(exc.upper * 1e6)))
-        raise Unprocessable.at([part, "at"], f"query times must lie within {lower} .. {upper}: {exc}") from None
+        late = plan.unique_s.size > 0 and float(plan.unique_s[-1]) > exc.upper
+        hint = (f"; {upper} is the context's last observation plus "
+                f"{forecasting.horizon_text(float(plan.fitted.horizon))}") if late else ""
+        raise Unprocessable.at([part, "at"], f"query times must lie within {lower} .. {upper}{hint}: {exc}") from None
     except model.InputError as exc:
         raise Unprocessable.at([part], str(exc)) from None
     except model.SolverError as exc:
@@ -148,7 +162,7 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
 
 
 @router.post("/forecast", dependencies=[ReadScope], response_model=InlineForecastOut,
-             responses=responses(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
+             responses=_errors(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
              summary="Forecast observations given in the request (nothing is stored)")
 async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, cache: ModelCacheDep,
                           batcher: BatcherDep) -> JSONResponse:

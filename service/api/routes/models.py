@@ -8,14 +8,16 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import KEY_PATTERN
-from service.errors import BadRequest, Unprocessable, responses
+from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
+from service.errors import BadRequest, responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -26,12 +28,45 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 VersionStatus = Literal["queued", "training", "ready", "failed", "cancelled"]
 
 
+def _seconds(value: Any) -> float | None:
+    """A training duration as float seconds: a JSON number of seconds, or a string `parse_duration` reads."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PydanticCustomError("duration", "expected seconds (a number) or an ISO 8601 duration (a string)")
+    if isinstance(value, str) and len(value) > 64:
+        raise PydanticCustomError("duration", "a duration is at most 64 characters")
+    try:  # a number goes through its shortest text, so 0.1 is 100_000 µs and 1e-7 is refused, as its string is
+        return parse_duration(value if isinstance(value, str) else repr(value)) / US_PER_S
+    except DurationParseError as exc:
+        raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None
+
+
+_DURATION_SCHEMA = {"oneOf": [
+    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_US / US_PER_S, "description": "seconds"},
+    {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["P90D", "PT30M", "900"],
+     "description": "ISO 8601 in weeks, days, hours, minutes and seconds, or seconds as a decimal"},
+]}
+TrainingDuration = Annotated[float | None, PlainValidator(_seconds), WithJsonSchema(_DURATION_SCHEMA)]
+
+
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
-    series: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        min_length=1, max_length=100, description="Keys of the series to train on; their common channels are used")
+    series: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+        None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES,
+        description="Keys of the series to train on; their common channels are used. Give this or `series_prefix`")
+    series_prefix: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="Train on every series whose key starts with this (case-sensitive, no wildcards); the version "
+                    "stores the keys it matched. Give this or `series`")
+    horizon: TrainingDuration = Field(
+        None, description="How far past the last observation forecasts must reach: seconds or ISO 8601 (P90D). "
+                          "Sets the config's `horizon` (in seconds), over a value given there")
+    context: TrainingDuration = Field(
+        None, description="How much history the model reads before forecasting: seconds or ISO 8601 (P365D). "
+                          "Sets the config's `context` (in seconds), over a value given there")
     config: dict[str, Any] = Field(default_factory=dict, max_length=64,
                                    description="ModelConfig overrides by field name")
 
@@ -49,7 +84,11 @@ class VersionPublic(BaseModel):
     config: dict[str, Any]
     channels: list[str]
     series: list[str]
-    metrics: dict[str, Any] | None
+    metrics: dict[str, Any] | None = Field(
+        description="Set when training ends: epochs_run, train_loss, val_mse (the saved weights'), best_epoch, "
+                    "last_val_mse; and `backtest` when training ran one: cutoffs, points, steps, hit_time_limit, "
+                    "per method (model, classical, last_value, drift, seasonal_naive) mae, mse, rmae, coverage90 "
+                    "and bands by horizon, best_baseline, beats_baselines")
     error: str | None
     created_at: str
     trained_at: str | None
@@ -77,7 +116,9 @@ def version_public(v: registry.Version) -> VersionPublic:
 
 
 def _request_hash(body: TrainRequest) -> str:
-    return hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    # Fields left out are dropped, so a body without the newer fields hashes as it did before they existed.
+    doc = {k: v for k, v in body.model_dump(mode="json").items() if v is not None}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 @router.post("", status_code=202, dependencies=[WriteScope], responses=responses(401, 403, 404, 409, 422),
@@ -87,9 +128,10 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
                                                         description="Retrying with the same key and body "
                                                                     "returns the first answer")] = None,
           ) -> TrainAccepted:
-    if len(set(body.series)) != len(body.series):
-        raise Unprocessable.at(["body", "series"], "series keys must be distinct")
-    plan = train_request.plan(engine, body.series, body.config)
+    keys = train_request.series_keys(engine, body.series, body.series_prefix)
+    durations = {"horizon": body.horizon, "context": body.context}
+    overrides = {**body.config, **{k: v for k, v in durations.items() if v is not None}}
+    plan = train_request.plan(engine, keys, overrides)
     job, created = jobs.create_training(engine, job_id=str(uuid.uuid4()), name=body.name, config=plan.config,
                                         channels=plan.channels, series=plan.series, idempotency_key=idempotency_key,
                                         request_hash=_request_hash(body))
