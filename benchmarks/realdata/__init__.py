@@ -4,5 +4,6 @@
     protocol   thinning, the train/held-out/test split and the scores (numpy only: the tests import it without
                the `bench` extra)
     baselines  last value, drift, seasonal naive, GP, ETS, ARIMA (statsmodels is imported where it is used)
+    evaluate   every method's scores on one split: the baselines, linear interpolation, a fitted model
     report     averages over seeds, the markdown table and the targets
 """
