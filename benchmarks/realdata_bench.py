@@ -81,7 +81,8 @@ def model_part(series: Series, split: Split, seed: int, args: argparse.Namespace
     """The model's scores on one split (fitted on its training points), from cache when there; {} when the model
     raised (printed, not cached: the model may be fixed)."""
     config = model_config(args, split.horizon)
-    path = CACHE / _slug(series.dataset) / _slug(series.name) / f"seed{seed}-model-{config_key(config, args.samples)}.json"
+    folder = CACHE / _slug(series.dataset) / _slug(series.name)
+    path = folder / f"seed{seed}-model-{config_key(config, args.samples)}.json"
 
     def compute() -> dict:
         sequence = model.Sequence(split.train_t, split.train_x, series.channels)

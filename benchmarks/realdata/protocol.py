@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PROTOCOL", "Series", "Split", "thin", "channel_errors", "band_counts", "spread_ratio",
+__all__ = ["PROTOCOL", "Series", "Split", "thin", "reach", "channel_errors", "band_counts", "spread_ratio",
            "linear_interpolation", "nearby", "newest"]
 
 PROTOCOL = "realdata/1"  # part of every cache key: change it when the protocol or a baseline changes
@@ -91,7 +91,16 @@ def thin(series: Series, seed: int) -> Split:
         std = np.nanstd(x[seen], axis=0)
         scale = np.where(std > 0, std, 1.0)
     return Split(train_t=t[seen], train_x=x[seen], held_t=t[held], held_x=x[held], test_t=t[test],
-                 test_x=x[test], cut=cut, horizon=float(t[test][-1] - t[seen][-1]), scale=scale)
+                 test_x=x[test], cut=cut, horizon=reach(t[seen][-1], t[test][-1]), scale=scale)
+
+
+def reach(last: float, until: float) -> float:
+    """Seconds from `last` to `until`, rounded up so that last + it >= until in float64 (Unix seconds are large:
+    the plain difference can fall an ulp short, and a forecast at `until` would be out of the model's range)."""
+    span = float(until - last)
+    while last + span < until:
+        span = float(np.nextafter(span, np.inf))
+    return span
 
 
 def channel_errors(pred: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> tuple[float, float]:

@@ -185,7 +185,8 @@ def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], head
     if summary:
         lines += ["", f"Panel ({PANEL}): median-country MAE", "", "| method | median MAE |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in summary.items()]
-    lines += ["", "Targets (each judged on the mean over seeds):", ""]
+    lines += ["", f"Targets (each judged on the mean over seeds; the median series is the median over data sets, "
+              f"{PANEL}'s countries counting as one: their median):", ""]
     for name, met, detail in checks:
         verdict = "not evaluated" if met is None else ("met" if met else "NOT met")
         lines.append(f"- {name}: **{verdict}** ({detail})")

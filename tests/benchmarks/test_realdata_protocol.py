@@ -52,6 +52,13 @@ def test_thin_keeps_60_percent_and_splits_at_80_percent_of_the_range():
     np.testing.assert_array_equal(split.scale, [1.0])
 
 
+def test_the_horizon_reaches_the_last_test_time_in_float64():
+    last, until = -1910885061.6945763, 122920571.8251117
+    assert last + (until - last) < until  # the plain difference falls short here
+    span = protocol.reach(last, until)
+    assert last + span >= until and span - (until - last) < 1e-6
+
+
 def test_held_out_points_keep_the_training_range_and_newest_point():
     for seed in range(20):
         split = thin(series(np.arange(40.0)), seed)
