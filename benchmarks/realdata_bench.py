@@ -137,12 +137,13 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict]:
 
 
 def code_version() -> str:
-    """The commit, '+' when model/ or benchmarks/ has uncommitted changes."""
+    """The commit, "+" when model/ or this benchmark's code has uncommitted changes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "model", "benchmarks"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        paths = ["model", "benchmarks/realdata", "benchmarks/realdata_bench.py"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
     return commit + ("+" if dirty else "")
