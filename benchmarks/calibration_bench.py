@@ -105,7 +105,8 @@ def main() -> None:
     args = ap.parse_args()
     task = datasets.periodic("extrap", n=args.series, seed=0)
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    config = model.ModelConfig.from_dict({"epochs": args.epochs, "gradient": "backprop", "seed": 0, **overrides})
+    config = model.ModelConfig.from_dict({"frame": "global", "epochs": args.epochs, "gradient": "backprop", "seed": 0,
+                                           **overrides})
     began = time.perf_counter()
     if args.load:
         fitted = model.load(args.load)

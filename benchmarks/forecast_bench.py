@@ -54,7 +54,7 @@ def periodic(rng: np.random.Generator, n: int = 100, span: float = 100.0) -> tup
 def train(epochs: int) -> model.FittedModel:
     rng = np.random.default_rng(0)
     seqs = [model.Sequence(*periodic(rng), ("y",)) for _ in range(64)]
-    return model.fit(seqs, model.ModelConfig(epochs=epochs, gradient="backprop", seed=0))
+    return model.fit(seqs, model.ModelConfig(frame="global", epochs=epochs, gradient="backprop", seed=0))
 
 
 def setup(db_url: str, fitted: model.FittedModel) -> tuple[str, int]:

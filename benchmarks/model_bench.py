@@ -101,7 +101,7 @@ def training_step_nfe(fitted, task: datasets.Task) -> tuple[int, int]:
 
 def run_model(task: datasets.Task, gradient: str, epochs: int | None, samples: int,
               validate: bool, overrides: dict) -> tuple[dict, object]:
-    config = ModelConfig.from_dict({"gradient": gradient, **TASK_CONFIG[task.name], **overrides})
+    config = ModelConfig.from_dict({"frame": "global", "gradient": gradient, **TASK_CONFIG[task.name], **overrides})
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
     loads = []

@@ -64,7 +64,8 @@ def windows_per_epoch(sequences, window: float) -> int:  # noqa: ANN001
 
 
 def run(args: argparse.Namespace, gradient: str, sequences, validation, window: float) -> dict:  # noqa: ANN001
-    config = ModelConfig(epochs=args.epochs, window=window, gradient=gradient, device=args.device, seed=args.seed)
+    config = ModelConfig(frame="global", epochs=args.epochs, window=window, gradient=gradient, device=args.device,
+                         seed=args.seed)
     trace: list[tuple[int, float, float]] = []
     started = time.perf_counter()
 

@@ -28,13 +28,10 @@ class ModelConfig:
     # --- architecture (Rubanova et al. 2019's toy-data settings unless noted)
     latent_dim: int = 10
     encoder: str = "ode_rnn"  # "ode_rnn": Rubanova et al.'s ODE-RNN, a GRU run backwards whose state its own ODE
-    # moves across each gap (a Python loop over the steps); "gru": Chen et al.'s plain GRU over (value, mask, dt),
-    # one fused op, faster on long contexts. Measured (benchmarks/results/model.md, 100 epochs, backprop): periodic
-    # interpolation MSE 0.0089 against the GRU's 0.26, spirals RMSE 0.156 against 0.204; periodic extrapolation
-    # depends on the seed more than on the encoder (ODE-RNN 0.057/0.0064 at seeds 0/1, GRU 0.017/0.091)
-    hidden_dim: int = 150  # encoder recurrent state size. The reference's is 40 (2 x 20); periodic interpolation,
-    # backprop, seeds 0/1/2: 0.0028/0.0039/0.0056 with 150, 0.0088/0.0083/0.0099 with 40, 0.0056/0.0076/0.0037 with
-    # 100, 0.0045/0.0036/0.0029 with 200 (slower), 0.0029/0.0195 with 300 (seeds 0/1). Encoder time grows with it
+    # moves across each gap (more accurate on the paper tasks: docs/benchmarks.md); "gru": Chen et al.'s plain GRU
+    # over (value, mask, dt), one fused op, faster on long contexts
+    hidden_dim: int = 150  # encoder recurrent state size (the reference's is 40; docs/benchmarks.md says why 150).
+    # Encoder time grows with it
     units: int = 100  # width of every MLP hidden layer (dynamics, encoder head, ODE-RNN)
     dynamics_layers: int = 2  # hidden layers of the dynamics MLP f(z)
     decoder_layers: int = 0  # 0 = a linear decoder z -> channels, as the reference
@@ -63,16 +60,14 @@ class ModelConfig:
     batch_size: int = 50
     learning_rate: float = 1e-2  # Adamax
     lr_schedule: str = "decay"  # "decay": x lr_decay per step (as the reference) but never above a half cosine
-    # that falls to learning_rate / 100 at the last epoch; "cosine": that half cosine alone; "exponential": the
-    # reference's, x lr_decay per step floored at learning_rate / 10. Measured on periodic, backprop, seeds 0/1/2:
-    # extrapolation 0.0011/0.0022/0.0018 ("decay"), 0.0014/0.0014/0.0018 ("cosine"); interpolation at seed 0:
-    # 0.0088 ("decay"), 0.0094 ("exponential"), 0.39 ("cosine": its high early rate kept it on the plateau)
+    # that falls to learning_rate / 100 at the last step; "cosine": that half cosine alone; "exponential": the
+    # reference's, x lr_decay per step floored at learning_rate / 10 (trials in docs/benchmarks.md)
     lr_decay: float = 0.998  # per optimiser step, "decay" and "exponential" (the reference: 0.999)
     grad_clip: float = 1e4  # global gradient-norm clip; large because the per-point loss with obs_std 0.01 has
     # gradients of order 1e2-1e3 when healthy: it only stops blow-ups
     patience: int | None = None  # epochs without validation (or training-loss) improvement before stopping
     # --- data
-    frame: str = "global"  # "local": each window is seen relative to its own context (a classical level, trend and
+    frame: str = "local"  # "local": each window is seen relative to its own context (a classical level, trend and
     # seasonal component fitted on the context, the rest scaled by the context's own spread), trained for
     # `train_steps` on windows of context + horizon at random start times; "global": one mean and std for all
     # data, whole windows of `window` seconds, `epochs` passes (the papers' set-up, and models saved before frames)

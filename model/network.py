@@ -70,10 +70,7 @@ class Dynamics(nn.Module):
         self.nfe = 0
         # The reference's initialisation (weights N(0, 0.1^2), biases 0): f(0) = 0 and near the origin f is the
         # random linear map W_out ... W_in, whose complex eigenvalues make z(t) turn from the first step. PyTorch's
-        # default biases give f a constant drift instead. Periodic extrapolation, backprop, seeds 0/1/2, with the
-        # wide q(z0) start of LatentODE and the exponential schedule: 0.014/0.0024/0.0079 with this, 0.0022/0.0030/
-        # 0.088 without (no seed stuck, though seed 0 is worse; scratch runs with the change behind a switch); with
-        # the "decay" schedule as well, 0.0011/0.0022/0.0018 (README "Latent ODE")
+        # default biases give f a constant drift instead (trials in docs/benchmarks.md)
         for layer in self.net:
             if isinstance(layer, nn.Linear):
                 nn.init.normal_(layer.weight, std=0.1)
@@ -124,9 +121,8 @@ class LatentODE(nn.Module):
             self.encoder = ODERNNEncoder(features, config.hidden_dim, config.units)
         self.head = mlp(config.hidden_dim, config.units, 1, 2 * config.latent_dim)
         with torch.no_grad():  # q(z0)'s std starts near softplus(0) = 0.69: the k samples of z0 land far apart, the
-            # IWAE bound rewards the best, and the dynamics learn early that z0 decides the trajectory. A narrow start
-            # (std 0.05) sat on the predict-the-mean plateau for 30-70 epochs: periodic extrapolation, seeds 0/1/2,
-            # MSE 0.057/0.0064/0.018
+            # IWAE bound rewards the best, and the dynamics learn early that z0 decides the trajectory (a narrow
+            # start sat on the predict-the-mean plateau: docs/benchmarks.md)
             self.head[-1].bias[config.latent_dim:].zero_()
         self.dynamics = Dynamics(config.latent_dim, config.units, config.dynamics_layers)
         self.decoder = mlp(config.latent_dim, config.units, config.decoder_layers, channels)

@@ -195,14 +195,24 @@ def _statistics(fitted: Any) -> dict[str, Any]:
 
 
 def _metrics(fitted: Any) -> dict[str, Any]:
-    """From the fit history. With validation, fit keeps the weights of the best epoch: `val_mse` is that epoch's
-    score (the saved model's), `last_val_mse` the final epoch's. `backtest`: the fitted model's own backtest
-    against the baselines, when fit ran one (forecasts read it to warn when this version loses)."""
+    """From the fit history. Local frame: `steps_run`, `val_mae` of the kept weights (the best validation score),
+    `best_step`, `last_val_mae`, and `backtest`, the model's own backtest against the baselines (forecasts read it
+    to warn when this version loses). Global frame: fit keeps the weights of the best epoch: `val_mse` is that
+    epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
     history = list(fitted.history or [])
-    out: dict[str, Any] = {"epochs_run": len(history)}
     backtest = getattr(fitted, "backtest", None)
-    if backtest is not None:
-        out["backtest"] = _json_safe(backtest)
+    if backtest is not None:  # the local frame: scored by steps, its validation score an MAE
+        out: dict[str, Any] = {"steps_run": int(history[-1]["step"]) if history else 0,
+                               "backtest": _json_safe(backtest)}
+        scored = [h for h in history if h.get("val_mae") is not None and math.isfinite(h["val_mae"])]
+        if history:
+            out["train_loss"] = _finite_or_none(history[-1].get("loss"))
+        if scored:
+            best = min(scored, key=lambda h: h["val_mae"])
+            out.update(val_mae=float(best["val_mae"]), best_step=int(best["step"]),
+                       last_val_mae=_finite_or_none(history[-1].get("val_mae")))
+        return out
+    out = {"epochs_run": len(history)}
     if not history:
         return out
     out["train_loss"] = _finite_or_none(history[-1].get("loss"))

@@ -26,5 +26,6 @@ def sine_sequences(count: int, points: int, seed: int, second_channel: bool = Tr
     return out
 
 
-TINY = ModelConfig(latent_dim=4, hidden_dim=8, units=16, dynamics_layers=1, epochs=2, batch_size=8,
+# The global frame: the network machinery these tests hold (test_local_frame.py covers the local frame).
+TINY = ModelConfig(frame="global", latent_dim=4, hidden_dim=8, units=16, dynamics_layers=1, epochs=2, batch_size=8,
                    gradient="backprop", iwae_samples=2, device="cpu")

@@ -34,7 +34,7 @@ def toy_model() -> model.FittedModel:
     """Fit once per session: 16 toy series, a tiny network, fixed seeds (about 10-20 s on 2 shared cores)."""
     rng = np.random.default_rng(0)
     seqs = [model.Sequence(*toy_sequence(rng, rng.uniform(-2, 2)), CHANNELS) for _ in range(16)]
-    config = model.ModelConfig(latent_dim=4, hidden_dim=8, units=16, epochs=30, batch_size=16,
+    config = model.ModelConfig(frame="global", latent_dim=4, hidden_dim=8, units=16, epochs=30, batch_size=16,
                                gradient="backprop", iwae_samples=1, kl_warmup_epochs=2, solver="rk4",
                                step_size=0.25, learning_rate=5e-2, obs_std=0.05, seed=0)
     return model.fit(seqs, config)

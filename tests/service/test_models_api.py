@@ -11,7 +11,7 @@ import model
 from model import from_bytes
 from service import executor, keys, train_request, training
 from service.config import Settings
-from tests.training_data import TINY, add_series
+from tests.training_data import TINY, TINY_LOCAL, add_series
 
 
 def _train(client: TestClient, name: str = "rooms", series: list[str] | None = None, config: dict | None = None,
@@ -198,38 +198,34 @@ def test_openapi_shows_the_training_fields(client: TestClient) -> None:
         assert "ISO 8601" in props[field]["description"]
 
 
-def test_a_backtest_is_stored_in_the_metrics(client: TestClient, engine: Engine, settings: Settings,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """fit's backtest (once the local frame has one) lands in the version's metrics beside the old fields; numpy
-    numbers become JSON numbers and a non-finite one null."""
+def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: Engine,
+                                                    settings: Settings) -> None:
+    """A local-frame training stores fit's backtest beside the baselines in the version's metrics."""
+    add_series(engine, "room-1", n=400)
+    response = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "horizon": 20,
+                                               "config": TINY_LOCAL})
+    assert response.status_code == 202, response.text
+    job = response.json()["job"]
+    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    version = client.get("/v1/models/rooms/versions/1").json()
+    metrics = version["metrics"]
+    assert metrics["steps_run"] == TINY_LOCAL["train_steps"] and metrics["val_mae"] is not None
+    backtest = metrics["backtest"]
+    assert backtest["cutoffs"] > 0 and backtest["steps"] == TINY_LOCAL["train_steps"]
+    assert {"model", "classical", "last_value", "drift"} <= set(backtest["methods"])
+    assert backtest["methods"]["last_value"]["rmae"] == pytest.approx(1.0)
+    assert backtest["best_baseline"] in ("last_value", "drift", "seasonal_naive")
+    assert isinstance(backtest["beats_baselines"], bool)
+    assert version["config"]["horizon"] == 20.0 and version["config"]["frame"] == "local"
+
+
+def test_metrics_are_made_json_safe() -> None:
+    """numpy numbers become JSON numbers and a non-finite one null (PostgreSQL's JSON refuses NaN)."""
     import numpy as np
 
-    real_fit = training.fit
-
-    def fit_with_backtest(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        fitted = real_fit(*args, **kwargs)
-        fitted.backtest = {"cutoffs": np.int64(12), "points": 300, "steps": 40, "hit_time_limit": False,
-                           "methods": {"model": {"mae": np.float32(0.5), "mse": 0.4, "rmae": 1.25,
-                                                 "coverage90": None, "bands": [{"until_s": 60.0, "mae": 0.5,
-                                                                                "coverage90": 0.9}]},
-                                       "last_value": {"mae": 0.4, "mse": 0.3, "rmae": 1.0, "coverage90": None,
-                                                      "bands": []},
-                                       "drift": {"mae": 0.6, "mse": math.nan, "rmae": 1.5, "coverage90": None,
-                                                 "bands": []}},
-                           "best_baseline": "last_value", "beats_baselines": np.bool_(False)}
-        return fitted
-
-    monkeypatch.setattr(training, "fit", fit_with_backtest)
-    add_series(engine, "room-1")
-    job = _train(client, config={"frame": "global"})["job"]
-    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
-    metrics = client.get("/v1/models/rooms/versions/1").json()["metrics"]
-    assert metrics["epochs_run"] == TINY["epochs"] and metrics["val_mse"] is not None  # the old fields stay
-    backtest = metrics["backtest"]
-    assert backtest["cutoffs"] == 12 and backtest["beats_baselines"] is False
-    assert backtest["methods"]["model"]["mae"] == pytest.approx(0.5)
-    assert backtest["methods"]["drift"]["mse"] is None
-    assert backtest["methods"]["model"]["bands"] == [{"until_s": 60.0, "mae": 0.5, "coverage90": 0.9}]
+    safe = training._json_safe({"a": np.int64(3), "b": [np.float32(0.5), math.nan], "c": np.bool_(False)})
+    assert safe == {"a": 3, "b": [0.5, None], "c": False}
+    assert type(safe["a"]) is int and type(safe["c"]) is bool
 
 
 def test_no_backtest_no_metrics_entry(client: TestClient, engine: Engine, settings: Settings) -> None:
