@@ -97,14 +97,18 @@ def _mae(errors: np.ndarray) -> float:
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes, std: np.ndarray) -> Component:
-    """The candidate component (trend or not, seasons or not, half-life) with the lowest MAE on the cut-offs."""
+    """The candidate component (trend or not, seasons or not, half-life, persistence of the last residual) whose
+    classical forecast has the lowest MAE on the cut-offs."""
     gap = sizes.gap
     half_lives = sorted({sizes.context, sizes.context / 4, max(3 * gap, sizes.context / 32)})
     season_sets = [(), sizes.seasons] if sizes.seasons else [()]
+    persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2)
     candidates = [
         Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
-                  half_life=float(h), damping=sizes.horizon, context=sizes.context, encoder=sizes.encoder)
-        for trend, seasons, h in itertools.product((False, True), season_sets, half_lives)]
+                  half_life=float(h), damping=sizes.horizon, context=sizes.context, encoder=sizes.encoder,
+                  persistence=float(persistence))
+        for trend, seasons, h, persistence in itertools.product((False, True), season_sets, half_lives,
+                                                                persistences)]
     if not cutoffs:
         return candidates[len(candidates) // 2]
     floor = SCALE_FLOOR * std
@@ -112,7 +116,8 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Si
     def classical(component: Component):
         def predict(c: Cutoff) -> np.ndarray:
             s = sequences[c.series]
-            return frame_of(component, s.times[:c.end + 1], s.values[:c.end + 1], floor).base(s.times[c.future])
+            return frame_of(component, s.times[:c.end + 1], s.values[:c.end + 1], floor).classical(
+                s.times[c.future])
         return predict
 
     scores = [_mae(_errors(sequences, cutoffs, std, classical(c))) for c in candidates]
@@ -140,8 +145,8 @@ BLENDS = np.linspace(0.0, 1.0, 5)
 
 
 def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> tuple[float, ...]:
-    """Per channel, the share of the network's output (0, 1/4, ..., 1) added to the classical component that gives
-    the lowest MAE on the cut-offs: where the network cannot add to the component, it adds nothing."""
+    """Per channel, the weight (0, 1/4, ..., 1) of the network's forecast against the classical one that gives the
+    lowest MAE on the cut-offs: where the network cannot add to the classical forecast, it adds nothing."""
     from model.predict import forecast_batch
 
     channels = len(fitted.channels)
@@ -162,16 +167,15 @@ def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[C
 
 def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
     """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
-    from model.predict import _prepare, _sample, observation_std, spread
+    from model.predict import _prepare, _sample, mixed, observation_std, spread
 
     obs_std = observation_std(fitted)
     offsets, residuals = [], []
     for k, (context, at) in enumerate(_requests(sequences, cutoffs)):
         parts = _prepare(fitted, context, at, None, k)
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
-        blend = fitted.component.weights(len(fitted.channels))
         for p, (decoded, _) in zip(parts, draws, strict=True):
-            mean, scale = spread(decoded * blend, obs_std)
+            mean, scale = spread(mixed(fitted, p, decoded), obs_std)
             truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
                 np.searchsorted(at, p.times)])
             offsets.append(p.query - p.ctx_t[-1])

@@ -32,9 +32,13 @@ class Component:
     """What the classical part holds and how far back each part looks. seasons: periods (s) with `harmonics`
     Fourier pairs each; trend: a slope fitted on the context, damped past its end over `damping` seconds;
     half_life: the age (s) at which a context point weighs half as much as the newest one; context: seconds of
-    history the component is fitted on; encoder: seconds of it (the newest) the network's encoder reads; blend:
-    per channel, how much of the network's output is added to the component (chosen on the validation cut-offs:
-    1 = all of it, 0 = the component alone; empty = 1 for every channel)."""
+    history the component is fitted on; encoder: seconds of it (the newest) the network's encoder reads.
+
+    What the fit leaves (the residual) has a classical forecast too: inside the context, the residuals of the
+    neighbouring observations linearly interpolated; after it, the last observation's residual fading with a
+    half-life of `persistence` seconds (0: none). blend: per channel, the weight of the network's forecast of the
+    residual against that classical one after the context (chosen on the validation cut-offs: 1 = the network's
+    alone, 0 = the classical alone; empty = 1 for every channel)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -44,18 +48,20 @@ class Component:
     context: float
     encoder: float
     blend: tuple[float, ...] = ()
+    persistence: float = 0.0
 
     def to_dict(self) -> dict:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
-                "encoder": self.encoder, "blend": list(self.blend)}
+                "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence}
 
     @classmethod
     def from_dict(cls, data: dict) -> Component:
         return cls(trend=bool(data["trend"]), seasons=tuple(float(p) for p in data["seasons"]),
                    harmonics=tuple(int(k) for k in data["harmonics"]), half_life=float(data["half_life"]),
                    damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
-                   blend=tuple(float(w) for w in data.get("blend", ())))
+                   blend=tuple(float(w) for w in data.get("blend", ())),
+                   persistence=float(data.get("persistence", 0.0)))
 
     def weights(self, channels: int) -> np.ndarray:
         """(C,) the blend per channel."""
@@ -78,16 +84,39 @@ class Component:
 
 @dataclass(frozen=True)
 class WindowFrame:
-    """One window's frame: coef (p, C) of the component, scale (C,), and the end (s) of its context."""
+    """One window's frame: coef (p, C) of the component, scale (C,), the end (s) of its context, and the context's
+    residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed)."""
 
     component: Component
     coef: np.ndarray
     scale: np.ndarray
     end: float
+    knot_t: np.ndarray
+    knot_r: np.ndarray
 
     def base(self, times: np.ndarray) -> np.ndarray:
         """(n, C) the classical component at `times` (s)."""
         return self.component.columns(np.asarray(times, dtype=np.float64), self.end) @ self.coef
+
+    def residual(self, times: np.ndarray) -> np.ndarray:
+        """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
+        residuals up to its end, the last one fading (half-life component.persistence) after it."""
+        times = np.asarray(times, dtype=np.float64)
+        out = np.zeros((times.size, self.scale.size))
+        half_life = self.component.persistence
+        for c in range(self.scale.size):
+            seen = ~np.isnan(self.knot_r[:, c])
+            if not seen.any():
+                continue
+            t, r = self.knot_t[seen], self.knot_r[seen, c]
+            inside = np.interp(times, t, r)
+            fading = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
+            out[:, c] = np.where(times <= t[-1], inside, fading)
+        return out
+
+    def classical(self, times: np.ndarray) -> np.ndarray:
+        """(n, C) the whole classical forecast at `times`, original units: the component and its residual's."""
+        return self.base(times) + self.residual(times) * self.scale
 
     def to_local(self, times: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Values (n, C) in original units -> what the network sees (NaN stays NaN)."""
@@ -121,7 +150,8 @@ def frame_of(component: Component, times: np.ndarray, values: np.ndarray, floor:
         coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y)
         if y.size > 1:
             scale[c] = max(float(np.std(y)), floor[c])
-    return WindowFrame(component, coef, scale, end)
+    residuals = (values - design @ coef) / scale
+    return WindowFrame(component, coef, scale, end, times, residuals)
 
 
 def median_gap(sequences: list) -> float:

@@ -189,7 +189,7 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
 
 def _classical(r: _Request, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The classical component alone at a part's distinct times: mean, std 0, every quantile the mean."""
-    mean = r.frame.base(r.times)
+    mean = r.frame.classical(r.times)
     return mean, np.zeros_like(mean), np.repeat(mean[None], levels.size, axis=0)
 
 
@@ -225,6 +225,15 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             for i, r in enumerate(prepared)], nfe
 
 
+def mixed(fitted: FittedModel, r: _Request, decoded: np.ndarray) -> np.ndarray:
+    """Local frame: the residual samples (S, U, C) the model answers with at a part's times: inside the context the
+    classical residual (its neighbours' residuals interpolated), after it the network's samples and the classical
+    residual mixed by the component's blend."""
+    blend = fitted.component.weights(decoded.shape[-1])[None, :]  # (1, C)
+    weight = np.where((r.times <= r.frame.end)[:, None], 0.0, blend)  # (U, C)
+    return weight * decoded + (1 - weight) * r.frame.residual(r.times)
+
+
 def spread(decoded: np.ndarray, obs_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (U, C) and spread (U, C) of decoded samples (S, U, C), normalised: the spread is the samples' std with
     the observation noise obs_std (C,) added in quadrature, so it is never 0."""
@@ -242,8 +251,8 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np
     """One part's mean (U, C), std (U, C) and quantiles (K, U, C) at its distinct times, original units; `table` is
     fitted.calibration.table(levels), None for an uncalibrated model."""
     calibration = fitted.calibration
-    if r.frame is not None:  # the share of the network's output the model adds to its classical component
-        decoded = decoded * fitted.component.weights(decoded.shape[-1])
+    if r.frame is not None:
+        decoded = mixed(fitted, r, decoded)
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
         draws = decoded + obs_std * noise

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from model import InputError, ModelConfig, OutOfRangeError, Sequence, fit, forecast, forecast_batch, from_bytes, to_bytes
-from model.frame import Component, detect_seasons, frame_of
+from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of
 
 DAY = 86_400.0
 T0 = 1.7e9
@@ -130,8 +130,8 @@ def test_classical_part_is_the_component_alone(local_fit):
     series, fitted = local_fit
     at = series.times[-1] + np.array([3600.0, DAY])
     classical = forecast(fitted, series, at, part="classical")
-    frame = frame_of(fitted.component, series.times, series.values, np.zeros(1))
-    np.testing.assert_allclose(classical.mean, frame.base(at))
+    frame = frame_of(fitted.component, series.times, series.values, SCALE_FLOOR * fitted.normaliser.std)
+    np.testing.assert_allclose(classical.mean, frame.base(at) + frame.residual(at) * frame.scale)
     assert np.all(classical.std == 0)
     with pytest.raises(InputError, match="part"):
         forecast_batch(fitted, [(series, at)], part="ode")
@@ -156,3 +156,23 @@ def test_chosen_sizes_follow_the_data_when_not_given():
     assert sizes.context >= sizes.horizon and sizes.encoder <= sizes.context
     given = choose_sizes([series], ModelConfig(frame="local", horizon=DAY, context=3 * DAY, seasons=[DAY]))
     assert (given.horizon, given.context, given.seasons) == (DAY, 3 * DAY, (DAY,))
+
+
+def test_residual_interpolates_inside_the_context_and_fades_after_it():
+    t = T0 + np.arange(0.0, 10.0)
+    values = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0, 5.0])[:, None]
+    component = Component(False, (), (), 1e9, 10.0, 100.0, 10.0, persistence=2.0)
+    frame = frame_of(component, t, values, np.array([1e-3]))
+    np.testing.assert_allclose(frame.classical(t), values, atol=1e-9)  # at the observations: the observations
+    np.testing.assert_allclose(frame.classical(t[:1] + 0.5), [[0.5]], atol=1e-9)  # between them: the line
+    last = (5.0 - frame.base(t[-1:])[0, 0]) / frame.scale[0]
+    np.testing.assert_allclose(frame.residual(t[-1:] + 2.0), [[last / 2]])  # after: half gone in one half-life
+    none = frame_of(Component(False, (), (), 1e9, 10.0, 100.0, 10.0), t, values, np.array([1e-3]))
+    np.testing.assert_allclose(none.residual(t[-1:] + 2.0), [[0.0]])
+
+
+def test_interpolation_returns_the_observations_at_their_times(local_fit):
+    series, fitted = local_fit
+    at = series.times[[40, 41, -1]]
+    fc = forecast(fitted, series, at, samples=8, seed=0)
+    np.testing.assert_allclose(fc.mean, series.values[[40, 41, -1]], atol=1e-9)
