@@ -116,14 +116,15 @@ _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json"
     "required": ["model", "observations", "at"],
     "properties": {
         "model": {"type": "string", "minLength": 1, "maxLength": 128},
-        "version": {"type": "integer", "minimum": 1, "description": "default: the newest ready version"},
+        "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
+                    "description": "default: the newest ready version"},
         "observations": {"description": "rows or columns, as POST /v1/series/{key}/observations takes them",
                          "oneOf": [{"type": "array", "items": {"type": "object", "required": ["t", "values"]}},
                                    {"type": "object", "required": ["t", "values"]}]},
         "at": {"type": "array", "items": _TIME, "minItems": 1, "maxItems": 10_000},
         "quantiles": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     }}}}}}
 _BODY_KEYS = {"model", "version", "observations", "at", "quantiles", "samples", "seed"}
 
@@ -142,8 +143,10 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
     if not isinstance(name, str) or not 1 <= len(name) <= 128:
         raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 characters)")
     version = doc.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise Unprocessable.at(["body", "version"], f"expected a positive integer, got {str(version)[:32]}")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or not 1 <= version <= 2**31 - 1):  # the range of version numbers, as in the path
+        raise Unprocessable.at(["body", "version"], f"expected an integer from 1 to {2**31 - 1}, "
+                                                    f"got {str(version)[:32]}")
     return name, version
 
 
