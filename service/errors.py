@@ -12,9 +12,12 @@
     └── Unavailable       503     unavailable (database unreachable), solver_unavailable (a forecast's solver process
                                   died twice on it)
 
-FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`.
+FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`. A body that is not JSON gets
+one answer whichever code reads it (`invalid_json`), and an unexpected exception a 500 in this shape on a connection
+that stays open (`InternalErrors`).
 """
 
+import json
 import logging
 from typing import Any
 
@@ -104,6 +107,17 @@ class Unavailable(ApiError):
     status, code = 503, "unavailable"
 
 
+def invalid_json(exc: ValueError | RecursionError) -> Unprocessable:
+    """The answer to a request body that JSON cannot decode (malformed, not UTF-8, nested too deeply): 422 at body."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        reason = str(exc)
+    else:  # an integer past Python's digit limit, less the advice to Python programmers after the ";"
+        reason = str(exc).split(";")[0]
+    return Unprocessable.at(["body"], f"invalid JSON: {reason}")
+
+
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
@@ -131,6 +145,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if len(errors) == 1 and errors[0].get("type") == "json_invalid":  # FastAPI's body decoding failed
+            loc, reason = errors[0].get("loc", ()), errors[0].get("ctx", {}).get("error", "")
+            if len(loc) == 2 and isinstance(loc[1], int) and isinstance(exc.body, str):
+                return invalid_json(json.JSONDecodeError(reason, exc.body, loc[1])).response()
         details = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
@@ -138,6 +157,9 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's "There was an error parsing the body": not UTF-8 (a ValueError) or nested too deeply
+            return invalid_json(exc.__cause__).response()
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         body = {"error": {"code": code, "message": message, "details": []}}

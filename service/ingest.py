@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import Unprocessable
+from service.errors import Unprocessable, invalid_json
 from service.timefmt import format_time
 from service.timevec import parse_times
 
@@ -54,8 +54,8 @@ def decode_json(body: bytes) -> Any:
         return json.loads(body, parse_float=Decimal, parse_constant=_NonFinite, object_pairs_hook=_object)
     except _DuplicateKey as exc:
         raise Unprocessable.at(["body"], str(exc)) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Unprocessable.at(["body"], f"invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # malformed, not UTF-8, a 5000-digit number, nested too deeply
+        raise invalid_json(exc) from None
 
 
 @dataclass
