@@ -7,7 +7,8 @@
     ├── NotFound          404     not_found (or a more precise code, e.g. no_model)
     ├── Conflict          409     conflict (duplicate key, version not ready, job already finished)
     ├── PayloadTooLarge   413     payload_too_large
-    ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}]
+    ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}] (or a more precise code,
+    │                             e.g. solver_error, non_finite_forecast)
     ├── UnsupportedMedia  415     unsupported_media_type
     └── Unavailable       503     unavailable (database unreachable), solver_unavailable (a forecast's solver process
                                   died twice on it)
