@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +167,37 @@ def install_handlers(app: FastAPI) -> None:
         body = {"error": {"code": code, "message": message, "details": []}}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
-                                       "details": []}}, status_code=500)
+
+class InternalErrors:
+    """ASGI middleware: an exception that escapes the app before its response started is logged and answered with
+    a 500 in the error shape, and goes no further.
+
+    Starlette's own catch-all (a handler for Exception) answers and then re-raises, and uvicorn closes the
+    connection of a request whose app raised, without `Connection: close`: a pooled client's next request on that
+    connection met a reset. An exception after the response started (a stream broken half way) still propagates:
+    that response is incomplete, and the server must cut its connection.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unhandled error", exc_info=exc)
+            response = JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
+                                               "details": []}}, status_code=500)
+            await response(scope, receive, send)
