@@ -48,8 +48,14 @@ def _small_json(metadata: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (\\u0000)")  # PostgreSQL text cannot hold it
+    return text
+
+
 Channels = Annotated[list[Name], Field(min_length=1, max_length=64), AfterValidator(_unique)]
-Description = Annotated[str, Field(max_length=1000)]
+Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_small_json),
                      Field(description="any JSON object, at most 16 KiB as compact JSON and 16 levels deep")]
 

@@ -20,7 +20,7 @@ from service.timefmt import format_time
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobId = Annotated[str, Path(max_length=64, description="The job's id (a UUID)")]
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="The job's id (a UUID)")]
 # How often an event stream looks at the job row. Progress is written once per epoch, so this is plenty.
 EVENT_POLL_S = 0.25
 KEEPALIVE_S = 15.0

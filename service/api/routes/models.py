@@ -29,7 +29,7 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
-    series: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+    series: list[Annotated[str, Field(pattern=KEY_PATTERN, max_length=128)]] = Field(
         min_length=1, max_length=100, description="Keys of the series to train on; their common channels are used")
     config: dict[str, Any] = Field(default_factory=dict, max_length=64,
                                    description="ModelConfig overrides by field name")

@@ -40,7 +40,8 @@ def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
 @router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422), summary="List series by key")
 def list_series(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=400)] = None,
-                prefix: Annotated[str | None, Query(max_length=128)] = None) -> SeriesList:
+                prefix: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._-]*$")] = None
+                ) -> SeriesList:
     after = after_key(cursor) if cursor else None
     records = storage.list_series(engine, prefix=prefix, after=after, limit=limit + 1)
     more = len(records) > limit
