@@ -221,5 +221,5 @@ def test_extreme_values_within_the_limit_are_stored_exactly(room: TestClient) ->
     got = room.get(URL, params={"channels": "temp"}).json()["values"]["temp"]
     assert got == values
     csv_text = room.get(URL, params={"channels": "temp"}, headers={"Accept": "text/csv"}).text
-    assert [float(line.split(",")[1]) for line in csv_text.splitlines()[1:]] == values  # -0.0 == 0.0: SQLite drops
-    # the sign of zero
+    # Compared as floats: SQLite drops the sign of -0.0, and -0.0 == 0.0
+    assert [float(line.split(",")[1]) for line in csv_text.splitlines()[1:]] == values
