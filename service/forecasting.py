@@ -171,7 +171,7 @@ def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | No
         raise Unprocessable.at([part, "at"], f"the forecast of model {plan.version.name!r} version "
                                              f"{plan.version.version} at these times is not finite (it overflows "
                                              "float64): the model or this context holds values too large; retrain "
-                                             "on values within -1e100 to 1e100", code="non_finite_forecast")
+                                             f"on values {ingest.VALUE_RANGE}", code="non_finite_forecast")
     # The model may return the levels in its own (sorted) order: look each asked level up by value.
     row = {float(level): k for k, level in enumerate(result.quantile_levels)}
     channels = {}

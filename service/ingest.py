@@ -28,7 +28,8 @@ MAX_DETAILS = 50  # a body full of mistakes gets the first 50, not a 100,000-lin
 # The largest magnitude a value may have. Squares of values (variances, scales, losses) and sums of billions of them
 # stay finite in float64 under it; at 1e308 a model's normalisation overflows and its forecasts are infinite.
 MAX_ABS_VALUE = 1e100
-_RANGE = "values must be finite, from -1e100 to 1e100"
+VALUE_RANGE = "from -1e100 to 1e100"  # MAX_ABS_VALUE, as messages say it
+_RANGE = f"values must be finite, {VALUE_RANGE}"
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
