@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,9 +103,13 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None and not value > 0 and not (name == "horizon_factor" and value == 0):
                 raise ConfigError(name, f"must be > 0, got {value!r}")
-        for name in ("dynamics_layers", "decoder_layers", "kl_warmup_epochs"):
+        for name in ("dynamics_layers", "decoder_layers", "kl_warmup_epochs", "seed"):
             if getattr(self, name) < 0:
-                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)!r}")
+                raise ConfigError(name, f"must be >= 0, got {_shown(getattr(self, name))}")
+        for name, (high, text) in _UPPER.items():
+            value = getattr(self, name)
+            if value is not None and value > high:
+                raise ConfigError(name, f"must be at most {text}, got {_shown(value)}")
         for name in ("context_fraction", "context_keep"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(name, f"must be in (0, 1], got {getattr(self, name)!r}")
@@ -115,8 +120,9 @@ class ModelConfig:
             raise ConfigError("frame", f"must be 'local' or 'global', got {self.frame!r}")
         if self.seasons is not None:
             seasons = tuple(float(p) for p in self.seasons)
-            if len(seasons) > 3 or not all(math.isfinite(p) and p > 0 for p in seasons):
-                raise ConfigError("seasons", f"must be at most 3 positive periods in seconds, got {list(seasons)!r}")
+            if len(seasons) > 3 or not all(0 < p <= _CENTURY_S for p in seasons):
+                raise ConfigError("seasons", f"must be at most 3 positive periods in seconds, each at most 100 years, "
+                                             f"got {_shown(list(seasons))}")
             object.__setattr__(self, "seasons", seasons)
         if self.encoder not in ("gru", "ode_rnn"):
             raise ConfigError("encoder", f"must be 'gru' or 'ode_rnn', got {self.encoder!r}")
@@ -127,8 +133,11 @@ class ModelConfig:
         solvers = sorted([*ADAPTIVE_SOLVERS, *FIXED_SOLVERS])
         if self.solver not in solvers:
             raise ConfigError("solver", f"must be one of {solvers}, got {self.solver!r}")
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith(("cuda", "mps"))):
-            raise ConfigError("device", f"must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        # The syntax only: whether the device exists is known where training runs (see service/training.py)
+        index = _DEVICE.fullmatch(self.device)
+        if index is None or (index[1] is not None and int(index[1]) > _MAX_CUDA_INDEX):
+            raise ConfigError("device", f"must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (N from 0 to "
+                                        f"{_MAX_CUDA_INDEX}), got {_shown(self.device)}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
@@ -156,8 +165,39 @@ class ModelConfig:
 _FLOATS = ("rtol", "atol", "step_size", "adjoint_rtol", "adjoint_atol", "obs_std", "kl_anneal_rate",
            "learning_rate", "lr_decay", "grad_clip", "window", "context_fraction", "context_keep", "time_span",
            "horizon_factor", "horizon", "context", "time_limit")
+_DAY_S = 86_400.0
+_CENTURY_S = 100 * 365.25 * _DAY_S
+# Upper bounds, far above any useful value: what a request may ask of a worker (memory, time) and of the numbers
+# (a seed fits int64, durations stay exact in µs). field -> (bound, as the error message says it)
+_UPPER: dict[str, tuple[float, str]] = {
+    "latent_dim": (256, "256"), "hidden_dim": (1024, "1024"), "units": (1024, "1024"),
+    "dynamics_layers": (16, "16"), "decoder_layers": (16, "16"), "max_steps": (100_000, "100000"),
+    "iwae_samples": (64, "64"), "epochs": (100_000, "100000"), "batch_size": (4096, "4096"),
+    "train_steps": (1_000_000, "1000000"), "time_limit": (7 * _DAY_S, "604800 seconds (7 days)"),
+    "horizon": (_CENTURY_S, "3155760000 seconds (100 years)"),
+    "context": (_CENTURY_S, "3155760000 seconds (100 years)"),
+    "window": (_CENTURY_S, "3155760000 seconds (100 years)"), "seed": (2**63 - 1, "2**63 - 1"),
+}
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(?::(0|[1-9][0-9]?))?")
+_MAX_CUDA_INDEX = 64
 _OPTIONAL = ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "window", "horizon", "context",
              "seasons", "time_limit")
+
+
+def _finite(value: Any) -> bool:
+    """A finite number, and an int that float() can hold (math.isfinite(10**400) raises OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _shown(value: Any) -> str:
+    """`value` for an error message: short (a JSON body may send a 4000-digit number or a long string)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_type(name: str, value: Any, default: Any) -> None:
@@ -168,7 +208,7 @@ def _check_type(name: str, value: Any, default: Any) -> None:
         raise ConfigError(name, "must not be null")
     if name == "seasons":
         ok = isinstance(value, list | tuple) and all(
-            isinstance(p, int | float) and not isinstance(p, bool) for p in value)
+            isinstance(p, int | float) and not isinstance(p, bool) and _finite(p) for p in value)
         kind = "a list of numbers (seconds)"
     elif isinstance(default, bool) or name == "seminorm":
         ok = isinstance(value, bool)
@@ -177,10 +217,10 @@ def _check_type(name: str, value: Any, default: Any) -> None:
         ok = isinstance(value, int) and not isinstance(value, bool)
         kind = "an integer"
     elif name in _FLOATS:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and _finite(value)
         kind = "a finite number"
     else:
         ok = isinstance(value, str)
         kind = "a string"
     if not ok:
-        raise ConfigError(name, f"must be {kind}, got {value!r}")
+        raise ConfigError(name, f"must be {kind}, got {_shown(value)}")

@@ -12,7 +12,7 @@ from service.api.metrics import Metrics, MetricsMiddleware
 from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
 from service.db import make_engine
-from service.errors import install_handlers
+from service.errors import InternalErrors, install_handlers
 from service.model_cache import ModelCache
 
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         cache_bytes=settings.model_cache_bytes)
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(InternalErrors)  # outside the size limit, whose 413 needs no help; inside the metrics
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees every answer, 413s too
     app.include_router(root_router)

@@ -7,14 +7,18 @@
     ├── NotFound          404     not_found (or a more precise code, e.g. no_model)
     ├── Conflict          409     conflict (duplicate key, version not ready, job already finished)
     ├── PayloadTooLarge   413     payload_too_large
-    ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}]
+    ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}] (or a more precise code,
+    │                             e.g. solver_error, non_finite_forecast)
     ├── UnsupportedMedia  415     unsupported_media_type
     └── Unavailable       503     unavailable (database unreachable), solver_unavailable (a forecast's solver process
                                   died twice on it)
 
-FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`.
+FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`. A body that is not JSON gets
+one answer whichever code reads it (`invalid_json`), and an unexpected exception a 500 in this shape on a connection
+that stays open (`InternalErrors`).
 """
 
+import json
 import logging
 from typing import Any
 
@@ -23,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,17 @@ class Unavailable(ApiError):
     status, code = 503, "unavailable"
 
 
+def invalid_json(exc: ValueError | RecursionError) -> Unprocessable:
+    """The answer to a request body that JSON cannot decode (malformed, not UTF-8, nested too deeply): 422 at body."""
+    if isinstance(exc, RecursionError):
+        reason = "nested too deeply"
+    elif isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        reason = str(exc)
+    else:  # an integer past Python's digit limit, less the advice to Python programmers after the ";"
+        reason = str(exc).split(";")[0]
+    return Unprocessable.at(["body"], f"invalid JSON: {reason}")
+
+
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
@@ -131,6 +147,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if len(errors) == 1 and errors[0].get("type") == "json_invalid":  # FastAPI's body decoding failed
+            loc, reason = errors[0].get("loc", ()), errors[0].get("ctx", {}).get("error", "")
+            if len(loc) == 2 and isinstance(loc[1], int) and isinstance(exc.body, str):
+                return invalid_json(json.JSONDecodeError(reason, exc.body, loc[1])).response()
         details = [{"loc": _loc(e.get("loc", ())), "msg": e.get("msg", "invalid")} for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         message = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
@@ -138,13 +159,45 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+            # FastAPI's "There was an error parsing the body": not UTF-8 (a ValueError) or nested too deeply
+            return invalid_json(exc.__cause__).response()
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         body = {"error": {"code": code, "message": message, "details": []}}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _internal(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
-                                       "details": []}}, status_code=500)
+
+class InternalErrors:
+    """ASGI middleware: an exception that escapes the app before its response started is logged and answered with
+    a 500 in the error shape, and goes no further.
+
+    Starlette's own catch-all (a handler for Exception) answers and then re-raises, and uvicorn closes the
+    connection of a request whose app raised, without `Connection: close`: a pooled client's next request on that
+    connection met a reset. An exception after the response started (a stream broken half way) still propagates:
+    that response is incomplete, and the server must cut its connection.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.exception("unhandled error", exc_info=exc)
+            response = JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
+                                               "details": []}}, status_code=500)
+            await response(scope, receive, send)

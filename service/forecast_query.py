@@ -132,6 +132,8 @@ def _quantile(value: object, loc: list[str | int]) -> float:
         raise Unprocessable.at(loc, f"expected a number in (0, 1), got {type(value).__name__}")
     try:
         q = float(value.strip()) if isinstance(value, str) else float(value)
+    except OverflowError:  # an integer beyond float64
+        q = math.inf
     except ValueError:
         raise Unprocessable.at(loc, f"not a number: {str(value)[:32]!r}") from None
     if not (math.isfinite(q) and 0.0 < q < 1.0):
@@ -178,5 +180,5 @@ def _int_field(body: dict[str, object], name: str, default: int | None, lo: int,
     if isinstance(value, bool) or not isinstance(value, int):
         raise Unprocessable.at(["body", name], f"expected an integer, got {str(value)[:32]}")
     if not lo <= value <= hi:
-        raise Unprocessable.at(["body", name], f"{value} is not between {lo} and {hi}")
+        raise Unprocessable.at(["body", name], f"{str(value)[:32]} is not between {lo} and {hi}")
     return value

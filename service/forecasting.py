@@ -169,9 +169,19 @@ def _parse_inline(observations: Any, channels: list[str], max_values: int) -> in
 
 def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | None) -> dict[str, Any]:
     """The JSON response, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C),
-    quantiles (K, Q, C))."""
+    quantiles (K, Q, C)).
+
+    Raises Unprocessable (422 non_finite_forecast) when any number is NaN or infinite: JSON cannot carry them, and
+    they come from the model and the context (a model trained on values near the float64 limit), not from a fault.
+    """
     inv = plan.inverse
     mean, std, quantiles = np.asarray(result.mean), np.asarray(result.std), np.asarray(result.quantiles)
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.isfinite(quantiles).all()):
+        part = "query" if series is not None else "body"
+        raise Unprocessable.at([part, "at"], f"the forecast of model {plan.version.name!r} version "
+                                             f"{plan.version.version} at these times is not finite (it overflows "
+                                             "float64): the model or this context holds values too large; retrain "
+                                             f"on values {ingest.VALUE_RANGE}", code="non_finite_forecast")
     # The model may return the levels in its own (sorted) order: look each asked level up by value.
     row = {float(level): k for k, level in enumerate(result.quantile_levels)}
     channels = {}

@@ -3,7 +3,7 @@
 Three forms (see the README): rows JSON, columns JSON, and text/csv. JSON is decoded here from the raw bytes:
 numbers keep their decimal text (`Decimal`) so numeric times are exact, the `NaN`/`Infinity` literals some encoders
 write become a marker that is refused where it stands, and an object with a repeated key is refused. Values must be
-JSON numbers (not strings, not booleans) and finite; null means "not observed".
+JSON numbers (not strings, not booleans), finite and at most MAX_ABS_VALUE in magnitude; null means "not observed".
 
 Locations in errors are zero-based paths into the body (`["body", "observations", 3, "t"]`); for CSV
 `["body", "line", <1-based line>, "<column>"]`.
@@ -20,11 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import Unprocessable
+from service.errors import Unprocessable, invalid_json
 from service.timefmt import format_time
 from service.timevec import parse_times
 
 MAX_DETAILS = 50  # a body full of mistakes gets the first 50, not a 100,000-line error
+# The largest magnitude a value may have. Squares of values (variances, scales, losses) and sums of billions of them
+# stay finite in float64 under it; at 1e308 a model's normalisation overflows and its forecasts are infinite.
+MAX_ABS_VALUE = 1e100
+VALUE_RANGE = "from -1e100 to 1e100"  # MAX_ABS_VALUE, as messages say it
+_RANGE = f"values must be finite, {VALUE_RANGE}"
 _CSV_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
@@ -54,8 +59,8 @@ def decode_json(body: bytes) -> Any:
         return json.loads(body, parse_float=Decimal, parse_constant=_NonFinite, object_pairs_hook=_object)
     except _DuplicateKey as exc:
         raise Unprocessable.at(["body"], str(exc)) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Unprocessable.at(["body"], f"invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # malformed, not UTF-8, a 5000-digit number, nested too deeply
+        raise invalid_json(exc) from None
 
 
 @dataclass
@@ -91,18 +96,18 @@ def _value_error(x: Any) -> str:
     if isinstance(x, bool):
         return "must be a number, not a boolean"
     if isinstance(x, int | Decimal):
-        return f"{x} is out of the float64 range: values must be finite"
+        return f"{str(x)[:40]} is out of range: {_RANGE}"
     return f"must be a JSON number or null, not {type(x).__name__ if x is not None else 'null'}"
 
 
 def _float(x: Any) -> float | None:
-    """A finite float from a JSON number, None for anything else (the caller reports it)."""
+    """A float within ±MAX_ABS_VALUE from a JSON number, None for anything else (the caller reports it)."""
     if type(x) is Decimal or type(x) is int:
         try:
             f = float(x)
         except OverflowError:
             return None
-        return f if f - f == 0 else None  # False for inf and nan
+        return f if abs(f) <= MAX_ABS_VALUE else None
     return None
 
 
@@ -187,7 +192,7 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
             except OverflowError:  # an integer beyond float64: mark it infinite, refused just below
                 arr = np.array([np.nan if x is None else _float(x) for x in col], dtype=np.float64)
                 arr[np.array([x is not None for x in col]) & np.isnan(arr)] = np.inf
-            for i in np.flatnonzero(np.isinf(arr)):
+            for i in np.flatnonzero(np.abs(arr) > MAX_ABS_VALUE):  # NaN (null) compares False
                 errors.add([*loc, int(i)], _value_error(col[i]))
             parts.append((index[name], arr))
         else:
@@ -244,8 +249,11 @@ def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
                 if cell == "":
                     continue
                 f = float(cell) if _CSV_NUMBER.fullmatch(cell) else None
-                if f is None or f - f != 0:
+                if f is None:
                     errors.add(["body", "line", line, name], f"{cell[:40]!r} is not a finite number")
+                    continue
+                if not abs(f) <= MAX_ABS_VALUE:
+                    errors.add(["body", "line", line, name], f"{cell[:40]!r} is out of range: {_RANGE}")
                     continue
                 ch.append(c)
                 vs.append(f)

@@ -10,8 +10,6 @@ up again change nothing they no longer own: claim needs `status = 'queued'`; pro
 Times are µs since the epoch.
 """
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service import registry
 from service.config import Settings
-from service.errors import BadRequest, Conflict, NotFound
+from service.errors import Conflict, NotFound
 from service.tables import jobs, models
 from service.timefmt import now_us
 
@@ -113,32 +111,17 @@ def _hash_of(engine: Engine, job_id: str) -> str | None:
         return conn.execute(select(jobs.c.request_hash).where(jobs.c.id == job_id)).scalar()
 
 
-def encode_cursor(job: Job) -> str:
-    return base64.urlsafe_b64encode(f"{job.created_at}:{job.id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        created, job_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
-        return int(created), job_id
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest(f"cursor {cursor[:64]!r} is not one this API returned",
-                         details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
-
-
-def list_jobs(engine: Engine, *, status: str | None, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
-    """Jobs newest first (created_at, then id, descending), `limit` per page; returns (jobs, next cursor)."""
-    query = _select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit + 1)
+def list_jobs(engine: Engine, *, status: str | None, limit: int, after: tuple[int, str] | None = None) -> list[Job]:
+    """Up to `limit` jobs newest first (created_at, then id, descending), strictly after the job
+    `after` = (created_at µs, id) in that order."""
+    query = _select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
     if status is not None:
         query = query.where(jobs.c.status == status)
-    if cursor is not None:
-        created, job_id = _decode_cursor(cursor)
+    if after is not None:
+        created, job_id = after
         query = query.where((jobs.c.created_at < created) | ((jobs.c.created_at == created) & (jobs.c.id < job_id)))
     with engine.connect() as conn:
-        rows = [_job(r) for r in conn.execute(query).all()]
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (encode_cursor(rows[-1]) if more else None)
+        return [_job(r) for r in conn.execute(query).all()]
 
 
 def claim(engine: Engine, job_id: str, worker: str) -> Job | None:

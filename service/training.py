@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 from sqlalchemy import Engine
 
 from model import (
@@ -135,6 +136,8 @@ def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, 
         try:
             version = registry.get_by_id(engine, job.model_id)
             config = ModelConfig.from_dict(version.config)
+            if (missing := device_missing(config.device)) is not None:
+                return _fail(engine, job_id, worker_id, f"training failed: {missing}", watch)
             train, validation = load_sequences(engine, version.series, version.channels,
                                                holdout=config.frame == "global")
             if not train:
@@ -165,6 +168,26 @@ def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, 
             return "lost"
     log.info("job %s succeeded: %s version %d ready", job_id, version.name, version.version)
     return "succeeded"
+
+
+def device_missing(device: str) -> str | None:
+    """Why this worker cannot train on `device` (a ModelConfig.device, well-formed), or None when it can.
+
+    The API accepts any well-formed device: the worker that takes the job may have GPUs the API machine lacks.
+    Each worker checks its own, so that a missing one fails the job with this reason, not a torch assertion.
+    """
+    if device in ("auto", "cpu"):
+        return None
+    if device == "mps":
+        have = torch.backends.mps.is_available()
+        found = "an MPS device" if have else "no MPS device"
+    else:
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        have = int(device.partition(":")[2] or 0) < count
+        found = f"{count} CUDA device{'s' if count != 1 else ''}"
+    if have:
+        return None
+    return f"device {device!r} is not on this worker ({found}): use device 'auto' or 'cpu', or a worker that has it"
 
 
 def _stopped(engine: Engine, settings: Settings, job_id: str, worker_id: str, watch: JobWatch) -> str:

@@ -11,6 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 MAX_METADATA_BYTES = 16 * 1024
+# Objects and arrays inside one another, the metadata object itself included. Deeper documents are refused before
+# they are stored: encoders (pydantic's among them) give up on deep nesting, and a stored one would break every read.
+MAX_METADATA_DEPTH = 16
 
 Name = Annotated[str, StringConstraints(pattern=KEY_PATTERN, max_length=128)]
 Time = Annotated[str, Field(description="RFC 3339 UTC, six fractional digits, e.g. 2026-03-01T12:00:00.250000Z")]
@@ -23,7 +26,19 @@ def _unique(channels: list[str]) -> list[str]:
     return channels
 
 
+def _depth(value: Any) -> int:
+    """Levels of objects and arrays in a JSON value (a flat object: 1), counted level by level, not recursively."""
+    depth, level = 0, [value]
+    while level := [v for v in level if isinstance(v, dict | list)]:
+        depth += 1
+        level = [v for c in level for v in (c.values() if isinstance(c, dict) else c)]
+    return depth
+
+
 def _small_json(metadata: dict[str, Any]) -> dict[str, Any]:
+    depth = _depth(metadata)
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata is nested {depth} levels deep; the limit is {MAX_METADATA_DEPTH}")
     try:
         size = len(json.dumps(metadata, allow_nan=False, separators=(",", ":")).encode())
     except ValueError:
@@ -33,10 +48,16 @@ def _small_json(metadata: dict[str, Any]) -> dict[str, Any]:
     return metadata
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("must not contain the NUL character (\\u0000)")  # PostgreSQL text cannot hold it
+    return text
+
+
 Channels = Annotated[list[Name], Field(min_length=1, max_length=64), AfterValidator(_unique)]
-Description = Annotated[str, Field(max_length=1000)]
+Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_small_json),
-                     Field(description="any JSON object, at most 16 KiB as compact JSON")]
+                     Field(description="any JSON object, at most 16 KiB as compact JSON and 16 levels deep")]
 
 
 class _Strict(BaseModel):

@@ -1,6 +1,7 @@
 """GET /v1/series/{key}/forecast with a trained toy model, on both backends."""
 
 import asyncio
+import dataclasses
 
 import httpx
 import numpy as np
@@ -343,3 +344,21 @@ def test_a_dead_solver_is_a_503(settings: Settings, admin_key: str, room: tuple,
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"]["code"] == "solver_unavailable"
+
+
+def test_a_forecast_beyond_float64_is_a_422_not_a_500(client: TestClient, engine: Engine) -> None:
+    """A model trained on values near 1e308 (stored before values were bounded) has an infinite scale: its
+    forecasts are not finite numbers, which JSON cannot carry. Both forecast routes answer 422 saying so."""
+    huge = model.from_bytes(toy_artifact())
+    huge.normaliser = dataclasses.replace(huge.normaliser, std=np.array([np.inf]))
+    t, v = toy_sequence(np.random.default_rng(42), LEVEL)
+    add_series(engine, "room", t, v)
+    publish(engine, "toy", 1, model.to_bytes(huge), ["room"])
+    for r, part in ((client.get(URL, params={"at": [iso(t[0]), iso(t[-1] + 5)], "seed": 1}), "query"),
+                    (client.post("/v1/forecast", json={"model": "toy", "at": [iso(t[-1])], "observations": {
+                        "t": [iso(x) for x in t], "values": {"temp": v.tolist()}}}), "body")):
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "non_finite_forecast"
+        assert error["details"] == [{"loc": [part, "at"], "msg": error["message"].split(": ", 1)[1]}]
+        assert "not finite" in error["message"] and "model 'toy' version 1" in error["message"]

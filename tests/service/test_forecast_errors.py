@@ -74,3 +74,23 @@ def test_openapi_declares_every_status(client: TestClient) -> None:
     for name in ("SeriesForecastOut", "InlineForecastOut"):
         assert "warnings" in schemas[name]["required"]
         assert schemas[name]["properties"]["warnings"]["type"] == "array"
+
+
+@pytest.mark.parametrize(("field", "value", "loc", "text"), [
+    ("version", 9223372036854775808, ["body", "version"], "from 1 to 2147483647"),
+    ("version", 2**31, ["body", "version"], "from 1 to 2147483647"),
+    ("version", 0, ["body", "version"], "from 1 to 2147483647"),
+    ("seed", 2**63, ["body", "seed"], "between 0 and"),
+    ("samples", 10**400, ["body", "samples"], "between 1 and"),
+    ("quantiles", [10**400], ["body", "quantiles", 0], "not strictly between 0 and 1"),
+    ("quantiles", [-(10**400)], ["body", "quantiles", 0], "not strictly between 0 and 1"),
+    ("at", [10**400], ["body", "at", 0], "out of range"),
+])
+def test_inline_numbers_out_of_range_are_422_naming_the_field(client: TestClient, field: str, value: object,
+                                                              loc: list, text: str) -> None:
+    """Checked before any model is looked up: no model exists here."""
+    body = {"model": "m", "observations": {"t": [1], "values": {"temp": [1]}}, "at": [1], field: value}
+    err = _error(client.post("/v1/forecast", json=body), 422, "validation_error")
+    assert err["details"][0]["loc"] == loc
+    assert text in err["details"][0]["msg"]
+    assert len(err["message"]) < 300

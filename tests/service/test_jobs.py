@@ -173,14 +173,14 @@ def test_release_hands_the_job_back_without_spending_an_attempt(engine: Engine) 
     assert jobs.claim(engine, job.id, "w2").attempts == 1
 
 
-def test_list_newest_first_with_cursor_and_status(engine: Engine) -> None:
+def test_list_newest_first_after_a_job_and_status(engine: Engine) -> None:
     made = [_new(engine) for _ in range(5)]
     jobs.claim(engine, made[1].id, "w")
-    page, cursor = jobs.list_jobs(engine, status=None, limit=2, cursor=None)
+    page = jobs.list_jobs(engine, status=None, limit=2)
     seen = [j.id for j in page]
-    while cursor:
-        page, cursor = jobs.list_jobs(engine, status=None, limit=2, cursor=cursor)
+    while page:
+        page = jobs.list_jobs(engine, status=None, limit=2, after=(page[-1].created_at, page[-1].id))
         seen += [j.id for j in page]
     assert seen == [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
-    running, cursor = jobs.list_jobs(engine, status="running", limit=10, cursor=None)
-    assert [j.id for j in running] == [made[1].id] and cursor is None
+    running = jobs.list_jobs(engine, status="running", limit=10)
+    assert [j.id for j in running] == [made[1].id]

@@ -42,7 +42,7 @@ def test_list_get_and_filter(client: TestClient, engine: Engine) -> None:
     assert [j["id"] for j in running] == [made[0]["id"]] and running[0]["attempts"] == 1
     assert client.get("/v1/jobs", params={"status": "sleeping"}).status_code == 422
     bad_cursor = client.get("/v1/jobs", params={"cursor": "!!!"})
-    assert bad_cursor.status_code == 400 and bad_cursor.json()["error"]["details"][0]["loc"] == ["query", "cursor"]
+    assert bad_cursor.status_code == 422 and bad_cursor.json()["error"]["details"][0]["loc"] == ["query", "cursor"]
     assert client.get(f"/v1/jobs/{made[1]['id']}").json()["status"] == "queued"
     missing = client.get("/v1/jobs/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_job"

@@ -277,3 +277,33 @@ def test_scopes(client: TestClient, engine: Engine, anon_client: TestClient) -> 
     assert anon_client.post("/v1/models", json=body, headers=headers).status_code == 403
     assert anon_client.get("/v1/models", headers=headers).status_code == 200
     assert anon_client.delete("/v1/models/rooms", headers=headers).status_code == 403
+
+
+def test_out_of_range_config_is_refused_naming_the_field(client: TestClient, engine: Engine) -> None:
+    add_series(engine, "room-1")
+    cases = (({"rtol": 10**400}, "rtol", "a finite number"), ({"seed": 2**70}, "seed", "at most 2**63 - 1"),
+             ({"seed": -1}, "seed", ">= 0"), ({"device": "cuda:99"}, "device", "N from 0 to 64"),
+             ({"device": "tpu:0"}, "device", "'cuda:N'"), ({"latent_dim": 100_000}, "latent_dim", "at most 256"),
+             ({"epochs": 10**9}, "epochs", "at most 100000"), ({"train_steps": 10**7}, "train_steps", "at most"),
+             ({"time_limit": 10**7}, "time_limit", "7 days"), ({"horizon": 4e9}, "horizon", "100 years"),
+             ({"context": 4e9}, "context", "100 years"), ({"batch_size": 10**6}, "batch_size", "at most 4096"),
+             ({"iwae_samples": 1000}, "iwae_samples", "at most 64"), ({"units": 4096}, "units", "at most 1024"),
+             ({"hidden_dim": 4096}, "hidden_dim", "at most 1024"))
+    for config, field, reason in cases:
+        response = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "config": config})
+        assert response.status_code == 422, (config, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "validation_error"
+        assert error["details"][0]["loc"] == ["body", "config", field]
+        assert reason in error["details"][0]["msg"], error
+    assert client.get("/v1/jobs").json()["items"] == []  # nothing half-written
+    assert client.get("/v1/models").json()["items"] == []
+
+
+def test_a_cuda_device_is_accepted_for_a_worker_that_may_have_it(client: TestClient, engine: Engine) -> None:
+    """The API machine need not have the worker's GPU: the worker checks (test_run_job), not the POST."""
+    add_series(engine, "room-1")
+    response = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"],
+                                               "config": {**TINY, "device": "cuda:1"}})
+    assert response.status_code == 202, response.text
+    assert client.get("/v1/models/rooms/versions/1").json()["config"]["device"] == "cuda:1"

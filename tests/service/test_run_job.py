@@ -5,6 +5,7 @@ import uuid
 
 import numpy as np
 import pytest
+import torch
 from sqlalchemy import Engine
 
 from model import from_bytes
@@ -119,3 +120,24 @@ def test_shutdown_hands_the_job_back_to_the_queue(engine: Engine, settings: Sett
     assert back.status == "queued" and back.attempts == 0
     assert registry.get_version(engine, "rooms", 1).status == "queued"
     assert job.id in executor.pending_job_ids(executor.get_queue(settings).huey)
+
+
+@pytest.mark.parametrize("device", ["cuda:64", "cuda:63"])
+def test_a_device_this_worker_lacks_fails_the_job_saying_so(engine: Engine, settings: Settings, device: str) -> None:
+    """The API takes any well-formed device (a GPU worker may run the job); a worker without it fails the job."""
+    add_series(engine, "room-1", ("temp",))
+    job = _job(engine, ["room-1"], device=device)
+    assert _run(engine, settings, job) == "failed"
+    done = jobs.get_job(engine, job.id)
+    assert done.status == "failed"
+    assert done.error.startswith(f"training failed: device '{device}' is not on this worker (")
+    assert "use device 'auto' or 'cpu', or a worker that has it" in done.error
+    assert registry.get_version(engine, "rooms", 1).status == "failed"
+
+
+def test_device_missing_names_what_the_worker_has() -> None:
+    assert training.device_missing("auto") is None and training.device_missing("cpu") is None
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    plural = "" if count == 1 else "s"
+    assert f"({count} CUDA device{plural})" in training.device_missing(f"cuda:{count}")
+    assert (training.device_missing("cuda:0") is None) == (count > 0)

@@ -5,6 +5,7 @@ The handlers are `async` so that concurrent requests meet in the batcher; databa
 the thread pool, the solve in the batcher's threads.
 """
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -15,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 import model
 from service import forecasting
 from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, ReadScope, SettingsDep
+from service.api.schemas import KEY_PATTERN
 from service.errors import Unavailable, Unprocessable, responses
 from service.forecast_query import (
     DEFAULT_SAMPLES,
@@ -99,7 +101,7 @@ async def forecast_series(
     engine: EngineDep,
     cache: ModelCacheDep,
     batcher: BatcherDep,
-    key: Annotated[str, Path(max_length=128)],
+    key: Annotated[str, Path(pattern=KEY_PATTERN, max_length=128)],
     at: Annotated[list[str] | None, Query(description="A query time (RFC 3339 or Unix seconds); repeatable, "
                                                       "unsorted and repeated allowed")] = None,
     start: Annotated[str | None, Query(max_length=64, description="First time of a range")] = None,
@@ -107,7 +109,7 @@ async def forecast_series(
     step: Annotated[str | None, Query(max_length=64, description="Seconds or ISO 8601 (PT15M)")] = None,
     horizon: Annotated[str | None, Query(max_length=64, description="From the last observation: seconds or "
                                                                     "ISO 8601")] = None,
-    model_name: Annotated[str | None, Query(alias="model", max_length=128)] = None,
+    model_name: Annotated[str | None, Query(alias="model", pattern=KEY_PATTERN, max_length=128)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     quantiles: Annotated[str | None, Query(max_length=2000, description="Comma list in (0, 1)")] = None,
     samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = DEFAULT_SAMPLES,
@@ -129,15 +131,16 @@ _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json"
     "title": "InlineForecastRequest", "type": "object", "additionalProperties": False,
     "required": ["model", "observations", "at"],
     "properties": {
-        "model": {"type": "string", "minLength": 1, "maxLength": 128},
-        "version": {"type": "integer", "minimum": 1, "description": "default: the newest ready version"},
+        "model": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": KEY_PATTERN},
+        "version": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1,
+                    "description": "default: the newest ready version"},
         "observations": {"description": "rows or columns, as POST /v1/series/{key}/observations takes them",
                          "oneOf": [{"type": "array", "items": {"type": "object", "required": ["t", "values"]}},
                                    {"type": "object", "required": ["t", "values"]}]},
         "at": {"type": "array", "items": _TIME, "minItems": 1, "maxItems": 10_000},
         "quantiles": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES},
-        "seed": {"type": "integer", "minimum": 0},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     }}}}}}
 _BODY_KEYS = {"model", "version", "observations", "at", "quantiles", "samples", "seed"}
 
@@ -153,11 +156,13 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
         if field not in doc:
             raise Unprocessable.at(["body", field], "field required")
     name = doc["model"]
-    if not isinstance(name, str) or not 1 <= len(name) <= 128:
-        raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 characters)")
+    if not isinstance(name, str) or not re.fullmatch(KEY_PATTERN, name):
+        raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 letters, digits, '.', '_', '-')")
     version = doc.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        raise Unprocessable.at(["body", "version"], f"expected a positive integer, got {str(version)[:32]}")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or not 1 <= version <= 2**31 - 1):  # the range of version numbers, as in the path
+        raise Unprocessable.at(["body", "version"], f"expected an integer from 1 to {2**31 - 1}, "
+                                                    f"got {str(version)[:32]}")
     return name, version
 
 

@@ -13,13 +13,14 @@ from starlette.concurrency import run_in_threadpool
 
 from service import jobs
 from service.api.deps import EngineDep, ReadScope, WriteScope
+from service.api.pagination import after_job, job_cursor
 from service.errors import NotFound, responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobId = Annotated[str, Path(max_length=64, description="The job's id (a UUID)")]
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="The job's id (a UUID)")]
 # How often an event stream looks at the job row. Progress is written once per epoch, so this is plenty.
 EVENT_POLL_S = 0.25
 KEEPALIVE_S = 15.0
@@ -66,14 +67,17 @@ def job_public(job: jobs.Job) -> JobPublic:
         finished_at=format_time(job.finished_at) if job.finished_at is not None else None)
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(400, 401, 403, 422),
+@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422),
             summary="Jobs, newest first")
 def list_jobs(engine: EngineDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
               cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
               = None) -> JobPage:
-    items, next_cursor = jobs.list_jobs(engine, status=status, limit=limit, cursor=cursor)
-    return JobPage(items=[job_public(j) for j in items], next_cursor=next_cursor)
+    items = jobs.list_jobs(engine, status=status, limit=limit + 1, after=after_job(cursor) if cursor else None)
+    more = len(items) > limit
+    items = items[:limit]
+    return JobPage(items=[job_public(j) for j in items],
+                   next_cursor=job_cursor(items[-1].created_at, items[-1].id) if more else None)
 
 
 @router.get("/{job_id}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422), summary="One job")

@@ -1,7 +1,5 @@
 """Models: train a new version, list names, read versions and their artifacts, delete."""
 
-import base64
-import binascii
 import hashlib
 import json
 import uuid
@@ -14,10 +12,11 @@ from starlette.concurrency import run_in_threadpool
 
 from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
+from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import KEY_PATTERN
 from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
-from service.errors import BadRequest, responses
+from service.errors import responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -54,7 +53,7 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
-    series: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = Field(
+    series: list[Annotated[str, Field(pattern=KEY_PATTERN, max_length=128)]] | None = Field(
         None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES,
         description="Keys of the series to train on; their common channels are used. Give this or `series_prefix`")
     series_prefix: str | None = Field(
@@ -146,23 +145,15 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
                          job=job_public(jobs.get_job(engine, job.id)))
 
 
-def _decode_name_cursor(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise BadRequest(f"cursor {cursor[:64]!r} is not one this API returned",
-                         details=[{"loc": ["query", "cursor"], "msg": "invalid cursor"}]) from None
-
-
-@router.get("", dependencies=[ReadScope], responses=responses(400, 401, 403, 422),
+@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422),
             summary="Model names with their newest version")
 def list_models(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=512)] = None) -> ModelPage:
-    after = _decode_name_cursor(cursor) if cursor is not None else None
+    after = after_name(cursor) if cursor else None
     items = registry.list_newest(engine, limit=limit + 1, after=after)
     more = len(items) > limit
     items = items[:limit]
-    next_cursor = base64.urlsafe_b64encode(items[-1].name.encode()).decode().rstrip("=") if more else None
+    next_cursor = name_cursor(items[-1].name) if more else None
     return ModelPage(items=[version_public(v) for v in items], next_cursor=next_cursor)
 
 

@@ -1,7 +1,5 @@
 """Observations of one series: batch upsert (rows JSON, columns JSON, CSV), paged range read, range delete."""
 
-import base64
-import binascii
 import csv
 import io
 from typing import Annotated
@@ -13,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from service import storage
 from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
+from service.api.pagination import after_time, time_cursor
 from service.api.routes.series import SeriesKey
 from service.api.schemas import Deleted, ObservationPage, WriteResult
 from service.errors import UnsupportedMedia, Unprocessable, responses
@@ -63,21 +62,6 @@ def _channels_param(value: str | None, rec: storage.SeriesRecord) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _encode_cursor(t_us: int) -> str:
-    return base64.urlsafe_b64encode(f"t:{t_us}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    """The last time (µs) of the previous page."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if raw.startswith("t:"):
-            return int(raw[2:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Unprocessable.at(["query", "cursor"], "not a cursor this server gave out")
-
-
 @router.post("", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 415, 422),
              openapi_extra=_BODY_DOC, summary="Write observations (rows JSON, columns JSON or CSV)")
 async def write_observations(key: SeriesKey, request: Request, engine: EngineDep,
@@ -110,12 +94,12 @@ def read_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None
                       accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
     start_us, end_us = _time_param(start, "start"), _time_param(end, "end")
     if cursor:
-        after = _decode_cursor(cursor) + 1  # keyset on t: rows inserted meanwhile never shift the next page
+        after = after_time(cursor) + 1  # keyset on t: rows inserted meanwhile never shift the next page
         start_us = after if start_us is None else max(start_us, after)
     rec = storage.get_series(engine, key)
     names = _channels_param(channels, rec)
     times, values, more = storage.read_page(engine, rec.id, names, start_us, end_us, limit)
-    next_cursor = _encode_cursor(int(times[-1])) if more else None
+    next_cursor = time_cursor(int(times[-1])) if more else None
     stamps = format_times(times)
     if accept and "text/csv" in accept.lower():
         out = io.StringIO()

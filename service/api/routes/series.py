@@ -1,13 +1,12 @@
 """Series: create, list, get, change, delete."""
 
-import base64
-import binascii
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
 from service import storage
 from service.api.deps import EngineDep, ReadScope, WriteScope
+from service.api.pagination import after_key, key_cursor
 from service.api.schemas import KEY_PATTERN, SeriesCreate, SeriesList, SeriesPublic, SeriesUpdate
 from service.errors import Unprocessable, responses
 from service.timefmt import format_time
@@ -31,20 +30,6 @@ def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:  
     return out
 
 
-def _encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(b"k:" + key.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith("k:"):
-        raise Unprocessable.at(["query", "cursor"], "not a cursor this server gave out")
-    return raw[2:]
-
-
 @router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 413, 422),
              summary="Create a series")
 def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
@@ -55,12 +40,13 @@ def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
 @router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422), summary="List series by key")
 def list_series(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=400)] = None,
-                prefix: Annotated[str | None, Query(max_length=128)] = None) -> SeriesList:
-    after = _decode_cursor(cursor) if cursor else None
+                prefix: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._-]*$")] = None
+                ) -> SeriesList:
+    after = after_key(cursor) if cursor else None
     records = storage.list_series(engine, prefix=prefix, after=after, limit=limit + 1)
     more = len(records) > limit
     records = records[:limit]
-    return SeriesList(items=public(engine, records), next_cursor=_encode_cursor(records[-1].key) if more else None)
+    return SeriesList(items=public(engine, records), next_cursor=key_cursor(records[-1].key) if more else None)
 
 
 @router.get("/{key}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422), summary="Get a series")

@@ -70,6 +70,12 @@ BAD_JSON = [
     ('{"t": [0], "values": {"temp": [Infinity]}}', ["body", "values", "temp", 0]),
     ('{"observations": [{"t": 0, "values": {"temp": -Infinity}}]}', ["body", "observations", 0, "values", "temp"]),
     ('{"t": [0], "values": {"temp": [1e400]}}', ["body", "values", "temp", 0]),
+    ('{"t": [0], "values": {"temp": [1e308]}}', ["body", "values", "temp", 0]),
+    ('{"t": [0, 1], "values": {"temp": [1, -1.0000001e100]}}', ["body", "values", "temp", 1]),
+    ('{"t": [0, 1], "values": {"temp": [null, 1e101]}}', ["body", "values", "temp", 1]),
+    ('{"t": [0], "values": {"temp": [100000000000000000000000000000000000000000000000000000000000000000000000000000000'
+     '00000000000000000000000]}}', ["body", "values", "temp", 0]),
+    ('{"observations": [{"t": 0, "values": {"temp": 1e101}}]}', ["body", "observations", 0, "values", "temp"]),
     ('{"t": [0], "values": {"temp": ["21.5"]}}', ["body", "values", "temp", 0]),
     ('{"t": [0], "values": {"temp": [true]}}', ["body", "values", "temp", 0]),
     ('{"t": [0], "values": {"co2": [1]}}', ["body", "values", "co2"]),
@@ -118,6 +124,7 @@ BAD_CSV = [
     (b"t,temp\n0,nan\n", ["body", "line", 2, "temp"]),
     (b"t,temp\n0,inf\n", ["body", "line", 2, "temp"]),
     (b"t,temp\n0,1e400\n", ["body", "line", 2, "temp"]),
+    (b"t,temp\n0,-1e101\n", ["body", "line", 2, "temp"]),
     (b"t,temp\n0,abc\n", ["body", "line", 2, "temp"]),
     (b"t,temp\n0,1\n2026-03-01T12:00:00,1\n", ["body", "line", 3, "t"]),
     (b"t,temp,co2\n0,1,2\n", ["body", "line", 1, "co2"]),
@@ -191,3 +198,28 @@ def test_empty_batch_writes_nothing(room: TestClient, body: dict) -> None:
     r = room.post(URL, json=body)
     assert r.status_code == 200, r.text
     assert r.json() == {"received": 0, "inserted": 0, "updated": 0, "unchanged": 0}
+
+
+@pytest.mark.parametrize(("body", "headers", "loc", "shown"), [
+    (b'{"t": [0], "values": {"temp": [1e308]}}', JSON, ["body", "values", "temp", 0], "1E+308"),
+    (b'{"observations": [{"t": 0, "values": {"temp": -2e100}}]}', JSON, ["body", "observations", 0, "values", "temp"],
+     "-2E+100"),
+    (b"t,temp\n0,1e101\n", CSV, ["body", "line", 2, "temp"], "'1e101'"),
+])
+def test_values_beyond_1e100_are_refused_saying_the_limit(room: TestClient, body: bytes, headers: dict, loc: list,
+                                                          shown: str) -> None:
+    r = room.post(URL, content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    [detail] = r.json()["error"]["details"]
+    assert detail == {"loc": loc, "msg": f"{shown} is out of range: values must be finite, from -1e100 to 1e100"}
+
+
+def test_extreme_values_within_the_limit_are_stored_exactly(room: TestClient) -> None:
+    values = [1e100, -1e100, 1e-320, -0.0, 5e-324, 9.999999999999999e99]
+    r = room.post(URL, json={"t": list(range(len(values))), "values": {"temp": values}})
+    assert r.status_code == 200, r.text
+    got = room.get(URL, params={"channels": "temp"}).json()["values"]["temp"]
+    assert got == values
+    csv_text = room.get(URL, params={"channels": "temp"}, headers={"Accept": "text/csv"}).text
+    # Compared as floats: SQLite drops the sign of -0.0, and -0.0 == 0.0
+    assert [float(line.split(",")[1]) for line in csv_text.splitlines()[1:]] == values

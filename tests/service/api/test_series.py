@@ -1,5 +1,7 @@
 """Series routes on both backends."""
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -99,3 +101,47 @@ def test_delete_cascades_and_unknown_is_404(client: TestClient) -> None:
         assert r.json()["error"] == {"code": "not_found", "message": "no series with key 'room-1'", "details": []}
     _create(client)  # the key is free again, and the old observations are gone
     assert client.get("/v1/series/room-1").json()["counts"] == {"temp": 0, "hum": 0}
+
+
+def _nested(depth: int) -> bytes:
+    """A metadata object `depth` levels deep: {"x": {"x": … 1 …}}."""
+    return b'{"x":' * (depth - 1) + b'{"x":1' + b"}" * depth
+
+
+@pytest.mark.parametrize("depth", [17, 900])
+def test_metadata_nested_too_deep_is_refused_before_storing(client: TestClient, depth: int) -> None:
+    body = b'{"key": "deep", "channels": ["a"], "metadata": ' + _nested(depth) + b"}"
+    for _ in range(2):  # a retry gets the same answer, not a 409: nothing was stored
+        r = client.post("/v1/series", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        err = r.json()["error"]
+        assert err["code"] == "validation_error"
+        assert err["details"][0]["loc"] == ["body", "metadata"]
+        assert f"nested {depth} levels deep; the limit is 16" in err["details"][0]["msg"]
+    assert client.get("/v1/series/deep").status_code == 404
+    assert client.get("/v1/series").json() == {"items": [], "next_cursor": None}
+    _create(client)
+    r = client.patch("/v1/series/room-1", content=b'{"metadata": ' + _nested(depth) + b"}",
+                     headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["body", "metadata"]
+    assert client.get("/v1/series/room-1").json()["metadata"] == {}
+
+
+def test_metadata_at_the_limits_is_stored_and_read_back(client: TestClient) -> None:
+    deep = {"x": 1}
+    for _ in range(15):
+        deep = {"x": deep}  # 16 levels
+    lists = {"a": [[[[1]]]]}  # lists count as levels too: 5
+    big = {"s": "y" * (16 * 1024 - 8)}  # 16 KiB as compact JSON, exactly
+    assert len(json.dumps(big, separators=(",", ":"))) == 16 * 1024
+    for key, metadata in (("deep", deep), ("lists", lists), ("big", big)):
+        assert _create(client, key, metadata=metadata)["metadata"] == metadata
+    assert [s["metadata"] for s in client.get("/v1/series").json()["items"]] == [big, deep, lists]
+
+
+def test_metadata_over_16_kib_is_refused_with_its_size(client: TestClient) -> None:
+    r = client.post("/v1/series", json={"key": "big", "channels": ["a"], "metadata": {"s": "y" * (16 * 1024 - 7)}})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "validation_error" and err["details"][0]["loc"] == ["body", "metadata"]
+    assert "16385 bytes as JSON; the limit is 16384" in err["details"][0]["msg"]
