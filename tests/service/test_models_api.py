@@ -307,3 +307,10 @@ def test_a_cuda_device_is_accepted_for_a_worker_that_may_have_it(client: TestCli
                                                "config": {**TINY, "device": "cuda:1"}})
     assert response.status_code == 202, response.text
     assert client.get("/v1/models/rooms/versions/1").json()["config"]["device"] == "cuda:1"
+
+
+@pytest.mark.parametrize("prefix", ["a\x00", "-a", "a b"])
+def test_a_prefix_no_key_can_start_with_is_422(client: TestClient, prefix: str) -> None:
+    response = client.post("/v1/models", json={"name": "rooms", "series_prefix": prefix})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "series_prefix"]

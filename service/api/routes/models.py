@@ -57,7 +57,7 @@ class TrainRequest(BaseModel):
         None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES,
         description="Keys of the series to train on; their common channels are used. Give this or `series_prefix`")
     series_prefix: str | None = Field(
-        None, min_length=1, max_length=128,
+        None, min_length=1, max_length=128, pattern=KEY_PATTERN,  # a key's beginning: the same characters
         description="Train on every series whose key starts with this (case-sensitive, no wildcards); the version "
                     "stores the keys it matched. Give this or `series`")
     horizon: TrainingDuration = Field(
