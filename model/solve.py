@@ -113,6 +113,10 @@ def _fixed_grid_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor
     # the output times on a grid point keeps every grid point (and so every answer) independent of the batch.
     step = config.step_size
     last = torch.ceil(t_eval.max().detach() / step) + 1
+    if float(last) > config.max_steps:  # fixed steps never give up on their own: a far time would run for ever
+        raise SolverError(f"{config.solver} would take {float(last):.3g} steps of {step:g} to reach model time "
+                          f"{float(t_eval.max()):.6g}, more than max_steps={config.max_steps}: ask for times "
+                          "nearer the context, or raise max_steps or step_size")
     end = (torch.arange(int(last.item()) + 1, dtype=t_eval.dtype, device=t_eval.device) * step)[-1:]
     times, inverse = torch.unique(torch.cat([t_eval.reshape(-1), t_eval.new_zeros(1), end]), return_inverse=True)
     before = dynamics.nfe

@@ -128,3 +128,15 @@ def test_uncalibrated_model_answers_from_its_samples(fitted, contexts):
     batched = forecast_batch(raw, [(contexts[1], at - ctx.times[0] + contexts[1].times[0]), (ctx, at)],
                              samples=400, quantiles=(0.05, 0.5, 0.95), seeds=[9, 2])[1]
     np.testing.assert_allclose(batched.quantiles, fc.quantiles, rtol=1e-4, atol=1e-6)
+
+
+def test_a_fixed_step_solve_past_max_steps_is_refused_not_run(fitted, contexts):
+    """Fixed-step solvers do not give up by themselves: a time far from the context would take for ever."""
+    from model import SolverError
+
+    ctx = contexts[0]
+    fixed = dataclasses.replace(fitted, config=fitted.config.replace(solver="rk4", step_size=0.5, max_steps=50))
+    forecast(fixed, ctx, [ctx.times[-1]], samples=2, seed=0)  # near: answered
+    far = ctx.times[0] - 1e6 * fitted.normaliser.time_scale  # a million model-time units before the context
+    with pytest.raises(SolverError, match="max_steps"):
+        forecast(fixed, ctx, [ctx.times[-1]], samples=2, seed=0, start=far)
