@@ -217,6 +217,16 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
     assert backtest["best_baseline"] in ("last_value", "drift", "seasonal_naive")
     assert isinstance(backtest["beats_baselines"], bool)
     assert version["config"]["horizon"] == 20.0 and version["config"]["frame"] == "local"
+    # it serves: up to the horizon past the last observation, with the warnings its backtest calls for
+    last = client.get("/v1/series/room-1").json()["last_t"]
+    answer = client.get("/v1/series/room-1/forecast", params={"model": "rooms", "horizon": "20", "step": "5"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert len(body["t"]) == 4 and body["kind"] == ["extrapolation"] * 4 and body["t"][0] > last
+    assert all(math.isfinite(v) for v in body["channels"]["a"]["mean"])
+    assert isinstance(body["warnings"], list) and (len(body["warnings"]) > 0) == (not backtest["beats_baselines"])
+    past = client.get("/v1/series/room-1/forecast", params={"model": "rooms", "horizon": "25", "step": "5"})
+    assert past.status_code == 422 and "horizon" in past.json()["error"]["message"]
 
 
 def test_metrics_are_made_json_safe() -> None:
