@@ -78,9 +78,9 @@ def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = 2
         lo, hi = t[0] + min(sizes.encoder / 2, (t[-1] - t[0]) / 2), t[-1] - 0.25 * sizes.horizon
         for end in sorted({int(np.searchsorted(t, c, side="right")) - 1 for c in np.linspace(lo, hi, per_series)}
                           if hi > lo else ()):
-            if 1 <= end < t.size - 1:
-                out.append(Cutoff(k, end, np.arange(end + 1, int(np.searchsorted(t, t[end] + sizes.horizon,
-                                                                                   side="right")))))
+            future = np.arange(end + 1, int(np.searchsorted(t, t[end] + sizes.horizon, side="right")))
+            if end >= 1 and future.size:
+                out.append(Cutoff(k, end, future))
     return out
 
 

@@ -169,9 +169,9 @@ def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[flo
     the component with seasons must beat the one without on the backtest to be chosen). Peaks are taken shortest first;
     one at a multiple of a period already taken counts only when 3% stronger (a weekly cycle over a daily one, not
     the daily cycle's echo a week on). The autocorrelation is averaged over channels and sequences by length."""
-    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 2])
-    if gaps.size == 0:
+    if not any(s.times.size > 2 for s in sequences):
         return ()
+    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 2])
     step = float(np.quantile(gaps, 0.2))
     max_lag = int(longest / step)
     if max_lag < 4:

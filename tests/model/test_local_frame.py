@@ -176,3 +176,14 @@ def test_interpolation_returns_the_observations_at_their_times(local_fit):
     at = series.times[[40, 41, -1]]
     fc = forecast(fitted, series, at, samples=8, seed=0)
     np.testing.assert_allclose(fc.mean, series.values[[40, 41, -1]], atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [2, 3, 12])
+def test_very_short_series_train_and_forecast(n):
+    """Too short for cut-offs or seasons: the defaults still give a model that answers up to its horizon."""
+    t = T0 + np.arange(n) * 10.0
+    series = Sequence(t, np.sin(t - T0), ("a",))
+    fitted = fit([series], ModelConfig(train_steps=3, batch_size=4, latent_dim=2, hidden_dim=4, units=4))
+    fc = forecast(fitted, series, [t[-1] + fitted.horizon], samples=4, seed=0)
+    assert fitted.horizon > 0 and np.all(np.isfinite(fc.mean)) and np.all(np.isfinite(fc.quantiles))
+    assert fitted.backtest["cutoffs"] >= 0
