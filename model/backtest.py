@@ -97,11 +97,13 @@ def _mae(errors: np.ndarray) -> float:
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes, std: np.ndarray) -> Component:
-    """The candidate component (trend or not, seasons or not, half-life, persistence of the last residual) whose
-    classical forecast has the lowest MAE on the cut-offs."""
+    """The candidate component (trend or not, which of the seasons found, half-life, persistence of the last
+    residual) whose classical forecast has the lowest MAE on the cut-offs."""
     gap = sizes.gap
     half_lives = sorted({sizes.context, sizes.context / 4, max(3 * gap, sizes.context / 32)})
-    season_sets = [(), sizes.seasons] if sizes.seasons else [()]
+    season_sets = [()] + [tuple(p for p in sizes.seasons if p in subset)  # every subset of the seasons found
+                          for n in range(1, len(sizes.seasons) + 1)
+                          for subset in itertools.combinations(sizes.seasons, n)]
     persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2)
     candidates = [
         Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
