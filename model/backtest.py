@@ -97,20 +97,24 @@ def _mae(errors: np.ndarray) -> float:
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes, std: np.ndarray) -> Component:
-    """The candidate component (trend or not, which of the seasons found, half-life, persistence of the last
-    residual) whose classical forecast has the lowest MAE on the cut-offs."""
+    """The candidate component (context length, trend or not, which of the seasons found, half-life, persistence
+    of the last residual) whose classical forecast has the lowest MAE on the cut-offs."""
     gap = sizes.gap
-    half_lives = sorted({sizes.context, sizes.context / 4, max(3 * gap, sizes.context / 32)})
+    # the context chosen, and (unless the config fixed it) a longer one: a steady season is better measured on
+    # more of it
+    contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context,
+                                                                                      sizes.room)})
     season_sets = [()] + [tuple(p for p in sizes.seasons if p in subset)  # every subset of the seasons found
                           for n in range(1, len(sizes.seasons) + 1)
                           for subset in itertools.combinations(sizes.seasons, n)]
     persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2)
     candidates = [
         Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
-                  half_life=float(h), damping=sizes.horizon, context=sizes.context, encoder=sizes.encoder,
+                  half_life=float(h), damping=sizes.horizon, context=context, encoder=sizes.encoder,
                   persistence=float(persistence))
-        for trend, seasons, h, persistence in itertools.product((False, True), season_sets, half_lives,
-                                                                persistences)]
+        for context in contexts
+        for trend, seasons, h, persistence in itertools.product(
+            (False, True), season_sets, sorted({context, context / 4, max(3 * gap, context / 32)}), persistences)]
     if not cutoffs:
         return candidates[len(candidates) // 2]
     floor = SCALE_FLOOR * std

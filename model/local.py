@@ -55,13 +55,16 @@ MAX_CALIBRATION = 240  # cut-offs over the whole history added to the validation
 
 @dataclass(frozen=True)
 class Sizes:
-    """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s)."""
+    """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s); room: the longest
+    history (s) a window may hold before its horizon; context_given: whether the config fixed the context."""
 
     horizon: float
     context: float
     encoder: float
     seasons: tuple[float, ...]
     gap: float
+    room: float = math.inf
+    context_given: bool = False
 
 
 def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
@@ -82,7 +85,8 @@ def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
         context = min(context, max(room / 2, 4 * gap))
     seasons = tuple(p for p in seasons if p <= context / 1.5)  # a season needs most of two cycles to be fitted
     encoder = min(context, ENCODER_POINTS * gap)
-    return Sizes(horizon=float(horizon), context=float(context), encoder=float(encoder), seasons=seasons, gap=gap)
+    return Sizes(horizon=float(horizon), context=float(context), encoder=float(encoder), seasons=seasons, gap=gap,
+                 room=float(room), context_given=config.context is not None)
 
 
 def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress | None,
@@ -102,7 +106,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
         torch.manual_seed(config.seed)
         network = LatentODE(len(channels), config).to(device)
     fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
-                         context_seconds=sizes.context, component=component)
+                         context_seconds=component.context, component=component)
     history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
     fitted.component = dataclasses.replace(component, blend=choose_blend(fitted, sequences, cutoffs))
