@@ -1,20 +1,24 @@
 """Outages of what the API depends on: a database that cannot be reached is a 503 with Retry-After, a full disk a
-507, and the service recovers by itself once the database is back. Against a private PostgreSQL server that the
-tests stop and start (never the shared one), and a SQLite file whose size is capped."""
+507, and the service recovers by itself once the database is back; a queue that cannot be reached delays training
+but refuses nothing; /readyz says 503 while either is down. Against a private PostgreSQL server and a private Redis
+that the tests stop and start (never the shared ones), and a SQLite file whose size is capped."""
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import event, text, update
 
-from service import keys, storage
+from service import executor, jobs, keys, storage
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, migrate
-from tests.private_servers import PrivatePostgres
+from service.tables import jobs as jobs_table
+from tests.private_servers import PrivatePostgres, PrivateRedis
+from tests.training_data import TINY, add_series
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +152,73 @@ def admin_key_sqlite(tmp_path) -> tuple[Settings, str]:  # noqa: ANN001
     key = keys.create_key(engine, "admin", ["admin"])
     engine.dispose()
     return settings, key
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_settings(private_redis: PrivateRedis, tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+    """A SQLite database and the private Redis as the queue (running at the start of the test and after it)."""
+    if private_redis.proc is None:
+        private_redis.start()
+    settings = Settings(data_dir=tmp_path / "data", queue_url=private_redis.url, auth="disabled",
+                        queue_name=f"t-{uuid.uuid4().hex[:8]}", forecast_processes=0, requeue_after_seconds=1)
+    migrate(settings.db_url)
+    yield settings
+    if private_redis.proc is None:
+        private_redis.start()
+    executor.close_queue(settings)
+
+
+def test_a_training_job_sent_while_the_queue_is_down_is_accepted_and_delivered_later(
+        private_redis: PrivateRedis, redis_settings: Settings) -> None:
+    engine = make_engine(redis_settings.db_url)
+    add_series(engine, "room-1")
+    private_redis.stop()
+    with TestClient(create_app(redis_settings)) as client:
+        started = time.monotonic()
+        r = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "config": TINY})
+        assert time.monotonic() - started < 10
+    # The job row is committed before the send: it is the truth, and a sweeper sends it once the queue is back.
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job"]["id"]
+    assert jobs.get_job(engine, job_id).status == "queued"
+    private_redis.start()
+    with engine.begin() as conn:  # as if requeue_after_seconds had passed
+        conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(enqueued_at=1))
+    queue = executor.get_queue(redis_settings)
+    assert executor.Sweeper(redis_settings, engine, queue.huey, stop=threading.Event()).sweep_once() == [job_id]
+    assert executor.pending_job_ids(queue.huey) == {job_id}
+    engine.dispose()
+
+
+def test_readyz_is_503_while_the_queue_is_down(private_redis: PrivateRedis, redis_settings: Settings) -> None:
+    with TestClient(create_app(redis_settings)) as client:
+        assert client.get("/readyz").json() == {"status": "ready"}
+        private_redis.stop()
+        r = client.get("/readyz")
+        assert r.status_code == 503, r.text
+        assert int(r.headers["retry-after"]) > 0
+        assert r.json()["error"]["code"] == "queue_unavailable" and "queue" in r.json()["error"]["message"]
+        private_redis.start()
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.json() == {"status": "ready"}
+
+
+def test_readyz_is_503_while_the_database_is_down(private_pg: PrivatePostgres, pg_client: TestClient) -> None:
+    assert pg_client.get("/readyz").json() == {"status": "ready"}
+    private_pg.stop()
+    r = pg_client.get("/readyz")
+    assert r.status_code == 503, r.text
+    assert int(r.headers["retry-after"]) > 0
+    assert r.json()["error"]["code"] == "database_unavailable"
+    private_pg.start()
+    assert pg_client.get("/readyz").status_code == 200
