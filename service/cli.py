@@ -5,12 +5,28 @@ import logging
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 from service import keys
 from service.config import Settings, get_settings
 from service.db import make_engine, migrate
 
 log = logging.getLogger("latentcast")
+
+
+def _data_dir_problem(path: Path) -> str | None:
+    """Create the data folder (mode 0700: it holds the database, the queue and the admin key) if it is missing,
+    and make sure a file can be created in it; None when it can, else the reason in a few words."""
+    if path.exists() and not path.is_dir():
+        return "it is a file, not a folder"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
 
 
 def _ensure_admin_key(settings: Settings) -> None:
@@ -140,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    problem = _data_dir_problem(settings.data_dir)
+    if problem is not None:
+        print(f"latentcast: cannot use the data folder {settings.data_dir.resolve()}: {problem} "
+              "(set LATENTCAST_DATA_DIR to a folder this user can write)", file=sys.stderr, flush=True)
+        return 1
     return args.func(settings, args)
 
 
