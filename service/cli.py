@@ -30,7 +30,8 @@ def _data_dir_problem(path: Path) -> str | None:
 
 
 def _ensure_admin_key(settings: Settings) -> None:
-    """On first start with auth on and no keys at all, create an admin key, print it once, keep it 0600."""
+    """On first start with auth on and no keys at all, create an admin key and write it to data_dir/admin.key (0600)
+    alone: the log says where it is, never the key (logs are kept and shipped where a key must not go)."""
     if settings.auth == "disabled":
         log.warning("LATENTCAST_AUTH=disabled: every request is allowed without an API key")
         return
@@ -44,13 +45,14 @@ def _ensure_admin_key(settings: Settings) -> None:
             return  # another server starting beside this one made it first
     finally:
         engine.dispose()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "admin.key"
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = settings.data_dir.resolve() / "admin.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     os.chmod(path, 0o600)
-    print(f"Created the first API key (admin scope), also written to {path}:\n{key}", flush=True)
+    log.info("created the first API key (admin scope) in %s (mode 0600): read it there, it is shown nowhere else",
+             path)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ PostgreSQL: psycopg 3, pool pre-ping (a connection that died with a restarted se
 
 import contextlib
 import fcntl
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +30,22 @@ MIGRATION_LOCK_ID = 0x6C61_7465  # PostgreSQL advisory lock key for migrations (
 _IMMEDIATE = "latentcast_sqlite_immediate"
 
 
+def private_file(path: Path) -> None:
+    """Create `path` empty, readable and writable by its owner alone (0600), unless it exists; and its folder
+    (0700) if missing. SQLite gives the -wal and -shm files it creates beside a database the database file's mode,
+    so a database made here keeps its journal private too, whatever the umask."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))  # an empty file is an empty database
         # Pooled like PostgreSQL's: a connection closed on return (beyond the default 5) would be reopened, pragmas and
         # all, by the next of the API's up to 40 concurrent request threads.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
@@ -129,7 +141,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         if lock_path is None:
             yield
             return
-        with open(lock_path, "w") as handle:
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from service import jobs
 from service.config import Settings
+from service.db import private_file
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,9 @@ def make_queue(settings: Settings) -> Queue:
     url = settings.queue_url
     common: dict[str, Any] = {"results": False, "serializer": JsonSerializer(), "utc": True}
     if url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey: Huey = SqliteHuey(settings.queue_name, filename=str((settings.data_dir / "queue.db").resolve()),
-                                **common)
+        path = (settings.data_dir / "queue.db").resolve()
+        private_file(path)  # 0600, and so are the -wal and -shm files SQLite makes beside it
+        huey: Huey = SqliteHuey(settings.queue_name, filename=str(path), **common)
     elif url.startswith(("redis://", "rediss://", "unix://")):
         pool = ConnectionPool.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
         huey = RedisHuey(settings.queue_name, connection_pool=pool, **common)

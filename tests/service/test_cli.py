@@ -68,14 +68,18 @@ def test_duplicate_key_name_exits_2(env: Path, capsys: pytest.CaptureFixture[str
     assert "exists already" in capsys.readouterr().err
 
 
-def test_first_start_creates_admin_key_once(settings: Settings, engine: Engine,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
-    cli._ensure_admin_key(settings)
-    out = capsys.readouterr().out
+def test_first_start_writes_the_admin_key_to_its_file_only(settings: Settings, engine: Engine,
+                                                            capsys: pytest.CaptureFixture[str],
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO):
+        cli._ensure_admin_key(settings)
     path = settings.data_dir / "admin.key"
     key = path.read_text().strip()
     assert path.stat().st_mode & 0o777 == 0o600
-    assert key in out and keys.scopes_for(engine, key) == frozenset({"read", "write", "admin"})
+    assert keys.scopes_for(engine, key) == frozenset({"read", "write", "admin"})
+    captured = capsys.readouterr()
+    assert key not in captured.out + captured.err + caplog.text  # logs are kept and shipped: no secret in them
+    assert any(str(path) in r.getMessage() for r in caplog.records)  # the log says where it is
     cli._ensure_admin_key(settings)  # second start: keys exist, nothing printed, file untouched
     assert capsys.readouterr().out == "" and path.read_text().strip() == key
     assert [k.name for k in keys.list_keys(engine)] == ["admin"]
