@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api.limits import BodySizeLimit
+from service.api.limits import BodySizeLimit, BodyTimeout
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.batcher import ForecastBatcher
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         cache_bytes=settings.model_cache_bytes)
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
     # Outside the size limit, whose 413 needs no help; inside the metrics, which count its 500s, 503s and 507s.
     app.add_middleware(InternalErrors, faults=storage_fault)
     app.state.metrics = Metrics()

@@ -65,6 +65,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.http_server import server_options
 
     migrate(settings.db_url)
     _ensure_admin_key(settings)
@@ -84,7 +85,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         child = ChildWorker()
         child.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level, **server_options(settings))
     finally:
         if child is not None:
             child.stop()
