@@ -18,7 +18,9 @@ FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handl
 one answer whichever code reads it (`invalid_json`), and an unexpected exception a 500 in this shape on a connection
 that stays open (`InternalErrors`). `InternalErrors` also turns an outage of what the API stands on into its status
 (a database that cannot be reached: 503; a full disk: 507), in one place for every route, by the `faults` function
-it is given (service.db.storage_fault).
+it is given (service.db.storage_fault). Limits enforced outside the routes answer in the same shape: 408
+request_timeout and 413 payload_too_large for a body (service.api.limits), 408 request_timeout and 431
+headers_too_large for a request's head (service.http_server).
 """
 
 import json
