@@ -6,12 +6,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service.api.limits import BodySizeLimit
+from service.api.limits import BodySizeLimit, BodyTimeout
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
-from service.db import make_engine
+from service.db import make_engine, storage_fault
 from service.errors import InternalErrors, install_handlers
 from service.model_cache import ModelCache
 
@@ -49,7 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         cache_bytes=settings.model_cache_bytes)
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(InternalErrors)  # outside the size limit, whose 413 needs no help; inside the metrics
+    app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)
+    # Outside the size limit, whose 413 needs no help; inside the metrics, which count its 500s, 503s and 507s.
+    app.add_middleware(InternalErrors, faults=storage_fault)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees every answer, 413s too
     app.include_router(root_router)

@@ -5,6 +5,8 @@ import logging
 import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 from service import keys
 from service.config import Settings, get_settings
@@ -13,8 +15,23 @@ from service.db import make_engine, migrate
 log = logging.getLogger("latentcast")
 
 
+def _data_dir_problem(path: Path) -> str | None:
+    """Create the data folder (mode 0700: it holds the database, the queue and the admin key) if it is missing,
+    and make sure a file can be created in it; None when it can, else the reason in a few words."""
+    if path.exists() and not path.is_dir():
+        return "it is a file, not a folder"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
 def _ensure_admin_key(settings: Settings) -> None:
-    """On first start with auth on and no keys at all, create an admin key, print it once, keep it 0600."""
+    """On first start with auth on and no keys at all, create an admin key and write it to data_dir/admin.key (0600)
+    alone: the log says where it is, never the key (logs are kept and shipped where a key must not go)."""
     if settings.auth == "disabled":
         log.warning("LATENTCAST_AUTH=disabled: every request is allowed without an API key")
         return
@@ -28,13 +45,14 @@ def _ensure_admin_key(settings: Settings) -> None:
             return  # another server starting beside this one made it first
     finally:
         engine.dispose()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = settings.data_dir / "admin.key"
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = settings.data_dir.resolve() / "admin.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     os.chmod(path, 0o600)
-    print(f"Created the first API key (admin scope), also written to {path}:\n{key}", flush=True)
+    log.info("created the first API key (admin scope) in %s (mode 0600): read it there, it is shown nowhere else",
+             path)
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -47,6 +65,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.http_server import server_options
 
     migrate(settings.db_url)
     _ensure_admin_key(settings)
@@ -66,7 +85,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         child = ChildWorker()
         child.start()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=args.log_level, timeout_graceful_shutdown=30)
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level, **server_options(settings))
     finally:
         if child is not None:
             child.stop()
@@ -140,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    problem = _data_dir_problem(settings.data_dir)
+    if problem is not None:
+        print(f"latentcast: cannot use the data folder {settings.data_dir.resolve()}: {problem} "
+              "(set LATENTCAST_DATA_DIR to a folder this user can write)", file=sys.stderr, flush=True)
+        return 1
     return args.func(settings, args)
 
 

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     # Limits on every request.
     max_body_bytes: int = Field(16 * MiB, ge=1024)
     max_values_per_request: int = Field(1_000_000, ge=1)
+    # Slow clients (service.http_server, service.api.limits): a request's line and headers must arrive within
+    # header_timeout_seconds and be at most max_header_bytes; its body must arrive within body_timeout_seconds of
+    # the server starting to read it (16 MiB in 60 s: about 2.2 Mbit/s); an idle connection is closed after
+    # keep_alive_seconds (behind a load balancer, set it above the balancer's own idle timeout).
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    max_header_bytes: int = Field(64 * 1024, ge=1024, le=16 * MiB)
+    body_timeout_seconds: float = Field(60.0, gt=0, le=86400)
+    keep_alive_seconds: float = Field(5.0, gt=0, le=3600)
 
     # Background training.
     job_max_attempts: int = Field(3, ge=1)

@@ -6,29 +6,46 @@ pysqlite's deferred transactions let a read-then-write transaction fail at once 
 writer commits in between, while taking the write lock up front makes writers queue on the busy timeout instead.
 `engine.connect()` transactions stay deferred, so in WAL mode readers (auth checks, forecasts) never wait for a
 writer or for each other.
-PostgreSQL: psycopg 3, pool pre-ping.
+PostgreSQL: psycopg 3, pool pre-ping (a connection that died with a restarted server is replaced before use).
+
+`storage_fault` says which database failures are outages rather than bugs, and how the API answers them.
 """
 
 import contextlib
 import fcntl
+import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 
 import migrations
+from service.errors import ApiError, InsufficientStorage, Unavailable
 
 MIGRATION_LOCK_ID = 0x6C61_7465  # PostgreSQL advisory lock key for migrations ("late")
 _IMMEDIATE = "latentcast_sqlite_immediate"
+
+
+def private_file(path: Path) -> None:
+    """Create `path` empty, readable and writable by its owner alone (0600), unless it exists; and its folder
+    (0700) if missing. SQLite gives the -wal and -shm files it creates beside a database the database file's mode,
+    so a database made here keeps its journal private too, whatever the umask."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))  # an empty file is an empty database
         # Pooled like PostgreSQL's: a connection closed on return (beyond the default 5) would be reopened, pragmas and
         # all, by the next of the API's up to 40 concurrent request threads.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
@@ -60,6 +77,46 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+_PG_DISK_FULL = "53100"  # SQLSTATE disk_full: "could not extend file …: No space left on device"
+# SQLite's primary result codes that mean the file cannot be used now, not that a statement is wrong (SQLITE_ERROR,
+# "no such table", stays a bug: a 500).
+_SQLITE_UNAVAILABLE = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN,
+                       sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PROTOCOL}
+
+
+def _unavailable() -> Unavailable:
+    return Unavailable("the database is unavailable (unreachable, restarting or busy); retry after Retry-After "
+                       "seconds", code="database_unavailable")
+
+
+def storage_fault(error: BaseException) -> ApiError | None:
+    """The API's answer to a database failure that is an outage, or None for anything else (a bug: a 500).
+
+    A full disk (SQLite SQLITE_FULL "database or disk is full", PostgreSQL disk_full) is a 507; a database that
+    cannot be reached, went away mid-request, is shutting down, or kept every connection busy past the timeouts is
+    a 503 with Retry-After. SQLAlchemy wraps driver errors (OperationalError, InterfaceError); the bulk paths use
+    the driver's own cursor, whose errors come here unwrapped.
+    """
+    if isinstance(error, exc.TimeoutError):  # no pooled connection became free in time
+        return _unavailable()
+    if isinstance(error, exc.DBAPIError):
+        if not isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return None
+        error = error.orig
+    if isinstance(error, sqlite3.OperationalError):
+        primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
+        if primary == sqlite3.SQLITE_FULL:
+            return _disk_full()
+        return _unavailable() if primary in _SQLITE_UNAVAILABLE else None
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        return _disk_full() if error.sqlstate == _PG_DISK_FULL else _unavailable()
+    return None
+
+
+def _disk_full() -> InsufficientStorage:
+    return InsufficientStorage("the database's disk is full: the change was not saved; retry once space is freed")
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
@@ -84,7 +141,7 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         if lock_path is None:
             yield
             return
-        with open(lock_path, "w") as handle:
+        with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

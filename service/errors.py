@@ -10,16 +10,22 @@
     ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}] (or a more precise code,
     │                             e.g. solver_error, non_finite_forecast)
     ├── UnsupportedMedia  415     unsupported_media_type
-    └── Unavailable       503     unavailable (database unreachable), solver_unavailable (a forecast's solver process
-                                  died twice on it)
+    ├── Unavailable       503     database_unavailable, queue_unavailable (unreachable, restarting, busy),
+    │                             solver_unavailable (a forecast's solver process died twice on it); with Retry-After
+    └── InsufficientStorage 507   insufficient_storage (the database's disk is full)
 
 FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handlers`. A body that is not JSON gets
 one answer whichever code reads it (`invalid_json`), and an unexpected exception a 500 in this shape on a connection
-that stays open (`InternalErrors`).
+that stays open (`InternalErrors`). `InternalErrors` also turns an outage of what the API stands on into its status
+(a database that cannot be reached: 503; a full disk: 507), in one place for every route, by the `faults` function
+it is given (service.db.storage_fault). Limits enforced outside the routes answer in the same shape: 408
+request_timeout and 413 payload_too_large for a body (service.api.limits), 408 request_timeout and 431
+headers_too_large for a request's head (service.http_server).
 """
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -105,8 +111,20 @@ class Unprocessable(ApiError):
         return cls(f"{'.'.join(map(str, loc))}: {msg}", code=code, details=[{"loc": loc, "msg": msg}])
 
 
+RETRY_AFTER_S = 5  # what a 503 asks a client to wait: about a database's or a queue's restart
+
+
 class Unavailable(ApiError):
+    """503 with Retry-After: something the service needs is down for now; the same request may succeed later."""
+
     status, code = 503, "unavailable"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int = RETRY_AFTER_S):
+        super().__init__(message, code=code, headers={"Retry-After": str(retry_after)})
+
+
+class InsufficientStorage(ApiError):
+    status, code = 507, "insufficient_storage"
 
 
 def invalid_json(exc: ValueError | RecursionError) -> Unprocessable:
@@ -123,17 +141,22 @@ def invalid_json(exc: ValueError | RecursionError) -> Unprocessable:
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
                  415: "unsupported_media_type", 422: "validation_error", 429: "too_many_requests",
-                 503: "unavailable"}
+                 503: "unavailable", 507: "insufficient_storage"}
 
 _DESCRIPTIONS = {400: "Bad request", 401: "No API key, or an unknown or revoked one",
                  403: "The API key lacks the scope this route needs", 404: "Not found", 409: "Conflict",
                  413: "Request body too large", 415: "Unsupported media type",
-                 422: "Invalid input: each detail names the field and the reason", 503: "Unavailable"}
+                 422: "Invalid input: each detail names the field and the reason",
+                 503: "Unavailable for now (the database or queue cannot be reached, or is busy): retry after the "
+                      "Retry-After header's seconds",
+                 507: "Insufficient storage: the database's disk is full, and nothing was written"}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the error statuses a route can return, all with the ErrorBody shape."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error")} for s in statuses}
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error"),
+                **({"headers": _RETRY_AFTER} if s == 503 else {})} for s in statuses}
 
 
 def _loc(loc: tuple[Any, ...]) -> list[str | int]:
@@ -176,10 +199,14 @@ class InternalErrors:
     connection of a request whose app raised, without `Connection: close`: a pooled client's next request on that
     connection met a reset. An exception after the response started (a stream broken half way) still propagates:
     that response is incomplete, and the server must cut its connection.
+
+    `faults(exc)` names the answer to an exception that is an outage rather than a bug (service.db.storage_fault:
+    a database that cannot be reached is a 503, a full disk a 507), or None; such answers are logged in one line.
     """
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, faults: Callable[[Exception], ApiError | None] = lambda _exc: None):
         self.app = app
+        self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,6 +224,12 @@ class InternalErrors:
         except Exception as exc:
             if started:
                 raise
+            fault = self.faults(exc)
+            if fault is not None:  # an outage, not a bug: one line, no traceback
+                log.warning("%s %s: answered %d %s: %s: %s", scope["method"], scope["path"], fault.status,
+                            fault.code, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                await fault.response()(scope, receive, send)
+                return
             log.exception("unhandled error", exc_info=exc)
             response = JSONResponse({"error": {"code": "internal_error", "message": "internal server error",
                                                "details": []}}, status_code=500)

@@ -21,14 +21,19 @@ from huey import PostgresHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
+from redis import ConnectionPool
 from sqlalchemy import Engine
 
 from service import jobs
 from service.config import Settings
+from service.db import private_file
 
 log = logging.getLogger(__name__)
 
 TASK_NAME = "run_job"
+# Seconds to wait for a TCP connection to a Redis or PostgreSQL queue: a host that drops packets must not hold a
+# request (a job's send, /readyz) for the kernel's two minutes.
+CONNECT_TIMEOUT_S = 5
 
 
 class JsonSerializer(Serializer):
@@ -67,13 +72,14 @@ def make_queue(settings: Settings) -> Queue:
     url = settings.queue_url
     common: dict[str, Any] = {"results": False, "serializer": JsonSerializer(), "utc": True}
     if url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        huey: Huey = SqliteHuey(settings.queue_name, filename=str((settings.data_dir / "queue.db").resolve()),
-                                **common)
+        path = (settings.data_dir / "queue.db").resolve()
+        private_file(path)  # 0600, and so are the -wal and -shm files SQLite makes beside it
+        huey: Huey = SqliteHuey(settings.queue_name, filename=str(path), **common)
     elif url.startswith(("redis://", "rediss://", "unix://")):
-        huey = RedisHuey(settings.queue_name, url=url, **common)
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        huey = RedisHuey(settings.queue_name, connection_pool=pool, **common)
     elif url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
-        huey = PostgresHuey(settings.queue_name, dsn=_postgres_dsn(url), **common)
+        huey = PostgresHuey(settings.queue_name, dsn=_postgres_dsn(url), connect_timeout=CONNECT_TIMEOUT_S, **common)
     else:
         raise ValueError(f"LATENTCAST_QUEUE_URL must start with redis:// or postgresql://, got {url[:32]!r}…")
     return Queue(huey=huey, run_job=huey.task(name=TASK_NAME)(_run_job))
@@ -112,6 +118,11 @@ def submit(settings: Settings, job_id: str) -> bool:
         log.exception("could not enqueue job %s; the sweeper will retry", job_id)
         return False
     return True
+
+
+def check_reachable(settings: Settings) -> None:
+    """Raise unless the queue's store answers a query now (the number of waiting messages: one round trip)."""
+    get_queue(settings).huey.pending_count()
 
 
 def pending_job_ids(huey: Huey, limit: int = 10_000) -> set[str]:

@@ -44,7 +44,11 @@ def test_serve_ingest_read_back_and_stop(db_url: str, tmp_path: Path) -> None:
         code = stop_server(server)
     log = log_path.read_text()
     assert code == 0, log
-    assert key in log  # the first start printed the admin key
+    # The first start said where the admin key is, and never the key itself; the files are the owner's alone.
+    assert key not in log and str((data / "admin.key").resolve()) in log
+    assert (data / "admin.key").stat().st_mode & 0o777 == 0o600 and data.stat().st_mode & 0o777 == 0o700
+    if db_url.startswith("sqlite"):
+        assert Path(db_url.split("///", 1)[1]).stat().st_mode & 0o777 == 0o600
 
 
 def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:

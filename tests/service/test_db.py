@@ -1,9 +1,14 @@
+import os
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, text
 
+from service import executor
+from service.config import Settings
 from service.db import make_engine, migrate
 from service.tables import series
 
@@ -63,3 +68,43 @@ def test_sqlite_writers_queue_instead_of_failing(sqlite_engine) -> None:  # noqa
         keys = sorted(conn.execute(select(series.c.key)).scalars())
     # each writer saw every earlier commit: counts 0..7, each once
     assert sorted(int(k.split("-")[1]) for k in keys) == list(range(8))
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    """The usual umask (files 0644 unless their creator says otherwise)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_sqlite_files_are_the_owners_alone(tmp_path: Path, open_umask: None) -> None:
+    data = tmp_path / "data"
+    url = f"sqlite:///{data / 'latentcast.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # while a connection is open, the WAL and shared-memory files exist
+            conn.execute(insert(series).values(**_row("a")))
+            files = [data / "latentcast.db", data / "latentcast.db-wal", data / "latentcast.db-shm",
+                     data / "latentcast.db.migrate.lock"]
+            assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        engine.dispose()
+    assert _mode(data) == 0o700
+
+
+def test_the_embedded_queue_file_is_the_owners_alone(tmp_path: Path, open_umask: None) -> None:
+    settings = Settings(data_dir=tmp_path / "data", queue_name="modes")
+    queue = executor.make_queue(settings)
+    try:
+        queue.run_job("job-1")
+        files = sorted((tmp_path / "data").glob("queue.db*"))
+        assert files[0].name == "queue.db"
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        queue.huey.storage.close()

@@ -184,3 +184,15 @@ def test_list_newest_first_after_a_job_and_status(engine: Engine) -> None:
     assert seen == [j.id for j in sorted(made, key=lambda j: (j.created_at, j.id), reverse=True)]
     running = jobs.list_jobs(engine, status="running", limit=10)
     assert [j.id for j in running] == [made[1].id]
+
+
+def test_a_heartbeat_keeps_a_running_job_from_the_sweeper(engine: Engine, settings: Settings) -> None:
+    s = settings.model_copy(update={"stale_after_seconds": 5})
+    job = _new(engine)
+    jobs.claim(engine, job.id, "alive")
+    _age(engine, job.id, heartbeat_at=10)  # the last beat was long ago: stale as it stands
+    assert jobs.heartbeat(engine, job.id, "alive", {"epoch": 1}) is False
+    assert jobs.sweep(engine, s, pending=set()) == []
+    kept = jobs.get_job(engine, job.id)
+    assert (kept.status, kept.worker, kept.attempts, kept.error) == ("running", "alive", 1, None)
+    assert jobs.heartbeat(engine, job.id, "alive") is False  # still its own

@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from service import storage
+from service.storage import bulk
 from service.errors import Conflict, NotFound
 from service.tables import observations
 
@@ -183,3 +184,24 @@ def test_concurrent_writers_of_one_series_count_each_value_once(engine: Engine, 
     assert all(r.inserted + r.unchanged == 2000 and r.updated == 0 for r in results)
     assert _count(engine) == 2000
     assert storage.channel_stats(engine, [rec.id])[rec.id]["temp"].count == 2000
+
+
+def test_a_batch_failing_at_its_last_channel_leaves_nothing(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = storage.create_series(engine, "three", ["a", "b", "c"], "", {})
+    storage.upsert_observations(engine, rec.id, rec.channels, np.array([0]), np.array([5], dtype=np.int64),
+                                np.array([1.0]))  # one stored value, which the batch would change
+    real_insert = bulk._insert
+
+    def insert(conn, series_id, channel, t, v) -> None:  # noqa: ANN001
+        if channel == "c":  # the last channel written: the batch fails after a and b were written
+            raise RuntimeError("the connection broke")
+        real_insert(conn, series_id, channel, t, v)
+
+    monkeypatch.setattr(bulk, "_insert", insert)
+    ch = np.array([0, 0, 1, 2])
+    t = np.array([5, 6, 6, 6], dtype=np.int64)
+    with pytest.raises(RuntimeError, match="broke"):
+        storage.upsert_observations(engine, rec.id, rec.channels, ch, t, np.array([2.0, 2.0, 3.0, 4.0]))
+    times, values = storage.read_matrix(engine, rec.id, rec.channels)
+    assert times.tolist() == [5] and values.tolist()[0][0] == 1.0 and np.isnan(values[0, 1:]).all()
+    assert {c: s.count for c, s in storage.channel_stats(engine, [rec.id])[rec.id].items()} == {"a": 1}

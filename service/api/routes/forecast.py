@@ -92,7 +92,7 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
                                              f"(try nearer times, less context, or retrain): {exc}",
                                code="solver_error") from None
     except SolverUnavailable as exc:
-        raise Unavailable(f"{exc}; try again", code="solver_unavailable", headers={"Retry-After": "1"}) from None
+        raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
 
 
 @router.get("/series/{key}/forecast", dependencies=[ReadScope], response_model=SeriesForecastOut,

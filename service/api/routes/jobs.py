@@ -67,7 +67,7 @@ def job_public(job: jobs.Job) -> JobPublic:
         finished_at=format_time(job.finished_at) if job.finished_at is not None else None)
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422),
+@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503),
             summary="Jobs, newest first")
 def list_jobs(engine: EngineDep, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -80,7 +80,7 @@ def list_jobs(engine: EngineDep, status: JobStatus | None = None,
                    next_cursor=job_cursor(items[-1].created_at, items[-1].id) if more else None)
 
 
-@router.get("/{job_id}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422), summary="One job")
+@router.get("/{job_id}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503), summary="One job")
 def get_job(engine: EngineDep, job_id: JobId) -> JobPublic:
     return job_public(jobs.get_job(engine, job_id))
 
@@ -121,7 +121,7 @@ async def _follow(engine: Engine, request: Request, first: jobs.Job) -> AsyncIte
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-sent events: `progress` (data: the job) on every change, "
                                             "then one `end` (data: the finished job)"},
-                       **responses(401, 403, 404, 422)},
+                       **responses(401, 403, 404, 422, 503)},
             summary="Follow a job's progress (server-sent events)")
 async def job_events(engine: EngineDep, request: Request, job_id: JobId) -> StreamingResponse:
     first = await run_in_threadpool(jobs.get_job, engine, job_id)
@@ -130,7 +130,7 @@ async def job_events(engine: EngineDep, request: Request, job_id: JobId) -> Stre
 
 
 @router.post("/{job_id}/cancel", status_code=202, dependencies=[WriteScope],
-             responses=responses(401, 403, 404, 409, 422),
+             responses=responses(401, 403, 404, 409, 422, 503, 507),
              summary="Cancel a job: a queued one at once, a running one within an epoch")
 def cancel_job(engine: EngineDep, job_id: JobId) -> JobPublic:
     return job_public(jobs.request_cancel(engine, job_id))

@@ -120,7 +120,7 @@ def _request_hash(body: TrainRequest) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@router.post("", status_code=202, dependencies=[WriteScope], responses=responses(401, 403, 404, 409, 422),
+@router.post("", status_code=202, dependencies=[WriteScope], responses=responses(401, 403, 404, 409, 422, 503, 507),
              summary="Train a new version of a model in the background")
 def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256,
@@ -145,7 +145,7 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
                          job=job_public(jobs.get_job(engine, job.id)))
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422),
+@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503),
             summary="Model names with their newest version")
 def list_models(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=512)] = None) -> ModelPage:
@@ -157,13 +157,13 @@ def list_models(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] =
     return ModelPage(items=[version_public(v) for v in items], next_cursor=next_cursor)
 
 
-@router.get("/{name}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422),
+@router.get("/{name}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503),
             summary="A model's versions, newest first")
 def get_model(engine: EngineDep, name: ModelName) -> ModelVersions:
     return ModelVersions(name=name, versions=[version_public(v) for v in registry.list_versions(engine, name)])
 
 
-@router.get("/{name}/versions/{version}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422),
+@router.get("/{name}/versions/{version}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503),
             summary="One version of a model")
 def get_version(engine: EngineDep, name: ModelName, version: VersionNumber) -> VersionPublic:
     return version_public(registry.get_version(engine, name, version))
@@ -173,7 +173,7 @@ def get_version(engine: EngineDep, name: ModelName, version: VersionNumber) -> V
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The saved model (safetensors with its JSON config); `model.load` "
                                             "reads it"},
-                       **responses(401, 403, 404, 409, 422)},
+                       **responses(401, 403, 404, 409, 422, 503)},
             summary="Download a ready version's saved model")
 async def get_artifact(engine: EngineDep, name: ModelName, version: VersionNumber) -> Response:
     blob = await run_in_threadpool(registry.read_artifact, engine, name, version)
@@ -182,13 +182,13 @@ async def get_artifact(engine: EngineDep, name: ModelName, version: VersionNumbe
 
 
 @router.delete("/{name}/versions/{version}", status_code=204, dependencies=[WriteScope],
-               responses=responses(401, 403, 404, 422), summary="Delete one version (a running job stops)")
+               responses=responses(401, 403, 404, 422, 503, 507), summary="Delete one version (a running job stops)")
 def delete_version(engine: EngineDep, name: ModelName, version: VersionNumber) -> Response:
     registry.delete_version(engine, name, version)
     return Response(status_code=204)
 
 
-@router.delete("/{name}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422),
+@router.delete("/{name}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
                summary="Delete a model: every version")
 def delete_model(engine: EngineDep, name: ModelName) -> Response:
     registry.delete_name(engine, name)

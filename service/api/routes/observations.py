@@ -62,7 +62,7 @@ def _channels_param(value: str | None, rec: storage.SeriesRecord) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@router.post("", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 415, 422),
+@router.post("", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 415, 422, 503, 507),
              openapi_extra=_BODY_DOC, summary="Write observations (rows JSON, columns JSON or CSV)")
 async def write_observations(key: SeriesKey, request: Request, engine: EngineDep,
                              settings: SettingsDep) -> WriteResult:
@@ -84,7 +84,7 @@ async def write_observations(key: SeriesKey, request: Request, engine: EngineDep
 
 
 @router.get("", dependencies=[ReadScope], response_model=ObservationPage,
-            responses={**responses(401, 403, 404, 422),
+            responses={**responses(401, 403, 404, 422, 503),
                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "JSON columns, or CSV (header t,<channel>,…) for Accept: text/csv"}},
             summary="Read observations in a time range, by pages")
@@ -117,7 +117,7 @@ def read_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None
     return JSONResponse({"t": stamps, "values": columns, "next_cursor": next_cursor})
 
 
-@router.delete("", dependencies=[WriteScope], responses=responses(401, 403, 404, 422),
+@router.delete("", dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
                summary="Delete observations in a time range")
 def delete_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None, end: TimeQuery = None,
                         channels: ChannelsQuery = None) -> Deleted:

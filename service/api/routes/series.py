@@ -30,14 +30,14 @@ def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:  
     return out
 
 
-@router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 413, 422),
+@router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 413, 422, 503, 507),
              summary="Create a series")
 def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
     rec = storage.create_series(engine, body.key, body.channels, body.description, body.metadata)
     return public(engine, [rec])[0]
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422), summary="List series by key")
+@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503), summary="List series by key")
 def list_series(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=400)] = None,
                 prefix: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._-]*$")] = None
@@ -49,12 +49,12 @@ def list_series(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] =
     return SeriesList(items=public(engine, records), next_cursor=key_cursor(records[-1].key) if more else None)
 
 
-@router.get("/{key}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422), summary="Get a series")
+@router.get("/{key}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503), summary="Get a series")
 def get_series(key: SeriesKey, engine: EngineDep) -> SeriesPublic:
     return public(engine, [storage.get_series(engine, key)])[0]
 
 
-@router.patch("/{key}", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 422),
+@router.patch("/{key}", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 422, 503, 507),
               summary="Change description or metadata, or add channels")
 def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep) -> SeriesPublic:
     try:
@@ -65,7 +65,7 @@ def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep) -> Seri
     return public(engine, [rec])[0]
 
 
-@router.delete("/{key}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422),
+@router.delete("/{key}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
                summary="Delete a series and its observations")
 def delete_series(key: SeriesKey, engine: EngineDep) -> Response:
     storage.delete_series(engine, key)

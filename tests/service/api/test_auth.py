@@ -73,3 +73,47 @@ def test_docs_and_openapi_need_no_key(anon_client: TestClient) -> None:
     assert anon_client.get("/docs").status_code == 200
     assert anon_client.get("/openapi.json").status_code == 200
     assert anon_client.get("/v1/series").status_code == 401
+
+
+# The scope each route needs, for every route under /v1: a route added without a line here fails the matrix test.
+ROUTE_SCOPES = {
+    ("get", "/v1/series"): "read",
+    ("post", "/v1/series"): "write",
+    ("get", "/v1/series/{key}"): "read",
+    ("patch", "/v1/series/{key}"): "write",
+    ("delete", "/v1/series/{key}"): "write",
+    ("get", "/v1/series/{key}/observations"): "read",
+    ("post", "/v1/series/{key}/observations"): "write",
+    ("delete", "/v1/series/{key}/observations"): "write",
+    ("get", "/v1/series/{key}/forecast"): "read",
+    ("post", "/v1/forecast"): "read",  # a POST that only reads
+    ("get", "/v1/models"): "read",
+    ("post", "/v1/models"): "write",
+    ("get", "/v1/models/{name}"): "read",
+    ("delete", "/v1/models/{name}"): "write",
+    ("get", "/v1/models/{name}/versions/{version}"): "read",
+    ("delete", "/v1/models/{name}/versions/{version}"): "write",
+    ("get", "/v1/models/{name}/versions/{version}/artifact"): "read",
+    ("get", "/v1/jobs"): "read",
+    ("get", "/v1/jobs/{job_id}"): "read",
+    ("get", "/v1/jobs/{job_id}/events"): "read",
+    ("post", "/v1/jobs/{job_id}/cancel"): "write",
+}
+_PATH_VALUES = {"key": "nope", "name": "nope", "version": "1", "job_id": "00000000-0000-0000-0000-000000000000"}
+
+
+def test_every_route_needs_its_scope_and_no_other(anon_client: TestClient, engine: Engine) -> None:
+    doc = anon_client.get("/openapi.json").json()
+    operations = {(method, path) for path, ops in doc["paths"].items() if path.startswith("/v1/") for method in ops}
+    assert operations == set(ROUTE_SCOPES)
+    holders = {scope: keys.create_key(engine, f"only-{scope}", [scope]) for scope in ("read", "write")}
+    for (method, path), scope in ROUTE_SCOPES.items():
+        url = path.format(**_PATH_VALUES)
+        body = {"json": {}} if method in ("post", "patch") else {}
+        other = "write" if scope == "read" else "read"
+        r = anon_client.request(method, url, headers=_auth(holders[other]), **body)
+        assert r.status_code == 403, (method, path, other, r.status_code)
+        assert r.json()["error"]["message"] == f"this API key lacks the '{scope}' scope", (method, path)
+        r = anon_client.request(method, url, headers=_auth(holders[scope]), **body)
+        assert r.status_code not in (401, 403), (method, path, scope, r.text)
+        assert anon_client.request(method, url, **body).status_code == 401, (method, path)

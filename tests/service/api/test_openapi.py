@@ -6,15 +6,16 @@ from fastapi.testclient import TestClient
 ERROR_REF = "#/components/schemas/ErrorBody"
 
 EXPECTED = {
-    ("/v1/series", "post"): {"201", "401", "403", "409", "413", "422"},
-    ("/v1/series", "get"): {"200", "401", "403", "422"},
-    ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422"},
-    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "413", "422"},
-    ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422"},
-    ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422"},
-    ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422"},
-    ("/v1/series/{key}/observations", "delete"): {"200", "401", "403", "404", "422"},
+    ("/v1/series", "post"): {"201", "401", "403", "409", "413", "422", "503", "507"},
+    ("/v1/series", "get"): {"200", "401", "403", "422", "503"},
+    ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422", "503"},
+    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "413", "422", "503", "507"},
+    ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422", "503", "507"},
+    ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422", "503", "507"},
+    ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422", "503"},
+    ("/v1/series/{key}/observations", "delete"): {"200", "401", "403", "404", "422", "503", "507"},
 }
+READS_BY_POST = {"/v1/forecast"}  # a POST that writes nothing
 
 
 @pytest.fixture(params=["sqlite"])
@@ -34,6 +35,19 @@ def test_statuses_declared(anon_client: TestClient) -> None:
         for status, resp in op["responses"].items():
             if int(status) >= 400:
                 assert resp["content"]["application/json"]["schema"]["$ref"] == ERROR_REF, (path, method, status)
+
+
+def test_every_route_on_the_database_declares_503_and_every_write_507(anon_client: TestClient) -> None:
+    doc = anon_client.get("/openapi.json").json()
+    operations = [(path, method, op) for path, ops in doc["paths"].items() if path.startswith("/v1/")
+                  for method, op in ops.items()]
+    assert len(operations) >= 20
+    for path, method, op in operations:
+        assert "503" in op["responses"], (path, method)
+        assert "Retry-After" in op["responses"]["503"]["headers"], (path, method)
+        writes = method in ("post", "patch", "delete") and path not in READS_BY_POST
+        assert ("507" in op["responses"]) == writes, (path, method)
+    assert set(doc["paths"]["/readyz"]["get"]["responses"]) == {"200", "503"}
 
 
 def test_observation_body_forms_documented(anon_client: TestClient) -> None:
