@@ -59,7 +59,7 @@ def decode_json(body: bytes) -> Any:
         raise Unprocessable.at(["body"], f"invalid JSON: {exc}") from None
     except (ValueError, InvalidOperation):  # int() past its digit limit, Decimal() past its exponent limit
         raise Unprocessable.at(["body"], "a number in the body is too large to read: an integer may have at "
-                                         "most 4300 digits, an exponent at most 18") from None
+                                         "most 4300 digits, an exponent at most 18 digits") from None
 
 
 @dataclass
