@@ -1,14 +1,17 @@
 """Durations on the wire (`step`, `horizon`, `context`): seconds as a decimal number, or ISO 8601 (`PT15M`).
 
-Parsed into exact integer microseconds (`parse_duration`), and written back as ISO 8601 (`format_duration`). Only
-fixed-length designators are accepted: weeks, days, hours, minutes and seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years
-and months (`P1Y`, `P1M`) have no fixed length and are refused, as are negative and zero durations.
+Parsed into integer microseconds (`parse_duration`), and written back as ISO 8601 (`format_duration`). Seconds
+with digits below the microsecond are rounded to the nearest µs, half to even, as times are (`timefmt.seconds_us`);
+at most 6 decimals are kept exactly. Only fixed-length designators are accepted: weeks, days, hours, minutes and
+seconds (`P1W`, `P1DT2H`, `PT0.5S`). Years and months (`P1Y`, `P1M`) have no fixed length and are refused, as are
+negative durations and those that are, or round to, zero.
 """
 
 import re
 from decimal import Decimal, DecimalException
 
-US_PER_S = 1_000_000
+from service.timefmt import US_PER_S, seconds_us
+
 # A century: generous for any step or horizon, and far below int64 microseconds.
 MAX_US = 100 * 366 * 86_400 * US_PER_S
 
@@ -25,25 +28,29 @@ class DurationParseError(ValueError):
     """A duration that is not one of the accepted forms; the message says why."""
 
 
-def _to_us(seconds: Decimal, text: str) -> int:
-    us = seconds * US_PER_S
-    if us != us.to_integral_value():
-        raise DurationParseError(f"{text!r} has more than 6 decimal places of a second: durations are kept to the "
-                                 "microsecond")
+def _to_us(whole_us: int, seconds: Decimal, text: str) -> int:
+    """whole_us: the W, D, H and M parts in µs; seconds: the S part or the plain number."""
+    if whole_us > MAX_US or seconds > MAX_US // US_PER_S + 1:  # rounding needs a bounded number; exact check below
+        raise DurationParseError(f"{text[:64]!r} is longer than 100 years")
+    us = whole_us + seconds_us(seconds)
     if us <= 0:
-        raise DurationParseError(f"{text!r} is not positive: a duration must be longer than zero")
+        if whole_us or seconds:
+            raise DurationParseError(f"{text[:64]!r} rounds to zero: durations are kept to the microsecond, and "
+                                     "one must be longer than zero")
+        raise DurationParseError(f"{text[:64]!r} is not positive: a duration must be longer than zero")
     if us > MAX_US:
-        raise DurationParseError(f"{text!r} is longer than 100 years")
-    return int(us)
+        raise DurationParseError(f"{text[:64]!r} is longer than 100 years")
+    return us
 
 
 def parse_duration(text: str) -> int:
     """Parse a positive duration, `"900"`, `"0.25"`, `"PT15M"` or `"P1DT2H"`, into integer microseconds."""
     if _SECONDS.fullmatch(text):
         try:
-            return _to_us(Decimal(text), text)
-        except DecimalException:  # an exponent too large for the decimal context
+            seconds = Decimal(text)
+        except DecimalException:  # an exponent beyond what Decimal holds
             raise DurationParseError(f"{text[:64]!r} is out of range") from None
+        return _to_us(0, seconds, text)
     m = _ISO.fullmatch(text)
     if m is None or text == "P" or m["T"] == "T":
         if text.startswith("P") and re.search(r"\d[YM]", text.split("T")[0]):
@@ -51,11 +58,15 @@ def parse_duration(text: str) -> int:
         raise DurationParseError(
             f"not a duration: {text[:64]!r}; give seconds (900) or ISO 8601 with W, D, H, M, S (PT15M, P1DT2H)"
         )
-    total = Decimal(0)
-    for unit, factor in _UNIT_US.items():
+    whole_us = 0
+    for unit in "WDHM":
         if m[unit] is not None:
-            total += Decimal(m[unit].replace(",", ".")) * factor
-    return _to_us(total / US_PER_S, text)
+            count = Decimal(m[unit])  # compared before int(), which refuses very long digit strings
+            if count > MAX_US:
+                raise DurationParseError(f"{text[:64]!r} is longer than 100 years")
+            whole_us += int(count) * _UNIT_US[unit]
+    seconds = Decimal(m["S"].replace(",", ".")) if m["S"] is not None else Decimal(0)
+    return _to_us(whole_us, seconds, text)
 
 
 def format_duration(us: int) -> str:

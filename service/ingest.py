@@ -9,19 +9,20 @@ Locations in errors are zero-based paths into the body (`["body", "observations"
 `["body", "line", <1-based line>, "<column>"]`.
 """
 
+import bisect
 import csv
 import io
 import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy as np
 
 from service.errors import Unprocessable, invalid_json
-from service.timefmt import format_time
+from service.timefmt import format_time, is_rounded
 from service.timevec import parse_times
 
 MAX_DETAILS = 50  # a body full of mistakes gets the first 50, not a 100,000-line error
@@ -61,17 +62,22 @@ def decode_json(body: bytes) -> Any:
         raise Unprocessable.at(["body"], str(exc)) from None
     except (ValueError, RecursionError) as exc:  # malformed, not UTF-8, a 5000-digit number, nested too deeply
         raise invalid_json(exc) from None
+    except InvalidOperation:  # Decimal() past its exponent limit
+        raise Unprocessable.at(["body"], "invalid JSON: a number in the body is too large to read: an exponent may "
+                                         "have at most 18 digits") from None
 
 
 @dataclass
 class Batch:
     """Validated values. ch (N,) channel index, t (N,) int64 µs, v (N,) float64; src (N,) the row/line each came
-    from, for error messages. (ch, t) may repeat until `merge_duplicates`."""
+    from, for error messages. (ch, t) may repeat until `merge_duplicates`. given_t(src): the time of that row/line
+    as the body wrote it (for error messages too: two times may round to the same µs)."""
 
     ch: np.ndarray
     t: np.ndarray
     v: np.ndarray
     src: np.ndarray
+    given_t: Callable[[int], object]
 
 
 class _Errors:
@@ -89,6 +95,12 @@ class _Errors:
             raise Unprocessable(f"{'.'.join(map(str, first['loc']))}: {first['msg']}{more}", details=self.details)
 
 
+def _short(x: object) -> str:
+    """A number or string from the body for a message, cut to 40 characters (a number may have thousands)."""
+    text = repr(x) if isinstance(x, str) else str(x)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _value_error(x: Any) -> str:
     """Why `x` is not an acceptable measurement (it is known not to be a finite number or null)."""
     if isinstance(x, _NonFinite):
@@ -96,7 +108,7 @@ def _value_error(x: Any) -> str:
     if isinstance(x, bool):
         return "must be a number, not a boolean"
     if isinstance(x, int | Decimal):
-        return f"{str(x)[:40]} is out of range: {_RANGE}"
+        return f"{_short(x)} is out of range: {_RANGE}"
     return f"must be a JSON number or null, not {type(x).__name__ if x is not None else 'null'}"
 
 
@@ -162,7 +174,7 @@ def _rows(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
         errors.add(["body", "observations", i, "t"], reason)
     errors.raise_any()
     rows = np.array(src, dtype=np.int64)
-    return Batch(np.array(ch, dtype=np.int64), us[rows], np.array(vs, dtype=np.float64), rows)
+    return Batch(np.array(ch, dtype=np.int64), us[rows], np.array(vs, dtype=np.float64), rows, raw_t.__getitem__)
 
 
 def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Batch:
@@ -208,8 +220,8 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
         vs.append(arr[rows])
         src.append(rows)
     if not parts:
-        return Batch(*(np.empty(0, dtype=d) for d in (np.int64, np.int64, np.float64, np.int64)))
-    return Batch(np.concatenate(ch), np.concatenate(ts), np.concatenate(vs), np.concatenate(src))
+        return Batch(*(np.empty(0, dtype=d) for d in (np.int64, np.int64, np.float64, np.int64)), times.__getitem__)
+    return Batch(np.concatenate(ch), np.concatenate(ts), np.concatenate(vs), np.concatenate(src), times.__getitem__)
 
 
 def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
@@ -268,24 +280,29 @@ def _csv(body: bytes, index: dict[str, int], errors: _Errors) -> Batch:
     errors.raise_any()
     at = np.array(pos, dtype=np.int64)
     return Batch(np.array(ch, dtype=np.int64), us[at], np.array(vs, dtype=np.float64),
-                 np.array(lines, dtype=np.int64)[at])
+                 np.array(lines, dtype=np.int64)[at], lambda line: raw_t[bisect.bisect_left(lines, line)])
 
 
 def _merge_duplicates(batch: Batch, channels: Sequence[str], loc_of: Callable[[int, str], list[str | int]],
-                      errors: _Errors) -> Batch:
-    """Keep one of each identical (channel, t, value); the same (channel, t) with two values is a 422."""
+                      errors: _Errors, *, text_times: bool) -> Batch:
+    """Keep one of each identical (channel, t, value); the same (channel, t) with two values is a 422, also when
+    the two times differ only below the microsecond (both round to it); the message then shows both."""
     order = np.lexsort((batch.t, batch.ch))  # stable: equal keys stay in body order
     ch, t, v, src = batch.ch[order], batch.t[order], batch.v[order], batch.src[order]
     same = (ch[1:] == ch[:-1]) & (t[1:] == t[:-1])
     for k in np.flatnonzero(same & (v[1:] != v[:-1])):
         name = channels[int(ch[k])]
         first = ".".join(map(str, loc_of(int(src[k]), name)))
-        errors.add(loc_of(int(src[k + 1]), name),
-                   f"channel {name!r} at {format_time(int(t[k]))} is given twice with different values: "
-                   f"{float(v[k + 1])!r} here, {float(v[k])!r} at {first}")
+        msg = (f"channel {name!r} at {format_time(int(t[k]))} is given twice with different values: "
+               f"{float(v[k + 1])!r} here, {float(v[k])!r} at {first}")
+        given = [batch.given_t(int(src[j])) for j in (k + 1, k)]
+        if any(is_rounded(g, in_query=text_times) for g in given):
+            msg += (f" (times {_short(given[0])} and {_short(given[1])} both round to that microsecond: times are "
+                    "kept to the microsecond, rounded half to even)")
+        errors.add(loc_of(int(src[k + 1]), name), msg)
     errors.raise_any()
     keep = np.r_[True, ~same]
-    return Batch(ch[keep], t[keep], v[keep], src[keep])
+    return Batch(ch[keep], t[keep], v[keep], src[keep], batch.given_t)
 
 
 def parse_observations(body: bytes, content_type: str, channels: Sequence[str], max_values: int) -> Batch:
@@ -299,7 +316,8 @@ def parse_observations(body: bytes, content_type: str, channels: Sequence[str], 
     index = {name: i for i, name in enumerate(channels)}
     errors = _Errors()
     batch = _csv(body, index, errors)
-    return _finish(batch, channels, max_values, lambda line, name: ["body", "line", line, name], errors)
+    return _finish(batch, channels, max_values, lambda line, name: ["body", "line", line, name], errors,
+                   text_times=True)
 
 
 def parse_observation_document(doc: Any, channels: Sequence[str], max_values: int) -> Batch:
@@ -321,13 +339,13 @@ def parse_observation_document(doc: Any, channels: Sequence[str], max_values: in
         errors.raise_any()
         batch = _columns(doc, index, errors)
         loc_of = lambda i, name: ["body", "values", name, i]  # noqa: E731
-    return _finish(batch, channels, max_values, loc_of, errors)
+    return _finish(batch, channels, max_values, loc_of, errors, text_times=False)
 
 
 def _finish(batch: Batch, channels: Sequence[str], max_values: int,
-            loc_of: Callable[[int, str], list[str | int]], errors: _Errors) -> Batch:
+            loc_of: Callable[[int, str], list[str | int]], errors: _Errors, *, text_times: bool) -> Batch:
     if len(batch.v) > max_values:
         raise Unprocessable.at(["body"], f"{len(batch.v)} values in one request; the limit is {max_values}")
     if batch.t.size == 0:  # an empty list of rows: nothing to merge
         return batch
-    return _merge_duplicates(batch, channels, loc_of, errors)
+    return _merge_duplicates(batch, channels, loc_of, errors, text_times=text_times)

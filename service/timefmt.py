@@ -1,13 +1,16 @@
-"""Times on the wire: exact integer microseconds since the Unix epoch, UTC, inside; RFC 3339 outside.
+"""Times on the wire: integer microseconds since the Unix epoch, UTC, inside; RFC 3339 outside.
 
-In: an RFC 3339 string with an offset (`Z` or ±hh:mm, at most 6 fractional digits), or Unix seconds as a JSON
-number read from its decimal text (never through a float). Out: `2026-03-01T12:00:00.250000Z`.
+In: an RFC 3339 string with an offset (`Z` or ±hh:mm, any number of fractional digits), or Unix seconds as a JSON
+number read from its decimal text (never through a float), with any number of decimals. A time with digits below
+the microsecond is rounded to the nearest microsecond, half to even, from its exact decimal text (`seconds_us`):
+`0.0000005` → 0 µs, `0.0000015` → 2 µs; one with at most 6 decimals is kept exactly. Out:
+`2026-03-01T12:00:00.250000Z`.
 """
 
 import datetime as dt
 import re
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from functools import lru_cache
 
 import numpy as np
@@ -24,13 +27,33 @@ _RFC3339 = re.compile(
 )
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
 # The common, valid case, parsed without building a datetime (ingest parses up to a million times per request).
-_FAST = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:[Zz]|([+-])(\d{2}):(\d{2}))")
+_FAST = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))")
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
-_MAX_SECONDS = Decimal(10**12)
+# Beyond every accepted time (and duration): a number past it is refused before rounding, which keeps the rounded
+# result within ROUNDING's precision.
+MAX_SECONDS = 10**12
+_MICROSECOND = Decimal("1e-6")
+# Its own context, so that no thread's decimal settings change the result. 28 digits hold any rounded value below
+# MAX_SECONDS (at most 19 digits of µs); quantize rounds its operand, which is exact however long, once.
+ROUNDING = Context(prec=28, rounding=ROUND_HALF_EVEN)
 
 
 class TimeParseError(ValueError):
     """A time value that is not one of the accepted forms; the message says why."""
+
+
+def seconds_us(seconds: Decimal) -> int:
+    """Exact decimal seconds → integer µs, rounded to the nearest, half to even. |seconds| < MAX_SECONDS (callers
+    check their own range first). Durations (service/durations.py) round through here too."""
+    return int(seconds.quantize(_MICROSECOND, context=ROUNDING).scaleb(6, context=ROUNDING))
+
+
+def _fraction_us(digits: str) -> int:
+    """The fractional digits of an RFC 3339 time → µs, rounded half to even (1_000_000 when it rounds up to a
+    whole second). Rounding the fraction alone rounds the whole time alike: whole seconds are an even number of µs."""
+    if len(digits) <= 6:
+        return int(digits.ljust(6, "0"))
+    return seconds_us(Decimal("0." + digits))
 
 
 def _check_range(us: int) -> int:
@@ -59,7 +82,7 @@ def _fast_rfc3339(text: str) -> int | None:
     except ValueError:
         return None
     if frac:
-        us += int(frac.ljust(6, "0"))
+        us += _fraction_us(frac)
     if sign:
         offset_h, offset_m = int(oh), int(om)
         if offset_h > 23 or offset_m > 59:
@@ -86,9 +109,6 @@ def parse_rfc3339(text: str) -> int:
         raise TimeParseError(f"not an RFC 3339 time: {text[:64]!r}")
     if m["tz"] is None:
         raise TimeParseError("time has no UTC offset: add 'Z' or ±hh:mm")
-    frac = m["frac"] or ""
-    if len(frac) > 6:
-        raise TimeParseError("more than 6 fractional digits: times are kept to the microsecond")
     if int(m["date"][:4]) < 1000:
         raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
     try:
@@ -103,23 +123,27 @@ def parse_rfc3339(text: str) -> int:
             raise TimeParseError(f"invalid UTC offset {tz!r}")
         offset = dt.timedelta(hours=hours, minutes=minutes) * (1 if tz[0] == "+" else -1)
     seconds = (naive - dt.datetime(1970, 1, 1)) // dt.timedelta(seconds=1) - offset // dt.timedelta(seconds=1)
-    return _check_range(seconds * US_PER_S + int(frac.ljust(6, "0") or 0))
+    return _check_range(seconds * US_PER_S + _fraction_us(m["frac"] or ""))
+
+
+def _decimal_seconds(value: Decimal) -> int:
+    if not value.is_finite():
+        raise TimeParseError("time must be finite")
+    if not -MAX_SECONDS < value < MAX_SECONDS:
+        raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
+    return _check_range(seconds_us(value))
 
 
 def parse_seconds_text(text: str) -> int:
-    """Parse Unix seconds written as decimal text (a JSON number's source) into exact microseconds."""
+    """Parse Unix seconds written as decimal text (a JSON number's source) into microseconds, rounded as
+    `seconds_us` does. Linear in the text's length, however many digits it has."""
     if not _NUMBER.fullmatch(text):
         raise TimeParseError(f"not a number of seconds: {text[:64]!r}")
     try:
         value = Decimal(text)
-    except InvalidOperation:
-        raise TimeParseError(f"not a number of seconds: {text[:64]!r}") from None
-    us = value * US_PER_S
-    if not value.is_finite() or abs(value) > 10**12:
-        raise TimeParseError("time out of range: years 1000 to 9999 are accepted")
-    if us != us.to_integral_value():
-        raise TimeParseError("more than 6 decimal places: times are kept to the microsecond")
-    return _check_range(int(us))
+    except InvalidOperation:  # an exponent beyond what Decimal holds
+        raise TimeParseError("time out of range: years 1000 to 9999 are accepted") from None
+    return _decimal_seconds(value)
 
 
 def parse_time(value: object, *, in_query: bool = False) -> int:
@@ -131,21 +155,31 @@ def parse_time(value: object, *, in_query: bool = False) -> int:
     if isinstance(value, bool):
         raise TimeParseError("a boolean is not a time")
     if isinstance(value, int):
-        return parse_seconds_text(str(value))
+        return _check_range(value * US_PER_S)
     if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TimeParseError("time must be finite")
-        if -_MAX_SECONDS < value < _MAX_SECONDS:
-            us = value.scaleb(6)
-            whole = int(us)
-            if whole == us and MIN_US <= whole <= MAX_US:
-                return whole
-        return parse_seconds_text(format(value, "f"))
+        return _decimal_seconds(value)
     if isinstance(value, str):
         if in_query and _NUMBER.fullmatch(value):
             return parse_seconds_text(value)
         return parse_rfc3339(value)
     raise TimeParseError(f"expected an RFC 3339 string or Unix seconds as a number, got {type(value).__name__}")
+
+
+def is_rounded(value: object, *, in_query: bool = False) -> bool:
+    """Whether `parse_time(value, in_query=in_query)` rounds `value`, a time it accepts: it has digits below the
+    microsecond. (For error messages: two such times may round to the same µs.)"""
+    if isinstance(value, str) and not (in_query and _NUMBER.fullmatch(value)):
+        m = _RFC3339.fullmatch(value)
+        return m is not None and (m["frac"] or "")[6:].strip("0") != ""
+    if not isinstance(value, str | Decimal):
+        return False  # an int is whole seconds
+    try:
+        seconds = Decimal(value)
+    except InvalidOperation:
+        return False
+    if not (seconds.is_finite() and -MAX_SECONDS < seconds < MAX_SECONDS):
+        return False
+    return Decimal(seconds_us(seconds)).scaleb(-6) != seconds
 
 
 def format_time(us: int) -> str:

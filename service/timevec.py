@@ -1,6 +1,8 @@
-"""Many times at once: the ingest path parses up to a million per request, so the common RFC 3339 layouts are
-read with numpy on the strings' code points, and anything else goes through `timefmt.parse_time` one by one
-(which also words every error). Both give the same µs for every input (tests/service/test_timevec.py).
+"""Many times at once: the ingest path parses up to a million per request, so the common RFC 3339 layouts (up
+to 9 fractional digits, those beyond the sixth rounded half to even in integer arithmetic) are read with numpy on
+the strings' code points, JSON numbers are rounded by `timefmt.seconds_us` without the scalar parser's checks and
+messages, and anything else goes through `timefmt.parse_time` one by one (which also words every error). Both give
+the same µs for every input (tests/service/test_timevec.py).
 """
 
 from collections.abc import Sequence
@@ -8,11 +10,21 @@ from decimal import Decimal
 
 import numpy as np
 
-from service.timefmt import MAX_US, MIN_US, US_PER_S, TimeParseError, parse_time
+from service.timefmt import (
+    MAX_SECONDS,
+    MAX_US,
+    MIN_US,
+    ROUNDING,
+    US_PER_S,
+    TimeParseError,
+    parse_time,
+    seconds_us,
+)
 
 _DIGITS = {"year": (0, 4), "month": (5, 2), "day": (8, 2), "hour": (11, 2), "minute": (14, 2), "second": (17, 2)}
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
-_MAX_LEN = 19 + 7 + 6  # date, time, 6 fractional digits, ±hh:mm
+_MAX_FRAC = 9  # nanoseconds (pandas, Go's RFC3339Nano); longer fractions take the scalar path
+_MAX_LEN = 19 + 1 + _MAX_FRAC + 6  # date, time, '.', fractional digits, ±hh:mm
 
 
 def _number(digits: np.ndarray, start: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +53,7 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
     n = len(codes)
     tz_len = 1 if has_z else 6
     frac_len = length - 19 - tz_len
-    if frac_len < 0 or (has_dot and not 2 <= frac_len <= 7) or (not has_dot and frac_len != 0):
+    if frac_len < 0 or (has_dot and not 2 <= frac_len <= 1 + _MAX_FRAC) or (not has_dot and frac_len != 0):
         return np.zeros(n, np.int64), np.zeros(n, bool)
     ok = np.ones(n, bool)
     chars = np.ascontiguousarray(codes.T)  # (position, N): each position's characters are contiguous
@@ -61,9 +73,15 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
                + parts["second"])
     us = seconds * US_PER_S
     if has_dot:
-        frac, good = _number(digits, 20, frac_len - 1)
+        n_digits = frac_len - 1
+        frac, good = _number(digits, 20, n_digits)
         ok &= good
-        us += frac * 10 ** (7 - frac_len)
+        if n_digits <= 6:
+            us += frac * 10 ** (6 - n_digits)
+        else:  # to the nearest µs, half to even (whole seconds are an even number of µs: the fraction decides)
+            frac_us, rest = np.divmod(frac, 10 ** (n_digits - 6))
+            half = 5 * 10 ** (n_digits - 7)
+            us += frac_us + ((rest > half) | ((rest == half) & (frac_us % 2 == 1)))
     tz = 19 + frac_len
     if not has_z:
         ok &= ((chars[tz] == ord("+")) | (chars[tz] == ord("-"))) & (chars[tz + 3] == ord(":"))
@@ -79,32 +97,40 @@ def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     n = len(strings)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
-    if n == 0 or lengths.max() > _MAX_LEN:
+    short = np.flatnonzero(lengths <= _MAX_LEN)  # longer strings are left to the scalar parser
+    if short.size == 0:
         return us, ok
+    if short.size < n:
+        strings, lengths = [strings[i] for i in short.tolist()], lengths[short]
     try:
         arr = np.array(strings, dtype=f"S{_MAX_LEN}")  # ASCII bytes; every valid time is ASCII
     except UnicodeEncodeError:
         return us, ok
-    codes = arr.view(np.uint8).reshape(n, _MAX_LEN)
+    codes = arr.view(np.uint8).reshape(short.size, _MAX_LEN)
     # numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a digit, and fails.
-    last = codes[np.arange(n), np.maximum(lengths - 1, 0)]
+    last = codes[np.arange(short.size), np.maximum(lengths - 1, 0)]
     has_z = (last == ord("Z")) | (last == ord("z"))
     has_dot = codes[:, 19] == ord(".")
     key = lengths * 4 + has_dot * 2 + has_z
     for k in np.unique(key):
         rows = np.flatnonzero(key == k)
         got, good = _layout(codes[rows], int(k // 4), bool(k & 2), bool(k & 1))
-        us[rows], ok[rows] = got, good
+        us[short[rows]], ok[short[rows]] = got, good
     return us, ok
 
 
 def _decimal_us(x: object) -> int | None:
-    """The µs of Unix seconds given as an exact JSON number, or None (the scalar path then says why)."""
-    if type(x) is Decimal and x.is_finite():
-        us = x.scaleb(6)
-        whole = int(us) if -10**19 < us < 10**19 else None
-        if whole is not None and whole == us and MIN_US <= whole <= MAX_US:
-            return whole
+    """The µs of Unix seconds given as a JSON number, rounded as `seconds_us` rounds, or None (the scalar path then
+    says why). Most numbers are whole µs, found by scaling alone, which is cheaper than rounding. The scaling
+    rounds beyond 28 digits, but an in-range number has at most 18 before the point: when it comes out whole, the
+    number lies within 1e-10 µs of it, so that whole is also the nearest µs."""
+    if type(x) is Decimal and x.is_finite() and -MAX_SECONDS < x < MAX_SECONDS:
+        scaled = x.scaleb(6, ROUNDING)
+        us = int(scaled)
+        if us != scaled:
+            us = seconds_us(x)
+        if MIN_US <= us <= MAX_US:
+            return us
     elif type(x) is int and MIN_US <= x * US_PER_S <= MAX_US:
         return x * US_PER_S
     return None

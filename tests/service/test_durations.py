@@ -14,6 +14,19 @@ from service.durations import DurationParseError, format_duration, format_second
     ("PT0.5S", 500_000),
     ("PT1,5S", 1_500_000),
     ("P2D", 172_800_000_000),
+    # Digits below the microsecond: rounded to the nearest µs, half to even.
+    ("0.0000015", 2),
+    ("0.0000025", 2),
+    ("0.0000034999", 3),
+    ("900.1234567", 900_123_457),
+    ("PT0.0000015S", 2),
+    ("PT1M0.000000500000001S", 60_000_001),
+    ("PT15M0,1234565S", 900_123_456),
+    ("P1DT0.0000005S", 86_400_000_000),
+    ("1.00000050000000000000000000000000001", 1_000_001),  # no rounding at 28 digits first
+    ("1.5e-6", 2),
+    ("0.0000005" + "0" * 10_000 + "1", 1),
+    ("3162240000.0000005", 3_162_240_000_000_000),  # rounds onto the longest duration allowed (100 years)
 ])
 def test_accepted_forms(text: str, us: int) -> None:
     assert parse_duration(text) == us
@@ -30,9 +43,16 @@ def test_accepted_forms(text: str, us: int) -> None:
     ("15 minutes", "not a duration"),
     ("0", "not positive"),
     ("PT0S", "not positive"),
-    ("PT0.0000001S", "6 decimal places"),
+    ("PT0.0000001S", "rounds to zero"),
+    ("0.0000005", "rounds to zero"),
+    ("PT0.000000S", "not positive"),
     ("P99999999999D", "100 years"),
-    ("1e999999999", "out of range"),
+    ("P" + "9" * 5000 + "D", "100 years"),
+    ("PT" + "9" * 5000 + "S", "100 years"),
+    ("1e999999999", "100 years"),
+    ("1e99999999999999999999", "out of range"),
+    ("3162240000.0000006", "100 years"),
+    ("3162240001", "100 years"),
 ])
 def test_refused_forms_say_why(text: str, reason: str) -> None:
     with pytest.raises(DurationParseError, match=reason):

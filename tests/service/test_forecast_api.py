@@ -83,6 +83,42 @@ def test_range_and_horizon_forms(client: TestClient, room: tuple) -> None:
     assert r.json()["kind"] == ["extrapolation"] * 3
 
 
+def test_times_and_durations_below_the_microsecond_are_rounded(client: TestClient, room: tuple) -> None:
+    t, _ = room
+    u = T0 + int(round((t[-1] + 10) * S))  # µs of a time ahead of the last observation
+
+    def seconds(us: int, more: str) -> str:  # Unix seconds with digits below the µs: 7 or more decimals
+        return f"{us // S}.{us % S:06d}{more}"
+
+    at = [seconds(u, "4"), format_time(u)[:-1] + "6Z", format_time(u)[:-1] + "499+00:00", seconds(u, "5")]
+    r = client.get(URL, params={"at": at, "seed": 1})
+    assert r.status_code == 200, r.text
+    tie = u if u % 2 == 0 else u + 1  # half to even
+    assert r.json()["t"] == [format_time(u), format_time(u + 1), format_time(u), format_time(tie)]
+    a = T0 + int(round(t[0] * S))
+    r = client.get(URL, params={"start": format_time(a)[:-1] + "4999Z", "end": seconds(a + 60 * S, "0000001"),
+                                "step": "PT15.0000004S"})
+    assert r.status_code == 200, r.text
+    assert r.json()["t"] == [format_time(a + 15 * S * k) for k in range(5)]
+    r = client.get(URL, params={"horizon": "30.0000004", "step": "10.00000049"})
+    assert r.status_code == 200, r.text
+    assert r.json()["t"] == [iso(t[-1] + 10 * k) for k in (1, 2, 3)]
+    # POST /v1/forecast: numbers keep their text (a body written by hand, not through a float).
+    obs = ",".join(f'{{"t": {seconds(T0 + int(round(x * S)), "4")}, "values": {{"temp": 1.5}}}}' for x in t)
+    body = f'{{"model": "toy", "observations": [{obs}], "at": [{seconds(u, "6")}], "seed": 1}}'
+    r = client.post("/v1/forecast", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["t"] == [format_time(u + 1)]
+    # Two observations that round to one microsecond with different values: refused, both times named.
+    clash = (f'{{"model": "toy", "at": [{seconds(u, "")}], "observations": [{{"t": {seconds(u, "4")}, "values": '
+             f'{{"temp": 1}}}}, {{"t": "{format_time(u)[:-1]}3Z", "values": {{"temp": 2}}}}]}}')
+    r = client.post("/v1/forecast", content=clash, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    detail = r.json()["error"]["details"][0]
+    assert detail["loc"] == ["body", "observations", 1, "values", "temp"]
+    assert "both round to that microsecond" in detail["msg"] and format_time(u)[:-1] + "3Z" in detail["msg"]
+
+
 def test_limits_are_422_naming_the_limit(client: TestClient, room: tuple) -> None:
     t, _ = room
     r = client.get(URL, params={"at": [iso(t[0]), iso(t[0] - 1)]})

@@ -53,6 +53,31 @@ def test_refusals_name_the_field(args: tuple, loc: list, msg: str) -> None:
     assert _loc(exc) == loc
 
 
+def test_times_and_durations_round_to_the_microsecond() -> None:
+    # Ties go to the even µs: ...0000005 → 0, ...0000015 → 2, ...0000045 → 4.
+    spec = parse_time_spec(["1767225600.0000015", "2026-01-01T00:00:00.123456789Z", "2026-01-01T00:00:00.0000005Z",
+                            "1767225600.12345678"], None, None, None, None)
+    assert spec.times(0).tolist() == [T0 + 2, T0 + 123_457, T0, T0 + 123_457]
+    spec = parse_time_spec(None, "2026-01-01T00:00:00.0000005Z", "1767225600.0000045", "0.0000015", None)
+    assert spec.times(0).tolist() == [T0, T0 + 2, T0 + 4]
+    spec = parse_time_spec(None, None, None, "PT0.0000015S", "0.0000045")
+    assert spec.times(T0).tolist() == [T0 + 2, T0 + 4]
+    spec = parse_body_times([Decimal("1767225600.0000015"), "2026-01-01T00:00:00.12345678Z"])
+    assert spec.times(0).tolist() == [T0 + 2, T0 + 123_457]
+
+
+@pytest.mark.parametrize(("args", "loc", "msg"), [
+    ((None, None, None, "0.0000004", "60"), ["query", "step"], "rounds to zero"),
+    ((None, None, None, "60", "PT0.0000005S"), ["query", "horizon"], "rounds to zero"),
+    ((["1", "9999-12-31T23:59:59.9999995Z"], None, None, None, None), ["query", "at", 1], "out of range"),
+    ((None, "1", "253402300799.9999995", "1", None), ["query", "end"], "out of range"),
+])
+def test_rounding_refusals_name_the_field(args: tuple, loc: list, msg: str) -> None:
+    with pytest.raises(Unprocessable, match=msg) as exc:
+        parse_time_spec(*args)
+    assert _loc(exc) == loc
+
+
 def test_too_many_at_times() -> None:
     with pytest.raises(Unprocessable, match="at most 10000") as exc:
         parse_time_spec([str(i) for i in range(MAX_TIMES + 1)], None, None, None, None)

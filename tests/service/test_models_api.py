@@ -106,6 +106,7 @@ def test_the_local_frame_gets_no_default_window(client: TestClient, engine: Engi
     ("P90D", 3600, 90 * 86_400.0, 3600.0),
     (900.5, "PT30M", 900.5, 1800.0),
     ("86400", "P1W", 86_400.0, 7 * 86_400.0),
+    (900.1234565, "PT30M0.0000015S", 900.123456, 1800.000002),  # rounded to the µs, half to even
 ])
 def test_horizon_and_context_fill_the_config(client: TestClient, engine: Engine, horizon: object, context: object,
                                              horizon_s: float, context_s: float) -> None:
@@ -135,7 +136,8 @@ def test_top_level_durations_win_over_the_config(client: TestClient, engine: Eng
     (-5, "not a duration"),
     (0, "not positive"),
     ("PT0S", "not positive"),
-    (1e-7, "6 decimal places"),
+    (1e-7, "rounds to zero"),
+    ("PT0.0000004S", "rounds to zero"),
     ("P99999999999D", "100 years"),
     (True, "expected seconds"),
     ([60], "expected seconds"),

@@ -16,7 +16,14 @@ ODD = ["2026-03-01T12:00:00Z", "2026-03-01t12:00:00z", "2026-03-01 12:00:00.5+01
        "9999-12-31T23:59:59.999999Z", "2026-03-01T12:00:00.1234+0100", "2026-03-01T12:00:00.12345Z",
        "2026-03-01T12:00:00+01:00", "2026-03-01T12:00:00\x00", "2026-03-01T12:00:00Z\x00", "", "x" * 40,
        "2026-3-01T12:00:00Z", "2026-03-01T12:00:00.000001-23:59", "1900-02-29T00:00:00Z", "2000-02-29T00:00:00Z",
-       "2026-03-01T12:00:00.1234Z", "2026-03-01T12:00:00-05:00", "２０26-03-01T12:00:00Z"]
+       "2026-03-01T12:00:00.1234Z", "2026-03-01T12:00:00-05:00", "２０26-03-01T12:00:00Z",
+       # 7 to 9 fractional digits take the vector path, rounded; more take the scalar one.
+       "2026-03-01T12:00:00.0000005Z", "2026-03-01T12:00:00.0000015Z", "2026-03-01T12:00:00.00000250Z",
+       "2026-03-01T12:00:00.000002501+05:30", "2026-03-01T12:00:00.999999999Z", "2025-12-31T23:59:59.9999995Z",
+       "1969-12-31T23:59:59.9999985-00:00", "9999-12-31T23:59:59.9999995Z", "9999-12-31T23:59:59.9999994Z",
+       "0999-12-31T23:59:59.9999995Z", "1000-01-01T00:00:00.0000005+00:00", "2026-03-01T12:00:00.12345678x",
+       "2026-03-01T12:00:00.1234567891Z", "2026-03-01T12:00:00.000000500000Z", "2026-03-01T12:00:00.0000015+01:00",
+       "2026-03-01T12:00:00.1234567891+01:00"]
 
 
 def _scalar(values: list) -> tuple[list[int], list[int]]:
@@ -41,6 +48,7 @@ def _check(values: list) -> None:
 
 def test_odd_strings_agree() -> None:
     _check(ODD)
+    _check([v for v in ODD if v.isascii()])  # one non-ASCII string sends the whole list to the scalar path
 
 
 def test_random_times_agree() -> None:
@@ -49,8 +57,11 @@ def test_random_times_agree() -> None:
     for _ in range(3000):
         us = rng.randint(MIN_US, MAX_US)
         text = format_time(us)[:-1]
-        frac = rng.choice([0, 1, 3, 6])
-        text = text[:19] + ("." + text[20:20 + frac] if frac else "")
+        frac = rng.choice([0, 1, 3, 6, 7, 8, 9])
+        below_us = "".join(rng.choice("0123456789") for _ in range(frac - 6))
+        if below_us and rng.random() < 0.3:  # a tie: exactly half a microsecond
+            below_us = "5" + "0" * (len(below_us) - 1)
+        text = text[:19] + ("." + text[20:20 + frac] + below_us if frac else "")
         tz = rng.choice(["Z", "+05:30", "-11:00", "+00:00"])
         values.append(text + tz)
     _check(values)
@@ -59,7 +70,11 @@ def test_random_times_agree() -> None:
 def test_numbers_agree() -> None:
     values = [0, -1, 1772366460, Decimal("1772366460.250001"), Decimal("-30610224000"), Decimal("-30610224000.000001"),
               Decimal("253402300799.999999"), Decimal("253402300800"), Decimal("1e3"), Decimal("1.0000001"),
-              Decimal("1E+30"), 10**30, Decimal("0.000001")]
+              Decimal("1E+30"), 10**30, Decimal("0.000001"), Decimal("0.0000005"), Decimal("0.0000015"),
+              Decimal("-0.0000015"), Decimal("1767225600.1234567"), Decimal("1.00000050000000000000000000000000001"),
+              Decimal("1767225600.00000000000000000000000000001"), Decimal("1767225600.99999949999999999999999999999"),
+              Decimal("253402300799.9999994"), Decimal("253402300799.9999995"), Decimal("-30610224000.0000005"),
+              Decimal("-30610224000.0000015"), Decimal("1e-999999999"), Decimal("NaN"), Decimal("-Infinity")]
     _check(values)
 
 
@@ -80,13 +95,16 @@ def test_common_layouts_take_the_vector_path(monkeypatch) -> None:  # noqa: ANN0
 
     monkeypatch.setattr(service.timevec, "parse_time", refuse)
     values = ["2026-03-01T12:00:00Z", "2026-03-01T12:00:00.25Z", "1969-12-31T23:59:59.999999-05:30",
-              "2026-03-01T12:00:00+01:00", Decimal("1772366460.5"), 7]
-    us, errors = parse_times(values[:4])
+              "2026-03-01T12:00:00+01:00", "2026-03-01T12:00:00.1234567Z", "2026-03-01T12:00:00.123456789-01:00",
+              Decimal("1772366460.5"), 7, Decimal("1772366460.0000015")]
+    us, errors = parse_times(values[:6])
     assert errors == [] and format_time(int(us[2])) == "1970-01-01T05:29:59.999999Z"
-    us, errors = parse_times(values[4:])
-    assert errors == [] and us.tolist() == [1_772_366_460_500_000, 7_000_000]
+    assert [format_time(int(x)) for x in us[4:]] == ["2026-03-01T12:00:00.123457Z", "2026-03-01T13:00:00.123457Z"]
+    us, errors = parse_times(values[6:])
+    assert errors == [] and us.tolist() == [1_772_366_460_500_000, 7_000_000, 1_772_366_460_000_002]
 
 
 def test_csv_text_numbers() -> None:
-    us, errors = parse_times(["1772366460.5", "2026-03-01T12:00:00Z", "1.0000001"], text=True)
-    assert us[:2].tolist() == [1_772_366_460_500_000, 1_772_366_400_000_000] and [i for i, _ in errors] == [2]
+    us, errors = parse_times(["1772366460.5", "2026-03-01T12:00:00Z", "1.0000015", "1.5.5"], text=True)
+    assert us[:3].tolist() == [1_772_366_460_500_000, 1_772_366_400_000_000, 1_000_002]
+    assert [i for i, _ in errors] == [3]

@@ -35,7 +35,7 @@ def _seconds(value: Any) -> float | None:
         raise PydanticCustomError("duration", "expected seconds (a number) or an ISO 8601 duration (a string)")
     if isinstance(value, str) and len(value) > 64:
         raise PydanticCustomError("duration", "a duration is at most 64 characters")
-    try:  # a number goes through its shortest text, so 0.1 is 100_000 µs and 1e-7 is refused, as its string is
+    try:  # a number goes through its shortest text, so 0.1 is 100_000 µs and 1e-7 rounds to zero, as its string does
         return parse_duration(value if isinstance(value, str) else repr(value)) / US_PER_S
     except DurationParseError as exc:
         raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None

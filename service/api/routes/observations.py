@@ -24,7 +24,8 @@ TimeQuery = Annotated[str | None, Query(max_length=64, description="RFC 3339 (pe
 ChannelsQuery = Annotated[str | None, Query(max_length=8400, description="comma-separated channel names")]
 
 _TIME_SCHEMA = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
-                "description": "RFC 3339 with an offset, or Unix seconds as a JSON number"}
+                "description": "RFC 3339 with an offset, or Unix seconds as a JSON number; digits below the "
+                               "microsecond are rounded to the nearest, half to even"}
 _VALUE_SCHEMA = {"type": ["number", "null"], "description": "null: not observed"}
 _ROWS = {"title": "ObservationRows", "type": "object", "required": ["observations"], "additionalProperties": False,
          "properties": {"observations": {"type": "array", "maxItems": 1_000_000, "items": {

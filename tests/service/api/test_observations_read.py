@@ -83,6 +83,26 @@ def test_range_channels_and_limit(room: TestClient) -> None:
         assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == loc, params
 
 
+def test_query_start_and_end_round_to_the_microsecond(room: TestClient) -> None:
+    _put(room, [0, 10, 20, 30])
+    ten, twenty = "1970-01-01T00:00:10.000000Z", "1970-01-01T00:00:20.000000Z"
+    # start ≤ t < end, each rounded first; ties go to the even µs (9.9999995 and 10.0000005 → 10.000000).
+    for start, end, want in [
+        ("9.9999995", "1970-01-01T00:00:20.0000015Z", [ten, twenty]),
+        ("1970-01-01T00:00:09.999999500Z", "20.000000500000000000000000000000001", [ten, twenty]),
+        ("10.0000005", "1970-01-01T00:00:20.0000005Z", [ten]),
+        ("10.0000015", "1970-01-01T00:00:20.0000004999Z", []),
+    ]:
+        r = room.get(URL, params={"start": start, "end": end})
+        assert r.status_code == 200, r.text
+        assert r.json()["t"] == want, (start, end)
+    r = room.get(URL, params={"start": "1970-01-01T00:00:09.9999995 01:00"})
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "start"]
+    assert "%2B" in r.json()["error"]["message"]
+    r = room.delete(URL, params={"start": "9.9999995", "end": "10.0000015"})
+    assert r.status_code == 200 and r.json() == {"deleted": 1}
+
+
 def test_plus_offset_sent_unencoded_gets_a_hint(room: TestClient) -> None:
     r = room.get(URL + "?start=2026-03-01T12:00:00+01:00")
     assert r.status_code == 422

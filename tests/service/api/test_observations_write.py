@@ -1,5 +1,6 @@
 """POST observations in each form, on both backends: counts, idempotence, replacement, and all-or-nothing 422s."""
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -82,12 +83,15 @@ BAD_JSON = [
     ('{"t": [0, 1], "values": {"temp": [1]}}', ["body", "values", "temp"]),
     ('{"t": ["2026-03-01T12:00:00"], "values": {"temp": [1]}}', ["body", "t", 0]),
     ('{"t": ["2026-03-01"], "values": {"temp": [1]}}', ["body", "t", 0]),
-    ('{"t": ["2026-03-01T12:00:00.1234567Z"], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": ["9999-12-31T23:59:59.9999995Z"], "values": {"temp": [1]}}', ["body", "t", 0]),  # rounds past 9999
     ('{"t": ["1772366460"], "values": {"temp": [1]}}', ["body", "t", 0]),
     ('{"t": [true], "values": {"temp": [1]}}', ["body", "t", 0]),
     ('{"t": [1e13], "values": {"temp": [1]}}', ["body", "t", 0]),
     ('{"t": ["0999-01-01T00:00:00Z"], "values": {"temp": [1]}}', ["body", "t", 0]),
-    ('{"t": [0.0000001], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": [253402300799.9999995], "values": {"temp": [1]}}', ["body", "t", 0]),
+    ('{"t": [1%s], "values": {"temp": [1]}}' % ("0" * 4300), ["body"]),  # past int()'s digit limit
+    ('{"t": [1e99999999999999999999], "values": {"temp": [1]}}', ["body"]),  # past Decimal's exponent limit
+    ('{"t": [0], "values": {"temp": [1%s]}}' % ("0" * 4300), ["body"]),
     ('{"observations": [{"t": 5, "values": {"temp": 1}}, {"t": 5, "values": {"temp": 2}}]}',
      ["body", "observations", 1, "values", "temp"]),
     ('{"observations": [{"t": 5, "values": {"temp": null, "hum": null}}]}', ["body", "observations", 0, "values"]),
@@ -113,11 +117,87 @@ def test_bad_json_is_422_and_writes_nothing(room: TestClient, text: str, loc: li
     assert _all(room) == before
 
 
+# Times with digits below the microsecond, as numpy, time.time(), pandas and Go write them, and what is stored.
+ROUNDED = [
+    ("1767225600.1234567", "2026-01-01T00:00:00.123457Z"),
+    ("1767225601.0000005", "2026-01-01T00:00:01.000000Z"),  # a tie: to the even microsecond
+    ("1767225602.0000015", "2026-01-01T00:00:02.000002Z"),
+    ("1.767225603000000500000000000000000001e9", "2026-01-01T00:00:03.000001Z"),  # just past the tie
+    ('"2026-01-01T00:00:04.1234567Z"', "2026-01-01T00:00:04.123457Z"),
+    ('"2026-01-01T00:00:05.12345678+00:00"', "2026-01-01T00:00:05.123457Z"),
+    ('"2026-01-01T01:00:06.123456789+01:00"', "2026-01-01T00:00:06.123457Z"),
+    ('"2026-01-01T00:00:07.000000500Z"', "2026-01-01T00:00:07.000000Z"),
+    ('"2026-01-01T00:00:07.999999500001Z"', "2026-01-01T00:00:08.000000Z"),  # 12 digits, carried to the second
+]
+
+
+def _body(form: str, times: list[str], values: list[float]) -> tuple[bytes, dict]:
+    """A body with the times written as given (JSON text: numbers bare, strings quoted)."""
+    if form == "csv":
+        lines = "".join(f"{t.strip(chr(34))},{v}\n" for t, v in zip(times, values, strict=True))
+        return f"t,temp\n{lines}".encode(), CSV
+    if form == "rows":
+        rows = ",".join(f'{{"t": {t}, "values": {{"temp": {v}}}}}' for t, v in zip(times, values, strict=True))
+        return f'{{"observations": [{rows}]}}'.encode(), JSON
+    return f'{{"t": [{",".join(times)}], "values": {{"temp": {values}}}}}'.encode(), JSON
+
+
+@pytest.mark.parametrize("form", ["rows", "columns", "csv"])
+def test_sub_microsecond_times_are_rounded_half_to_even(room: TestClient, form: str) -> None:
+    values = [float(i) for i in range(len(ROUNDED))]
+    body, headers = _body(form, [given for given, _ in ROUNDED], values)
+    r = room.post(URL, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": len(ROUNDED), "inserted": len(ROUNDED), "updated": 0, "unchanged": 0}
+    assert room.get(URL).json()["t"] == [stored for _, stored in ROUNDED]
+    # The same times again are the same instants.
+    r = room.post(URL, content=body, headers=headers)
+    assert r.json()["unchanged"] == len(ROUNDED)
+
+
+@pytest.mark.parametrize("form", ["rows", "columns", "csv"])
+def test_a_number_with_very_many_digits_is_read_quickly(room: TestClient, form: str) -> None:
+    # 100,000 digits: the CSV reader's own field limit is 131,072 characters (a longer cell is a 422 there).
+    body, headers = _body(form, ["1767225600." + "1" * 100_000, '"2026-01-01T00:00:01.%sZ"' % ("9" * 100_000)],
+                          [1.0, 2.0])
+    start = time.perf_counter()
+    r = room.post(URL, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert time.perf_counter() - start < 10  # linear in the digits: well under a second
+    assert room.get(URL).json()["t"] == ["2026-01-01T00:00:00.111111Z", "2026-01-01T00:00:02.000000Z"]
+
+
+@pytest.mark.parametrize(("form", "loc"), [
+    ("rows", ["body", "observations", 1, "values", "temp"]),
+    ("columns", ["body", "values", "temp", 1]),
+    ("csv", ["body", "line", 3, "temp"]),
+])
+def test_times_that_round_together_with_different_values_are_422(room: TestClient, form: str, loc: list) -> None:
+    # 1767225600.0000005 is a tie, to the even 0 µs; 1767225599.9999996 is nearer 0 µs too.
+    body, headers = _body(form, ["1767225600.0000005", "1767225599.9999996"], [1.0, 2.0])
+    r = room.post(URL, content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    err = r.json()["error"]
+    assert err["code"] == "validation_error" and err["details"][0]["loc"] == loc
+    msg = err["details"][0]["msg"]
+    assert "'temp' at 2026-01-01T00:00:00.000000Z is given twice with different values: 2.0 here, 1.0 at " in msg
+    quote = "'" if form == "csv" else ""
+    assert (f"times {quote}1767225599.9999996{quote} and {quote}1767225600.0000005{quote} both round to that "
+            "microsecond") in msg
+    assert room.get(URL).json()["t"] == []
+    # The same value twice is one observation, as it is for the same time written twice.
+    body, headers = _body(form, ["1767225600.0000005", '"2026-01-01T00:00:00.0000004Z"'], [1.0, 1.0])
+    r = room.post(URL, content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": 1, "inserted": 1, "updated": 0, "unchanged": 0}
+
+
 def test_conflicting_duplicate_names_both_places(room: TestClient) -> None:
     r = room.post(URL, json={"t": [5, "1970-01-01T00:00:05Z"], "values": {"temp": [1, 2]}})
     detail = r.json()["error"]["details"][0]
     assert detail["loc"] == ["body", "values", "temp", 1]
     assert "body.values.temp.0" in detail["msg"] and "1970-01-01T00:00:05.000000Z" in detail["msg"]
+    assert "round" not in detail["msg"]  # the same instant written two ways, not a rounding
 
 
 BAD_CSV = [
@@ -132,6 +212,9 @@ BAD_CSV = [
     (b"t,temp\n0,1,2\n", ["body", "line", 2]),
     (b"t,temp,hum\n0,,\n", ["body", "line", 2]),
     (b"t,temp\n5,1\n5,2\n", ["body", "line", 3, "temp"]),
+    (b"t,temp\n5.0000015,1\n5.0000025,2\n", ["body", "line", 3, "temp"]),  # both round to 5.000002
+    (b"t,temp\n253402300799.9999995,1\n", ["body", "line", 2, "t"]),
+    (b"t,temp\n1e99999999999999999999,1\n", ["body", "line", 2, "t"]),
     (b"t,temp\n\xff,1\n", ["body"]),
 ]
 
