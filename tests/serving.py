@@ -5,7 +5,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,3 +58,24 @@ def stop_server(server: subprocess.Popen, timeout: float = 30.0) -> int:
         server.kill()
         server.wait()
         raise
+
+
+@contextmanager
+def uvicorn_thread(app: object, **options: object) -> Iterator[int]:
+    """`app` behind a real uvicorn in a thread of this process (so a test can make a route fail); yields the port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
+    thread = threading.Thread(target=server.run, name="uvicorn-test")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive()

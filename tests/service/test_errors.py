@@ -2,18 +2,15 @@
 keep-alive connection that stays usable (a pooled client's next request must not meet a reset)."""
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from service import storage
 from service.app import create_app
 from service.config import Settings
-from tests.serving import free_port
+from tests.serving import uvicorn_thread
 
 INTERNAL = {"error": {"code": "internal_error", "message": "internal server error", "details": []}}
 
@@ -40,19 +37,8 @@ def test_an_unexpected_exception_is_a_500_in_the_error_shape(client: TestClient,
 def served(settings: Settings) -> Iterator[int]:
     """The app behind uvicorn, configured as `latentcast serve` runs it, in a thread of this process (so that the
     test can make a route fail); yields the port."""
-    port = free_port()
-    app = create_app(settings.model_copy(update={"auth": "disabled"}))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="uvicorn-test")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(30)
-    assert not thread.is_alive()
+    with uvicorn_thread(create_app(settings.model_copy(update={"auth": "disabled"}))) as port:
+        yield port
 
 
 def _exchange(sock: socket.socket, path: str) -> tuple[int, dict[str, str], bytes]:

@@ -5,17 +5,15 @@ served as usual."""
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from service.app import create_app
 from service.config import Settings
 from service.http_server import server_options
-from tests.serving import free_port
+from tests.serving import uvicorn_thread
 
 LIMIT_S = 1.0
 
@@ -29,19 +27,8 @@ def served(tmp_path) -> Iterator[int]:  # noqa: ANN001
     from service.db import migrate
 
     migrate(settings.db_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           **server_options(settings)))
-    thread = threading.Thread(target=server.run, name="uvicorn-test")
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(30)
-    assert not thread.is_alive()
+    with uvicorn_thread(create_app(settings), **server_options(settings)) as port:
+        yield port
 
 
 def _answer_then_close(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes, float]:
@@ -72,6 +59,20 @@ def test_a_prompt_request_is_served(served: int) -> None:
     assert status == 201
 
 
+def _trickle(sock: socket.socket, data: bytes) -> float:
+    """Send `data` a byte every 0.1 s until the server closes the connection or 3 limits pass; the start time."""
+    started = time.monotonic()
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+        except OSError:  # closed by the server while still sending: what the tests want
+            break
+        time.sleep(0.1)
+        if time.monotonic() - started > 3 * LIMIT_S:
+            break
+    return started
+
+
 def test_an_idle_connection_is_closed_after_keep_alive_seconds(served: int) -> None:
     with socket.create_connection(("127.0.0.1", served)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -81,15 +82,7 @@ def test_an_idle_connection_is_closed_after_keep_alive_seconds(served: int) -> N
 
 def test_headers_sent_byte_by_byte_past_the_limit_are_a_408(served: int) -> None:
     with socket.create_connection(("127.0.0.1", served)) as sock:
-        started = time.monotonic()
-        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ":
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:  # closed by the server while still sending: what the test wants
-                break
-            time.sleep(0.1)
-            if time.monotonic() - started > 3 * LIMIT_S:
-                break
+        started = _trickle(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         status, headers, body, _ = _answer_then_close(sock)
     assert time.monotonic() - started < 3 * LIMIT_S
     assert status == 408 and headers["connection"] == "close"
@@ -120,15 +113,7 @@ def test_a_body_sent_byte_by_byte_past_the_limit_is_a_408(served: int, path: str
     with socket.create_connection(("127.0.0.1", served)) as sock:
         sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n" % (path.encode(), len(body)))
-        started = time.monotonic()
-        for byte in body:
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                break
-            time.sleep(0.1)
-            if time.monotonic() - started > 3 * LIMIT_S:
-                break
+        started = _trickle(sock, body)
         status, headers, answer, _ = _answer_then_close(sock)
     assert time.monotonic() - started < 3 * LIMIT_S
     assert status == 408 and headers["connection"] == "close"
