@@ -36,6 +36,18 @@ class _BodyGuard:
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
+    def _refused_at_once(self, scope: Scope) -> bool:
+        """Whether the request's head alone breaks the limit."""
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif self._refused_at_once(scope):
+            await self._reject(send)
+        else:
+            await self._guarded(scope, receive, send)
+
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = {"refused": False, "started": False}
         inner = self._receive(receive)
@@ -90,15 +102,9 @@ class BodySizeLimit(_BodyGuard):
 
         return limited_receive
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._reject(send)
-                return
-        await self._guarded(scope, receive, send)
+    def _refused_at_once(self, scope: Scope) -> bool:
+        return any(name == b"content-length" and value.isdigit() and int(value) > self.max_bytes
+                   for name, value in scope["headers"])
 
 
 class BodyTimeout(_BodyGuard):
@@ -138,8 +144,3 @@ class BodyTimeout(_BodyGuard):
 
         return timed_receive
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self._guarded(scope, receive, send)
