@@ -1,10 +1,14 @@
-"""README.md's examples run as written, and every link in README.md and docs/ leads to a file that exists.
+"""README.md's examples run as written; its settings table is service/config.py's, its test command is the one
+.ci/run runs, and every link in README.md and docs/ leads to a file (and heading) that exists.
 
 The examples: every fenced ```sh, ```bash and ```python block of README.md, in the README's order, as one shell
 session (a Python block runs as `python3 <file>` in it), in an empty folder, against the README's own serve command
 (`.venv/bin/latentcast serve`, this checkout's code) running in that folder on a free port: the blocks find the
 server through LATENTCAST_PORT and the admin key in `latentcast-data/admin.key`, as a reader's would. curl fails on
 an HTTP error status (`--fail-with-body`), and the session stops at the first failing command.
+
+A ```json block right after a runnable one (blank lines between them only) shows the shape of that block's last
+answer: the test holds the two to the same keys and nesting (numbers may differ).
 
 A block that cannot run here (Docker, installing packages) has `<!-- readme-test: skip (the reason) -->` on the
 line before its fence. The training request is the one change the test makes to a block's text: a tiny model
@@ -39,6 +43,7 @@ SUBSTITUTIONS = {TRAIN_BODY: f'"horizon": "PT30M", "config": {json.dumps(TINY_LO
 class Block:
     lang: str
     line: int  # 1-based line of the opening fence
+    end: int  # 1-based line of the closing fence
     text: str
     directive: str | None  # what follows "readme-test:" in a comment on the line before the fence
 
@@ -59,7 +64,7 @@ def blocks(path: Path | None = None) -> list[Block]:
         assert end < len(lines), f"{path.name}:{start + 1}: a fenced block is never closed"
         before = lines[start - 1] if start else ""
         directive = DIRECTIVE.search(before)
-        found.append(Block(fence.group(2), start + 1, "\n".join(lines[start + 1:end]) + "\n",
+        found.append(Block(fence.group(2), start + 1, end + 1, "\n".join(lines[start + 1:end]) + "\n",
                            directive.group(1).strip() if directive else None))
         i = end + 1
     return found
@@ -117,7 +122,7 @@ def _script(runnable: list[Block], folder: Path) -> str:
              "trap 'echo \"README.md block at line $README_LINE failed (exit $?)\" >&2' ERR"]
     for block in runnable:
         text = block.text
-        parts.append(f"README_LINE={block.line}; echo '>>> README.md:{block.line}'")
+        parts.append(f"README_LINE={block.line}; printf '\\n>>> README.md:%s\\n' {block.line}")
         if RUNNABLE[block.lang] == "python":
             path = folder / f"readme_block_{block.line}.py"
             path.write_text(text)
@@ -130,14 +135,14 @@ def _script(runnable: list[Block], folder: Path) -> str:
 def _runnable() -> list[Block]:
     runnable = [b for b in blocks() if b.lang in RUNNABLE and skip_reason(b) is None]
     substituted = []
-    for old, new in SUBSTITUTIONS.items():
+    for old in SUBSTITUTIONS:
         count = sum(b.text.count(old) for b in runnable)
         assert count == 1, f"the test replaces {old!r} in README.md's blocks once; found {count}: update SUBSTITUTIONS"
     for block in runnable:
         text = block.text
         for old, new in SUBSTITUTIONS.items():
             text = text.replace(old, new)
-        substituted.append(Block(block.lang, block.line, text, block.directive))
+        substituted.append(Block(block.lang, block.line, block.end, text, block.directive))
     return substituted
 
 
@@ -168,6 +173,7 @@ def test_readme_examples_run_against_a_live_server(tmp_path: Path) -> None:
                         f"server log:\n{log.read_text()[-4000:]}")
         assert done.returncode == 0, (f"{done.stderr}\n--- stdout ---\n{done.stdout[-6000:]}\n"
                                       f"--- server log ---\n{log.read_text()[-4000:]}")
+        _check_shown_answers(done.stdout)
     finally:
         stop_server(server)
 
@@ -204,6 +210,49 @@ def test_the_settings_table_is_service_config() -> None:
                 assert shown == str(default), f"LATENTCAST_{name}: README says {shown}, the code {default}"
         defaults_needed = [n for n in row_names if Settings.model_fields[n.lower()].default is not None]
         assert not defaults_needed or len(defaults) == len(row_names), f"{row_names}: show each default in backticks"
+
+
+def _shape(value: object) -> object:
+    """Keys and nesting of a JSON value: numbers, strings and nulls by kind, lists by their first item."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return "number" if isinstance(value, int | float) and not isinstance(value, bool) else type(value).__name__
+
+
+def _same_shape(shown: object, got: object) -> bool:
+    if isinstance(shown, dict) or isinstance(got, dict):
+        return (isinstance(shown, dict) and isinstance(got, dict) and shown.keys() == got.keys()
+                and all(_same_shape(shown[k], got[k]) for k in shown))
+    if isinstance(shown, list) or isinstance(got, list):
+        return isinstance(shown, list) and isinstance(got, list) and (not shown or not got
+                                                                      or _same_shape(shown[0], got[0]))
+    return shown == got
+
+
+def _check_shown_answers(stdout: str) -> None:
+    """Each ```json block after a runnable block has the shape of the last JSON answer that block printed."""
+    every, lines = blocks(), README.read_text().splitlines()
+    outputs = dict(re.findall(r"^>>> README\.md:(\d+)\n(.*?)(?=^>>> README\.md:|\Z)", stdout, flags=re.S | re.M))
+    checked = 0
+    for before, block in zip(every, every[1:], strict=False):
+        if block.lang != "json" or before.lang not in RUNNABLE or any(
+                line.strip() for line in lines[before.end:block.line - 1]):
+            continue
+        assert str(before.line) in outputs, f"README.md:{block.line} shows the answer of a block that did not run"
+        answers, text, decoder = [], outputs[str(before.line)].strip(), json.JSONDecoder()
+        while text:
+            value, at = decoder.raw_decode(text)
+            answers.append(value)
+            text = text[at:].lstrip()
+        assert answers, f"README.md:{before.line} printed no JSON"
+        shown = _shape(json.loads(block.text))
+        assert _same_shape(shown, _shape(answers[-1])), (
+            f"README.md:{block.line} shows an answer unlike the one README.md:{before.line} gives:\n"
+            f"shown: {shown}\ngot:   {_shape(answers[-1])}")
+        checked += 1
+    assert checked, "no ```json answer in README.md was checked"
 
 
 # --- links ---------------------------------------------------------------------------------------------------------
