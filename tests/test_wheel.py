@@ -1,6 +1,6 @@
 """The built wheel carries the files the service reads from its packages: the dashboard's (service/static/) and
-alembic's script template. Built the way the Dockerfile installs it: from pyproject.toml, README.md and the three packages
-alone, without build isolation (so no index is needed)."""
+alembic's script template. Built the way the Dockerfile installs it: from pyproject.toml, README.md and the three
+packages alone, without build isolation (so no index is needed)."""
 
 import shutil
 import subprocess

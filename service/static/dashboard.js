@@ -28,11 +28,11 @@
     versions: [],  // versions of the chosen model
     listCursor: null,
     follow: null,  // AbortController of the job stream followed
-    jobEvents: 0,  // events read from that stream
+    jobStatuses: [],  // the job's status at each event read from that stream
     view: 0,  // bumped on every navigation, so late answers of an older view are dropped
   };
   // Read-only handles for debugging and for the browser test: the charts drawn and the job stream's event count.
-  window.latentcast = { charts: state.charts, jobEvents: () => state.jobEvents };
+  window.latentcast = { charts: state.charts, jobStatuses: () => state.jobStatuses.slice() };
 
   // ---- small helpers ---------------------------------------------------------------------------------------
 
@@ -121,7 +121,9 @@
 
   function query(params) {
     const q = new URLSearchParams();
-    for (const [name, value] of params) if (value !== null && value !== undefined && value !== "") q.append(name, value);
+    for (const [name, value] of params) {
+      if (value !== null && value !== undefined && value !== "") q.append(name, value);
+    }
     return q.toString();
   }
 
@@ -358,6 +360,7 @@
                        backtest.beats_baselines ? "the model beats the baselines" :
                          "the model does not beat the best baseline"];
       if (backtest.hit_time_limit) summary.push("training stopped at its time limit");
+      if (backtest.overlap) summary.push("the cut-offs lay inside the training data (the series is short)");
       parts.push(el("p", summary.join(" · "), "backtest-summary"));
       const table = el("table", null, "backtest");
       const head = el("tr");
@@ -376,8 +379,33 @@
       thead.append(head);
       table.append(thead, body);
       parts.push(table);
+      parts.push(...horizonTable(backtest.methods));
     }
     box.replaceChildren(...parts);
+  }
+
+  /** MAE per part of the horizon (and the 90% band's coverage where measured), one row per method. */
+  function horizonTable(methods) {
+    const reference = Object.values(methods).find((m) => Array.isArray(m.bands) && m.bands.length);
+    if (!reference) return [];
+    const table = el("table", null, "backtest-bands");
+    const head = el("tr");
+    head.append(el("th", "MAE up to"), ...reference.bands.map((b) => el("th", durationText(b.until_s), "num")));
+    const body = el("tbody");
+    for (const [method, m] of Object.entries(methods)) {
+      const tr = el("tr");
+      tr.dataset.method = method;
+      tr.append(el("td", METHOD_NAMES[method] || method), ...reference.bands.map((_, k) => {
+        const band = (m.bands || [])[k] || {};
+        const coverage = typeof band.coverage90 === "number" ? ` (90%: ${Math.round(band.coverage90 * 100)}%)` : "";
+        return el("td", num(band.mae, 3) + coverage, "num");
+      }));
+      body.append(tr);
+    }
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead, body);
+    return [el("h3", "By how far ahead"), table];
   }
 
   // ---- charts ----------------------------------------------------------------------------------------------
@@ -686,7 +714,7 @@
     if (state.follow) state.follow.abort();
     const controller = new AbortController();
     state.follow = controller;
-    state.jobEvents = 0;
+    state.jobStatuses = [];
     let finished = null;
     for (let attempt = 0; !finished && attempt < 20; attempt++) {
       try {
@@ -694,8 +722,8 @@
                                    { raw: true, signal: controller.signal, headers: { Accept: "text/event-stream" } });
         await readEventStream(response, (event) => {
           if (event.event !== "progress" && event.event !== "end") return;
-          state.jobEvents += 1;
           const job = JSON.parse(event.data);
+          state.jobStatuses.push(job.status);
           showProgress(job);
           if (event.event === "end") finished = job;
         });

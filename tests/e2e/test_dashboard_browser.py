@@ -106,8 +106,8 @@ def _text(driver, element_id: str) -> str:  # noqa: ANN001
 
 
 # What the chart of one channel holds, read through uPlot's own API, and the colours it drew inside the 90% bands
-# (a column of pixels at the middle forecast time of each part: more blue than red while interpolating, more red
-# than blue past the last observation, and not the white of an empty plot).
+# (a column of pixels at the middle forecast time of each part, as seen on the page's white: blue while
+# interpolating, red past the last observation; the faint tint of the extrapolated area alone counts as neither).
 CHART_PROBE = """
 const u = window.latentcast.charts.get(arguments[0]);
 if (!u) return null;
@@ -123,7 +123,8 @@ function probe(meanCol, loCol, hiCol) {
   const px = u.ctx.getImageData(x, top, 1, height).data;
   let blue = 0, red = 0, white = 0;
   for (let k = 0; k < px.length; k += 4) {
-    const [r, g, b] = [px[k], px[k + 1], px[k + 2]];
+    const over = (c) => c * px[k + 3] / 255 + 255 * (1 - px[k + 3] / 255);  // the canvas is see-through: on white
+    const [r, g, b] = [over(px[k]), over(px[k + 1]), over(px[k + 2])];
     if (r > 245 && g > 245 && b > 245) white++;
     else if (b > r + 20) blue++;
     else if (r > b + 20) red++;
@@ -225,18 +226,22 @@ def test_dashboard_in_a_real_browser(browser, server, tmp_path: Path) -> None:  
     # Train from the form with a tiny budget and follow the job's event stream to its end.
     form = driver.find_element(By.ID, "train-form")
     assert form.find_element(By.NAME, "name").get_attribute("value") == "room-1"
-    form.find_element(By.NAME, "horizon").send_keys("20")
+    form.find_element(By.NAME, "horizon").send_keys("PT1M")
     form.find_element(By.NAME, "train_steps").send_keys(str(TINY_LOCAL["train_steps"]))
     form.find_element(By.TAG_NAME, "summary").click()
     tiny = {k: v for k, v in TINY_LOCAL.items() if k != "train_steps"}
     form.find_element(By.NAME, "config").send_keys(json.dumps(tiny))
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    status = lambda: driver.execute_script("return document.getElementById('train-status').dataset.status")  # noqa: E731
+
+    def status() -> str:
+        return driver.execute_script("return document.getElementById('train-status').dataset.status")
+
     wait_for(lambda: status() in ("succeeded", "failed", "cancelled", "error"), timeout=120, every=0.2,
              what="the training to end")
     assert status() == "succeeded", _text(driver, "train-status")
     assert "room-1 v1 is ready" in _text(driver, "train-status")
-    assert driver.execute_script("return window.latentcast.jobEvents()") >= 2  # a progress event, then `end`
+    statuses = driver.execute_script("return window.latentcast.jobStatuses()")
+    assert "running" in statuses and statuses[-1] == "succeeded", statuses  # live progress events, then `end`
     bar = driver.find_element(By.ID, "train-bar")
     assert bar.get_attribute("value") == bar.get_attribute("max")
 
@@ -251,6 +256,10 @@ def test_dashboard_in_a_real_browser(browser, server, tmp_path: Path) -> None:  
     assert set(table) == set(methods)
     assert float(table["model"][1]) == pytest.approx(methods["model"]["mae"], rel=1e-2)
     assert "cut-offs" in driver.find_element(By.CLASS_NAME, "backtest-summary").text
+    by_horizon = {r.get_attribute("data-method"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+                  for r in driver.find_elements(By.CSS_SELECTOR, "#metrics table.backtest-bands tbody tr")}
+    assert len(by_horizon["model"]) == 1 + len(methods["model"]["bands"])
+    assert float(by_horizon["model"][-1].split()[0]) == pytest.approx(methods["model"]["bands"][-1]["mae"], rel=1e-2)
 
     for channel in ("a", "b"):
         chart = driver.execute_script(CHART_PROBE, channel, last)
