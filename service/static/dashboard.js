@@ -437,14 +437,19 @@
     return { t, values, cut };
   }
 
+  /** A version's horizon in seconds: the one training recorded, else its config's; 0 when neither says. */
+  function horizon(version) {
+    return version.horizon_s ?? version.config.horizon ?? 0;
+  }
+
   /** Forecast times: HISTORY_POINTS across [start, last], FUTURE_POINTS across (last, last + horizon]. */
-  function forecastTimes(start, last, horizon) {
+  function forecastTimes(start, last, horizonS) {
     const times = [];
     const fromMs = Math.ceil(start * 1000);  // ms, rounded inwards: never before the first observation
     const lastMs = Math.floor(last * 1000);
-    const endMs = Math.floor((last + horizon) * 1000);  // nor past the horizon
+    const endMs = Math.floor((last + horizonS) * 1000);  // nor past the horizon
     for (let i = 0; i <= HISTORY_POINTS; i++) times.push(Math.round(fromMs + (lastMs - fromMs) * i / HISTORY_POINTS));
-    for (let i = 1; i <= FUTURE_POINTS; i++) times.push(Math.round(lastMs + (endMs - lastMs) * i / FUTURE_POINTS));
+    for (let i = 1; i <= FUTURE_POINTS && endMs > lastMs; i++) times.push(Math.round(lastMs + (endMs - lastMs) * i / FUTURE_POINTS));
     return [...new Set(times)].filter((ms) => ms >= fromMs && ms <= endMs).map((ms) => (ms / 1000).toFixed(3));
   }
 
@@ -458,7 +463,7 @@
     const first = seconds(series.first_t);
     const last = seconds(series.last_t);
     // The window shown: the history the version reads (its context) and a little more, or all of it.
-    const span = version ? Math.max(version.context_s || 0, 2 * (version.horizon_s || 0)) * 1.5 : Infinity;
+    const span = (version ? Math.max(version.context_s || 0, 2 * horizon(version)) * 1.5 : 0) || Infinity;
     const start = Math.max(first, last - span);
     $("forecast-status").textContent = "Loading…";
     let observations;
@@ -466,7 +471,7 @@
     try {
       observations = await readObservations(series, start);
       if (version) {
-        const at = forecastTimes(Math.max(start, observations.t[0] ?? start), last, version.horizon_s);
+        const at = forecastTimes(Math.max(start, observations.t[0] ?? start), last, horizon(version));
         forecast = await api(`/v1/series/${encodeURIComponent(series.key)}/forecast?` + query([
           ["model", version.name], ["version", String(version.version)], ["quantiles", QUANTILES.join(",")],
           ["seed", "0"], ...at.map((t) => ["at", t])]));
@@ -479,7 +484,8 @@
     if (forecast) {
       $("forecast-warnings").replaceChildren(...forecast.warnings.map((w) => el("li", w)));
       $("forecast-status").textContent = `Forecast by ${version.name} v${version.version}: ` +
-        `${durationText(version.horizon_s)} past the last observation (${series.last_t}).`;
+        (horizon(version) ? `${durationText(horizon(version))} past the last observation (${series.last_t}).` :
+          "its horizon is not recorded, so it is shown up to the last observation only.");
     } else {
       $("forecast-status").textContent = "Observations only.";
     }
