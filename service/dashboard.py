@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from starlette.responses import Response
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -58,7 +59,18 @@ class DashboardFiles(StaticFiles):
         return response
 
 
+class _LabelledMount(Mount):
+    """A Mount that names itself in the request's scope, as FastAPI's routes do, so that the metrics count its
+    requests under `/static` (service.api.metrics.route_template) rather than with unmatched paths."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
 def install(app: FastAPI) -> None:
     """Serve the page at `/` and its files at `/static/`."""
     app.include_router(router)
-    app.mount("/static", DashboardFiles(directory=STATIC_DIR), name="static")
+    app.router.routes.append(_LabelledMount("/static", app=DashboardFiles(directory=STATIC_DIR), name="static"))

@@ -108,10 +108,16 @@ def test_the_api_keeps_its_own_pages_and_auth(anon_client: TestClient) -> None:
 
 
 def test_metrics_label_static_files_by_their_mount(anon_client: TestClient) -> None:
-    """One label for every file, not one per path: the number of files must not multiply the metric's series."""
+    """One label for every file, not one per path (the number of files must not multiply the metric's series), and
+    not the label of unknown paths."""
     anon_client.get("/static/dashboard.js")
     anon_client.get("/static/sse.js")
+    anon_client.get("/static/nope.js")
     anon_client.get("/")
+    anon_client.get("/nope")
     text = anon_client.get("/metrics").text
     assert "dashboard.js" not in text and "sse.js" not in text
-    assert 'route="/",status="200"' in text
+    assert 'latentcast_http_requests_total{method="GET",route="/static",status="200"} 2.0' in text
+    assert 'latentcast_http_requests_total{method="GET",route="/static",status="404"} 1.0' in text
+    assert 'latentcast_http_requests_total{method="GET",route="/",status="200"} 1.0' in text
+    assert 'latentcast_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
