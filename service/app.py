@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from service import dashboard
+from service.api import dashboard
 from service.api.limits import BodySizeLimit, BodyTimeout
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware

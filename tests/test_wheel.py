@@ -35,4 +35,4 @@ def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:
                 "service/static/vendor/uPlot.iife.min.js", "service/static/vendor/uPlot.LICENSE"} <= expected
         assert expected <= names, sorted(expected - names)
         assert archive.read("service/static/dashboard.js") == (static / "dashboard.js").read_bytes()
-        assert {"migrations/script.py.mako", "service/dashboard.py"} <= names
+        assert {"migrations/script.py.mako", "service/api/dashboard.py"} <= names

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 from fastapi.testclient import TestClient
 
-from service.dashboard import CONTENT_SECURITY_POLICY, STATIC_DIR
+from service.api.dashboard import CONTENT_SECURITY_POLICY, STATIC_DIR
 
 
 class _Page(HTMLParser):

@@ -20,7 +20,7 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"  # service/static: package data, in the wheel
 
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'none'",
