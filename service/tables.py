@@ -110,6 +110,7 @@ api_keys = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(128), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key; the key is never stored
+    Column("key_start", String(16), nullable=True),  # the key's first characters, to tell keys apart in a listing
     Column("scopes", JSON, nullable=False),  # subset of ["read", "write", "admin"]
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),

@@ -45,23 +45,29 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 def require_scope(scope: str):  # noqa: ANN201 - a FastAPI dependency
-    """A dependency that lets the request through only with an active key holding `scope` (or auth disabled)."""
+    """A dependency that lets the request through only with an active key holding `scope` (or auth disabled), and
+    gives the handler who sent it."""
 
     def _check(settings: SettingsDep, engine: EngineDep,
-               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> keys.Principal:
         if settings.auth == "disabled":
-            return
+            return keys.ANONYMOUS
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        scopes = keys.scopes_for(engine, credentials.credentials)
-        if scopes is None:
+        principal = keys.authenticate(engine, credentials.credentials)
+        if principal is None:
             raise Unauthorized("unknown or revoked API key")
-        if scope not in scopes:
+        if scope not in principal.scopes:
             raise Forbidden(f"this API key lacks the '{scope}' scope")
+        return principal
 
     return _check
 
 
+# As `dependencies=[ReadScope]`, or as a parameter's type (`caller: Reader`) where the handler needs the caller.
 ReadScope = Depends(require_scope("read"))
 WriteScope = Depends(require_scope("write"))
 AdminScope = Depends(require_scope("admin"))
+Reader = Annotated[keys.Principal, ReadScope]
+Writer = Annotated[keys.Principal, WriteScope]
+Admin = Annotated[keys.Principal, AdminScope]

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import forecast, health, jobs, metrics, models, observations, series
+from service.api.routes import forecast, health, jobs, keys, metrics, models, observations, series
 
 api_router = APIRouter(prefix="/v1")
 api_router.include_router(forecast.router)
@@ -13,3 +13,4 @@ root_router.include_router(health.router)
 root_router.include_router(metrics.router)
 api_router.include_router(series.router)
 api_router.include_router(observations.router)
+api_router.include_router(keys.router)

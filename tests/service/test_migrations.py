@@ -1,0 +1,65 @@
+"""Upgrades of a database holding data, from the revision before each change to the newest, on SQLite and on
+PostgreSQL (a database of its own per test: the shared test database is at the newest revision already)."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, create_engine, text
+
+from service import keys
+from service.db import alembic_config, make_engine
+from tests.conftest import POSTGRES_URL, _psycopg
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+    """An empty database with no schema at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
+    admin = create_engine(_psycopg(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    name = f"lc_mig_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield _psycopg(POSTGRES_URL.rsplit("/", 1)[0] + "/" + name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _upgrade(url: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def old_engine(fresh_url: str) -> Iterator[Engine]:
+    engine = make_engine(fresh_url)
+    yield engine
+    engine.dispose()
+
+
+def test_keys_made_before_key_start_still_work(fresh_url: str, old_engine: Engine) -> None:
+    _upgrade(fresh_url, "0003_model_names")
+    old = "lc_" + "x" * 43
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES ('old', :h, :s, 1)"),
+                     {"h": keys.hash_key(old), "s": '["read"]'})
+    _upgrade(fresh_url, "head")
+    assert keys.scopes_for(old_engine, old) == frozenset({"read"})
+    [info] = keys.list_keys(old_engine)
+    assert (info.name, info.key_start) == ("old", None)
+    made = keys.create_key(old_engine, "new", ["write"])
+    assert [(k.name, k.key_start) for k in keys.list_keys(old_engine)] == [("new", made[:8]), ("old", None)]
