@@ -13,17 +13,20 @@ Times are µs since the epoch.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from service import registry
 from service.config import Settings
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, TooManyRequests
 from service.tables import jobs, models
 from service.timefmt import now_us
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+# PostgreSQL advisory lock class under which one key's job creations queue (the key's id, or 0, is the other half).
+_OWNER_LOCK = 0x6A6F_6273  # "jobs"
 _VERSION_STATUS = {"succeeded": "ready", "failed": "failed", "cancelled": "cancelled"}
 
 
@@ -75,13 +78,25 @@ def _by_idempotency_key(engine: Engine, key: str) -> Job | None:
     return None if row is None else _job(row)
 
 
+def _count_active(conn: Connection, owner: int | None) -> int:
+    """Jobs of `owner` (an api_keys id; None: jobs asked for without a key) queued or running, with the owner's job
+    creations serialised until the caller's transaction ends: on SQLite by its write lock, on PostgreSQL by an
+    advisory lock, so two requests at once cannot both pass the count."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _OWNER_LOCK, "b": owner or 0})
+    same = jobs.c.api_key_id.is_(None) if owner is None else jobs.c.api_key_id == owner
+    return conn.execute(select(func.count()).select_from(jobs).where(same, jobs.c.status.in_(ACTIVE))).scalar_one()
+
+
 def create_training(engine: Engine, *, job_id: str, name: str, config: dict[str, Any], channels: list[str],
-                    series: list[str], idempotency_key: str | None = None,
-                    request_hash: str | None = None) -> tuple[Job, bool]:
+                    series: list[str], idempotency_key: str | None = None, request_hash: str | None = None,
+                    owner: int | None = None, max_active: int | None = None) -> tuple[Job, bool]:
     """Insert version max+1 of `name` and its queued job in one transaction. Returns (job, created).
 
     With an idempotency key already used by the same request, the first job comes back (created False); used by a
-    different request, Conflict. The caller enqueues the job id after this returns (after the commit).
+    different request, Conflict. With `max_active`, TooManyRequests (too_many_jobs) when `owner` (an api_keys id)
+    has that many jobs queued or running already: an idempotent retry of an accepted request is answered first.
+    The caller enqueues the job id after this returns (after the commit).
     """
     for _ in range(20):
         if idempotency_key is not None:
@@ -93,13 +108,17 @@ def create_training(engine: Engine, *, job_id: str, name: str, config: dict[str,
                 return first, False
         try:
             with engine.begin() as conn:
+                if max_active is not None and (active := _count_active(conn, owner)) >= max_active:
+                    raise TooManyRequests(f"this API key has {active} training jobs queued or running, its limit: "
+                                          "wait for one to finish, or cancel one (POST /v1/jobs/{id}/cancel)",
+                                          code="too_many_jobs")
                 model_id, _ = registry.insert_version(conn, name=name, config=config, channels=channels,
                                                       series=series)
                 now = now_us()
                 conn.execute(jobs.insert().values(
                     id=job_id, kind="train", model_id=model_id, status="queued", attempts=0,
                     cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
-                    created_at=now, enqueued_at=now))
+                    api_key_id=owner, created_at=now, enqueued_at=now))
         except IntegrityError:
             continue  # another writer took this version number or this idempotency key: look again
         return get_job(engine, job_id), True

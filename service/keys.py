@@ -67,6 +67,12 @@ class Principal:
     key_hash: str | None
     scopes: frozenset[str]
 
+    @property
+    def identity(self) -> str:
+        """What per-key quotas count under: the key's hash (unique, and no secret), or one shared name without
+        authentication."""
+        return self.key_hash or "anonymous"
+
 
 ANONYMOUS = Principal(key_id=None, name=None, key_hash=None, scopes=frozenset(SCOPES))
 

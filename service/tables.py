@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -98,10 +99,14 @@ jobs = Table(
     Column("error", Text, nullable=True),
     Column("idempotency_key", String(256), nullable=True, unique=True),
     Column("request_hash", String(64), nullable=True),
+    # The API key that asked for the job (api_keys.id; keys are revoked, never deleted), None without authentication:
+    # what a key's active jobs are counted by.
+    Column("api_key_id", Integer, nullable=True),
     Column("created_at", BigInteger, nullable=False, index=True),
     Column("enqueued_at", BigInteger, nullable=True),
     Column("started_at", BigInteger, nullable=True),
     Column("finished_at", BigInteger, nullable=True),
+    Index("ix_jobs_api_key_id_status", "api_key_id", "status"),
 )
 
 api_keys = Table(

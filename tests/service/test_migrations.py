@@ -8,8 +8,9 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
-from service import keys
+from service import jobs, keys
 from service.db import alembic_config, make_engine
+from service.errors import TooManyRequests
 from tests.conftest import POSTGRES_URL, _psycopg
 
 
@@ -63,3 +64,22 @@ def test_keys_made_before_key_start_still_work(fresh_url: str, old_engine: Engin
     assert (info.name, info.key_start) == ("old", None)
     made = keys.create_key(old_engine, "new", ["write"])
     assert [(k.name, k.key_start) for k in keys.list_keys(old_engine)] == [("new", made[:8]), ("old", None)]
+
+
+def test_jobs_made_before_owners_have_none(fresh_url: str, old_engine: Engine) -> None:
+    _upgrade(fresh_url, "0004_key_start")
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (id, name, version, status, config, channels, series, created_at) "
+                          "VALUES (1, 'm', 1, 'queued', '{}', '[]', '[]', 1)"))
+        conn.execute(text("INSERT INTO jobs (id, kind, model_id, status, attempts, cancel_requested, created_at) "
+                          "VALUES ('j', 'train', 1, 'queued', 0, false, 1)"))
+    _upgrade(fresh_url, "head")
+    with old_engine.connect() as conn:
+        assert conn.execute(text("SELECT api_key_id FROM jobs")).all() == [(None,)]
+    admin = keys.authenticate(old_engine, keys.create_key(old_engine, "a", ["admin"]))
+    # the old job counts with the jobs asked for without a key, not against a key
+    with pytest.raises(TooManyRequests):
+        jobs.create_training(old_engine, job_id="k", name="n", config={}, channels=[], series=[], max_active=1)
+    job, created = jobs.create_training(old_engine, job_id="k", name="n", config={}, channels=[], series=[],
+                                        owner=admin.key_id, max_active=1)
+    assert created and job.status == "queued"

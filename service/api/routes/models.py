@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from service import executor, jobs, registry, train_request
-from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
+from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import KEY_PATTERN
@@ -120,9 +120,9 @@ def _request_hash(body: TrainRequest) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@router.post("", status_code=202, dependencies=[WriteScope], responses=responses(401, 403, 404, 409, 422, 503, 507),
+@router.post("", status_code=202, responses=responses(401, 403, 404, 409, 422, 503, 507),
              summary="Train a new version of a model in the background")
-def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
+def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep, caller: Writer,
           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256,
                                                         description="Retrying with the same key and body "
                                                                     "returns the first answer")] = None,
@@ -133,7 +133,8 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
     plan = train_request.plan(engine, keys, overrides)
     job, created = jobs.create_training(engine, job_id=str(uuid.uuid4()), name=body.name, config=plan.config,
                                         channels=plan.channels, series=plan.series, idempotency_key=idempotency_key,
-                                        request_hash=_request_hash(body))
+                                        request_hash=_request_hash(body), owner=caller.key_id,
+                                        max_active=settings.max_active_jobs_per_key)
     if created:
         executor.submit(settings, job.id)  # after the commit; if it fails the sweeper sends it
         # The state this request committed: a worker may already be at it, but the answer stays self-consistent.
