@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from service import jobs, keys
 from service.db import alembic_config, make_engine
@@ -83,3 +84,32 @@ def test_jobs_made_before_owners_have_none(fresh_url: str, old_engine: Engine) -
     job, created = jobs.create_training(old_engine, job_id="k", name="n", config={}, channels=[], series=[],
                                         owner=admin.key_id, max_active=1)
     assert created and job.status == "queued"
+
+
+def test_tenants_upgrade_keeps_idempotency_keys_and_scopes_them(fresh_url: str, old_engine: Engine) -> None:
+    _upgrade(fresh_url, "0005_job_owner")
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (id, name, version, status, config, channels, series, created_at) "
+                          "VALUES (1, 'm', 1, 'queued', '{}', '[]', '[]', 1)"))
+        conn.execute(text("INSERT INTO jobs (id, kind, model_id, status, attempts, cancel_requested, "
+                          "idempotency_key, request_hash, created_at) "
+                          "VALUES ('old', 'train', 1, 'queued', 0, false, 'k', 'h', 1)"))
+        conn.execute(text("INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES ('a', 'x', '[]', 1)"))
+    _upgrade(fresh_url, "head")
+    with old_engine.connect() as conn:
+        assert conn.execute(text("SELECT tenant FROM jobs")).all() == [("",)]
+        assert conn.execute(text("SELECT prefix FROM api_keys")).all() == [(None,)]
+    # the old key still answers its retry; the same key in a tenant is another one; a repeat within one tenant
+    # is still refused by the database
+    first, created = jobs.create_training(old_engine, job_id="new", name="m", config={}, channels=[], series=[],
+                                          idempotency_key="k", request_hash="h")
+    assert (first.id, created) == ("old", False)
+    job, created = jobs.create_training(old_engine, job_id="t1", name="acme-m", config={}, channels=[], series=[],
+                                        idempotency_key="k", request_hash="h", tenant="acme-")
+    assert created and job.id == "t1"
+    with pytest.raises(IntegrityError), old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO jobs (id, kind, status, attempts, cancel_requested, idempotency_key, tenant, "
+                          "created_at) VALUES ('t2', 'train', 'queued', 0, false, 'k', 'acme-', 1)"))
+    with old_engine.connect() as conn:  # the jobs table kept its indexes through the rebuild
+        names = {i["name"] for i in inspect(conn).get_indexes("jobs")}
+    assert {"ix_jobs_model_id", "ix_jobs_status", "ix_jobs_created_at", "ix_jobs_api_key_id_status"} <= names

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from service import jobs
-from service.api.deps import EngineDep, Reader, ReadScope, WriteScope
+from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_job, job_cursor
 from service.errors import NotFound, TooManyRequests, responses
 from service.timefmt import format_time
@@ -68,22 +68,23 @@ def job_public(job: jobs.Job) -> JobPublic:
         finished_at=format_time(job.finished_at) if job.finished_at is not None else None)
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503),
+@router.get("", responses=responses(401, 403, 422, 503),
             summary="Jobs, newest first")
-def list_jobs(engine: EngineDep, status: JobStatus | None = None,
+def list_jobs(engine: EngineDep, caller: Reader, status: JobStatus | None = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 50,
               cursor: Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
               = None) -> JobPage:
-    items = jobs.list_jobs(engine, status=status, limit=limit + 1, after=after_job(cursor) if cursor else None)
+    items = jobs.list_jobs(engine, status=status, limit=limit + 1, after=after_job(cursor) if cursor else None,
+                           name_prefix=caller.prefix, sees=caller.sees_model)
     more = len(items) > limit
     items = items[:limit]
     return JobPage(items=[job_public(j) for j in items],
                    next_cursor=job_cursor(items[-1].created_at, items[-1].id) if more else None)
 
 
-@router.get("/{job_id}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503), summary="One job")
-def get_job(engine: EngineDep, job_id: JobId) -> JobPublic:
-    return job_public(jobs.get_job(engine, job_id))
+@router.get("/{job_id}", responses=responses(401, 403, 404, 422, 503), summary="One job")
+def get_job(engine: EngineDep, job_id: JobId, caller: Reader) -> JobPublic:
+    return job_public(jobs.get_job(engine, job_id, caller.sees_model))
 
 
 def _sse(event: str, seq: int, job: jobs.Job) -> str:
@@ -139,7 +140,7 @@ class _SlotStream(StreamingResponse):
                        **responses(401, 403, 404, 422, 429, 503)},
             summary="Follow a job's progress (server-sent events)")
 async def job_events(engine: EngineDep, request: Request, job_id: JobId, caller: Reader) -> StreamingResponse:
-    first = await run_in_threadpool(jobs.get_job, engine, job_id)
+    first = await run_in_threadpool(jobs.get_job, engine, job_id, caller.sees_model)
     slots = request.app.state.stream_slots
     if not slots.acquire(caller.identity):
         raise TooManyRequests(f"this API key has {slots.limit} event streams open in this server, its limit: "
@@ -153,8 +154,9 @@ async def job_events(engine: EngineDep, request: Request, job_id: JobId, caller:
         raise
 
 
-@router.post("/{job_id}/cancel", status_code=202, dependencies=[WriteScope],
+@router.post("/{job_id}/cancel", status_code=202,
              responses=responses(401, 403, 404, 409, 422, 503, 507),
              summary="Cancel a job: a queued one at once, a running one within an epoch")
-def cancel_job(engine: EngineDep, job_id: JobId) -> JobPublic:
+def cancel_job(engine: EngineDep, job_id: JobId, caller: Writer) -> JobPublic:
+    jobs.get_job(engine, job_id, caller.sees_model)  # 404 for a job of a version the caller may not see
     return job_public(jobs.request_cancel(engine, job_id))

@@ -9,7 +9,7 @@ from service import keys
 from service.api.deps import AdminScope, EngineDep
 from service.api.pagination import after_api_key, api_key_cursor
 from service.api.schemas import KEY_PATTERN, Time
-from service.errors import Conflict, NotFound, responses
+from service.errors import Conflict, NotFound, Unprocessable, responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/keys", tags=["keys"])
@@ -23,6 +23,10 @@ class KeyCreate(BaseModel):
 
     name: str = Field(pattern=KEY_PATTERN, max_length=128, description="A unique name for the key (never reused)")
     scopes: list[Scope] = Field(min_length=1, max_length=3, description="admin implies read and write")
+    prefix: str | None = Field(None, pattern=KEY_PATTERN, max_length=128,
+                               description="Limit the key to series keys starting with this (a tenant): it sees, "
+                                           "trains on and forecasts nothing else, and its model names must start "
+                                           "with it too. Not with the admin scope")
 
 
 class KeyPublic(BaseModel):
@@ -30,6 +34,7 @@ class KeyPublic(BaseModel):
     scopes: list[Scope]
     key_start: str | None = Field(description="The key's first characters, to tell keys apart (null for keys made "
                                               "before they were kept)")
+    prefix: str | None = Field(description="The series-key prefix the key is limited to; null: every series")
     created_at: Time
     revoked_at: Time | None
 
@@ -44,7 +49,7 @@ class KeyList(BaseModel):
 
 
 def key_public(info: keys.KeyInfo) -> KeyPublic:
-    return KeyPublic(name=info.name, scopes=list(info.scopes), key_start=info.key_start,
+    return KeyPublic(name=info.name, scopes=list(info.scopes), key_start=info.key_start, prefix=info.prefix,
                      created_at=format_time(info.created_at),
                      revoked_at=format_time(info.revoked_at) if info.revoked_at is not None else None)
 
@@ -53,9 +58,11 @@ def key_public(info: keys.KeyInfo) -> KeyPublic:
              summary="Create an API key (the answer holds the key: it is shown once)")
 def create_key(body: KeyCreate, engine: EngineDep) -> KeyCreated:
     try:
-        key, info = keys.create_key_info(engine, body.name, list(dict.fromkeys(body.scopes)))
+        key, info = keys.create_key_info(engine, body.name, list(dict.fromkeys(body.scopes)), body.prefix)
     except keys.KeyNameTaken as exc:
         raise Conflict(str(exc), code="key_exists") from None
+    except keys.BadScopes as exc:  # admin with a prefix: the other checks were pydantic's
+        raise Unprocessable.at(["body", "prefix"], str(exc)) from None
     return KeyCreated(**key_public(info).model_dump(), key=key)
 
 
