@@ -3,7 +3,8 @@
     ApiError                      {"error": {"code", "message", "details"}}
     ├── BadRequest        400     bad_request
     ├── Unauthorized      401     unauthorized (no key, unknown or revoked key)
-    ├── Forbidden         403     forbidden (the key lacks the route's scope)
+    ├── Forbidden         403     forbidden (the key lacks the route's scope, or a tenant's key creates outside
+    │                             its prefix)
     ├── NotFound          404     not_found (or a more precise code, e.g. no_model)
     ├── Conflict          409     conflict (duplicate key, version not ready, job already finished)
     ├── PayloadTooLarge   413     payload_too_large
@@ -155,7 +156,9 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  503: "unavailable", 507: "insufficient_storage"}
 
 _DESCRIPTIONS = {400: "Bad request", 401: "No API key, or an unknown or revoked one",
-                 403: "The API key lacks the scope this route needs", 404: "Not found", 409: "Conflict",
+                 403: "The API key lacks the scope this route needs, or is limited to a series-key prefix that "
+                      "what it would create lies outside",
+                 404: "Not found", 409: "Conflict",
                  413: "Request body too large", 415: "Unsupported media type",
                  422: "Invalid input: each detail names the field and the reason",
                  429: "The API key is past a quota: its request rate (rate_limited, with Retry-After), its training "

@@ -60,8 +60,8 @@ def _select():  # noqa: ANN202
 def _job(row: Any) -> Job:
     m = row._mapping
     return Job(id=m["id"], kind=m["kind"], model_id=m["model_id"], model_name=m["model_name"],
-               model_version=m["model_version"], model_series=m["model_series"], status=m["status"], progress=m["progress"],
-               attempts=m["attempts"], worker=m["worker"], heartbeat_at=m["heartbeat_at"],
+               model_version=m["model_version"], model_series=m["model_series"], status=m["status"],
+               progress=m["progress"], attempts=m["attempts"], worker=m["worker"], heartbeat_at=m["heartbeat_at"],
                cancel_requested=bool(m["cancel_requested"]), error=m["error"], created_at=m["created_at"],
                enqueued_at=m["enqueued_at"], started_at=m["started_at"], finished_at=m["finished_at"])
 

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.api.schemas import KEY_PATTERN
-from service.tables import api_keys
+from service.tables import KEY_PATTERN, api_keys
 from service.timefmt import now_us
 
 SCOPES = ("read", "write", "admin")

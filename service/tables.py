@@ -23,6 +23,10 @@ from sqlalchemy import (
 
 metadata_obj = MetaData()
 
+# The form of a series key, and of model names, key names and key prefixes: 1 to 128 letters, digits, '.', '_', '-',
+# not starting with one of the last three (URL-safe, no path or wildcard characters).
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
 series = Table(
     "series",
     metadata_obj,

@@ -78,4 +78,3 @@ WriteScope = Depends(require_scope("write"))
 AdminScope = Depends(require_scope("admin"))
 Reader = Annotated[keys.Principal, ReadScope]
 Writer = Annotated[keys.Principal, WriteScope]
-Admin = Annotated[keys.Principal, AdminScope]

@@ -121,8 +121,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/v1/models/{name}"): Case("read", _get("/v1/models/{t.model}"), 200),
     ("DELETE", "/v1/models/{name}"): Case("write", _call("DELETE", "/v1/models/{t.model}"), 204),
     ("GET", "/v1/models/{name}/versions/{version}"): Case("read", _get("/v1/models/{t.model}/versions/1"), 200),
-    ("DELETE", "/v1/models/{name}/versions/{version}"): Case("write", _call("DELETE", "/v1/models/{t.model}/versions/1"),
-                                                             204),
+    ("DELETE", "/v1/models/{name}/versions/{version}"): Case("write", _call("DELETE",
+                                                                            "/v1/models/{t.model}/versions/1"), 204),
     ("GET", "/v1/models/{name}/versions/{version}/artifact"): Case("read", _get("/v1/models/{t.model}/versions/1/"
                                                                                 "artifact"), 200),
     ("GET", "/v1/jobs"): Case("read", _get("/v1/jobs"), 200, "list"),
