@@ -10,6 +10,7 @@ from service.api import dashboard
 from service.api.limits import BodySizeLimit, BodyTimeout
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
+from service.api.quotas import RateLimiter, StreamSlots, redis_url
 from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
 from service.db import make_engine, storage_fault
@@ -48,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                         torch_threads=settings.forecast_torch_threads,
                                         processes=settings.forecast_processes,
                                         cache_bytes=settings.model_cache_bytes)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_seconds,
+                                         redis=redis_url(settings.queue_url), namespace=settings.queue_name)
+    app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyTimeout, seconds=settings.body_timeout_seconds)

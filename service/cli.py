@@ -112,11 +112,12 @@ def cmd_keys(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.keys_cmd == "create":
             scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-            print(keys.create_key(engine, args.name, scopes), flush=True)
+            print(keys.create_key(engine, args.name, scopes, args.prefix), flush=True)
         elif args.keys_cmd == "list":
             for info in keys.list_keys(engine):
                 state = "revoked" if info.revoked_at else "active"
-                print(f"{info.name}\t{','.join(info.scopes)}\t{state}")
+                limited = f"\tprefix={info.prefix}" if info.prefix is not None else ""
+                print(f"{info.name}\t{','.join(info.scopes)}\t{state}{limited}")
         else:
             keys.revoke_key(engine, args.name)
             print(f"revoked {args.name}")
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create a key and print it (alone) on stdout")
     kc.add_argument("name")
     kc.add_argument("--scopes", default="read", help="comma-separated: read, write, admin")
+    kc.add_argument("--prefix", default=None,
+                    help="limit the key to series keys starting with this (a tenant): it sees, trains on and "
+                         "forecasts nothing else; not with the admin scope")
     ksub.add_parser("list", help="list keys (names and scopes; keys themselves are never stored)")
     kr = ksub.add_parser("revoke", help="revoke a key by name")
     kr.add_argument("name")

@@ -41,6 +41,16 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(60.0, gt=0, le=86400)
     keep_alive_seconds: float = Field(5.0, gt=0, le=3600)
 
+    # Per-key quotas (service.api.quotas, service.jobs): per API key, or, with auth disabled, over all requests.
+    # At most rate_limit_requests in any rate_limit_window_seconds (0: no limit), counted in Redis when queue_url
+    # is a Redis one (shared by every API replica), in each API process otherwise.
+    rate_limit_requests: int = Field(1000, ge=0, le=10**9)
+    rate_limit_window_seconds: int = Field(10, ge=1, le=86400)
+    # Training jobs queued or running at once, per key.
+    max_active_jobs_per_key: int = Field(10, ge=1, le=1_000_000)
+    # Open job event streams (server-sent events) per key, in each API process.
+    max_event_streams_per_key: int = Field(16, ge=1, le=1_000_000)
+
     # Background training.
     job_max_attempts: int = Field(3, ge=1)
     heartbeat_seconds: float = Field(5.0, gt=0)

@@ -3,13 +3,15 @@
     ApiError                      {"error": {"code", "message", "details"}}
     ├── BadRequest        400     bad_request
     ├── Unauthorized      401     unauthorized (no key, unknown or revoked key)
-    ├── Forbidden         403     forbidden (the key lacks the route's scope)
+    ├── Forbidden         403     forbidden (the key lacks the route's scope, or a tenant's key creates outside
+    │                             its prefix)
     ├── NotFound          404     not_found (or a more precise code, e.g. no_model)
     ├── Conflict          409     conflict (duplicate key, version not ready, job already finished)
     ├── PayloadTooLarge   413     payload_too_large
     ├── Unprocessable     422     validation_error; details: [{"loc": [...], "msg": "..."}] (or a more precise code,
     │                             e.g. solver_error, non_finite_forecast)
     ├── UnsupportedMedia  415     unsupported_media_type
+    ├── TooManyRequests   429     rate_limited (with Retry-After), too_many_jobs, too_many_streams: a per-key quota
     ├── Unavailable       503     database_unavailable, queue_unavailable (unreachable, restarting, busy),
     │                             solver_unavailable (a forecast's solver process died twice on it); with Retry-After
     └── InsufficientStorage 507   insufficient_storage (the database's disk is full)
@@ -111,6 +113,16 @@ class Unprocessable(ApiError):
         return cls(f"{'.'.join(map(str, loc))}: {msg}", code=code, details=[{"loc": loc, "msg": msg}])
 
 
+class TooManyRequests(ApiError):
+    """429: the key is past one of its quotas; with Retry-After when the wait is known (a request rate)."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, code: str | None = None, retry_after: int | None = None):
+        super().__init__(message, code=code,
+                         headers={"Retry-After": str(retry_after)} if retry_after is not None else None)
+
+
 RETRY_AFTER_S = 5  # what a 503 asks a client to wait: about a database's or a queue's restart
 
 
@@ -144,9 +156,13 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  503: "unavailable", 507: "insufficient_storage"}
 
 _DESCRIPTIONS = {400: "Bad request", 401: "No API key, or an unknown or revoked one",
-                 403: "The API key lacks the scope this route needs", 404: "Not found", 409: "Conflict",
+                 403: "The API key lacks the scope this route needs, or is limited to a series-key prefix that "
+                      "what it would create lies outside",
+                 404: "Not found", 409: "Conflict",
                  413: "Request body too large", 415: "Unsupported media type",
                  422: "Invalid input: each detail names the field and the reason",
+                 429: "The API key is past a quota: its request rate (rate_limited, with Retry-After), its training "
+                      "jobs (too_many_jobs) or its open event streams (too_many_streams)",
                  503: "Unavailable for now (the database or queue cannot be reached, or is busy): retry after the "
                       "Retry-After header's seconds",
                  507: "Insufficient storage: the database's disk is full, and nothing was written"}
@@ -156,7 +172,7 @@ _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying"
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the error statuses a route can return, all with the ErrorBody shape."""
     return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error"),
-                **({"headers": _RETRY_AFTER} if s == 503 else {})} for s in statuses}
+                **({"headers": _RETRY_AFTER} if s in (429, 503) else {})} for s in statuses}
 
 
 def _loc(loc: tuple[Any, ...]) -> list[str | int]:

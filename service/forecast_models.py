@@ -14,6 +14,7 @@ from sqlalchemy import Engine, func, select
 import model
 from service.errors import Conflict, NotFound
 from service.model_cache import CacheKey, ModelCache
+from service.registry import Sees, everyone
 from service.tables import models
 
 m = models.c
@@ -51,13 +52,14 @@ def _newest(versions: list[ReadyVersion]) -> ReadyVersion:
     return max(versions, key=lambda v: (v.trained_at, v.id))
 
 
-def _not_ready(engine: Engine, name: str, version: int | None) -> Exception:
-    """The error for a name (and version) with no ready version: 404 when it does not exist, else 409."""
-    query = select(m.version, m.status).where(m.name == name).order_by(m.version.desc())
+def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Exception:
+    """The error for a name (and version) with no ready version: 404 when it does not exist (or the caller may not
+    see it), else 409."""
+    query = select(m.version, m.status, m.series).where(m.name == name).order_by(m.version.desc())
     if version is not None:
         query = query.where(m.version == version)
     with engine.connect() as conn:
-        row = conn.execute(query).first()
+        row = next((r for r in conn.execute(query) if sees(name, r.series)), None)
     if row is None:
         if version is None:
             return NotFound(f"no model named {name!r}", code="no_model")
@@ -66,11 +68,13 @@ def _not_ready(engine: Engine, name: str, version: int | None) -> Exception:
 
 
 def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int | None,
-            series_key: str | None) -> ReadyVersion:
+            series_key: str | None, sees: Sees = everyone) -> ReadyVersion:
     """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
-    name, of the newest model trained on `series_key`. Raises NotFound (no_model) or Conflict (not_ready)."""
+    name, of the newest model trained on `series_key`; only versions the caller sees. Raises NotFound (no_model)
+    or Conflict (not_ready)."""
     ready = _ready_versions(engine)
     cache.retain(v.cache_key for v in ready)
+    ready = [v for v in ready if sees(v.name, v.series)]
     if name is None:
         trained_on = [v for v in ready if series_key in v.series]
         if not trained_on:
@@ -79,7 +83,7 @@ def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int
         name = _newest(trained_on).name
     candidates = [v for v in ready if v.name == name and (version is None or v.version == version)]
     if not candidates:
-        raise _not_ready(engine, name, version)
+        raise _not_ready(engine, name, version, sees)
     return max(candidates, key=lambda v: v.version)
 
 

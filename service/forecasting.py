@@ -18,6 +18,7 @@ from service.durations import format_duration, format_seconds
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
+from service.registry import Sees, everyone
 from service.storage import get_series, read_matrix, series_time_range
 from service.tables import observations
 from service.timefmt import format_time, format_times
@@ -101,10 +102,11 @@ def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us
 
 
 def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
-                context_us: int | None) -> Plan:
-    """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread)."""
+                context_us: int | None, sees: Sees = everyone) -> Plan:
+    """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread).
+    `sees`: which versions the caller may use (the series itself the route has checked)."""
     record = get_series(engine, key)
-    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=key)
+    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=key, sees=sees)
     missing = [c for c in chosen.channels if c not in record.channels]
     if missing:
         raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
@@ -129,12 +131,12 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
 
 
 def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
-                version: int | None, max_values: int) -> Plan:
+                version: int | None, max_values: int, sees: Sees = everyone) -> Plan:
     """Resolve the version and build the context from observations in a request body (nothing is stored).
 
     observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
     API takes them. Blocking: run in a thread."""
-    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=None)
+    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=None, sees=sees)
     channels = list(chosen.channels)
     batch = _parse_inline(observations, channels, max_values)
     if batch.t.size == 0:

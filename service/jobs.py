@@ -13,17 +13,20 @@ Times are µs since the epoch.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from service import registry
 from service.config import Settings
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, TooManyRequests
 from service.tables import jobs, models
 from service.timefmt import now_us
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+# PostgreSQL advisory lock class under which one key's job creations queue (the key's id, or 0, is the other half).
+_OWNER_LOCK = 0x6A6F_6273  # "jobs"
 _VERSION_STATUS = {"succeeded": "ready", "failed": "failed", "cancelled": "cancelled"}
 
 
@@ -34,6 +37,7 @@ class Job:
     model_id: int | None
     model_name: str | None
     model_version: int | None
+    model_series: list[str] | None
     status: str
     progress: dict[str, Any] | None
     attempts: int
@@ -48,44 +52,64 @@ class Job:
 
 
 def _select():  # noqa: ANN202
-    return select(jobs, models.c.name.label("model_name"), models.c.version.label("model_version")).select_from(
+    return select(jobs, models.c.name.label("model_name"), models.c.version.label("model_version"),
+                  models.c.series.label("model_series")).select_from(
         jobs.outerjoin(models, jobs.c.model_id == models.c.id))
 
 
 def _job(row: Any) -> Job:
     m = row._mapping
     return Job(id=m["id"], kind=m["kind"], model_id=m["model_id"], model_name=m["model_name"],
-               model_version=m["model_version"], status=m["status"], progress=m["progress"],
-               attempts=m["attempts"], worker=m["worker"], heartbeat_at=m["heartbeat_at"],
+               model_version=m["model_version"], model_series=m["model_series"], status=m["status"],
+               progress=m["progress"], attempts=m["attempts"], worker=m["worker"], heartbeat_at=m["heartbeat_at"],
                cancel_requested=bool(m["cancel_requested"]), error=m["error"], created_at=m["created_at"],
                enqueued_at=m["enqueued_at"], started_at=m["started_at"], finished_at=m["finished_at"])
 
 
-def get_job(engine: Engine, job_id: str) -> Job:
+def _seen(job: Job, sees: registry.Sees) -> bool:
+    return sees(job.model_name or "", job.model_series or [])
+
+
+def get_job(engine: Engine, job_id: str, sees: registry.Sees = registry.everyone) -> Job:
+    """The job `job_id`; NotFound when there is none, or when the caller may not see its model version."""
     with engine.connect() as conn:
         row = conn.execute(_select().where(jobs.c.id == job_id)).first()
-    if row is None:
+    if row is None or not _seen(_job(row), sees):
         raise NotFound(f"job {job_id!r} does not exist", code="no_job")
     return _job(row)
 
 
-def _by_idempotency_key(engine: Engine, key: str) -> Job | None:
+def _by_idempotency_key(engine: Engine, tenant: str, key: str) -> Job | None:
     with engine.connect() as conn:
-        row = conn.execute(_select().where(jobs.c.idempotency_key == key)).first()
+        row = conn.execute(_select().where(jobs.c.tenant == tenant, jobs.c.idempotency_key == key)).first()
     return None if row is None else _job(row)
 
 
+def _count_active(conn: Connection, owner: int | None) -> int:
+    """Jobs of `owner` (an api_keys id; None: jobs asked for without a key) queued or running, with the owner's job
+    creations serialised until the caller's transaction ends: on SQLite by its write lock, on PostgreSQL by an
+    advisory lock, so two requests at once cannot both pass the count."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": _OWNER_LOCK, "b": owner or 0})
+    same = jobs.c.api_key_id.is_(None) if owner is None else jobs.c.api_key_id == owner
+    return conn.execute(select(func.count()).select_from(jobs).where(same, jobs.c.status.in_(ACTIVE))).scalar_one()
+
+
 def create_training(engine: Engine, *, job_id: str, name: str, config: dict[str, Any], channels: list[str],
-                    series: list[str], idempotency_key: str | None = None,
-                    request_hash: str | None = None) -> tuple[Job, bool]:
+                    series: list[str], idempotency_key: str | None = None, request_hash: str | None = None,
+                    owner: int | None = None, tenant: str = "", max_active: int | None = None
+                    ) -> tuple[Job, bool]:
     """Insert version max+1 of `name` and its queued job in one transaction. Returns (job, created).
 
     With an idempotency key already used by the same request, the first job comes back (created False); used by a
-    different request, Conflict. The caller enqueues the job id after this returns (after the commit).
+    different request, Conflict; idempotency keys are unique within `tenant` (the key's prefix, '' for none).
+    With `max_active`, TooManyRequests (too_many_jobs) when `owner` (an api_keys id)
+    has that many jobs queued or running already: an idempotent retry of an accepted request is answered first.
+    The caller enqueues the job id after this returns (after the commit).
     """
     for _ in range(20):
         if idempotency_key is not None:
-            first = _by_idempotency_key(engine, idempotency_key)
+            first = _by_idempotency_key(engine, tenant, idempotency_key)
             if first is not None:
                 if _hash_of(engine, first.id) != request_hash:
                     raise Conflict("this Idempotency-Key was already used with a different request",
@@ -93,13 +117,17 @@ def create_training(engine: Engine, *, job_id: str, name: str, config: dict[str,
                 return first, False
         try:
             with engine.begin() as conn:
+                if max_active is not None and (active := _count_active(conn, owner)) >= max_active:
+                    raise TooManyRequests(f"this API key has {active} training jobs queued or running, its limit: "
+                                          "wait for one to finish, or cancel one (POST /v1/jobs/{id}/cancel)",
+                                          code="too_many_jobs")
                 model_id, _ = registry.insert_version(conn, name=name, config=config, channels=channels,
                                                       series=series)
                 now = now_us()
                 conn.execute(jobs.insert().values(
                     id=job_id, kind="train", model_id=model_id, status="queued", attempts=0,
                     cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
-                    created_at=now, enqueued_at=now))
+                    api_key_id=owner, tenant=tenant, created_at=now, enqueued_at=now))
         except IntegrityError:
             continue  # another writer took this version number or this idempotency key: look again
         return get_job(engine, job_id), True
@@ -111,17 +139,28 @@ def _hash_of(engine: Engine, job_id: str) -> str | None:
         return conn.execute(select(jobs.c.request_hash).where(jobs.c.id == job_id)).scalar()
 
 
-def list_jobs(engine: Engine, *, status: str | None, limit: int, after: tuple[int, str] | None = None) -> list[Job]:
+def list_jobs(engine: Engine, *, status: str | None, limit: int, after: tuple[int, str] | None = None,
+              name_prefix: str | None = None, sees: registry.Sees = registry.everyone) -> list[Job]:
     """Up to `limit` jobs newest first (created_at, then id, descending), strictly after the job
-    `after` = (created_at µs, id) in that order."""
-    query = _select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
-    if status is not None:
-        query = query.where(jobs.c.status == status)
-    if after is not None:
-        created, job_id = after
-        query = query.where((jobs.c.created_at < created) | ((jobs.c.created_at == created) & (jobs.c.id < job_id)))
-    with engine.connect() as conn:
-        return [_job(r) for r in conn.execute(query).all()]
+    `after` = (created_at µs, id) in that order. With `name_prefix` (a tenant's), only jobs of model names starting
+    with it whose versions the caller sees, read batch by batch until `limit` are found."""
+    found: list[Job] = []
+    while True:
+        query = _select().order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        if name_prefix is not None:
+            query = query.where(func.substr(models.c.name, 1, len(name_prefix)) == name_prefix)
+        if after is not None:
+            created, job_id = after
+            query = query.where((jobs.c.created_at < created)
+                                | ((jobs.c.created_at == created) & (jobs.c.id < job_id)))
+        with engine.connect() as conn:
+            batch = [_job(r) for r in conn.execute(query).all()]
+        found += [j for j in batch if name_prefix is None or _seen(j, sees)]
+        if len(batch) < limit or len(found) >= limit:
+            return found[:limit]
+        after = (batch[-1].created_at, batch[-1].id)
 
 
 def claim(engine: Engine, job_id: str, worker: str) -> Job | None:

@@ -6,6 +6,7 @@ by one UPDATE (`publish`), so no reader ever sees a half model. Version numbers 
 """
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,19 @@ from service.tables import model_names, models
 from service.timefmt import now_us
 
 VERSION_STATUSES = ("queued", "training", "ready", "failed", "cancelled")
+
+# Whether the caller may see a version, from its name and training series (keys.Principal.sees_model): a version
+# it may not see answers exactly as one that does not exist.
+Sees = Callable[[str, Sequence[str]], bool]
+
+
+def everyone(_name: str, _series: Sequence[str]) -> bool:
+    return True
+
+
+def _name_starts_with(prefix: str) -> Any:
+    # substr, not LIKE: '_' and '%' are LIKE wildcards and SQLite's LIKE ignores case
+    return func.substr(models.c.name, 1, len(prefix)) == prefix
 
 
 @dataclass(frozen=True)
@@ -85,25 +99,33 @@ def get_by_id(engine: Engine, model_id: int) -> Version:
     return _version(row)
 
 
-def get_version(engine: Engine, name: str, version: int) -> Version:
+def get_version(engine: Engine, name: str, version: int, sees: Sees = everyone) -> Version:
     with engine.connect() as conn:
         row = conn.execute(select(*_COLUMNS).where(models.c.name == name, models.c.version == version)).first()
-    if row is None:
+    if row is None or not sees(row.name, row.series):
         raise NotFound(f"model {name!r} has no version {version}", code="no_model")
     return _version(row)
 
 
-def list_versions(engine: Engine, name: str) -> list[Version]:
-    """Every version of `name`, newest first; NotFound when there is none."""
+def list_versions(engine: Engine, name: str, sees: Sees = everyone) -> list[Version]:
+    """Every version of `name` the caller sees, newest first; NotFound when there is none."""
     with engine.connect() as conn:
         rows = conn.execute(select(*_COLUMNS).where(models.c.name == name).order_by(models.c.version.desc())).all()
+    rows = [r for r in rows if sees(r.name, r.series)]
     if not rows:
         raise NotFound(f"no model named {name!r}", code="no_model")
     return [_version(r) for r in rows]
 
 
-def list_newest(engine: Engine, *, limit: int, after: str | None = None) -> list[Version]:
-    """The newest version of each name, names in ascending order, starting after the name `after`."""
+def list_newest(engine: Engine, *, limit: int, after: str | None = None, name_prefix: str | None = None,
+                sees: Sees = everyone) -> list[Version]:
+    """The newest version of each name, names in ascending order, starting after the name `after`.
+
+    With `name_prefix` (a tenant's), only names starting with it, and of each the newest version the caller
+    sees: their names, versions and series are read first, then the chosen rows.
+    """
+    if name_prefix is not None:
+        return _list_newest_seen(engine, limit=limit, after=after, name_prefix=name_prefix, sees=sees)
     newest = (select(models.c.name, func.max(models.c.version).label("v"))
               .group_by(models.c.name).subquery())
     query = (select(*_COLUMNS).join(newest, (models.c.name == newest.c.name) & (models.c.version == newest.c.v))
@@ -114,12 +136,30 @@ def list_newest(engine: Engine, *, limit: int, after: str | None = None) -> list
         return [_version(r) for r in conn.execute(query).all()]
 
 
-def read_artifact(engine: Engine, name: str, version: int) -> bytes:
+def _list_newest_seen(engine: Engine, *, limit: int, after: str | None, name_prefix: str,
+                      sees: Sees) -> list[Version]:
+    query = (select(models.c.id, models.c.name, models.c.series).where(_name_starts_with(name_prefix))
+             .order_by(models.c.name, models.c.version.desc()))
+    if after is not None:
+        query = query.where(models.c.name > after)
+    chosen: dict[str, int] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            if row.name not in chosen and sees(row.name, row.series):
+                if len(chosen) == limit:
+                    break
+                chosen[row.name] = row.id
+        rows = conn.execute(select(*_COLUMNS).where(models.c.id.in_(list(chosen.values())))
+                            .order_by(models.c.name)).all() if chosen else []
+    return [_version(r) for r in rows]
+
+
+def read_artifact(engine: Engine, name: str, version: int, sees: Sees = everyone) -> bytes:
     """The saved model of a `ready` version (safetensors bytes); Conflict while it is not ready."""
     with engine.connect() as conn:
-        row = conn.execute(select(models.c.status, models.c.artifact)
+        row = conn.execute(select(models.c.status, models.c.artifact, models.c.name, models.c.series)
                            .where(models.c.name == name, models.c.version == version)).first()
-    if row is None:
+    if row is None or not sees(row.name, row.series):
         raise NotFound(f"model {name!r} has no version {version}", code="no_model")
     if row.status != "ready" or row.artifact is None:
         raise Conflict(f"model {name!r} version {version} is {row.status}, not ready: it has no artifact",
@@ -142,17 +182,24 @@ def publish(conn: Connection, model_id: int, *, artifact: bytes, stats: dict[str
     return result.rowcount == 1
 
 
-def delete_version(engine: Engine, name: str, version: int) -> None:
+def _seen_ids(conn: Connection, where: Any, sees: Sees) -> list[int]:
+    return [r.id for r in conn.execute(select(models.c.id, models.c.name, models.c.series).where(where))
+            if sees(r.name, r.series)]
+
+
+def delete_version(engine: Engine, name: str, version: int, sees: Sees = everyone) -> None:
     """Delete one version (its job goes with it: a worker training it notices and stops)."""
     with engine.begin() as conn:
-        gone = conn.execute(delete(models).where(models.c.name == name, models.c.version == version)).rowcount
+        ids = _seen_ids(conn, (models.c.name == name) & (models.c.version == version), sees)
+        gone = conn.execute(delete(models).where(models.c.id.in_(ids))).rowcount if ids else 0
     if gone == 0:
         raise NotFound(f"model {name!r} has no version {version}", code="no_model")
 
 
-def delete_name(engine: Engine, name: str) -> None:
-    """Delete every version of `name`."""
+def delete_name(engine: Engine, name: str, sees: Sees = everyone) -> None:
+    """Delete every version of `name` the caller sees."""
     with engine.begin() as conn:
-        gone = conn.execute(delete(models).where(models.c.name == name)).rowcount
+        ids = _seen_ids(conn, models.c.name == name, sees)
+        gone = conn.execute(delete(models).where(models.c.id.in_(ids))).rowcount if ids else 0
     if gone == 0:
         raise NotFound(f"no model named {name!r}", code="no_model")

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -21,6 +22,10 @@ from sqlalchemy import (
 )
 
 metadata_obj = MetaData()
+
+# The form of a series key, and of model names, key names and key prefixes: 1 to 128 letters, digits, '.', '_', '-',
+# not starting with one of the last three (URL-safe, no path or wildcard characters).
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 series = Table(
     "series",
@@ -96,12 +101,20 @@ jobs = Table(
     Column("heartbeat_at", BigInteger, nullable=True),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text, nullable=True),
-    Column("idempotency_key", String(256), nullable=True, unique=True),
+    Column("idempotency_key", String(256), nullable=True),
+    # The series-key prefix of the key that asked for the job ('' for a key without one): idempotency keys are
+    # unique within it, so tenants' keys neither collide nor answer each other.
+    Column("tenant", String(128), nullable=False, default="", server_default=""),
     Column("request_hash", String(64), nullable=True),
+    # The API key that asked for the job (api_keys.id; keys are revoked, never deleted), None without authentication:
+    # what a key's active jobs are counted by.
+    Column("api_key_id", Integer, nullable=True),
     Column("created_at", BigInteger, nullable=False, index=True),
     Column("enqueued_at", BigInteger, nullable=True),
     Column("started_at", BigInteger, nullable=True),
     Column("finished_at", BigInteger, nullable=True),
+    Index("ix_jobs_api_key_id_status", "api_key_id", "status"),
+    UniqueConstraint("tenant", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
 )
 
 api_keys = Table(
@@ -110,7 +123,10 @@ api_keys = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(128), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key; the key is never stored
+    Column("key_start", String(16), nullable=True),  # the key's first characters, to tell keys apart in a listing
     Column("scopes", JSON, nullable=False),  # subset of ["read", "write", "admin"]
+    # A tenant's key sees only series whose keys start with this, and models trained on them alone; None: all.
+    Column("prefix", String(128), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
 )

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from model import ConfigError, ModelConfig
 from service import storage
 from service.errors import Unprocessable
+from service.keys import ANONYMOUS, Principal
 
 # Fewer observation times than this (over all chosen series, in their common channels) cannot make training
 # windows with a context and a target part.
@@ -29,12 +30,17 @@ class TrainingPlan:
     series: list[str]
 
 
-def series_keys(engine: Engine, series: list[str] | None, prefix: str | None) -> list[str]:
-    """The keys to train on: `series` as given, or every key starting with `prefix`; exactly one of the two."""
+def series_keys(engine: Engine, series: list[str] | None, prefix: str | None,
+                caller: Principal = ANONYMOUS) -> list[str]:
+    """The keys to train on: `series` as given, or every key starting with `prefix` that the caller sees; exactly
+    one of the two."""
     if prefix is not None:
         if series is not None:
             raise Unprocessable.at(["body", "series_prefix"], "give `series` or `series_prefix`, not both")
-        return keys_for_prefix(engine, prefix)
+        within = caller.within(prefix)
+        if within is False:  # answered as a prefix no key starts with
+            raise Unprocessable.at(["body", "series_prefix"], f"no series key starts with {prefix!r}")
+        return keys_for_prefix(engine, within, asked=prefix)
     if series is None:
         raise Unprocessable.at(["body", "series"], "field required: give `series` (a list of keys) or "
                                                    "`series_prefix`")
@@ -46,9 +52,11 @@ def series_keys(engine: Engine, series: list[str] | None, prefix: str | None) ->
     return series
 
 
-def keys_for_prefix(engine: Engine, prefix: str) -> list[str]:
-    """Every series key that starts with `prefix`, in key order; Unprocessable when none does or too many do."""
+def keys_for_prefix(engine: Engine, prefix: str, asked: str | None = None) -> list[str]:
+    """Every series key that starts with `prefix`, in key order; Unprocessable when none does or too many do.
+    `asked`: the prefix the client sent, which the messages name (`prefix` may be a tenant's longer one)."""
     keys = storage.keys_with_prefix(engine, prefix, limit=MAX_TRAINING_SERIES + 1)
+    prefix = asked or prefix
     if not keys:
         raise Unprocessable.at(["body", "series_prefix"], f"no series key starts with {prefix!r}")
     if len(keys) > MAX_TRAINING_SERIES:
@@ -58,13 +66,15 @@ def keys_for_prefix(engine: Engine, prefix: str) -> list[str]:
     return keys
 
 
-def plan(engine: Engine, series_keys: list[str], overrides: dict[str, Any]) -> TrainingPlan:
-    """Validate a training request. Raises NotFound (unknown series) or Unprocessable (naming the field)."""
+def plan(engine: Engine, series_keys: list[str], overrides: dict[str, Any],
+         caller: Principal = ANONYMOUS) -> TrainingPlan:
+    """Validate a training request. Raises NotFound (unknown series, or one outside the caller's prefix) or
+    Unprocessable (naming the field)."""
     try:
         config = ModelConfig.from_dict(overrides)
     except ConfigError as exc:
         raise Unprocessable.at(["body", "config", exc.field], exc.reason) from None
-    records = storage.get_many(engine, series_keys)
+    records = storage.get_many(engine, series_keys, caller.sees_series)
     common = [c for c in records[0].channels if all(c in r.channels for r in records[1:])]
     if not common:
         raise Unprocessable.at(["body", "series"], "these series have no channel in common: "

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from service import keys
 from service.batcher import ForecastBatcher
 from service.config import Settings
-from service.errors import Forbidden, Unauthorized
+from service.errors import Forbidden, TooManyRequests, Unauthorized
 from service.model_cache import ModelCache
 
 
@@ -45,23 +45,36 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 def require_scope(scope: str):  # noqa: ANN201 - a FastAPI dependency
-    """A dependency that lets the request through only with an active key holding `scope` (or auth disabled)."""
+    """A dependency that lets the request through only with an active key holding `scope` (or auth disabled) within
+    its request rate, and gives the handler who sent it."""
 
-    def _check(settings: SettingsDep, engine: EngineDep,
-               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    def _check(request: Request, settings: SettingsDep, engine: EngineDep,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> keys.Principal:
         if settings.auth == "disabled":
-            return
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-        scopes = keys.scopes_for(engine, credentials.credentials)
-        if scopes is None:
-            raise Unauthorized("unknown or revoked API key")
-        if scope not in scopes:
+            principal = keys.ANONYMOUS
+        else:
+            if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+                raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            found = keys.authenticate(engine, credentials.credentials)
+            if found is None:
+                raise Unauthorized("unknown or revoked API key")
+            principal = found
+        # Counted before the scope check: a key's refused requests cost the service too.
+        wait = request.app.state.rate_limiter.hit(principal.identity)
+        if wait is not None:
+            raise TooManyRequests(f"this API key sent more than {settings.rate_limit_requests} requests in "
+                                  f"{settings.rate_limit_window_seconds} s: retry after {wait} s",
+                                  code="rate_limited", retry_after=wait)
+        if scope not in principal.scopes:
             raise Forbidden(f"this API key lacks the '{scope}' scope")
+        return principal
 
     return _check
 
 
+# As `dependencies=[ReadScope]`, or as a parameter's type (`caller: Reader`) where the handler needs the caller.
 ReadScope = Depends(require_scope("read"))
 WriteScope = Depends(require_scope("write"))
 AdminScope = Depends(require_scope("admin"))
+Reader = Annotated[keys.Principal, ReadScope]
+Writer = Annotated[keys.Principal, WriteScope]

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
-from service.api.routes import forecast, health, jobs, metrics, models, observations, series
+from service.api.routes import forecast, health, jobs, keys, metrics, models, observations, series
+from service.errors import responses
 
-api_router = APIRouter(prefix="/v1")
+# Every route under /v1 needs a key, so every one can answer 429 when the key is past its request rate.
+api_router = APIRouter(prefix="/v1", responses=responses(429))
 api_router.include_router(forecast.router)
 api_router.include_router(models.router)
 api_router.include_router(jobs.router)
@@ -13,3 +15,4 @@ root_router.include_router(health.router)
 root_router.include_router(metrics.router)
 api_router.include_router(series.router)
 api_router.include_router(observations.router)
+api_router.include_router(keys.router)

@@ -6,6 +6,7 @@ A cursor is URL-safe base64, without padding, of a short text whose form each li
     models        <name>                   the last model name of the previous page
     observations  t:<µs since the epoch>   the last time of the previous page
     jobs          <created µs>:<job id>    the last job of the previous page (newest first)
+    keys          a:<name>                 the last key name of the previous page
 
 A client can send any string as a cursor, and none may reach the database unchecked: anything that is not one of
 these forms (not base64 of UTF-8, another list's form, a number out of range, a character a key never holds) is
@@ -20,8 +21,8 @@ from service.api.schemas import KEY_PATTERN
 from service.errors import Unprocessable
 from service.timefmt import MAX_US, MIN_US
 
-__all__ = ["after_job", "after_key", "after_name", "after_time", "job_cursor", "key_cursor", "name_cursor",
-           "time_cursor"]
+__all__ = ["after_api_key", "after_job", "after_key", "after_name", "after_time", "api_key_cursor", "job_cursor",
+           "key_cursor", "name_cursor", "time_cursor"]
 
 _BASE64 = re.compile(r"[A-Za-z0-9_-]*")
 _KEY = KEY_PATTERN.removeprefix("^").removesuffix("$")
@@ -29,6 +30,7 @@ _INT = r"-?[0-9]{1,20}"  # range-checked once matched
 _SERIES = re.compile(rf"k:({_KEY})")
 _MODELS = re.compile(rf"({_KEY})")
 _OBSERVATIONS = re.compile(rf"t:({_INT})")
+_API_KEYS = re.compile(rf"a:({_KEY})")
 _JOBS = re.compile(rf"({_INT}):([A-Za-z0-9-]{{1,64}})")
 _INT64_MAX = 2**63 - 1
 
@@ -78,6 +80,15 @@ def name_cursor(name: str) -> str:
 
 def after_name(cursor: str) -> str:
     return _decode(cursor, _MODELS)[0]
+
+
+def api_key_cursor(name: str) -> str:
+    """API key list: the cursor after the key named `name`."""
+    return _encode(f"a:{name}")
+
+
+def after_api_key(cursor: str) -> str:
+    return _decode(cursor, _API_KEYS)[0]
 
 
 def time_cursor(t_us: int) -> str:

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+from service.tables import KEY_PATTERN
+
 MAX_METADATA_BYTES = 16 * 1024
 # Objects and arrays inside one another, the metadata object itself included. Deeper documents are refused before
 # they are stored: encoders (pydantic's among them) give up on deep nesting, and a stored one would break every read.

@@ -15,6 +15,7 @@ from service.storage.series import (
     get_series,
     keys_with_prefix,
     list_series,
+    missing,
     series_time_range,
     update_series,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "keys_with_prefix",
     "list_series",
     "lock_series",
+    "missing",
     "read_matrix",
     "read_page",
     "series_time_range",

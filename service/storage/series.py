@@ -3,7 +3,7 @@
 Functions take an `Engine` (they open their own transaction) or, where noted, a `Connection` already inside one.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +37,19 @@ def _record(row: Any) -> SeriesRecord:
                         metadata=dict(row.meta), created_at=row.created_at)
 
 
+def missing(key: str) -> NotFound:
+    """The answer for a series that does not exist, or that the caller may not see: the same, so that a tenant
+    cannot learn of another's series."""
+    return NotFound(f"no series with key {key!r}")
+
+
 def _get(conn: Connection, key: str, *, for_update: bool = False) -> SeriesRecord:
     query = select(series).where(series.c.key == key)
     if for_update and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
-        raise NotFound(f"no series with key {key!r}")
+        raise missing(key)
     return _record(row)
 
 
@@ -71,12 +77,14 @@ def create_series(engine: Engine, key: str, channels: Sequence[str], description
 _KEYS_PER_QUERY = 1000
 
 
-def get_many(engine: Engine, keys: Sequence[str]) -> list[SeriesRecord]:
-    """The series named `keys`, in that order, read in a few queries; `NotFound` naming the first missing key."""
+def get_many(engine: Engine, keys: Sequence[str], visible: Callable[[str], bool] = lambda _key: True
+             ) -> list[SeriesRecord]:
+    """The series named `keys`, in that order, read in a few queries; `NotFound` naming the first missing key.
+    A key for which `visible` is false counts as missing (a tenant's key asking for another's series)."""
     found: dict[str, SeriesRecord] = {}
     with engine.connect() as conn:
         for start in range(0, len(keys), _KEYS_PER_QUERY):
-            chunk = list(keys[start:start + _KEYS_PER_QUERY])
+            chunk = [k for k in keys[start:start + _KEYS_PER_QUERY] if visible(k)]
             found.update((r.key, _record(r)) for r in conn.execute(select(series).where(series.c.key.in_(chunk))))
     missing = [k for k in keys if k not in found]
     if missing:

@@ -163,3 +163,26 @@ def test_the_data_folder_is_made_0700(tmp_path: Path) -> None:
     done = _latentcast(["migrate"], data)
     assert done.returncode == 0, done.stderr
     assert data.stat().st_mode & 0o777 == 0o700
+
+
+def test_keys_create_with_a_prefix(env: Path, engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["keys", "create", "acme", "--scopes", "read,write", "--prefix", "acme-"]) == 0
+    key = capsys.readouterr().out.strip()
+    principal = keys.authenticate(engine, key)
+    assert principal.prefix == "acme-" and principal.sees_series("acme-1") and not principal.sees_series("beta-1")
+    assert cli.main(["keys", "list"]) == 0
+    assert capsys.readouterr().out == "acme\tread,write\tactive\tprefix=acme-\n"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["keys", "create", "x", "--scopes", "admin", "--prefix", "acme-"], "cannot hold the admin scope"),
+    (["keys", "create", "x", "--prefix=-acme"], "the prefix must be the beginning of a series key"),
+    (["keys", "create", "x", "--prefix", "a c"], "the prefix must be the beginning of a series key"),
+    (["keys", "create", "x", "--prefix", ""], "the prefix must be the beginning of a series key"),
+])
+def test_keys_prefix_errors_exit_2(env: Path, engine: Engine, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                   message: str) -> None:
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err
+    assert keys.list_keys(engine) == []

@@ -63,9 +63,9 @@ def test_needs_a_key_with_read_scope(anon_client: TestClient, engine: Engine, ro
 def test_openapi_declares_every_status(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     get = paths["/v1/series/{key}/forecast"]["get"]
-    assert set(get["responses"]) == {"200", "401", "403", "404", "409", "422", "503"}
+    assert set(get["responses"]) == {"200", "401", "403", "404", "409", "422", "429", "503"}
     post = paths["/v1/forecast"]["post"]
-    assert set(post["responses"]) == {"200", "401", "403", "404", "409", "413", "422", "503"}
+    assert set(post["responses"]) == {"200", "401", "403", "404", "409", "413", "422", "429", "503"}
     assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == ["model", "observations",
                                                                                         "at"]
     for route in (get, post):

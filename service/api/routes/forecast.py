@@ -15,7 +15,8 @@ from starlette.concurrency import run_in_threadpool
 
 import model
 from service import forecasting
-from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, ReadScope, SettingsDep
+from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, Reader, SettingsDep
+from service.api.routes.series import check_sees
 from service.api.schemas import KEY_PATTERN
 from service.errors import Unavailable, Unprocessable, responses
 from service.forecast_query import (
@@ -95,10 +96,11 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
 
 
-@router.get("/series/{key}/forecast", dependencies=[ReadScope], response_model=SeriesForecastOut,
+@router.get("/series/{key}/forecast", response_model=SeriesForecastOut,
             responses=_ERRORS, summary="Forecast a stored series at any times, with uncertainty")
 async def forecast_series(
     engine: EngineDep,
+    caller: Reader,
     cache: ModelCacheDep,
     batcher: BatcherDep,
     key: Annotated[str, Path(pattern=KEY_PATTERN, max_length=128)],
@@ -120,8 +122,9 @@ async def forecast_series(
     spec = parse_time_spec(at, start, end, step, horizon)
     sample_spec = SampleSpec(quantiles=parse_query_quantiles(quantiles), samples=samples, seed=seed)
     context_us = parse_duration_param(context, ["query", "context"])
+    check_sees(caller, key)
     plan = await run_in_threadpool(forecasting.plan_series, engine, cache, key, spec, name=model_name,
-                                   version=version, context_us=context_us)
+                                   version=version, context_us=context_us, sees=caller.sees_model)
     result = await _solve(batcher, plan, sample_spec, "query")
     return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=key))
 
@@ -166,16 +169,17 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
     return name, version
 
 
-@router.post("/forecast", dependencies=[ReadScope], response_model=InlineForecastOut,
+@router.post("/forecast", response_model=InlineForecastOut,
              responses=_errors(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
              summary="Forecast observations given in the request (nothing is stored)")
 async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, cache: ModelCacheDep,
-                          batcher: BatcherDep) -> JSONResponse:
+                          batcher: BatcherDep, caller: Reader) -> JSONResponse:
     doc = decode_json(await request.body())
     name, version = _inline_request(doc)
     spec = parse_body_times(doc["at"])
     sample_spec = parse_body_samples(doc)
     plan = await run_in_threadpool(forecasting.plan_inline, engine, cache, doc["observations"], spec, name=name,
-                                   version=version, max_values=settings.max_values_per_request)
+                                   version=version, max_values=settings.max_values_per_request,
+                                   sees=caller.sees_model)
     result = await _solve(batcher, plan, sample_spec, "body")
     return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=None))

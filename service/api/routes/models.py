@@ -11,12 +11,12 @@ from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
 from service import executor, jobs, registry, train_request
-from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
+from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import KEY_PATTERN
 from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
-from service.errors import responses
+from service.errors import Forbidden, responses
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -127,20 +127,24 @@ def _request_hash(body: TrainRequest) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@router.post("", status_code=202, dependencies=[WriteScope], responses=responses(401, 403, 404, 409, 422, 503, 507),
+@router.post("", status_code=202, responses=responses(401, 403, 404, 409, 422, 503, 507),
              summary="Train a new version of a model in the background")
-def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
+def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep, caller: Writer,
           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256,
                                                         description="Retrying with the same key and body "
                                                                     "returns the first answer")] = None,
           ) -> TrainAccepted:
-    keys = train_request.series_keys(engine, body.series, body.series_prefix)
+    if not body.name.startswith(caller.tenant):  # a tenant's model names live inside its prefix
+        raise Forbidden(f"this API key is limited to series keys starting with {caller.prefix!r}: its model names "
+                        "must start with it too")
+    keys = train_request.series_keys(engine, body.series, body.series_prefix, caller)
     durations = {"horizon": body.horizon, "context": body.context}
     overrides = {**body.config, **{k: v for k, v in durations.items() if v is not None}}
-    plan = train_request.plan(engine, keys, overrides)
+    plan = train_request.plan(engine, keys, overrides, caller)
     job, created = jobs.create_training(engine, job_id=str(uuid.uuid4()), name=body.name, config=plan.config,
                                         channels=plan.channels, series=plan.series, idempotency_key=idempotency_key,
-                                        request_hash=_request_hash(body))
+                                        request_hash=_request_hash(body), owner=caller.key_id, tenant=caller.tenant,
+                                        max_active=settings.max_active_jobs_per_key)
     if created:
         executor.submit(settings, job.id)  # after the commit; if it fails the sweeper sends it
         # The state this request committed: a worker may already be at it, but the answer stays self-consistent.
@@ -152,51 +156,53 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep,
                          job=job_public(jobs.get_job(engine, job.id)))
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503),
+@router.get("", responses=responses(401, 403, 422, 503),
             summary="Model names with their newest version")
-def list_models(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+def list_models(engine: EngineDep, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=512)] = None) -> ModelPage:
     after = after_name(cursor) if cursor else None
-    items = registry.list_newest(engine, limit=limit + 1, after=after)
+    items = registry.list_newest(engine, limit=limit + 1, after=after, name_prefix=caller.prefix,
+                                 sees=caller.sees_model)
     more = len(items) > limit
     items = items[:limit]
     next_cursor = name_cursor(items[-1].name) if more else None
     return ModelPage(items=[version_public(v) for v in items], next_cursor=next_cursor)
 
 
-@router.get("/{name}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503),
+@router.get("/{name}", responses=responses(401, 403, 404, 422, 503),
             summary="A model's versions, newest first")
-def get_model(engine: EngineDep, name: ModelName) -> ModelVersions:
-    return ModelVersions(name=name, versions=[version_public(v) for v in registry.list_versions(engine, name)])
+def get_model(engine: EngineDep, name: ModelName, caller: Reader) -> ModelVersions:
+    versions = registry.list_versions(engine, name, caller.sees_model)
+    return ModelVersions(name=name, versions=[version_public(v) for v in versions])
 
 
-@router.get("/{name}/versions/{version}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503),
+@router.get("/{name}/versions/{version}", responses=responses(401, 403, 404, 422, 503),
             summary="One version of a model")
-def get_version(engine: EngineDep, name: ModelName, version: VersionNumber) -> VersionPublic:
-    return version_public(registry.get_version(engine, name, version))
+def get_version(engine: EngineDep, name: ModelName, version: VersionNumber, caller: Reader) -> VersionPublic:
+    return version_public(registry.get_version(engine, name, version, caller.sees_model))
 
 
-@router.get("/{name}/versions/{version}/artifact", dependencies=[ReadScope], response_class=Response,
+@router.get("/{name}/versions/{version}/artifact", response_class=Response,
             responses={200: {"content": {"application/octet-stream": {}},
                              "description": "The saved model (safetensors with its JSON config); `model.load` "
                                             "reads it"},
                        **responses(401, 403, 404, 409, 422, 503)},
             summary="Download a ready version's saved model")
-async def get_artifact(engine: EngineDep, name: ModelName, version: VersionNumber) -> Response:
-    blob = await run_in_threadpool(registry.read_artifact, engine, name, version)
+async def get_artifact(engine: EngineDep, name: ModelName, version: VersionNumber, caller: Reader) -> Response:
+    blob = await run_in_threadpool(registry.read_artifact, engine, name, version, caller.sees_model)
     return Response(blob, media_type="application/octet-stream",
                     headers={"Content-Disposition": f'attachment; filename="{name}-v{version}.safetensors"'})
 
 
-@router.delete("/{name}/versions/{version}", status_code=204, dependencies=[WriteScope],
+@router.delete("/{name}/versions/{version}", status_code=204,
                responses=responses(401, 403, 404, 422, 503, 507), summary="Delete one version (a running job stops)")
-def delete_version(engine: EngineDep, name: ModelName, version: VersionNumber) -> Response:
-    registry.delete_version(engine, name, version)
+def delete_version(engine: EngineDep, name: ModelName, version: VersionNumber, caller: Writer) -> Response:
+    registry.delete_version(engine, name, version, caller.sees_model)
     return Response(status_code=204)
 
 
-@router.delete("/{name}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
-               summary="Delete a model: every version")
-def delete_model(engine: EngineDep, name: ModelName) -> Response:
-    registry.delete_name(engine, name)
+@router.delete("/{name}", status_code=204, responses=responses(401, 403, 404, 422, 503, 507),
+               summary="Delete a model: every version (a tenant's key: every version it sees)")
+def delete_model(engine: EngineDep, name: ModelName, caller: Writer) -> Response:
+    registry.delete_name(engine, name, caller.sees_model)
     return Response(status_code=204)

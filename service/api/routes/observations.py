@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from service import storage
-from service.api.deps import EngineDep, ReadScope, SettingsDep, WriteScope
+from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_time, time_cursor
-from service.api.routes.series import SeriesKey
+from service.api.routes.series import SeriesKey, check_sees
 from service.api.schemas import Deleted, ObservationPage, WriteResult
 from service.errors import UnsupportedMedia, Unprocessable, responses
 from service.ingest import parse_observations
@@ -63,10 +63,11 @@ def _channels_param(value: str | None, rec: storage.SeriesRecord) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@router.post("", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 415, 422, 503, 507),
+@router.post("", responses=responses(401, 403, 404, 413, 415, 422, 503, 507),
              openapi_extra=_BODY_DOC, summary="Write observations (rows JSON, columns JSON or CSV)")
 async def write_observations(key: SeriesKey, request: Request, engine: EngineDep,
-                             settings: SettingsDep) -> WriteResult:
+                             settings: SettingsDep, caller: Writer) -> WriteResult:
+    check_sees(caller, key)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in ("application/json", "text/csv"):
         raise UnsupportedMedia(f"Content-Type {media or '(none)'!r} is not accepted: send application/json "
@@ -84,15 +85,16 @@ async def write_observations(key: SeriesKey, request: Request, engine: EngineDep
     return await run_in_threadpool(work)
 
 
-@router.get("", dependencies=[ReadScope], response_model=ObservationPage,
+@router.get("", response_model=ObservationPage,
             responses={**responses(401, 403, 404, 422, 503),
                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "JSON columns, or CSV (header t,<channel>,…) for Accept: text/csv"}},
             summary="Read observations in a time range, by pages")
-def read_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None, end: TimeQuery = None,
+def read_observations(key: SeriesKey, engine: EngineDep, caller: Reader, start: TimeQuery = None, end: TimeQuery = None,
                       channels: ChannelsQuery = None, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
                       cursor: Annotated[str | None, Query(max_length=64)] = None,
                       accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
+    check_sees(caller, key)
     start_us, end_us = _time_param(start, "start"), _time_param(end, "end")
     if cursor:
         after = after_time(cursor) + 1  # keyset on t: rows inserted meanwhile never shift the next page
@@ -118,10 +120,11 @@ def read_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None
     return JSONResponse({"t": stamps, "values": columns, "next_cursor": next_cursor})
 
 
-@router.delete("", dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
+@router.delete("", responses=responses(401, 403, 404, 422, 503, 507),
                summary="Delete observations in a time range")
-def delete_observations(key: SeriesKey, engine: EngineDep, start: TimeQuery = None, end: TimeQuery = None,
-                        channels: ChannelsQuery = None) -> Deleted:
+def delete_observations(key: SeriesKey, engine: EngineDep, caller: Writer, start: TimeQuery = None,
+                        end: TimeQuery = None, channels: ChannelsQuery = None) -> Deleted:
+    check_sees(caller, key)
     start_us, end_us = _time_param(start, "start"), _time_param(end, "end")
     rec = storage.get_series(engine, key)
     names = _channels_param(channels, rec)

@@ -5,15 +5,22 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from service import storage
-from service.api.deps import EngineDep, ReadScope, WriteScope
+from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_key, key_cursor
 from service.api.schemas import KEY_PATTERN, SeriesCreate, SeriesList, SeriesPublic, SeriesUpdate
-from service.errors import Unprocessable, responses
+from service.errors import Forbidden, Unprocessable, responses
+from service.keys import Principal
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/series", tags=["series"])
 
 SeriesKey = Annotated[str, Path(pattern=KEY_PATTERN, max_length=128, description="the series key")]
+
+
+def check_sees(caller: Principal, key: str) -> None:
+    """404, as for a series that does not exist, when `key` is outside the caller's prefix."""
+    if not caller.sees_series(key):
+        raise storage.missing(key)
 
 
 def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:  # noqa: ANN001
@@ -30,33 +37,40 @@ def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:  
     return out
 
 
-@router.post("", status_code=201, dependencies=[WriteScope], responses=responses(401, 403, 409, 413, 422, 503, 507),
+@router.post("", status_code=201, responses=responses(401, 403, 409, 413, 422, 503, 507),
              summary="Create a series")
-def create_series(body: SeriesCreate, engine: EngineDep) -> SeriesPublic:
+def create_series(body: SeriesCreate, engine: EngineDep, caller: Writer) -> SeriesPublic:
+    if not caller.sees_series(body.key):
+        raise Forbidden(f"this API key is limited to series keys starting with {caller.prefix!r}")
     rec = storage.create_series(engine, body.key, body.channels, body.description, body.metadata)
     return public(engine, [rec])[0]
 
 
-@router.get("", dependencies=[ReadScope], responses=responses(401, 403, 422, 503), summary="List series by key")
-def list_series(engine: EngineDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+@router.get("", responses=responses(401, 403, 422, 503), summary="List series by key")
+def list_series(engine: EngineDep, caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 cursor: Annotated[str | None, Query(max_length=400)] = None,
                 prefix: Annotated[str | None, Query(max_length=128, pattern=r"^[A-Za-z0-9._-]*$")] = None
                 ) -> SeriesList:
     after = after_key(cursor) if cursor else None
-    records = storage.list_series(engine, prefix=prefix, after=after, limit=limit + 1)
+    within = caller.within(prefix)
+    if within is False:  # a prefix outside the caller's: nothing it may see matches
+        return SeriesList(items=[], next_cursor=None)
+    records = storage.list_series(engine, prefix=within, after=after, limit=limit + 1)
     more = len(records) > limit
     records = records[:limit]
     return SeriesList(items=public(engine, records), next_cursor=key_cursor(records[-1].key) if more else None)
 
 
-@router.get("/{key}", dependencies=[ReadScope], responses=responses(401, 403, 404, 422, 503), summary="Get a series")
-def get_series(key: SeriesKey, engine: EngineDep) -> SeriesPublic:
+@router.get("/{key}", responses=responses(401, 403, 404, 422, 503), summary="Get a series")
+def get_series(key: SeriesKey, engine: EngineDep, caller: Reader) -> SeriesPublic:
+    check_sees(caller, key)
     return public(engine, [storage.get_series(engine, key)])[0]
 
 
-@router.patch("/{key}", dependencies=[WriteScope], responses=responses(401, 403, 404, 413, 422, 503, 507),
+@router.patch("/{key}", responses=responses(401, 403, 404, 413, 422, 503, 507),
               summary="Change description or metadata, or add channels")
-def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep) -> SeriesPublic:
+def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep, caller: Writer) -> SeriesPublic:
+    check_sees(caller, key)
     try:
         rec = storage.update_series(engine, key, description=body.description, metadata=body.metadata,
                                     channels=body.channels)
@@ -65,8 +79,9 @@ def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep) -> Seri
     return public(engine, [rec])[0]
 
 
-@router.delete("/{key}", status_code=204, dependencies=[WriteScope], responses=responses(401, 403, 404, 422, 503, 507),
+@router.delete("/{key}", status_code=204, responses=responses(401, 403, 404, 422, 503, 507),
                summary="Delete a series and its observations")
-def delete_series(key: SeriesKey, engine: EngineDep) -> Response:
+def delete_series(key: SeriesKey, engine: EngineDep, caller: Writer) -> Response:
+    check_sees(caller, key)
     storage.delete_series(engine, key)
     return Response(status_code=204)

@@ -98,6 +98,9 @@ ROUTE_SCOPES = {
     ("get", "/v1/jobs/{job_id}"): "read",
     ("get", "/v1/jobs/{job_id}/events"): "read",
     ("post", "/v1/jobs/{job_id}/cancel"): "write",
+    ("get", "/v1/keys"): "admin",
+    ("post", "/v1/keys"): "admin",
+    ("post", "/v1/keys/{name}/revoke"): "admin",
 }
 _PATH_VALUES = {"key": "nope", "name": "nope", "version": "1", "job_id": "00000000-0000-0000-0000-000000000000"}
 
@@ -106,7 +109,7 @@ def test_every_route_needs_its_scope_and_no_other(anon_client: TestClient, engin
     doc = anon_client.get("/openapi.json").json()
     operations = {(method, path) for path, ops in doc["paths"].items() if path.startswith("/v1/") for method in ops}
     assert operations == set(ROUTE_SCOPES)
-    holders = {scope: keys.create_key(engine, f"only-{scope}", [scope]) for scope in ("read", "write")}
+    holders = {scope: keys.create_key(engine, f"only-{scope}", [scope]) for scope in ("read", "write", "admin")}
     for (method, path), scope in ROUTE_SCOPES.items():
         url = path.format(**_PATH_VALUES)
         body = {"json": {}} if method in ("post", "patch") else {}

@@ -6,14 +6,14 @@ from fastapi.testclient import TestClient
 ERROR_REF = "#/components/schemas/ErrorBody"
 
 EXPECTED = {
-    ("/v1/series", "post"): {"201", "401", "403", "409", "413", "422", "503", "507"},
-    ("/v1/series", "get"): {"200", "401", "403", "422", "503"},
-    ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422", "503"},
-    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "413", "422", "503", "507"},
-    ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422", "503", "507"},
-    ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422", "503", "507"},
-    ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422", "503"},
-    ("/v1/series/{key}/observations", "delete"): {"200", "401", "403", "404", "422", "503", "507"},
+    ("/v1/series", "post"): {"201", "401", "403", "409", "413", "422", "429", "503", "507"},
+    ("/v1/series", "get"): {"200", "401", "403", "422", "429", "503"},
+    ("/v1/series/{key}", "get"): {"200", "401", "403", "404", "422", "429", "503"},
+    ("/v1/series/{key}", "patch"): {"200", "401", "403", "404", "413", "422", "429", "503", "507"},
+    ("/v1/series/{key}", "delete"): {"204", "401", "403", "404", "422", "429", "503", "507"},
+    ("/v1/series/{key}/observations", "post"): {"200", "401", "403", "404", "413", "415", "422", "429", "503", "507"},
+    ("/v1/series/{key}/observations", "get"): {"200", "401", "403", "404", "422", "429", "503"},
+    ("/v1/series/{key}/observations", "delete"): {"200", "401", "403", "404", "422", "429", "503", "507"},
 }
 READS_BY_POST = {"/v1/forecast"}  # a POST that writes nothing
 
@@ -47,6 +47,8 @@ def test_every_route_on_the_database_declares_503_and_every_write_507(anon_clien
         assert "Retry-After" in op["responses"]["503"]["headers"], (path, method)
         writes = method in ("post", "patch", "delete") and path not in READS_BY_POST
         assert ("507" in op["responses"]) == writes, (path, method)
+        assert "429" in op["responses"], (path, method)  # every key is rate limited
+        assert "Retry-After" in op["responses"]["429"]["headers"], (path, method)
     assert set(doc["paths"]["/readyz"]["get"]["responses"]) == {"200", "503"}
 
 

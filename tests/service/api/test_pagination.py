@@ -1,4 +1,4 @@
-"""Page cursors of every list route (series, observations, models, jobs), on both backends: each list pages
+"""Page cursors of every list route (series, observations, models, jobs, API keys), on both backends: each list pages
 through with its own cursors, and anything else a client sends as a cursor is a 422 naming query.cursor."""
 
 import base64
@@ -7,9 +7,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from service import keys
 from tests.training_data import TINY, add_series
 
-LISTS = ("/v1/series", "/v1/series/room/observations", "/v1/models", "/v1/jobs")
+LISTS = ("/v1/series", "/v1/series/room/observations", "/v1/models", "/v1/jobs", "/v1/keys")
 
 
 def b64(raw: bytes) -> str:
@@ -18,8 +19,9 @@ def b64(raw: bytes) -> str:
 
 @pytest.fixture
 def filled(client: TestClient, engine: Engine) -> TestClient:
-    """Three series ("room" with 12 observations), two models, three jobs."""
+    """Three series ("room" with 12 observations), two models, three jobs, two API keys."""
     add_series(engine, "room", n=12)
+    keys.create_key(engine, "a-reader", ["read"])
     for key in ("a", "b"):
         assert client.post("/v1/series", json={"key": key, "channels": ["x"]}).status_code == 201
     for name in ("m1", "m2", "m2"):
@@ -48,6 +50,7 @@ def test_each_list_pages_through_with_its_own_cursors(filled: TestClient) -> Non
     assert _walk(filled, "/v1/series/room/observations") == whole["t"]
     assert _walk(filled, "/v1/models") == ["m1", "m2"]
     assert len(set(_walk(filled, "/v1/jobs"))) == 3
+    assert _walk(filled, "/v1/keys") == ["a-reader", "test-admin"]
 
 
 def _refused(r, cursor: str) -> None:  # noqa: ANN001
@@ -85,6 +88,8 @@ def test_a_cursor_the_server_did_not_give_out_is_422(filled: TestClient, path: s
     ("/v1/models", "%FF%FF"),
     ("/v1/series", "%FF%FF"),
     ("/v1/jobs", "%FF%FF"),
+    ("/v1/keys", "%FF%FF"),
+    ("/v1/keys", b64(b"a:-x")),
 ])
 def test_out_of_range_and_undecodable_cursors_are_422(filled: TestClient, path: str, cursor: str) -> None:
     _refused(filled.get(f"{path}?cursor={cursor}"), cursor)
