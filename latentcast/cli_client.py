@@ -400,7 +400,10 @@ def _say(message: str) -> None:
 def _stdout() -> Any:
     from rich.console import Console
 
-    return Console()
+    console = Console()
+    # Into a pipe or file, tables take the width their cells need: rich would otherwise squeeze them into 80
+    # columns and cut ids and times short.
+    return console if console.is_terminal else Console(width=10_000)
 
 
 def _stderr() -> Any:
@@ -412,6 +415,8 @@ def _stderr() -> Any:
 def _bar() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = _stderr()
+    # Drawn on a terminal only: piped into a log, a bar is noise (TTY_COMPATIBLE=1 forces it).
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=_stderr())
+                    console=console, disable=not console.is_terminal)
 
