@@ -7,6 +7,7 @@ answers `unchanged` for what it already has).
 """
 
 import json
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -285,7 +286,7 @@ class Client:
         headers = dict(headers or {})
         if body is not None:
             # Encoded here rather than by httpx, which refuses NaN: the server names a NaN's place in its 422.
-            content = json.dumps(body, separators=(",", ":")).encode()
+            content = json.dumps(body, separators=(",", ":"), default=_plain_number).encode()
             headers["Content-Type"] = "application/json"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         try:
@@ -349,6 +350,15 @@ def _api_error(response: httpx.Response) -> ApiError:
     except (ValueError, KeyError, TypeError):  # not the API's error shape: a proxy's page, say
         text = response.text.strip().replace("\n", " ")[:300]
         return ApiError(response.status_code, "http_error", f"HTTP {response.status_code}: {text}")
+
+
+def _plain_number(value: Any) -> int | float:
+    """numpy's scalars (np.int64, np.float32, ...) as the Python numbers json writes; anything else is refused."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} cannot be sent as JSON: give numbers, text or None")
 
 
 def _check_deadline(deadline: float | None, job_id: str) -> None:

@@ -6,6 +6,7 @@ the server refuses a time without an offset: which zone it meant cannot be known
 (six fractional digits) becomes an aware datetime, exact to the microsecond.
 """
 
+import numbers
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +20,11 @@ def encode_time(value: Any) -> str | int | float:
             raise ValueError(f"time {value.isoformat()} has no time zone: give an aware datetime "
                              "(e.g. .replace(tzinfo=datetime.UTC)) so it means one instant")
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
         raise TypeError(f"a time is a datetime, RFC 3339 text or Unix seconds, not {type(value).__name__}")
-    return value
+    if isinstance(value, str | int | float):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)  # numpy scalars
 
 
 def encode_duration(value: Duration) -> str:

@@ -118,6 +118,12 @@ def test_train_errors_and_no_follow(server: Server, client: Client) -> None:
     assert unknown.stderr.startswith("error: not_found: ") and "cli-nowhere" in unknown.stderr
     bad = latentcast(server, "train", "--series", "cli-nowhere", "--config", "[1]")
     assert bad.returncode == 1 and "--config must be a JSON object" in bad.stderr
+    prefix = latentcast(server, "train", "--series-prefix", "cli-nothing-", "--horizon", "P7D")
+    assert prefix.returncode == 1
+    assert prefix.stderr.strip() == ("error: validation_error: body.series_prefix: no series key starts with "
+                                     "'cli-nothing-'")
+    both = latentcast(server, "train", "--series", "a", "--series-prefix", "b")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr  # argparse's usage error
 
 
 def test_ctrl_c_detaches_and_the_job_keeps_running(server: Server, client: Client) -> None:
