@@ -144,6 +144,8 @@ def test_ctrl_c_detaches_and_the_job_keeps_running(server: Server, client: Clien
     assert proc.returncode == 130, err
     assert f"stopped following; job {job_id} keeps running" in err and "Traceback" not in err
     assert client.job(job_id).status == "running"  # detached, not cancelled
+    with pytest.raises(TimeoutError, match=job_id):
+        client.wait(job_id, timeout=0.5)
     assert client.cancel_job(job_id).id == job_id
     assert client.wait(job_id, timeout=60).status == "cancelled"
 
