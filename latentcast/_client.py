@@ -141,7 +141,7 @@ class Client:
                 merged = {n: [] for n in values}
             for n, col in values.items():
                 merged[n].extend(col)
-        if merged is None:  # reached only when no page came back, which the API never does; kept for safety
+        if merged is None:  # limit=0: no page was asked for
             merged = {}
         return observations_frame(t, merged)
 
@@ -310,6 +310,8 @@ class Client:
                            limit: int | None, page_size: int) -> Iterator[tuple[list[str], dict[str, list]]]:
         params: dict[str, Any] = {"start": _query_time(start), "end": _query_time(end), "channels": _comma(channels)}
         cursor, left = None, limit
+        if left is not None and left <= 0:
+            return
         while True:
             size = page_size if left is None else min(page_size, left)
             page = self._send("GET", f"/v1/series/{key}/observations",

@@ -84,6 +84,7 @@ def test_observations_columns_rows_batches_and_ranges(client: Client) -> None:
     window = client.observations("obs-1", start="2026-01-01T01:00:03+01:00", end=T0 + 6, channels=["b"])
     assert window == [{"t": datetime.fromtimestamp(T0 + k, UTC), "b": b} for k, b in ((3, 3.5), (5, 5.5))]
     assert len(client.observations("obs-1", limit=4, page_size=3)) == 4
+    assert client.observations("obs-1", limit=0) == [] and client.observations_frame("obs-1", limit=0).empty
     # numpy arrays' scalars go as the numbers they are.
     numpy_t = np.arange(T0 + 20, T0 + 23, dtype=np.int64)
     written = client.add_observations("obs-1", t=list(numpy_t), values={"a": list(np.array([1, 2, 3], np.float32))})
