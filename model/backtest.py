@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "choose_component", "validation_mae", "calibration_from", "backtest",
-           "BASELINES"]
+__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component",
+           "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -96,26 +96,43 @@ def _mae(errors: np.ndarray) -> float:
     return float(np.mean(per_channel)) if per_channel else float("nan")
 
 
-def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes, std: np.ndarray) -> Component:
-    """The candidate component (context length, trend or not, which of the seasons found, half-life, persistence
-    of the last residual) whose classical forecast has the lowest MAE on the cut-offs."""
+STAYS = 1e3  # a half-life this many times the span it covers: no decay (the level, or the last residual, stays)
+
+
+def candidates_of(sizes: Sizes) -> list[Component]:
+    """The components choose_component tries: each context (the chosen one, three times it and the whole history,
+    unless the config fixed it) with or without a trend, with any subset of the seasons found, with each half-life
+    from a few gaps to none at all, and the last residual fading over none, an eighth, half or beyond the horizon
+    (the last value kept: what wins on a random walk or after a change of level)."""
     gap = sizes.gap
-    # the context chosen, and (unless the config fixed it) a longer one: a steady season is better measured on
-    # more of it
-    contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context,
-                                                                                      sizes.room)})
+    whole = sizes.room + sizes.horizon  # the longest series' whole span
+    contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context, sizes.room),
+                                                                   max(whole, sizes.context)})
     season_sets = [()] + [tuple(p for p in sizes.seasons if p in subset)  # every subset of the seasons found
                           for n in range(1, len(sizes.seasons) + 1)
                           for subset in itertools.combinations(sizes.seasons, n)]
-    persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2)
-    candidates = [
+    persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2, STAYS * sizes.horizon)
+    return [
         Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
                   half_life=float(h), damping=sizes.horizon, context=context, encoder=sizes.encoder,
                   persistence=float(persistence))
         for context in contexts
         for trend, seasons, h, persistence in itertools.product(
-            (False, True), season_sets, sorted({context, context / 4, max(3 * gap, context / 32)}), persistences)]
-    if not cutoffs:
+            (False, True), season_sets, sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}),
+            persistences)]
+
+
+def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
+                     std: np.ndarray) -> Component:
+    """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
+    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same.
+
+    The classical forecast at a cut-off reads only what came before it, so cut-offs anywhere in the history are
+    honest tests of a component: they keep the choice from riding on the few events in the newest part of a
+    series, while the newest cut-offs keep it close to how the series behaves now."""
+    candidates = candidates_of(sizes)
+    sets = [c for c in (cutoffs, history) if c]
+    if not sets:
         return candidates[len(candidates) // 2]
     floor = SCALE_FLOOR * std
 
@@ -126,7 +143,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Si
                 s.times[c.future])
         return predict
 
-    scores = [_mae(_errors(sequences, cutoffs, std, classical(c))) for c in candidates]
+    scores = [np.mean([_mae(_errors(sequences, cuts, std, classical(c))) for cuts in sets]) for c in candidates]
     return candidates[int(np.nanargmin(scores))]
 
 

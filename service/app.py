@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from service.api import dashboard
 from service.api.limits import BodySizeLimit, BodyTimeout
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # outermost: sees every answer, 413s too
     app.include_router(root_router)
     app.include_router(api_router)
+    dashboard.install(app)
     return app

@@ -23,17 +23,18 @@ def free_port() -> int:
 
 
 def start_server(args: list[str], env: dict[str, str], log_path: Path, *, cwd: Path = ROOT,
-                 ready: str = "/readyz", timeout: float = 60.0) -> subprocess.Popen:
+                 ready: str = "/readyz", timeout: float = 60.0, program: list[str] | None = None) -> subprocess.Popen:
     """Start `service.cli <args>` (it must listen on LATENTCAST_PORT or --port) and wait until `ready` answers 200.
 
     The port is read from `--port` in args, else from env["LATENTCAST_PORT"]. stdout and stderr go to log_path.
-    The process inherits this environment less any LATENTCAST_* variable: only `env` configures it.
+    The process inherits this environment less any LATENTCAST_* variable: only `env` configures it. `program`
+    replaces `python -m service.cli` (the `latentcast` console script, say); this checkout's code runs either way.
     """
     port = args[args.index("--port") + 1] if "--port" in args else env["LATENTCAST_PORT"]
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("LATENTCAST_")}
     env = {**inherited, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
     with open(log_path, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "service.cli", *args], cwd=cwd, env=env, stdout=out,
+        server = subprocess.Popen([*(program or [sys.executable, "-m", "service.cli"]), *args], cwd=cwd, env=env, stdout=out,
                                   stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while True:

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from model import InputError, ModelConfig, OutOfRangeError, Sequence, fit, forecast, forecast_batch, from_bytes, to_bytes
-from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of
+from model.backtest import STAYS, candidates_of, choose_component, cutoffs_of, history_cutoffs
+from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
+from model.local import choose_sizes
 
 DAY = 86_400.0
 T0 = 1.7e9
@@ -51,6 +53,46 @@ def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
         keep = rng.random(600) < 0.6
         walk = Sequence(np.arange(600.0)[keep], np.cumsum(rng.normal(size=600))[keep], ("v",))
         assert detect_seasons([walk], longest=200.0) == ()
+
+
+def monthly_climate(years: int, seed: int) -> Sequence:
+    """Monthly readings (60% kept) of a yearly cycle of 365.2425 days with noise around a steady mean."""
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(12 * years) * (365.2425 / 12) * DAY
+    x = 20 + 2 * np.sin(2 * np.pi * t / (365.2425 * DAY)) + 0.3 * rng.normal(size=t.size)
+    kept = rng.random(t.size) < 0.6
+    return Sequence(t[kept], x[kept], ("v",))
+
+
+def test_a_season_is_measured_finer_than_the_grid_it_was_found_on():
+    # on a monthly grid the autocorrelation puts a year at 12 steps of ~30.6 days (367 days); over 40 years that
+    # error turns the phase by months, so the period is refined on the observations themselves
+    series = monthly_climate(40, 0)
+    found = detect_seasons([series], longest=15 * 365 * DAY)
+    assert found, "the yearly cycle is found"
+    assert abs(found[0] / DAY - 365.2425) < 0.5
+    step = 30.6 * DAY
+    assert abs(refine_period([series], 367.2 * DAY, step) / DAY - 365.2425) < 0.5
+    assert refine_period([series], 367.2 * DAY, 0.01 * DAY) == pytest.approx(367.2 * DAY, abs=0.02 * DAY)
+
+
+def test_component_choice_keeps_the_last_value_on_a_random_walk_and_the_whole_history_on_a_steady_cycle():
+    rng = np.random.default_rng(3)
+    walk_t = np.arange(2000.0)[rng.random(2000) < 0.6]
+    walk = Sequence(walk_t, np.cumsum(rng.normal(size=2000))[walk_t.astype(int)], ("v",))
+    sizes = choose_sizes([walk], ModelConfig(horizon=200.0))
+    assert any(c.persistence >= STAYS * sizes.horizon for c in candidates_of(sizes))
+    cuts, _, _ = cutoffs_of([walk], sizes, np.random.default_rng(0))
+    chosen = choose_component([walk], cuts, history_cutoffs([walk], sizes), sizes, np.std(walk.values, axis=0))
+    assert chosen.persistence >= sizes.horizon / 2, chosen  # the last value carries (almost) all the way
+
+    climate = monthly_climate(40, 1)
+    sizes = choose_sizes([climate], ModelConfig(horizon=8 * 365 * DAY))
+    cuts, _, _ = cutoffs_of([climate], sizes, np.random.default_rng(0))
+    chosen = choose_component([climate], cuts, history_cutoffs([climate], sizes), sizes,
+                              np.std(climate.values, axis=0))
+    assert chosen.seasons and not chosen.trend, chosen
+    assert chosen.context > 3 * sizes.context / 2 or chosen.half_life >= chosen.context, chosen  # a long memory
 
 
 def head(series: Sequence, before: float) -> Sequence:

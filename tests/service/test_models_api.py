@@ -44,6 +44,8 @@ def test_post_creates_a_queued_version_and_job(client: TestClient, engine: Engin
     retried = client.get(f"/v1/jobs/{job['id']}").json()
     assert retried == job
     assert _train(client)["model"]["version"] == 2  # training again makes version n+1
+    queued = client.get("/v1/models/rooms/versions/1").json()
+    assert queued["horizon_s"] is None and queued["context_s"] is None  # known once training ends
 
 
 def test_idempotency_key(client: TestClient, engine: Engine) -> None:
@@ -219,6 +221,7 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
     assert backtest["best_baseline"] in ("last_value", "drift", "seasonal_naive")
     assert isinstance(backtest["beats_baselines"], bool)
     assert version["config"]["horizon"] == 20.0 and version["config"]["frame"] == "local"
+    assert version["horizon_s"] == 20.0 and version["context_s"] > 0  # what a client needs to ask for a forecast
     # it serves: up to the horizon past the last observation, with the warnings its backtest calls for
     last = client.get("/v1/series/room-1").json()["last_t"]
     answer = client.get("/v1/series/room-1/forecast", params={"model": "rooms", "horizon": "20", "step": "5"})

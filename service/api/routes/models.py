@@ -88,6 +88,11 @@ class VersionPublic(BaseModel):
                     "last_val_mse; and `backtest` when training ran one: cutoffs, points, steps, hit_time_limit, "
                     "per method (model, classical, last_value, drift, seasonal_naive) mae, mse, rmae, coverage90 "
                     "and bands by horizon, best_baseline, beats_baselines")
+    horizon_s: float | None = Field(
+        description="Set when training ends: how far past a series' last observation this version forecasts, in "
+                    "seconds (the `horizon` given, or the one chosen from the data)")
+    context_s: float | None = Field(
+        description="Set when training ends: how much history the version reads before forecasting, in seconds")
     error: str | None
     created_at: str
     trained_at: str | None
@@ -109,8 +114,10 @@ class ModelPage(BaseModel):
 
 
 def version_public(v: registry.Version) -> VersionPublic:
+    stats = v.stats or {}  # None until training ends
     return VersionPublic(name=v.name, version=v.version, status=v.status, config=v.config, channels=v.channels,
-                         series=v.series, metrics=v.metrics, error=v.error, created_at=format_time(v.created_at),
+                         series=v.series, metrics=v.metrics, horizon_s=stats.get("horizon_s"),
+                         context_s=stats.get("context_s"), error=v.error, created_at=format_time(v.created_at),
                          trained_at=format_time(v.trained_at) if v.trained_at is not None else None)
 
 
