@@ -26,9 +26,10 @@ DEFAULT_BATCH_VALUES = 200_000
 
 
 class Client:
-    """A latentcast server. `url` defaults to LATENTCAST_URL, else http://127.0.0.1:8000; `key` to LATENTCAST_KEY,
-    else the admin key a server run from the current folder wrote (latentcast-data/admin.key). `timeout`: seconds
-    for each request to connect, send and answer. Use it as a context manager, or call `close()`."""
+    """A latentcast server. `url` defaults to LATENTCAST_URL, else http://127.0.0.1:$LATENTCAST_PORT (8000 when
+    unset); `key` to LATENTCAST_KEY, else the admin key a server run from the current folder wrote
+    (latentcast-data/admin.key). `timeout`: seconds for each request to connect, send and answer. Use it as a
+    context manager, or call `close()`."""
 
     def __init__(self, url: str | None = None, key: str | None = None, *, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None):

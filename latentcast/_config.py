@@ -1,19 +1,20 @@
 """Where the client finds the server and its key when the caller names neither.
 
-The defaults match a `latentcast serve` started with no settings in the current folder: it listens on
-127.0.0.1:8000 and writes its first admin key to `latentcast-data/admin.key` (LATENTCAST_DATA_DIR moves that
-folder, for the server and for this lookup alike).
+The defaults match a `latentcast serve` started in the current folder with the same environment: it listens on
+127.0.0.1, port LATENTCAST_PORT (8000 when unset), and writes its first admin key to `latentcast-data/admin.key`
+(LATENTCAST_DATA_DIR moves that folder). LATENTCAST_URL and LATENTCAST_KEY, meant for the client alone, come first.
 """
 
 import os
 from pathlib import Path
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_PORT = "8000"
 DEFAULT_DATA_DIR = "latentcast-data"
 
 
 def default_url() -> str:
-    return os.environ.get("LATENTCAST_URL") or DEFAULT_URL
+    port = os.environ.get("LATENTCAST_PORT") or DEFAULT_PORT
+    return os.environ.get("LATENTCAST_URL") or f"http://127.0.0.1:{port}"
 
 
 def default_key() -> str | None:

@@ -1,6 +1,6 @@
 """The client commands of `latentcast`: import, train, forecast, jobs, models.
 
-They talk to a server over HTTP (`--url`, else LATENTCAST_URL, else http://127.0.0.1:8000; `--key`, else
+They talk to a server over HTTP (`--url`, else LATENTCAST_URL, else http://127.0.0.1:$LATENTCAST_PORT; `--key`, else
 LATENTCAST_KEY, else latentcast-data/admin.key) and need nothing of the server's code. Results go to stdout
 (tables, CSV, a new job's id), progress and messages to stderr. An error answer prints its code and message on
 stderr and exits 1; Ctrl-C while following a training exits 130 and leaves the job running.
@@ -35,7 +35,8 @@ def add_commands(sub: Any) -> None:
     """Register the client commands on `latentcast`'s subparsers; each sets `client_command`."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=None,
-                        help="the server (default: LATENTCAST_URL, else http://127.0.0.1:8000)")
+                        help="the server (default: LATENTCAST_URL, else http://127.0.0.1:$LATENTCAST_PORT, port "
+                             "8000 when unset)")
     common.add_argument("--key", default=None,
                         help="API key (default: LATENTCAST_KEY, else the file latentcast-data/admin.key)")
 

@@ -166,7 +166,13 @@ def test_defaults_come_from_the_environment_then_the_key_file(server: Server, tm
     with Client() as c, pytest.raises(ApiError) as denied:
         c.series("env-1")
     assert denied.value.status == 401
+    # Without LATENTCAST_URL: the local server on the port `latentcast serve` reads, LATENTCAST_PORT, else 8000.
     monkeypatch.delenv("LATENTCAST_URL")
+    monkeypatch.delenv("LATENTCAST_KEY")
+    monkeypatch.setenv("LATENTCAST_PORT", server.url.rsplit(":", 1)[1])
+    with Client() as c:
+        assert c.url == server.url and c.series("env-1").channels == ["a"]
+    monkeypatch.delenv("LATENTCAST_PORT")
     assert Client(key="x").url == "http://127.0.0.1:8000"
 
 
