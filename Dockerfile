@@ -14,6 +14,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY service ./service
 COPY model ./model
 COPY migrations ./migrations
+COPY latentcast ./latentcast
 # torch first from the chosen index, pinned like everything else; then the project under constraints.txt
 # (whose torch==2.13.0 the installed CPU or CUDA build already satisfies).
 RUN /opt/latentcast/bin/pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" torch==2.13.0 \

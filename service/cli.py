@@ -1,4 +1,5 @@
-"""The `latentcast` command: serve, migrate, keys, worker."""
+"""The `latentcast` command: serve, migrate, keys, worker on the server; import, train, forecast, jobs, models as a
+client of a server (their code is latentcast.cli_client, which needs none of the server's)."""
 
 import argparse
 import logging
@@ -8,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from latentcast import cli_client
 from service import keys
 from service.config import Settings, get_settings
 from service.db import make_engine, migrate
@@ -156,12 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a training worker: a consumer of the job queue (LATENTCAST_QUEUE_URL)")
     w.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # serve's own child
     w.set_defaults(func=cmd_worker)
+    cli_client.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if getattr(args, "client_command", None) is not None:
+        # A client of some server: no settings, data folder or logging of this machine's server are involved.
+        return cli_client.run(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
     problem = _data_dir_problem(settings.data_dir)
     if problem is not None:

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,16 @@ def test_copied_paths_exist_and_are_not_ignored() -> None:
             for source in args.split()[:-1]:
                 assert (ROOT / source).exists(), source
                 assert source not in ignored, source
+
+
+def test_every_package_the_install_finds_is_copied() -> None:
+    # `pip install .` in the build stage installs what pyproject's package find includes: a package left out of
+    # the COPY lines would be missing from the image, and `latentcast` would fail on its import.
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    copied = {source.rstrip("/") for word, args in _instructions() if word == "COPY" and "--from=" not in args
+              for source in args.split()[:-1]}
+    packages = {pattern.rstrip("*") for pattern in include}
+    assert packages and packages <= copied, packages - copied
 
 
 def test_torch_variant_is_a_build_argument() -> None:

@@ -1,6 +1,6 @@
 """The built wheel carries the files the service reads from its packages: the dashboard's (service/static/) and
-alembic's script template. Built the way the Dockerfile installs it: from pyproject.toml, README.md and the three
-packages alone, without build isolation (so no index is needed)."""
+alembic's script template, and the client package. Built the way the Dockerfile installs it: from pyproject.toml,
+README.md and the four packages alone, without build isolation (so no index is needed)."""
 
 import shutil
 import subprocess
@@ -20,7 +20,7 @@ def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    for package in ("service", "model", "migrations"):
+    for package in ("service", "model", "migrations", "latentcast"):
         shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path / "wheels"
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
@@ -36,3 +36,4 @@ def test_the_wheel_ships_the_dashboard(tmp_path: Path) -> None:
         assert expected <= names, sorted(expected - names)
         assert archive.read("service/static/dashboard.js") == (static / "dashboard.js").read_bytes()
         assert {"migrations/script.py.mako", "service/api/dashboard.py"} <= names
+        assert {"latentcast/__init__.py", "latentcast/cli_client.py"} <= names  # `latentcast`'s client commands
