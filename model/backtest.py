@@ -7,6 +7,7 @@ after it are scored. Errors are in units of each channel's training std, average
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component",
+__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component", "choose_inside",
            "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
 
 CUTOFFS_PER_SERIES = 12
@@ -145,6 +146,31 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
 
     scores = [np.mean([_mae(_errors(sequences, cuts, std, classical(c))) for cuts in sets]) for c in candidates]
     return candidates[int(np.nanargmin(scores))]
+
+
+HIDDEN = 5  # choose_inside hides every HIDDEN-th inner observation of each series' newest context
+
+
+def choose_inside(sequences: list[Sequence], component: Component, std: np.ndarray) -> Component:
+    """`component` with linear_inside set where the linear interpolation of the observations predicts held-out
+    ones (every HIDDEN-th inner point of each series' newest context) with a lower squared error than the
+    component's own interpolation (its curve plus the residuals' line)."""
+    floor = SCALE_FLOOR * std
+    errors = {False: [], True: []}
+    for s in sequences:
+        inner = np.flatnonzero(s.times >= s.times[-1] - component.context)[1:-1]
+        hidden = inner[::HIDDEN]
+        if hidden.size == 0:
+            continue
+        shown = np.setdiff1d(np.arange(s.times.size), hidden)
+        for linear in (False, True):
+            frame = frame_of(dataclasses.replace(component, linear_inside=linear), s.times[shown], s.values[shown],
+                             floor)
+            errors[linear].append(((frame.classical(s.times[hidden]) - s.values[hidden]) / std) ** 2)
+    if not errors[False]:
+        return component
+    mse = {linear: _mae(np.concatenate(e)) for linear, e in errors.items()}
+    return dataclasses.replace(component, linear_inside=bool(mse[True] < mse[False]))
 
 
 def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Sequence, np.ndarray]]:

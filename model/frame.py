@@ -38,7 +38,9 @@ class Component:
     neighbouring observations linearly interpolated; after it, the last observation's residual fading with a
     half-life of `persistence` seconds (0: none). blend: per channel, the weight of the network's forecast of the
     residual against that classical one after the context (chosen on the validation cut-offs: 1 = the network's
-    alone, 0 = the classical alone; empty = 1 for every channel)."""
+    alone, 0 = the classical alone; empty = 1 for every channel). linear_inside: between the context's observations
+    the forecast is their linear interpolation (the residuals' interpolation less the component's curvature), chosen
+    where it interpolates held-out points better than the component does."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -49,11 +51,13 @@ class Component:
     encoder: float
     blend: tuple[float, ...] = ()
     persistence: float = 0.0
+    linear_inside: bool = False
 
     def to_dict(self) -> dict:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
-                "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence}
+                "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
+                "linear_inside": self.linear_inside}
 
     @classmethod
     def from_dict(cls, data: dict) -> Component:
@@ -61,7 +65,8 @@ class Component:
                    harmonics=tuple(int(k) for k in data["harmonics"]), half_life=float(data["half_life"]),
                    damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
                    blend=tuple(float(w) for w in data.get("blend", ())),
-                   persistence=float(data.get("persistence", 0.0)))
+                   persistence=float(data.get("persistence", 0.0)),
+                   linear_inside=bool(data.get("linear_inside", False)))
 
     def weights(self, channels: int) -> np.ndarray:
         """(C,) the blend per channel."""
@@ -110,6 +115,9 @@ class WindowFrame:
                 continue
             t, r = self.knot_t[seen], self.knot_r[seen, c]
             inside = np.interp(times, t, r)
+            if self.component.linear_inside:  # the values' own line between neighbours, in local units
+                knots = self.base(t)[:, c] + r * self.scale[c]
+                inside = (np.interp(times, t, knots) - self.base(times)[:, c]) / self.scale[c]
             fading = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
             out[:, c] = np.where(times <= t[-1], inside, fading)
         return out

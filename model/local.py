@@ -2,11 +2,12 @@
 in optimiser steps, early stopping on validation cut-offs in the newest part of each series.
 
     horizon, seasons, context ─► validation cut-offs ─► the classical component chosen by backtest on them
-    (and on more cut-offs over the whole history: the component reads only the past of each) ─► a pool of windows
+    (and on more cut-offs over the whole history: the component reads only the past of each), and whether between
+    observations it follows its own curve or the observations' line (on held-out points) ─► a pool of windows
     drawn at random end times before the cut-offs ─► `train_steps` Adamax steps on random batches of the pool
     (scored on the cut-offs every so often; the best weights kept) ─► the blend (how much of the network's output
-    to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs (and the history's, where the
-    newest part holds too few residuals) ─► the backtest beside the baselines (model/backtest.py).
+    to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs and the history's ─► the
+    backtest beside the baselines (model/backtest.py).
 
 Every size is in seconds. Where a series is too short to keep its newest part apart, the cut-offs lie inside the
 training data and the backtest says so (`"overlap": true`).
@@ -30,10 +31,10 @@ from model.backtest import (
     calibration_from,
     choose_blend,
     choose_component,
+    choose_inside,
     cutoffs_of,
     history_cutoffs,
 )
-from model.calibration import BANDS, MIN_RESIDUALS
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
@@ -105,7 +106,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     past = history_cutoffs(sequences, sizes)
     if len(past) > MAX_HISTORY:
         past = [past[i] for i in sorted(rng.choice(len(past), MAX_HISTORY, replace=False))]
-    component = choose_component(sequences, cutoffs, past, sizes, norm.std)
+    component = choose_inside(sequences, choose_component(sequences, cutoffs, past, sizes, norm.std), norm.std)
     pool = _pool(sequences, limits, component, sizes, norm, floor, rng)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -115,10 +116,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
     fitted.component = dataclasses.replace(component, blend=choose_blend(fitted, sequences, cutoffs))
-    # the bands from the validation cut-offs alone where they hold enough residuals: the network never trained on
-    # their futures; the history's cut-offs lie in its training data, where its errors are smaller than later ones
-    honest = sum(c.future.size for c in cutoffs) >= MIN_RESIDUALS * (BANDS - 1)
-    fitted.calibration = calibration_from(fitted, sequences, cutoffs if honest else cutoffs + past)
+    fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest.update(overlap=overlap, hit_time_limit=hit_limit, steps=history[-1]["step"] if history else 0,
                            seconds=round(time.perf_counter() - started, 3))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from model import InputError, ModelConfig, OutOfRangeError, Sequence, fit, forecast, forecast_batch, from_bytes, to_bytes
-from model.backtest import STAYS, candidates_of, choose_component, cutoffs_of, history_cutoffs
+from model.backtest import STAYS, candidates_of, choose_component, choose_inside, cutoffs_of, history_cutoffs
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
 from model.local import choose_sizes
 
@@ -93,6 +93,25 @@ def test_component_choice_keeps_the_last_value_on_a_random_walk_and_the_whole_hi
                               np.std(climate.values, axis=0))
     assert chosen.seasons and not chosen.trend, chosen
     assert chosen.context > 3 * sizes.context / 2 or chosen.half_life >= chosen.context, chosen  # a long memory
+
+
+def test_between_observations_the_line_or_the_curve_whichever_interpolates_held_out_points_better():
+    # a smooth daily cycle seen every ~3 hours: the component's curve beats the line between neighbours
+    rng = np.random.default_rng(4)
+    t = T0 + np.sort(rng.uniform(0, 20 * DAY, 160))
+    smooth = Sequence(t, 3 + np.sin(2 * np.pi * t / DAY), ("v",))
+    component = Component(trend=False, seasons=(DAY,), harmonics=(2,), half_life=1e9, damping=DAY, context=20 * DAY,
+                          encoder=DAY)
+    assert not choose_inside([smooth], component, np.array([0.7])).linear_inside
+    # the same cycle under a random walk: the neighbours know the level better than the curve does
+    walk = Sequence(t, 3 + np.sin(2 * np.pi * t / DAY) + np.cumsum(rng.normal(0, 1.0, t.size)), ("v",))
+    chosen = choose_inside([walk], component, np.std(walk.values, axis=0))
+    assert chosen.linear_inside
+    frame = frame_of(chosen, walk.times, walk.values, np.array([0.1]))
+    between = (walk.times[:-1] + walk.times[1:]) / 2
+    np.testing.assert_allclose(frame.classical(between)[:, 0], np.interp(between, walk.times, walk.values[:, 0]),
+                               atol=1e-9)
+    assert Component.from_dict(chosen.to_dict()) == chosen
 
 
 def head(series: Sequence, before: float) -> Sequence:
