@@ -85,7 +85,7 @@ class Database:
             self.url = pg_admin.rsplit("/", 1)[0] + "/" + self.name
         migrate(self.url.replace("postgresql://", "postgresql+psycopg://"))
 
-    def connect(self):  # noqa: ANN201
+    def connect(self):
         if self.backend == "sqlite":
             conn = sqlite3.connect(self.path, isolation_level=None)
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
@@ -123,20 +123,20 @@ class Database:
 
 # --- direct paths: (connection, series_id, t, v, channels) per batch ---------------------------------------------
 
-def sqlite_insert(conn, sid, t, v, c):  # noqa: ANN001, ANN201
+def sqlite_insert(conn, sid, t, v, c):
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany("INSERT INTO observations (series_id, channel, t, value) VALUES (?, ?, ?, ?)",
                      flat_rows(sid, t, v, c))
     conn.execute("COMMIT")
 
 
-def sqlite_upsert(conn, sid, t, v, c):  # noqa: ANN001, ANN201
+def sqlite_upsert(conn, sid, t, v, c):
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(UPSERT.format(p="?"), flat_rows(sid, t, v, c))
     conn.execute("COMMIT")
 
 
-def pg_copy(conn, sid, t, v, c):  # noqa: ANN001, ANN201
+def pg_copy(conn, sid, t, v, c):
     with conn.transaction(), conn.cursor() as cur, \
             cur.copy("COPY observations (series_id, channel, t, value) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(["int4", "text", "int8", "float8"])
@@ -144,7 +144,7 @@ def pg_copy(conn, sid, t, v, c):  # noqa: ANN001, ANN201
             copy.write_row(row)
 
 
-def pg_staging_upsert(conn, sid, t, v, c):  # noqa: ANN001, ANN201
+def pg_staging_upsert(conn, sid, t, v, c):
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging (series_id int, channel text, t bigint, value float8) "
                     "ON COMMIT DELETE ROWS")
@@ -267,7 +267,8 @@ def main() -> None:
         "# Ingest benchmark", "",
         f"`python benchmarks/ingest_bench.py --values {args.values} --batch {args.batch} --channels {args.channels} "
         f"--repeat {args.repeat}` on {time.strftime('%Y-%m-%d')}: {total:,} values in batches of {args.batch:,} "
-        f"({args.channels} channel(s), RFC 3339 times, columns JSON, {statistics.mean(map(len, bodies)) / 1024:.0f} KiB "
+        f"({args.channels} channel(s), RFC 3339 times, columns JSON, "
+        f"{statistics.mean(map(len, bodies)) / 1024:.0f} KiB "
         f"per body), one transaction per batch, median of {args.repeat} runs from an empty table.", "",
         f"Machine: {env}.", "",
         "| backend | path | seconds | values/s | HTTP / fastest direct |",

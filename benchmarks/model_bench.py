@@ -27,11 +27,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import ModelConfig, fit, forecast_batch, save  # noqa: E402
-from model import datasets  # noqa: E402
-from model.baselines import gp_forecast, linear_forecast, locf_forecast  # noqa: E402
-from model.train import batch_loss  # noqa: E402
-from model.windows import draw_examples  # noqa: E402
+from model import (
+    ModelConfig,
+    datasets,
+    fit,
+    forecast_batch,
+    save,
+)
+from model.baselines import gp_forecast, linear_forecast, locf_forecast
+from model.train import batch_loss
+from model.windows import draw_examples
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ARTIFACTS = Path(__file__).resolve().parent / "out"  # trained models (git-ignored)
@@ -197,7 +202,8 @@ def _num(value, fmt: str) -> str:
 
 def render(data: dict) -> None:
     lines = ["# Latent ODE benchmarks", "",
-             "Written by `python benchmarks/model_bench.py` (see README). 2-core CPU shared with other jobs, torch 2.13, "
+             "Written by `python benchmarks/model_bench.py` (see docs/benchmarks.md). 2-core CPU shared with other "
+             "jobs, torch 2.13, "
              "one torch thread unless `threads` says otherwise; `load` is the mean 1-minute load average while "
              "training (2.0 = both cores busy). "
              "NFE: dynamics evaluations of one training step at the trained weights (forward / adjoint backward; "

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model import ModelConfig, Sequence, fit, forecast  # noqa: E402
+from model import ModelConfig, Sequence, fit, forecast
 
 RESULTS = Path(__file__).parent / "results" / "readme.md"
 

@@ -26,17 +26,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from model import ModelConfig, fit  # noqa: E402
-from service import storage, training  # noqa: E402
-from service.db import make_engine, migrate  # noqa: E402
-from service.train_request import DEFAULT_WINDOW_POINTS  # noqa: E402
+from model import ModelConfig, fit
+from service import storage, training
+from service.db import make_engine, migrate
+from service.train_request import DEFAULT_WINDOW_POINTS
 
 DEFAULTS = ModelConfig()
 
 T0_US = 1_767_225_600_000_000
 
 
-def write_data(engine, n_series: int, points: int, seed: int) -> list[str]:  # noqa: ANN001
+def write_data(engine, n_series: int, points: int, seed: int) -> list[str]:
     """Series written through the service's storage write path; returns their keys."""
     rng = np.random.default_rng(seed)
     keys = []
@@ -58,12 +58,12 @@ def write_data(engine, n_series: int, points: int, seed: int) -> list[str]:  # n
     return keys
 
 
-def windows_per_epoch(sequences, window: float) -> int:  # noqa: ANN001
+def windows_per_epoch(sequences, window: float) -> int:
     """As model/windows.py draws them: about duration / window per sequence (at least one)."""
     return sum(max(1, round((s.times[-1] - s.times[0]) / window)) for s in sequences)
 
 
-def run(args: argparse.Namespace, gradient: str, sequences, validation, window: float) -> dict:  # noqa: ANN001
+def run(args: argparse.Namespace, gradient: str, sequences, validation, window: float) -> dict:
     config = ModelConfig(frame="global", epochs=args.epochs, window=window, gradient=gradient, device=args.device,
                          seed=args.seed)
     trace: list[tuple[int, float, float]] = []
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, gradient: str, sequences, validation, window: 
             "best_val_mse": min(v for _, _, v in trace), "reached": reached}
 
 
-def mean_baseline(sequences, validation) -> float:  # noqa: ANN001
+def mean_baseline(sequences, validation) -> float:
     """Validation MSE of predicting each channel's training mean: what a model must beat to have learned anything."""
     mean = np.nanmean(np.concatenate([s.values for s in sequences]), axis=0)
     err = np.concatenate([s.values for s in validation]) - mean
@@ -147,7 +147,8 @@ def main() -> None:
         f"(service default: {DEFAULT_WINDOW_POINTS} mean gaps), the newest 20% of each series validates. "
         f"Reading and splitting the series from SQLite took {load_s * 1000:.0f} ms. "
         f"Default ModelConfig otherwise ({DEFAULTS.encoder} encoder, {DEFAULTS.solver}, latent {DEFAULTS.latent_dim}, "
-        f"batch {DEFAULTS.batch_size}, IWAE k={DEFAULTS.iwae_samples}, at most {args.epochs} epochs); each run capped at "
+        f"batch {DEFAULTS.batch_size}, IWAE k={DEFAULTS.iwae_samples}, at most {args.epochs} epochs); "
+        f"each run capped at "
         f"{args.budget_s:.0f} s.",
         "",
         f"Validation MSE of predicting each channel's training mean: {mean_baseline(sequences, validation):.3f}.",

@@ -9,6 +9,7 @@ stderr and exits 1; Ctrl-C while following a training exits 130 and leaves the j
 import argparse
 import csv
 import io
+import itertools
 import json
 import statistics
 import sys
@@ -248,8 +249,8 @@ def cmd_train(client: Client, args: argparse.Namespace) -> int:
 def _follow(client: Client, job: Job) -> Job:
     with _bar() as bar:
         task = bar.add_task(job.status, total=None)
-        for job in client.follow(job.id):
-            p = job.progress
+        for update in client.follow(job.id):
+            job, p = update, update.progress
             if p is None:
                 bar.update(task, description=job.status)
                 continue
@@ -299,7 +300,7 @@ def _median_gap_s(client: Client, key: str) -> float:
         times = [r["t"] for r in client.observations(key, limit=GAP_SAMPLE)]
     if len(times) < 2:
         raise UsageError(f"series {key} has one observation time: give --step")
-    gap = statistics.median((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False))
+    gap = statistics.median((b - a).total_seconds() for a, b in itertools.pairwise(times))
     if gap < 1e-6:
         raise UsageError(f"series {key}'s median gap is under a microsecond: give --step")
     return gap

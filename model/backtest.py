@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component", "choose_inside",
-           "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
+__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component",
+           "choose_inside", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)

@@ -211,7 +211,8 @@ def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[flo
     acf = total / weight
     trough = np.minimum.accumulate(acf)
     peaks = [lag for lag in range(2, max_lag)  # local maxima standing well clear of the lowest value before them
-             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2 and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
+             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2
+             and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
     chosen: list[tuple[int, float]] = []
     for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
         if any(_near_multiple(lag, p) and acf[lag] < 1.03 * a for p, a in chosen):

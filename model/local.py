@@ -39,7 +39,7 @@ from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
 from model.fitted import FittedModel, resolve_device
-from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, harmonics, median_gap
+from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
 __all__ = ["fit_local", "choose_sizes"]

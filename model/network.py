@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import math
 from collections.abc import Callable, Iterator
 
@@ -55,7 +56,7 @@ def mlp(inputs: int, units: int, layers: int, outputs: int) -> nn.Sequential:
     """`layers` Tanh hidden layers of `units`, then a linear output; layers = 0 is one Linear."""
     sizes = [inputs] + [units] * layers
     modules: list[nn.Module] = []
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         modules += [nn.Linear(a, b), Tanh()]
     modules.append(nn.Linear(sizes[-1], outputs))
     return nn.Sequential(*modules)

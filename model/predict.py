@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from model.data import Sequence, encoder_batch
-from model.frame import SCALE_FLOOR, WindowFrame, frame_of
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
+from model.frame import SCALE_FLOOR, WindowFrame, frame_of
 from model.network import inference_tanh
 from model.solve import forecast_solve
 

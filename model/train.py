@@ -138,7 +138,8 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     `validation`); should_stop() is polled before every batch and stops training with TrainingCancelled.
     config.frame "local" (model/local.py) trains on windows of context + horizon in each window's own frame, for
     config.train_steps steps, and picks its own validation cut-offs in the newest part of each sequence (sequences
-    in `validation` are trained on as further sequences: pass each series whole). The rest of this paragraph is the global frame's:
+    in `validation` are trained on as further sequences: pass each series whole). The rest of this paragraph is
+    the global frame's:
     with `validation`, the weights of the epoch with the best validation MSE are kept and `patience` counts epochs
     without a better one; without it, patience counts epochs without a lower training loss. At the end the
     forecast bands are calibrated on windows of `validation` (of `sequences` without it): see model/calibration.py.

@@ -29,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202
+    async def lifespan(app: FastAPI):
         # Everything imported so far (torch, SQLAlchemy, FastAPI: some 300,000 objects) lives as long as the
         # process: moved out of the collector's sight, a full collection no longer walks it every few requests.
         gc.collect()

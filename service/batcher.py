@@ -3,8 +3,9 @@
 Requests join a group keyed by (model version, samples, quantile levels), the arguments `forecast_batch` shares
 across its items. Each group has at most `threads` batches in flight (one per worker thread, so a busy model uses
 every core it is given): while they are solved, new requests queue up and go out together as the next batch, so
-a busy model batches itself and an idle one answers after at most `wait_ms`. A batch holds at most `max_batch` requests and, beyond its first request, at most
-`max_batch_points` (query times × samples) so that one batch cannot exhaust memory.
+a busy model batches itself and an idle one answers after at most `wait_ms`. A batch holds at most `max_batch`
+requests and, beyond its first request, at most `max_batch_points` (query times × samples) so that one batch
+cannot exhaust memory.
 
 Batching never changes an answer: each request carries its own seed (a random one when the client gave none), and
 `forecast_batch` answers each item as its single `forecast` call would (within 1e-4 relative).
@@ -120,7 +121,7 @@ class ForecastBatcher:
         self.batch_sizes = [*self.batch_sizes[-999:], len(batch)]
         try:
             results = await group.loop.run_in_executor(self._executor(), self._solve_batch, group, batch)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (whatever failed goes to the waiting requests, not the loop)
             if len(batch) == 1:
                 _settle(batch[0].future, exc=exc)
                 return

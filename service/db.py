@@ -52,7 +52,7 @@ def make_engine(url: str) -> Engine:
                                max_overflow=30)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001
+        def _sqlite_pragmas(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -62,7 +62,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # noqa: ANN001
+        def _sqlite_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
         @contextlib.contextmanager

@@ -51,7 +51,7 @@ class Job:
     finished_at: int | None
 
 
-def _select():  # noqa: ANN202
+def _select():
     return select(jobs, models.c.name.label("model_name"), models.c.version.label("model_version"),
                   models.c.series.label("model_series")).select_from(
         jobs.outerjoin(models, jobs.c.model_id == models.c.id))
@@ -179,7 +179,7 @@ def claim(engine: Engine, job_id: str, worker: str) -> Job | None:
     return get_job(engine, job_id)
 
 
-def _owned(job_id: str, worker: str):  # noqa: ANN202
+def _owned(job_id: str, worker: str):
     return update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running", jobs.c.worker == worker)
 
 

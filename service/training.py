@@ -152,7 +152,7 @@ def run_job(engine: Engine, settings: Settings, job_id: str, *, worker_id: str, 
             return _fail(engine, job_id, worker_id, f"training failed: {exc}", watch)
         except ModelError as exc:
             return _fail(engine, job_id, worker_id, f"training failed ({type(exc).__name__}): {exc}", watch)
-        except Exception as exc:  # noqa: BLE001 - anything else still ends the job with a readable reason
+        except Exception as exc:
             log.exception("job %s crashed", job_id)
             return _fail(engine, job_id, worker_id, f"training crashed: {type(exc).__name__}: {exc}", watch)
         if watch.lost:

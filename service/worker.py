@@ -29,7 +29,7 @@ SHUTDOWN_TIMEOUT_S = 60.0
 
 
 class _Consumer(Consumer):
-    def __init__(self, *args, shutdown: threading.Event, **kwargs):  # noqa: ANN002, ANN003
+    def __init__(self, *args, shutdown: threading.Event, **kwargs):
         super().__init__(*args, **kwargs)
         self._shutdown = shutdown
 

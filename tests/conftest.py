@@ -34,7 +34,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any driver error: the server is not there)
         admin.dispose()
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable under CI: {exc}")
@@ -51,7 +51,7 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A migrated, empty database of each backend, in turn."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'latentcast.db'}"
@@ -67,7 +67,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: 
 
 
 @pytest.fixture
-def settings(db_url: str, tmp_path) -> Settings:  # noqa: ANN001
+def settings(db_url: str, tmp_path) -> Settings:
     # Forecasts solve in the API process's threads here: a solver process per app would cost each test seconds of
     # start-up. Process mode has its own tests (test_solver_pool, test_batcher, test_forecast_api, e2e).
     return Settings(data_dir=tmp_path / "data", database_url=db_url, auth="enabled", forecast_processes=0)

@@ -34,8 +34,8 @@ def start_server(args: list[str], env: dict[str, str], log_path: Path, *, cwd: P
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("LATENTCAST_")}
     env = {**inherited, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
     with open(log_path, "w") as out:
-        server = subprocess.Popen([*(program or [sys.executable, "-m", "service.cli"]), *args], cwd=cwd, env=env, stdout=out,
-                                  stderr=subprocess.STDOUT)
+        server = subprocess.Popen([*(program or [sys.executable, "-m", "service.cli"]), *args], cwd=cwd, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while True:
         try:

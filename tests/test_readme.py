@@ -15,6 +15,7 @@ line before its fence. The training request is the one change the test makes to 
 (tests/training_data.py TINY_LOCAL) in place of the default budget of minutes, applied to exactly one place.
 """
 
+import itertools
 import json
 import os
 import re
@@ -86,7 +87,8 @@ def test_every_block_has_a_language_and_every_skip_a_reason() -> None:
     for block in every:
         assert block.lang, f"README.md:{block.line}: name the block's language (```sh, ```python, ```json …)"
         if skip_reason(block) is not None:
-            assert block.lang in RUNNABLE, f"README.md:{block.line}: only sh, bash and python blocks run; no skip needed"
+            assert block.lang in RUNNABLE, (f"README.md:{block.line}: only sh, bash and python blocks run; "
+                                            "no skip needed")
     # A directive that is not on the line right before a fence would be silently ignored.
     assert len(DIRECTIVE.findall(README.read_text())) == sum(b.directive is not None for b in every), (
         "a readme-test directive in README.md is not on the line right before a fence")
@@ -236,7 +238,7 @@ def _check_shown_answers(stdout: str) -> None:
     every, lines = blocks(), README.read_text().splitlines()
     outputs = dict(re.findall(r"^>>> README\.md:(\d+)\n(.*?)(?=^>>> README\.md:|\Z)", stdout, flags=re.S | re.M))
     checked = 0
-    for before, block in zip(every, every[1:], strict=False):
+    for before, block in itertools.pairwise(every):
         if block.lang != "json" or before.lang not in RUNNABLE or any(
                 line.strip() for line in lines[before.end:block.line - 1]):
             continue

@@ -9,7 +9,8 @@ T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
 # A model small enough to train in well under a second per epoch on one CPU thread; the global frame (epochs) keeps
 # these job-machinery tests quick and their progress counts small. TINY_LOCAL: the default frame, a few steps.
-TINY = {"frame": "global", "latent_dim": 4, "hidden_dim": 8, "units": 16, "dynamics_layers": 1, "solver": "rk4", "step_size": 0.5,
+TINY = {"frame": "global", "latent_dim": 4, "hidden_dim": 8, "units": 16, "dynamics_layers": 1, "solver": "rk4",
+        "step_size": 0.5,
         "gradient": "backprop", "iwae_samples": 1, "kl_warmup_epochs": 0, "batch_size": 16, "epochs": 2,
         "device": "cpu"}
 TINY_LOCAL = {**{k: v for k, v in TINY.items() if k not in ("frame", "epochs")}, "train_steps": 20}

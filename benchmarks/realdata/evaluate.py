@@ -14,8 +14,16 @@ import numpy as np
 
 import model
 from benchmarks.realdata import baselines
-from benchmarks.realdata.protocol import Series, Split, band_counts, channel_errors, linear_interpolation, nearby, \
-    newest, spread_ratio
+from benchmarks.realdata.protocol import (
+    Series,
+    Split,
+    band_counts,
+    channel_errors,
+    linear_interpolation,
+    nearby,
+    newest,
+    spread_ratio,
+)
 
 __all__ = ["score", "baseline_scores", "fit_model", "model_scores", "MODEL_METHODS", "INTERP_BATCH"]
 
@@ -42,7 +50,7 @@ def baseline_scores(series: Series, split: Split) -> dict[str, dict]:
             continue
         try:
             mean, std, seconds = baselines.run(name, split, series)
-        except Exception as error:  # a baseline failing on a series is a result, not a crash
+        except Exception as error:  # noqa: BLE001 (a baseline failing on a series is a result, not a crash)
             out[name] = {"failed": f"{type(error).__name__}: {error}"}
             continue
         band = () if std is None else (mean - Z90 * std, mean + Z90 * std)

@@ -44,7 +44,7 @@ BatcherDep = Annotated[ForecastBatcher, Depends(get_batcher)]
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lc_…`")
 
 
-def require_scope(scope: str):  # noqa: ANN201 - a FastAPI dependency
+def require_scope(scope: str):
     """A dependency that lets the request through only with an active key holding `scope` (or auth disabled) within
     its request rate, and gives the handler who sent it."""
 

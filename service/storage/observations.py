@@ -51,7 +51,7 @@ def _bounds(start_us: int | None, end_us: int | None) -> tuple[str, list[object]
     return sql, params
 
 
-def _range(query, start_us: int | None, end_us: int | None):  # noqa: ANN001, ANN202
+def _range(query, start_us: int | None, end_us: int | None):
     if start_us is not None:
         query = query.where(o.t >= start_us)
     if end_us is not None:

@@ -58,7 +58,7 @@ def start_worker(e2e_settings: Settings, tmp_path: Path) -> Iterator[Callable[..
     started: list[subprocess.Popen] = []
 
     def start(**overrides: object) -> subprocess.Popen:
-        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], cwd=ROOT,
                                 env=_env(e2e_settings, **overrides), stdout=log, stderr=subprocess.STDOUT)
         proc.log = log  # type: ignore[attr-defined]

@@ -12,8 +12,8 @@ import json
 import math
 import os
 import shutil
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -97,11 +97,11 @@ def _load_series(base: str, key: str) -> dict:
         return c.get("/v1/series/room-1").json()
 
 
-def _shown(driver, element_id: str) -> bool:  # noqa: ANN001
+def _shown(driver, element_id: str) -> bool:
     return driver.execute_script(f"return !document.getElementById('{element_id}').hidden")
 
 
-def _text(driver, element_id: str) -> str:  # noqa: ANN001
+def _text(driver, element_id: str) -> str:
     return driver.execute_script(f"return document.getElementById('{element_id}').textContent")
 
 
@@ -160,7 +160,7 @@ return whole;
 """
 
 
-def test_dashboard_in_a_real_browser(browser, server, tmp_path: Path) -> None:  # noqa: ANN001
+def test_dashboard_in_a_real_browser(browser, server, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser

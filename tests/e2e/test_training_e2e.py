@@ -61,7 +61,7 @@ def two_series(engine: Engine) -> None:
     add_series(engine, "room-2", ("hum", "temp"), n=300, seed=2)
 
 
-def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker,  # noqa: ANN001
+def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker,
                                    two_series: None) -> None:
     # Beside it, a job whose row was committed but whose message never reached the queue (the API process died in
     # between): the worker's sweeper must find and send it.
@@ -99,7 +99,7 @@ def test_train_follow_and_download(api: TestClient, engine: Engine, start_worker
     assert recovered["status"] == "succeeded" and recovered["attempts"] == 1
 
 
-def test_cancel_then_stop_the_worker(api: TestClient, start_worker, two_series: None) -> None:  # noqa: ANN001
+def test_cancel_then_stop_the_worker(api: TestClient, start_worker, two_series: None) -> None:
     worker = start_worker()
     job = _post(api, epochs=500)
     at = wait_for(lambda: _running_at_epoch(api, job["id"]), what="the first epoch")["progress"]["epoch"]
@@ -124,7 +124,7 @@ def test_cancel_then_stop_the_worker(api: TestClient, start_worker, two_series: 
     assert api.get("/v1/models/rooms/versions/2").json()["status"] == "queued"
 
 
-def test_killed_worker_job_is_requeued_and_succeeds_once(api: TestClient, engine: Engine, start_worker,  # noqa: ANN001
+def test_killed_worker_job_is_requeued_and_succeeds_once(api: TestClient, engine: Engine, start_worker,
                                                          two_series: None) -> None:
     # Two workers from the start (so the test waits for one start-up, not two): one takes the job and is killed
     # with SIGKILL mid-training; the other's sweeper finds the stale heartbeat and runs the job again.

@@ -136,7 +136,7 @@ def test_ctrl_c_detaches_and_the_job_keeps_running(server: Server, client: Clien
         wait_for(lambda: (j := client.job(job_id)).status == "running" and j.progress, timeout=120, every=0.2,
                  what="the job to be running")
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()

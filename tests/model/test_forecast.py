@@ -3,10 +3,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from model_fixtures import T0, sine_sequences
 
 from model import InputError, OutOfRangeError, Sequence, forecast, forecast_batch
-
-from model_fixtures import T0, sine_sequences
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,9 @@ import struct
 
 import numpy as np
 import pytest
+from model_fixtures import sine_sequences
 
 from model import ArtifactError, forecast, from_bytes, load, save, to_bytes
-
-from model_fixtures import sine_sequences
 
 
 def test_save_load_gives_identical_forecasts(fitted, tmp_path):

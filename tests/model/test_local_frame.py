@@ -4,7 +4,17 @@ random times, forecasts stitched from windows, the backtest, and artifacts that 
 import numpy as np
 import pytest
 
-from model import InputError, ModelConfig, OutOfRangeError, Sequence, fit, forecast, forecast_batch, from_bytes, to_bytes
+from model import (
+    InputError,
+    ModelConfig,
+    OutOfRangeError,
+    Sequence,
+    fit,
+    forecast,
+    forecast_batch,
+    from_bytes,
+    to_bytes,
+)
 from model.backtest import STAYS, candidates_of, choose_component, choose_inside, cutoffs_of, history_cutoffs
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
 from model.local import choose_sizes
@@ -49,7 +59,7 @@ def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
     assert len(found) == 2
     np.testing.assert_allclose(sorted(found), [DAY, 7 * DAY], rtol=0.05)
     rng = np.random.default_rng(1)
-    for k in range(3):
+    for _ in range(3):
         keep = rng.random(600) < 0.6
         walk = Sequence(np.arange(600.0)[keep], np.cumsum(rng.normal(size=600))[keep], ("v",))
         assert detect_seasons([walk], longest=200.0) == ()
@@ -144,7 +154,7 @@ def test_local_bands_hold_the_later_values(local_fit):
 
 
 def test_local_fit_sizes_component_and_backtest(local_fit):
-    series, fitted = local_fit
+    _series, fitted = local_fit
     assert fitted.horizon == 2 * DAY
     assert fitted.component is not None and fitted.context_seconds >= fitted.horizon
     assert fitted.component.encoder <= fitted.context_seconds

@@ -1,6 +1,8 @@
 """mlp's Tanh: the fast form only inside `inference_tanh()` without autograd, and the same function there; the
 network's starting point."""
 
+import itertools
+
 import torch
 
 from model import ModelConfig
@@ -42,7 +44,7 @@ def test_learning_rate_schedules() -> None:
     cosine = ModelConfig(lr_schedule="cosine")
     factors = [lr_factor(step, 100, cosine) for step in range(101)]
     assert factors[0] == 1.0 and abs(factors[50] - 0.505) < 1e-12 and abs(factors[100] - 0.01) < 1e-12
-    assert all(a > b for a, b in zip(factors, factors[1:]))  # falls all the way, and stays at the floor after
+    assert all(a > b for a, b in itertools.pairwise(factors))  # falls all the way, and stays at the floor after
     assert lr_factor(500, 100, cosine) == factors[100]
     exponential = ModelConfig(lr_schedule="exponential", lr_decay=0.9)
     assert lr_factor(2, 100, exponential) == 0.9**2

@@ -3,6 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from model_fixtures import T0, TINY, sine_sequences
 from torch import nn
 
 from model import (
@@ -20,8 +21,6 @@ from model import (
 from model.data import Example, Normaliser
 from model.network import LatentODE
 from model.train import Adamax, batch_loss
-
-from model_fixtures import T0, TINY, sine_sequences
 
 
 def test_loss_falls_far_below_its_start():

@@ -14,7 +14,7 @@ from service.tables import series
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path):  # noqa: ANN001, ANN201
+def sqlite_engine(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
     migrate(url)
     engine = make_engine(url)
@@ -26,13 +26,13 @@ def _row(key: str) -> dict:
     return {"key": key, "channels": ["a"], "description": "", "meta": {}, "created_at": 0}
 
 
-def test_sqlite_is_in_wal_mode_with_foreign_keys(sqlite_engine) -> None:  # noqa: ANN001
+def test_sqlite_is_in_wal_mode_with_foreign_keys(sqlite_engine) -> None:
     with sqlite_engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_sqlite_reader_does_not_wait_for_an_open_writer(sqlite_engine) -> None:  # noqa: ANN001
+def test_sqlite_reader_does_not_wait_for_an_open_writer(sqlite_engine) -> None:
     """engine.begin() holds the write lock; engine.connect() reads the last committed state meanwhile."""
     with sqlite_engine.begin() as conn:
         conn.execute(insert(series).values(**_row("committed")))
@@ -45,7 +45,7 @@ def test_sqlite_reader_does_not_wait_for_an_open_writer(sqlite_engine) -> None: 
     assert keys == ["committed"]
 
 
-def test_sqlite_writers_queue_instead_of_failing(sqlite_engine) -> None:  # noqa: ANN001
+def test_sqlite_writers_queue_instead_of_failing(sqlite_engine) -> None:
     """Read-then-write transactions from many threads all commit (BEGIN IMMEDIATE + busy timeout)."""
     errors: list[BaseException] = []
 

@@ -35,7 +35,7 @@ def _redis_available() -> bool:
 
 
 @pytest.fixture(params=["sqlite-file", "redis", "postgresql"])
-def queue_settings(request: pytest.FixtureRequest, tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+def queue_settings(request: pytest.FixtureRequest, tmp_path) -> Iterator[Settings]:
     """Settings naming a queue of each kind, with a unique name, flushed afterwards."""
     name = f"test-{uuid.uuid4().hex[:10]}"
     if request.param == "sqlite-file":
@@ -61,12 +61,12 @@ def test_each_store_delivers_job_ids(queue_settings: Settings) -> None:
     assert executor.pending_job_ids(queue.huey) == {"job-b"}
 
 
-def test_unknown_queue_url_is_refused(tmp_path) -> None:  # noqa: ANN001
+def test_unknown_queue_url_is_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match="must start with redis:// or postgresql://"):
         executor.make_queue(Settings(data_dir=tmp_path, queue_url="amqp://localhost"))
 
 
-def test_a_failed_send_is_left_to_the_sweeper(tmp_path) -> None:  # noqa: ANN001
+def test_a_failed_send_is_left_to_the_sweeper(tmp_path) -> None:
     down = Settings(data_dir=tmp_path, queue_url="redis://127.0.0.1:1/0", queue_name=f"t-{uuid.uuid4().hex[:8]}")
     assert executor.submit(down, "job-x") is False
 

@@ -16,8 +16,8 @@ from service.durations import format_duration, format_seconds
 from service.tables import models
 from service.timefmt import format_time
 from tests.service.forecast_support import (
-    S,
     T0,
+    S,
     add_points,
     add_series,
     perturbed_artifact,
@@ -370,7 +370,7 @@ def test_a_solver_failure_is_a_422_naming_the_times(client: TestClient, engine: 
 def test_a_dead_solver_is_a_503(settings: Settings, admin_key: str, room: tuple, monkeypatch) -> None:
     from service.solver_pool import SolverPool, SolverUnavailable
 
-    def dead(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def dead(self, *args, **kwargs):
         raise SolverUnavailable("the forecast process died twice solving this request")
 
     monkeypatch.setattr(SolverPool, "forecast_batch", dead)

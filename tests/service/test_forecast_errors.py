@@ -18,7 +18,7 @@ def room(engine: Engine) -> storage.SeriesRecord:
     return rec
 
 
-def _error(r, status: int, code: str) -> dict:  # noqa: ANN001
+def _error(r, status: int, code: str) -> dict:
     assert r.status_code == status, r.text
     body = r.json()["error"]
     assert body["code"] == code

@@ -19,7 +19,7 @@ LIMIT_S = 1.0
 
 
 @pytest.fixture
-def served(tmp_path) -> Iterator[int]:  # noqa: ANN001
+def served(tmp_path) -> Iterator[int]:
     """The app behind uvicorn with `serve`'s options and one-second limits, in a thread; yields the port."""
     settings = Settings(data_dir=tmp_path / "data", auth="disabled", forecast_processes=0,
                         header_timeout_seconds=LIMIT_S, body_timeout_seconds=LIMIT_S, max_header_bytes=4096,
@@ -76,7 +76,7 @@ def _trickle(sock: socket.socket, data: bytes) -> float:
 def test_an_idle_connection_is_closed_after_keep_alive_seconds(served: int) -> None:
     with socket.create_connection(("127.0.0.1", served)) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, body, took = _answer_then_close(sock)
+        status, headers, _body, took = _answer_then_close(sock)
     assert status == 200 and "connection" not in headers and 0.5 * LIMIT_S < took < 3 * LIMIT_S
 
 

@@ -16,7 +16,7 @@ from tests.conftest import POSTGRES_URL, _psycopg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # noqa: ANN001
+def fresh_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """An empty database with no schema at all."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.db'}"

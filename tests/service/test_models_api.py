@@ -15,14 +15,14 @@ from tests.training_data import TINY, TINY_LOCAL, add_series
 
 
 def _train(client: TestClient, name: str = "rooms", series: list[str] | None = None, config: dict | None = None,
-           **kw) -> dict:  # noqa: ANN003
+           **kw) -> dict:
     response = client.post("/v1/models", json={"name": name, "series": series or ["room-1"],
                                                "config": {**TINY, **(config or {})}}, **kw)
     assert response.status_code == 202, response.text
     return response.json()
 
 
-def _refused(response, loc: list, text: str) -> dict:  # noqa: ANN001
+def _refused(response, loc: list, text: str) -> dict:
     """A 422 naming `loc` whose message and detail say `text`."""
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -168,7 +168,7 @@ def test_series_prefix_trains_on_every_matching_key(client: TestClient, engine: 
 def test_series_prefix_refusals(client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, seed in (("site-a.1", 1), ("site-a.2", 2), ("site-a.3", 3)):
         add_series(engine, key, seed=seed)
-    def post(**body: object):  # noqa: ANN202
+    def post(**body: object):
         return client.post("/v1/models", json={"name": "m", "config": TINY, **body})
 
     _refused(post(series_prefix="room"), ["body", "series_prefix"], "no series key starts with 'room'")

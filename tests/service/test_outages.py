@@ -33,7 +33,7 @@ def private_pg() -> Iterator[PrivatePostgres]:
 
 
 @pytest.fixture
-def pg_settings(private_pg: PrivatePostgres, tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+def pg_settings(private_pg: PrivatePostgres, tmp_path) -> Iterator[Settings]:
     if not private_pg.running:  # a test that failed half way left it stopped
         private_pg.start()
     settings = Settings(data_dir=tmp_path / "data", database_url=private_pg.url, forecast_processes=0)
@@ -55,7 +55,7 @@ def pg_client(pg_settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def _unavailable(response) -> dict:  # noqa: ANN001
+def _unavailable(response) -> dict:
     assert response.status_code == 503, response.text
     assert int(response.headers["retry-after"]) > 0
     error = response.json()["error"]
@@ -119,7 +119,7 @@ def test_a_full_disk_on_postgresql_is_a_507(private_pg: PrivatePostgres, pg_clie
     assert pg_client.post("/v1/series", json={"key": "s", "channels": ["v"]}).status_code == 201
 
 
-def test_a_full_disk_on_sqlite_is_a_507_and_nothing_is_written(tmp_path, admin_key_sqlite) -> None:  # noqa: ANN001
+def test_a_full_disk_on_sqlite_is_a_507_and_nothing_is_written(tmp_path, admin_key_sqlite) -> None:
     settings, key = admin_key_sqlite
     app = create_app(settings)
     with TestClient(app, headers={"Authorization": f"Bearer {key}"}) as client:
@@ -129,7 +129,7 @@ def test_a_full_disk_on_sqlite_is_a_507_and_nothing_is_written(tmp_path, admin_k
             pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
 
         @event.listens_for(engine, "connect")
-        def _cap(dbapi_conn, _record) -> None:  # noqa: ANN001 - the file may not grow: as a full disk
+        def _cap(dbapi_conn, _record) -> None:
             dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
 
         engine.dispose()
@@ -145,7 +145,7 @@ def test_a_full_disk_on_sqlite_is_a_507_and_nothing_is_written(tmp_path, admin_k
 
 
 @pytest.fixture
-def admin_key_sqlite(tmp_path) -> tuple[Settings, str]:  # noqa: ANN001
+def admin_key_sqlite(tmp_path) -> tuple[Settings, str]:
     settings = Settings(data_dir=tmp_path / "data", forecast_processes=0)
     migrate(settings.db_url)
     engine = make_engine(settings.db_url)
@@ -165,7 +165,7 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 
 @pytest.fixture
-def redis_settings(private_redis: PrivateRedis, tmp_path) -> Iterator[Settings]:  # noqa: ANN001
+def redis_settings(private_redis: PrivateRedis, tmp_path) -> Iterator[Settings]:
     """A SQLite database and the private Redis as the queue (running at the start of the test and after it)."""
     if private_redis.proc is None:
         private_redis.start()

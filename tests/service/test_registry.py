@@ -33,7 +33,7 @@ def test_rows_written_around_the_counter_do_not_collide(engine: Engine) -> None:
     assert _new(engine, "rooms") == 9
 
 
-def test_migration_starts_each_counter_at_the_names_newest_version(tmp_path) -> None:  # noqa: ANN001
+def test_migration_starts_each_counter_at_the_names_newest_version(tmp_path) -> None:
     """A database made before model_names existed: upgrading seeds the counters from the versions it holds."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)

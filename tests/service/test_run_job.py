@@ -74,7 +74,7 @@ def test_the_local_frame_gives_fit_each_series_whole(engine: Engine, settings: S
     seen = {}
     real_fit = training.fit
 
-    def spy(sequences, config, *, validation=None, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def spy(sequences, config, *, validation=None, **kwargs):
         seen.update(lengths=[len(s.times) for s in sequences], validation=validation, frame=config.frame)
         return real_fit(sequences, config, validation=validation, **kwargs)
 

@@ -104,7 +104,7 @@ def test_a_child_that_dies_on_every_try_is_a_solver_unavailable(pool, monkeypatc
 
     tries = []
 
-    def dies(self, message):  # noqa: ANN001, ANN202 - the pipe breaks as when the child is killed mid-solve
+    def dies(self, message):
         tries.append(self.pid)
         raise EOFError
 

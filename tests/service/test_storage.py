@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from service import storage
-from service.storage import bulk
 from service.errors import Conflict, NotFound
+from service.storage import bulk
 from service.tables import observations
 
 
@@ -149,7 +149,7 @@ def test_kept_counts_follow_writes_and_deletes(engine: Engine, rec: storage.Seri
     assert kept() == {}
 
 
-def test_counts_migration_backfills(tmp_path) -> None:  # noqa: ANN001
+def test_counts_migration_backfills(tmp_path) -> None:
     from alembic import command
     from sqlalchemy import text
 
@@ -192,7 +192,7 @@ def test_a_batch_failing_at_its_last_channel_leaves_nothing(engine: Engine, monk
                                 np.array([1.0]))  # one stored value, which the batch would change
     real_insert = bulk._insert
 
-    def insert(conn, series_id, channel, t, v) -> None:  # noqa: ANN001
+    def insert(conn, series_id, channel, t, v) -> None:
         if channel == "c":  # the last channel written: the batch fails after a and b were written
             raise RuntimeError("the connection broke")
         real_insert(conn, series_id, channel, t, v)

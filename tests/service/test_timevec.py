@@ -87,7 +87,7 @@ def test_empty() -> None:
     assert us.shape == (0,) and errors == [] and us.dtype == np.int64
 
 
-def test_common_layouts_take_the_vector_path(monkeypatch) -> None:  # noqa: ANN001
+def test_common_layouts_take_the_vector_path(monkeypatch) -> None:
     import service.timevec
 
     def refuse(*_a: object, **_k: object) -> int:

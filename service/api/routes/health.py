@@ -25,7 +25,7 @@ def readyz(engine: EngineDep, settings: SettingsDep) -> dict[str, str]:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # any driver error means "not ready"
+    except Exception as exc:  # noqa: BLE001 (any driver error means "not ready")
         log.warning("readyz: database unreachable: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0])
         raise Unavailable(f"database unreachable: {type(exc).__name__}", code="database_unavailable") from None
     # The embedded queue is a file beside the database in the data folder; a networked one is checked too. While
@@ -33,7 +33,7 @@ def readyz(engine: EngineDep, settings: SettingsDep) -> dict[str, str]:
     if settings.queue_url is not None:
         try:
             executor.check_reachable(settings)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (any queue error means "not ready")
             log.warning("readyz: job queue unreachable: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0])
             raise Unavailable(f"job queue unreachable: {type(exc).__name__}", code="queue_unavailable") from None
     return {"status": "ready"}

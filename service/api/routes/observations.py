@@ -14,7 +14,7 @@ from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_time, time_cursor
 from service.api.routes.series import SeriesKey, check_sees
 from service.api.schemas import Deleted, ObservationPage, WriteResult
-from service.errors import UnsupportedMedia, Unprocessable, responses
+from service.errors import Unprocessable, UnsupportedMedia, responses
 from service.ingest import parse_observations
 from service.timefmt import TimeParseError, format_times, parse_time
 

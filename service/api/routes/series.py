@@ -23,7 +23,7 @@ def check_sees(caller: Principal, key: str) -> None:
         raise storage.missing(key)
 
 
-def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:  # noqa: ANN001
+def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:
     """Series objects with their per-channel counts and time range (one grouped query for all of them)."""
     stats = storage.channel_stats(engine, [r.id for r in records])
     out = []

@@ -44,11 +44,11 @@ def test_times_round_trip_exactly(room: TestClient, form: str) -> None:
     wanted = [want for _, want in EXACT] + [w for _, w in EXACT_NUMERIC]
     values = list(range(len(texts)))
     if form == "rows":
-        body = '{"observations": [%s]}' % ",".join('{"t": %s, "values": {"temp": %d}}' % (t, v)
-                                                  for t, v in zip(texts, values, strict=True))
+        rows = ",".join(f'{{"t": {t}, "values": {{"temp": {v}}}}}' for t, v in zip(texts, values, strict=True))
+        body = f'{{"observations": [{rows}]}}'
         r = room.post(URL, content=body, headers={"content-type": "application/json"})
     elif form == "columns":
-        body = '{"t": [%s], "values": {"temp": %s}}' % (",".join(texts), values)
+        body = f'{{"t": [{",".join(texts)}], "values": {{"temp": {values}}}}}'
         r = room.post(URL, content=body, headers={"content-type": "application/json"})
     else:
         body = "t,temp\n" + "".join(f"{t.strip(chr(34))},{v}\n" for t, v in zip(texts, values, strict=True))

@@ -37,7 +37,7 @@ STORED = {"t": ["2026-03-01T12:00:00.250000Z", "2026-03-01T12:01:00.500000Z"],
 
 @pytest.mark.parametrize("form", ["rows", "columns", "csv"])
 def test_each_form_writes_then_resend_is_unchanged(room: TestClient, form: str) -> None:
-    def send():  # noqa: ANN202
+    def send():
         if form == "csv":
             return room.post(URL, content=CSV_BODY, headers=CSV)
         return room.post(URL, json=ROWS if form == "rows" else COLUMNS)

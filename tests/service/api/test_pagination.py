@@ -53,7 +53,7 @@ def test_each_list_pages_through_with_its_own_cursors(filled: TestClient) -> Non
     assert _walk(filled, "/v1/keys") == ["a-reader", "test-admin"]
 
 
-def _refused(r, cursor: str) -> None:  # noqa: ANN001
+def _refused(r, cursor: str) -> None:
     assert r.status_code == 422, f"{cursor!r}: {r.status_code} {r.text}"
     err = r.json()["error"]
     assert err["code"] == "validation_error"

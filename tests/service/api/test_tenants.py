@@ -19,7 +19,7 @@ from service import jobs, keys
 from service.app import create_app
 from service.config import Settings
 from service.timefmt import format_time
-from tests.service.forecast_support import S, T0, add_series, publish, toy_artifact, toy_sequence
+from tests.service.forecast_support import T0, S, add_series, publish, toy_artifact, toy_sequence
 from tests.training_data import TINY
 
 TENANTS = ("acme-", "beta-")
