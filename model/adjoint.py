@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from model.errors import SolverError
+from model.fastpath import tanh_mlp
 from model.folded import FoldedMLP
 from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5
 
@@ -33,8 +34,8 @@ def adjoint_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *
                    hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable by the adjoint method with
     respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear layers with Tanh
-    between them."""
-    layers = [m for m in dynamics.net if isinstance(m, nn.Linear)]
+    between them (model/fastpath.py)."""
+    layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     settings = (dynamics, layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)
     return _Adjoint.apply(z0, times, settings, *params)

@@ -24,6 +24,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
+from model.fastpath import tanh_mlp
 from model.folded import FoldedMLP
 from model.rk import STAGE_WEIGHTS, STAGES, RKFailure, dopri5
 
@@ -34,8 +35,8 @@ def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, 
                     max_steps: int, hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable (by the hand-written
     backward above) with respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear
-    layers with Tanh between them."""
-    layers = [m for m in dynamics.net if isinstance(m, nn.Linear)]
+    layers with Tanh between them (model/fastpath.py)."""
+    layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     return _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params)
 

@@ -36,7 +36,7 @@ def inference_tanh() -> Iterator[None]:
         _INFERENCE_TANH.reset(token)
 
 
-class Tanh(nn.Module):
+class Tanh(nn.Tanh):
     """tanh; inside `inference_tanh()` without autograd computed as 2·sigmoid(2x) − 1, the same function to float32
     rounding (≤ 2e-7 apart).
 

@@ -30,6 +30,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from model.data import EncoderBatch
+from model.fastpath import is_fast_odernn, odernn_ode
 from model.folded import fold, sigmoid_tanh
 
 if TYPE_CHECKING:
@@ -41,16 +42,16 @@ _NO_GRAD_ROWS = 2048  # packed rows of x W_ih at a time without autograd: memory
 
 
 def odernn_reference(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
-    """(B, H) final states, by autograd through the plain per-step loop: what `odernn` must equal."""
+    """(B, H) final states, by autograd through the plain per-step loop with the encoder's own modules: what the
+    fast recurrence must equal, and what any encoder whose ODE it does not compute (model/fastpath.py) runs."""
     steps = batch.steps
-    cell, first, last = encoder.cell, encoder.ode[0], encoder.ode[2]
+    cell = encoder.cell
     active = torch.arange(steps.shape[1], device=steps.device)[:, None] < batch.lengths[None, :]  # (L, B)
     h = steps.new_zeros(steps.shape[0], encoder.hidden)
     for j in range(steps.shape[1]):
         x = steps[:, j]
         moved = torch.gru_cell(x, h, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
-        drift = torch.nn.functional.linear(torch.tanh(torch.nn.functional.linear(moved, first.weight, first.bias)),
-                                           last.weight, last.bias)
+        drift = encoder.ode(moved)
         moved = moved - x[:, -1:] * drift  # backwards in time by the gap
         h = torch.where(active[j][:, None], moved, h)
     return h
@@ -58,10 +59,11 @@ def odernn_reference(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tenso
 
 def odernn(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
     """(B, H) final states of `batch` (steps (B, L, F), lengths (B,)); differentiable in the encoder's parameters,
-    not in the steps (data: steps that require grad take `odernn_reference`)."""
-    params = _parameters(encoder)
-    if batch.steps.requires_grad:
+    not in the steps (data: steps that require grad take `odernn_reference`, as does an encoder whose ODE is not
+    Linear, tanh, Linear: model/fastpath.py)."""
+    if batch.steps.requires_grad or not is_fast_odernn(encoder):
         return odernn_reference(encoder, batch)
+    params = _parameters(encoder)
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
         return _OdeRnn.apply(batch.steps, batch.lengths, *params)
     with torch.no_grad():
@@ -70,7 +72,7 @@ def odernn(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
 
 
 def _parameters(encoder: ODERNNEncoder) -> list[torch.Tensor]:
-    cell, first, last = encoder.cell, encoder.ode[0], encoder.ode[2]
+    cell, (first, last) = encoder.cell, odernn_ode(encoder)  # NotFastPath for any other ODE
     return [cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, first.weight, first.bias, last.weight,
             last.bias]
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import torch
 import torchode
-from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from model.adjoint import adjoint_odeint
 from model.backprop import backprop_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig
 from model.errors import SolverError
-from model.network import Dynamics, Tanh
+from model.fastpath import is_tanh_mlp
+from model.network import Dynamics
 from model.rk import RKFailure, dopri5
 
 __all__ = ["train_solve", "forecast_solve"]
@@ -34,14 +34,15 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
         options = {"step_size": config.step_size}
     adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol
     plain = config.gradient == "backprop" or not torch.is_grad_enabled()
+    fast = is_tanh_mlp(dynamics.net)  # the hand-written gradients (model/fastpath.py); autograd for any other net
     try:
-        if config.solver == "dopri5" and plain and torch.is_grad_enabled() and _is_tanh_mlp(dynamics):
+        if config.solver == "dopri5" and plain and torch.is_grad_enabled() and fast:
             zt = backprop_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps,
                                  hint=_HINT)  # model/backprop.py: the same gradients, the backward by hand
         elif config.solver == "dopri5" and plain:  # model/rk.py: torchdiffeq's steps with a fraction of its overhead
             zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=config.rtol,
                                     atol=config.atol, max_steps=config.max_steps)[0])
-        elif config.solver == "dopri5" and _is_tanh_mlp(dynamics):
+        elif config.solver == "dopri5" and fast:
             zt = adjoint_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps,
                                 adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol, seminorm=config.seminorm,
                                 hint=_HINT)
@@ -62,10 +63,6 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
     if not torch.isfinite(zt).all():
         raise SolverError(f"{config.solver} produced a non-finite latent state. {_HINT}")
     return zt
-
-
-def _is_tanh_mlp(dynamics: Dynamics) -> bool:
-    return isinstance(dynamics.net, nn.Sequential) and all(isinstance(m, nn.Linear | Tanh) for m in dynamics.net)
 
 
 def forecast_solve(dynamics: Dynamics, z0: torch.Tensor, t_eval: torch.Tensor, config: ModelConfig,
