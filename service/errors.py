@@ -33,8 +33,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -204,7 +206,20 @@ def install_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         body = {"error": {"code": code, "message": message, "details": []}}
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # Starlette names the first matching route's methods only
+            headers["Allow"] = ", ".join(_methods_at(_req))
+        return JSONResponse(body, status_code=exc.status_code, headers=headers or None)
+
+
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route answers at the request's path (for a 405's Allow header)."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):  # included routers' routes too
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 class InternalErrors:

@@ -67,3 +67,16 @@ def test_framework_errors_use_the_error_shape(client: TestClient) -> None:
         assert r.status_code >= 400
         body = r.json()
         assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+
+
+def test_a_405_names_every_method_the_path_answers(client: TestClient) -> None:
+    # each path's methods as the OpenAPI document states them: the Allow header must list them all, not only the
+    # first route's (routes for one path are registered separately, one per method)
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, concrete in [("/v1/series", "/v1/series"), ("/v1/series/{key}", "/v1/series/room"),
+                           ("/v1/series/{key}/observations", "/v1/series/room/observations"),
+                           ("/v1/models/{name}", "/v1/models/m"), ("/v1/keys", "/v1/keys")]:
+        declared = {m.upper() for m in paths[path]}
+        r = client.request("OPTIONS", concrete)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+        assert set(r.headers["allow"].split(", ")) == declared, (path, r.headers["allow"])
