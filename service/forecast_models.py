@@ -38,9 +38,16 @@ class ReadyVersion:
         return CacheKey(self.id, self.version, self.sha256)
 
 
-def _ready_versions(engine: Engine) -> list[ReadyVersion]:
-    query = select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
-                   func.length(m.artifact).label("size"), m.trained_at, m.created_at).where(m.status == "ready")
+RETAIN_EVERY_S = 10.0  # how often a process drops cached models whose version is no longer ready
+
+
+def _ready_of(engine: Engine, name: str, version: int | None) -> list[ReadyVersion]:
+    """The ready versions of `name` (only `version`, when given), newest first: one index range (name, version)."""
+    query = (select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
+                    func.length(m.artifact).label("size"), m.trained_at, m.created_at)
+             .where(m.name == name, m.status == "ready").order_by(m.version.desc()))
+    if version is not None:
+        query = query.where(m.version == version)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [ReadyVersion(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels),
@@ -48,8 +55,24 @@ def _ready_versions(engine: Engine) -> list[ReadyVersion]:
                          trained_at=r.trained_at or r.created_at) for r in rows]
 
 
-def _newest(versions: list[ReadyVersion]) -> ReadyVersion:
-    return max(versions, key=lambda v: (v.trained_at, v.id))
+def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | None:
+    """The name of the most recently trained ready version (that the caller sees) whose series hold `series_key`.
+    Series lists are JSON, so this reads the ready rows' names and series (never their artifacts)."""
+    query = select(m.id, m.name, m.series, m.trained_at, m.created_at).where(m.status == "ready")
+    with engine.connect() as conn:
+        rows = [r for r in conn.execute(query) if series_key in (r.series or ()) and sees(r.name, r.series)]
+    if not rows:
+        return None
+    return max(rows, key=lambda r: (r.trained_at or r.created_at, r.id)).name
+
+
+def _retain(engine: Engine, cache: ModelCache) -> None:
+    """Drop cached models whose version left the ready set (deleted, retrained over), every RETAIN_EVERY_S."""
+    if not cache.retain_due(RETAIN_EVERY_S):
+        return
+    with engine.connect() as conn:
+        rows = conn.execute(select(m.id, m.version, m.artifact_sha256).where(m.status == "ready")).all()
+    cache.retain(CacheKey(r.id, r.version, r.artifact_sha256 or "") for r in rows)
 
 
 def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Exception:
@@ -72,19 +95,16 @@ def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int
     """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
     name, of the newest model trained on `series_key`; only versions the caller sees. Raises NotFound (no_model)
     or Conflict (not_ready)."""
-    ready = _ready_versions(engine)
-    cache.retain(v.cache_key for v in ready)
-    ready = [v for v in ready if sees(v.name, v.series)]
+    _retain(engine, cache)
     if name is None:
-        trained_on = [v for v in ready if series_key in v.series]
-        if not trained_on:
+        name = _newest_trained_on(engine, series_key or "", sees)
+        if name is None:
             raise NotFound(f"no ready model was trained on series {series_key!r}: train one (POST /v1/models) "
                            "or name one with 'model'", code="no_model")
-        name = _newest(trained_on).name
-    candidates = [v for v in ready if v.name == name and (version is None or v.version == version)]
+    candidates = [v for v in _ready_of(engine, name, version) if sees(v.name, v.series)]
     if not candidates:
         raise _not_ready(engine, name, version, sees)
-    return max(candidates, key=lambda v: v.version)
+    return candidates[0]  # the newest version
 
 
 # How a forecast names each baseline of a version's backtest.

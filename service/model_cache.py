@@ -1,12 +1,14 @@
 """Loaded models, least recently used first out, bounded in bytes.
 
 Keyed by (model id, version, artifact sha256): a retrained or re-published version has another key, so a stale
-entry is never served; entries whose version left the ready set (deleted, retrained over) are dropped by `retain`.
+entry is never served; entries whose version left the ready set (deleted, retrained over) are dropped by `retain`
+(forecasts call it at most every few seconds, `retain_due`, so a request reads no more than the rows it uses).
 A loaded model's size is counted as its artifact's byte length, which is what its weights occupy in memory.
 Thread-safe: requests resolve and load models in worker threads.
 """
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Generic, NamedTuple, TypeVar
@@ -30,6 +32,7 @@ class ModelCache(Generic[T]):
         self._loading: dict[CacheKey, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
+        self._retained_at: float | None = None  # time.monotonic() of the last `retain_due` that said yes
 
     def get(self, key: CacheKey, size: int, load: Callable[[], T]) -> T:
         with self._lock:
@@ -64,6 +67,16 @@ class ModelCache(Generic[T]):
         with self._lock:
             for key in [k for k in self._entries if k not in live]:
                 del self._entries[key]
+
+    def retain_due(self, every_s: float) -> bool:
+        """Whether `retain` is due: True on the first call and then once `every_s` seconds have passed since the
+        last True (one caller among concurrent ones gets it)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._retained_at is not None and now - self._retained_at < every_s:
+                return False
+            self._retained_at = now
+            return True
 
     def _evict(self, keep: CacheKey) -> None:
         # The entry just loaded stays even when it alone exceeds the bound: the request needs it.

@@ -217,7 +217,11 @@ def test_channel_mismatch_is_422(client: TestClient, engine: Engine, room: tuple
     assert r.status_code == 422 and "temp" in r.json()["error"]["message"]
 
 
-def test_hot_swap_after_retraining_and_delete(client: TestClient, engine: Engine, room: tuple) -> None:
+def test_hot_swap_after_retraining_and_delete(client: TestClient, engine: Engine, room: tuple,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import forecast_models
+
+    monkeypatch.setattr(forecast_models, "RETAIN_EVERY_S", 0.0)  # drop left-over models at each request here
     t, _ = room
     params = {"at": [iso(x) for x in t[:5]], "seed": 5}
     first = client.get(URL, params=params).json()

@@ -74,3 +74,17 @@ def test_a_failed_load_is_not_cached() -> None:
         pass
     assert cache.keys() == []
     assert cache.get(_key(1), 10, lambda: "m") == "m"
+
+
+def test_retain_is_due_at_first_and_then_once_per_period(monkeypatch) -> None:
+    import service.model_cache as mc
+
+    now = [100.0]
+    monkeypatch.setattr(mc.time, "monotonic", lambda: now[0])
+    cache = ModelCache(capacity_bytes=10)
+    assert cache.retain_due(10.0)
+    assert not cache.retain_due(10.0)
+    now[0] += 9.9
+    assert not cache.retain_due(10.0)
+    now[0] += 0.2
+    assert cache.retain_due(10.0) and not cache.retain_due(10.0)
