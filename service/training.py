@@ -219,7 +219,7 @@ def _statistics(fitted: Any) -> dict[str, Any]:
 
 def _metrics(fitted: Any) -> dict[str, Any]:
     """From the fit history. Local frame: `steps_run`, `val_mae` of the kept weights (the best validation score),
-    `best_step`, `last_val_mae`, and `backtest`, the model's own backtest against the baselines (forecasts read it
+    `best_step`, `last_val_mae`, `component` (the classical part chosen from the data) and `backtest`, the model's own backtest against the baselines (forecasts read it
     to warn when this version loses). Global frame: fit keeps the weights of the best epoch: `val_mse` is that
     epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
     history = list(fitted.history or [])
@@ -227,6 +227,8 @@ def _metrics(fitted: Any) -> dict[str, Any]:
     if backtest is not None:  # the local frame: scored by steps, its validation score an MAE
         out: dict[str, Any] = {"steps_run": int(history[-1]["step"]) if history else 0,
                                "backtest": _json_safe(backtest)}
+        if getattr(fitted, "component", None) is not None:  # what the data chose: seasons, context, trend...
+            out["component"] = _json_safe(fitted.component.to_dict())
         scored = [h for h in history if h.get("val_mae") is not None and math.isfinite(h["val_mae"])]
         if history:
             out["train_loss"] = _finite_or_none(history[-1].get("loss"))

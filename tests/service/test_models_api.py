@@ -214,6 +214,9 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
     version = client.get("/v1/models/rooms/versions/1").json()
     metrics = version["metrics"]
     assert metrics["steps_run"] == TINY_LOCAL["train_steps"] and metrics["val_mae"] is not None
+    component = metrics["component"]  # the classical part chosen from the data, as the artifact holds it
+    assert {"trend", "seasons", "context", "half_life", "persistence", "blend", "linear_inside"} <= set(component)
+    assert component["context"] == version["context_s"] and isinstance(component["linear_inside"], bool)
     backtest = metrics["backtest"]
     assert backtest["cutoffs"] > 0 and backtest["steps"] == TINY_LOCAL["train_steps"]
     assert {"model", "classical", "last_value", "drift"} <= set(backtest["methods"])
