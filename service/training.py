@@ -219,9 +219,9 @@ def _statistics(fitted: Any) -> dict[str, Any]:
 
 def _metrics(fitted: Any) -> dict[str, Any]:
     """From the fit history. Local frame: `steps_run`, `val_mae` of the kept weights (the best validation score),
-    `best_step`, `last_val_mae`, `component` (the classical part chosen from the data) and `backtest`, the model's own backtest against the baselines (forecasts read it
-    to warn when this version loses). Global frame: fit keeps the weights of the best epoch: `val_mse` is that
-    epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
+    `best_step`, `last_val_mae`, `component` (the classical part chosen from the data) and `backtest`, the model's
+    own backtest against the baselines (forecasts read it to warn when this version loses). Global frame: fit keeps
+    the weights of the best epoch: `val_mse` is that epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
     history = list(fitted.history or [])
     backtest = getattr(fitted, "backtest", None)
     if backtest is not None:  # the local frame: scored by steps, its validation score an MAE
