@@ -14,7 +14,7 @@ from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
-from service.api.schemas import KEY_PATTERN
+from service.api.schemas import DURATION_PATTERN, KEY_PATTERN
 from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
 from service.errors import Forbidden, responses
 from service.timefmt import format_time
@@ -44,13 +44,17 @@ def _seconds(value: Any) -> float | None:
 _DURATION_SCHEMA = {"oneOf": [
     {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_US / US_PER_S, "description": "seconds"},
     {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["P90D", "PT30M", "900"],
+     "pattern": DURATION_PATTERN,
      "description": "ISO 8601 in weeks, days, hours, minutes and seconds, or seconds as a decimal"},
 ]}
 TrainingDuration = Annotated[float | None, PlainValidator(_seconds), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `series` or `series_prefix`, not null: stated in the schema, checked by train_request.series_keys.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["series"], "properties": {"series": {"type": "array"}}},
+        {"required": ["series_prefix"], "properties": {"series_prefix": {"type": "string"}}}]})
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
     series: list[Annotated[str, Field(pattern=KEY_PATTERN, max_length=128)]] | None = Field(
