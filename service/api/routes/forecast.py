@@ -6,6 +6,7 @@ the thread pool, the solve in the batcher's threads.
 """
 
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -113,7 +114,8 @@ async def forecast_series(
                                                                     "ISO 8601")] = None,
     model_name: Annotated[str | None, Query(alias="model", pattern=KEY_PATTERN, max_length=128)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    quantiles: Annotated[str | None, Query(max_length=2000, description="Comma list in (0, 1)")] = None,
+    quantiles: Annotated[str | None, Query(max_length=2000, pattern=r"^0?\.[0-9]{0,15}[1-9](,0?\.[0-9]{0,15}[1-9])*$",
+                                            description="Comma list in (0, 1)")] = None,
     samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = DEFAULT_SAMPLES,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
     context: Annotated[str | None, Query(max_length=64, pattern=DURATION_PATTERN, description="History the encoder reads: seconds or "
@@ -141,7 +143,7 @@ _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json"
                          "oneOf": [{"type": "array", "items": {"type": "object", "required": ["t", "values"]}},
                                    {"type": "object", "required": ["t", "values"]}]},
         "at": {"type": "array", "items": _TIME, "minItems": 1, "maxItems": 10_000},
-        "quantiles": {"type": "array", "minItems": 1, "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+        "quantiles": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES},
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     }}}}}}
@@ -162,8 +164,8 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
     if not isinstance(name, str) or not re.fullmatch(KEY_PATTERN, name):
         raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 letters, digits, '.', '_', '-')")
     version = doc.get("version")
-    if isinstance(version, float) and version.is_integer():  # 3.0 is the integer 3 in JSON, as the schema says
-        version = int(version)
+    if isinstance(version, Decimal) and version.is_finite() and 1 <= version <= 2**31 - 1 and version == version.to_integral_value():
+        version = int(version)  # 3.0 is the integer 3 in JSON, as the schema says (bodies decode numbers as Decimal)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)
                                 or not 1 <= version <= 2**31 - 1):  # the range of version numbers, as in the path
         raise Unprocessable.at(["body", "version"], f"expected an integer from 1 to {2**31 - 1}, "

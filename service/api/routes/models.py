@@ -58,7 +58,7 @@ class TrainRequest(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
     series: list[Annotated[str, Field(pattern=KEY_PATTERN, max_length=128)]] | None = Field(
-        None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES,
+        None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES, json_schema_extra={"uniqueItems": True},
         description="Keys of the series to train on; their common channels are used. Give this or `series_prefix`")
     series_prefix: str | None = Field(
         None, min_length=1, max_length=128, pattern=KEY_PATTERN,  # a key's beginning: the same characters

@@ -43,16 +43,28 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[schemathesi
 
 def _fill_unstatable(case: schemathesis.Case) -> None:
     """Give a schema-valid case what OpenAPI cannot state: cursors are opaque tokens the server gave out (random
-    text is a 422 by design, and the stateful phase sends real ones), and a series forecast needs one of `at`,
-    `start`+`end`+`step` or `horizon`+`step` (a constraint across query parameters)."""
-    if case.meta is None or case.meta.generation.mode.name != "POSITIVE" or not isinstance(case.query, dict):
+    text is a 422 by design, and the stateful phase sends real ones); a series forecast takes either `at` or one
+    range, `start`+`end`+`step` or `horizon`+`step` (a constraint across query parameters); and a training
+    `config` holds ModelConfig fields, whose bounds model/ checks (docs/guarantees.md#training-configuration)."""
+    if case.meta is None or case.meta.generation.mode.name != "POSITIVE":
+        return
+    if case.method == "POST" and case.operation.path == "/v1/models" and isinstance(case.body, dict):
+        case.body["config"] = {}
+        if case.body.get("series_prefix"):  # a prefix no stored series has is a 422, an unknown key a 404
+            case.body["series"] = [case.body.pop("series_prefix")]
+    if not isinstance(case.query, dict):
         return
     if case.query.get("cursor"):
         case.query["cursor"] = ""
     if case.operation.path.endswith("/forecast") and case.method == "GET":
         q = case.query
-        if not (q.get("at") or {"start", "end", "step"} <= q.keys() or {"horizon", "step"} <= q.keys()):
-            q["at"] = ["2026-03-01T12:00:00Z"]
+        ranges = [r for r in ({"start", "end", "step"}, {"horizon", "step"}) if r <= q.keys()]
+        if q.get("at") or len(ranges) != 1 or ranges[0] | q.keys() & {"start", "end", "horizon"} != ranges[0]:
+            for name in ("start", "end", "step", "horizon"):
+                q.pop(name, None)
+            q["at"] = q.get("at") or ["2026-03-01T12:00:00Z"]
+        elif "start" in q:  # end after start
+            q["start"], q["end"] = "2026-03-01T12:00:00Z", "2026-03-01T13:00:00Z"
 
 
 def test_every_operation(api_schema: schemathesis.BaseSchema) -> None:
