@@ -10,7 +10,6 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
-
 from service import keys
 from service.app import create_app
 from service.config import Settings
@@ -84,3 +83,16 @@ def test_every_operation(api_schema: schemathesis.BaseSchema) -> None:
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 (collected and reported below)
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.xfail(strict=True, reason="open: POST /v1/models on a linked series with too few observations is a "
+                   "documented 422 (stored data), which Schemathesis's positive-data check counts as a rejection")
+def test_stateful_links(api_schema: schemathesis.BaseSchema) -> None:
+    """The stateful phase: chains calls along the document's links (series → observations → models → jobs)."""
+    class Machine(api_schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: schemathesis.Case) -> None:
+            _fill_unstatable(case)
+
+    Machine.run(settings=settings(max_examples=EXAMPLES, derandomize=False, deadline=None, database=None,
+                                  stateful_step_count=6, phases=[Phase.generate],
+                                  suppress_health_check=list(HealthCheck)))
