@@ -26,7 +26,8 @@ TIME_PATTERN = rf"^(-?[0-9]{{1,10}}(\.[0-9]{{1,9}})?|{_RFC3339})$"
 RFC3339_PATTERN = rf"^{_RFC3339}$"  # in a body a number is a JSON number, never a string
 TIME_SCHEMA = {"oneOf": [{"type": "string", "pattern": RFC3339_PATTERN},
                          {"type": "number", "minimum": -30_610_224_000, "maximum": 253_402_300_799}]}
-DURATION_PATTERN = r"^(P[1-9][0-9]{0,4}D|P[1-9][0-9]{0,3}W|PT[1-9][0-9]{0,5}[HMS]|[1-9][0-9]{0,8}(\.[0-9]{1,6})?)$"
+DURATION_PATTERN = (r"^(P[1-9][0-9]{0,3}D|P[1-9][0-9]{0,2}W|PT[1-9][0-9]{0,4}H|PT[1-9][0-9]{0,5}[MS]|"
+                    r"[1-9][0-9]{0,8}(\.[0-9]{1,6})?)$")
 Time = Annotated[str, Field(description="RFC 3339 UTC, six fractional digits, e.g. 2026-03-01T12:00:00.250000Z")]
 
 

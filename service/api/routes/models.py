@@ -42,7 +42,8 @@ def _seconds(value: Any) -> float | None:
 
 
 _DURATION_SCHEMA = {"oneOf": [
-    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_US / US_PER_S, "description": "seconds"},
+    {"type": "number", "minimum": 1 / US_PER_S, "maximum": MAX_US / US_PER_S,
+     "description": "seconds, kept to the µs"},
     {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["P90D", "PT30M", "900"],
      "pattern": DURATION_PATTERN,
      "description": "ISO 8601 in weeks, days, hours, minutes and seconds, or seconds as a decimal"},

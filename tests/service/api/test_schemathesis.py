@@ -44,7 +44,8 @@ def _fill_unstatable(case: schemathesis.Case) -> None:
     """Give a schema-valid case what OpenAPI cannot state: cursors are opaque tokens the server gave out (random
     text is a 422 by design, and the stateful phase sends real ones); a series forecast takes either `at` or one
     range, `start`+`end`+`step` or `horizon`+`step` (a constraint across query parameters); and a training
-    `config` holds ModelConfig fields, whose bounds model/ checks (docs/guarantees.md#training-configuration)."""
+    `config` holds ModelConfig fields, whose bounds model/ checks (docs/guarantees.md#training-configuration);
+    quantile levels in a comma list are distinct; a `series_prefix` matching no stored series is a 422."""
     if case.meta is None or case.meta.generation.mode.name != "POSITIVE":
         return
     if case.method == "POST" and case.operation.path == "/v1/models" and isinstance(case.body, dict):
@@ -53,6 +54,9 @@ def _fill_unstatable(case: schemathesis.Case) -> None:
             case.body["series"] = [case.body.pop("series_prefix")]
     if not isinstance(case.query, dict):
         return
+    if isinstance(case.query.get("quantiles"), str):  # distinct levels: a comma list's pattern cannot say so
+        by_level = {float(v): v for v in reversed(case.query["quantiles"].split(","))}
+        case.query["quantiles"] = ",".join(reversed(by_level.values()))
     if case.query.get("cursor"):
         case.query["cursor"] = ""
     if case.operation.path.endswith("/forecast") and case.method == "GET":
