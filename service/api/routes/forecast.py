@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 import model
@@ -97,7 +97,9 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
 
 
-TimeText = Annotated[str, StringConstraints(pattern=TIME_PATTERN, max_length=64)]
+# The document states the common forms; the parser takes more (any number of digits, days 29-31) and says why not.
+TimeText = Annotated[str, StringConstraints(max_length=64),
+                     WithJsonSchema({"type": "string", "maxLength": 64, "pattern": TIME_PATTERN})]
 
 
 @router.get("/series/{key}/forecast", response_model=SeriesForecastOut,
@@ -110,13 +112,13 @@ async def forecast_series(
     key: Annotated[str, Path(pattern=KEY_PATTERN, max_length=128)],
     at: Annotated[list[TimeText] | None, Query(description="A query time (RFC 3339 or Unix seconds); repeatable, "
                                                            "unsorted and repeated allowed")] = None,
-    start: Annotated[str | None, Query(max_length=64, pattern=TIME_PATTERN,
+    start: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
                                        description="First time of a range")] = None,
-    end: Annotated[str | None, Query(max_length=64, pattern=TIME_PATTERN,
+    end: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
                                      description="Last time of a range (inclusive)")] = None,
-    step: Annotated[str | None, Query(max_length=64, pattern=DURATION_PATTERN,
+    step: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
                                       description="Seconds or ISO 8601 (PT15M)")] = None,
-    horizon: Annotated[str | None, Query(max_length=64, pattern=DURATION_PATTERN,
+    horizon: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
                                          description="From the last observation: seconds or ISO 8601")] = None,
     model_name: Annotated[str | None, Query(alias="model", pattern=KEY_PATTERN, max_length=128)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
@@ -124,7 +126,7 @@ async def forecast_series(
                                             description="Comma list in (0, 1)")] = None,
     samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = DEFAULT_SAMPLES,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    context: Annotated[str | None, Query(max_length=64, pattern=DURATION_PATTERN,
+    context: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
                                          description="History the encoder reads: seconds or ISO 8601; "
                                                      "default from the model")] = None,
 ) -> JSONResponse:

@@ -20,7 +20,7 @@ from service.timefmt import TimeParseError, format_times, parse_time
 
 router = APIRouter(prefix="/series/{key}/observations", tags=["observations"])
 
-TimeQuery = Annotated[str | None, Query(max_length=64, pattern=TIME_PATTERN,
+TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
                                         description="RFC 3339 (percent-encode '+') or Unix seconds")]
 ChannelsQuery = Annotated[str | None, Query(max_length=8400, description="comma-separated channel names")]
 
