@@ -8,6 +8,7 @@ from fastapi.routing import APIRoute
 
 from service.api import dashboard
 from service.api.limits import BodySizeLimit, BodyTimeout
+from service.api.links import add_links
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.quotas import RateLimiter, StreamSlots, redis_url
@@ -62,4 +63,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(root_router)
     app.include_router(api_router)
     dashboard.install(app)
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_links(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -177,6 +177,8 @@ def _int_field(body: dict[str, object], name: str, default: int | None, lo: int,
     value = body.get(name)
     if value is None:
         return default
+    if isinstance(value, Decimal) and value.is_finite() and lo <= value <= hi and value == value.to_integral_value():
+        value = int(value)  # 3.0 is the integer 3 in JSON, as the schema says (bodies decode numbers as Decimal)
     if isinstance(value, bool) or not isinstance(value, int):
         raise Unprocessable.at(["body", name], f"expected an integer, got {str(value)[:32]}")
     if not lo <= value <= hi:

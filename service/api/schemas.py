@@ -17,6 +17,17 @@ MAX_METADATA_BYTES = 16 * 1024
 MAX_METADATA_DEPTH = 16
 
 Name = Annotated[str, StringConstraints(pattern=KEY_PATTERN, max_length=128)]
+# What the time parser takes, as the OpenAPI document states it: RFC 3339 with an offset (days to 28 so that every
+# month has them) or Unix seconds within the years 1000-9999. Durations: the common forms, each within 100 years
+# (the parser also takes combinations such as P1DT2H).
+_RFC3339 = (r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+            r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])")
+TIME_PATTERN = rf"^(-?[0-9]{{1,10}}(\.[0-9]{{1,9}})?|{_RFC3339})$"
+RFC3339_PATTERN = rf"^{_RFC3339}$"  # in a body a number is a JSON number, never a string
+TIME_SCHEMA = {"oneOf": [{"type": "string", "pattern": RFC3339_PATTERN},
+                         {"type": "number", "minimum": -30_610_224_000, "maximum": 253_402_300_799}]}
+DURATION_PATTERN = (r"^(P[1-9][0-9]{0,3}D|P[1-9][0-9]{0,2}W|PT[1-9][0-9]{0,4}H|PT[1-9][0-9]{0,5}[MS]|"
+                    r"[1-9][0-9]{0,8}(\.[0-9]{1,6})?)$")
 Time = Annotated[str, Field(description="RFC 3339 UTC, six fractional digits, e.g. 2026-03-01T12:00:00.250000Z")]
 
 
@@ -55,7 +66,8 @@ def _no_nul(text: str) -> str:
     return text
 
 
-Channels = Annotated[list[Name], Field(min_length=1, max_length=64), AfterValidator(_unique)]
+Channels = Annotated[list[Name], Field(min_length=1, max_length=64, json_schema_extra={"uniqueItems": True}),
+                     AfterValidator(_unique)]
 Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_small_json),
                      Field(description="any JSON object, at most 16 KiB as compact JSON and 16 levels deep")]

@@ -104,8 +104,11 @@ def test_body_times_and_samples() -> None:
     assert _loc(exc) == ["body", "at", 0]
     got = parse_body_samples({"quantiles": [Decimal("0.25"), Decimal("0.75")], "samples": 7, "seed": 3})
     assert (got.quantiles, got.samples, got.seed) == ((0.25, 0.75), 7, 3)
+    # JSON Schema's "integer" holds 2.0 (the OpenAPI document says integer): taken as 2, as Schemathesis found
+    got = parse_body_samples({"samples": Decimal("2.0"), "seed": Decimal("3E+0")})
+    assert (got.samples, got.seed) == (2, 3) and type(got.samples) is int
     for body, loc in (({"samples": 0}, ["body", "samples"]), ({"samples": 1001}, ["body", "samples"]),
-                      ({"samples": Decimal("2.0")}, ["body", "samples"]), ({"seed": -1}, ["body", "seed"]),
+                      ({"samples": Decimal("2.5")}, ["body", "samples"]), ({"seed": -1}, ["body", "seed"]),
                       ({"quantiles": "0.5"}, ["body", "quantiles"]),
                       ({"quantiles": [Decimal("1.5")]}, ["body", "quantiles", 0])):
         with pytest.raises(Unprocessable) as exc:

@@ -6,18 +6,19 @@ the thread pool, the solve in the batcher's threads.
 """
 
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 import model
 from service import forecasting
 from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, Reader, SettingsDep
 from service.api.routes.series import check_sees
-from service.api.schemas import KEY_PATTERN
+from service.api.schemas import DURATION_PATTERN, KEY_PATTERN, TIME_PATTERN, TIME_SCHEMA
 from service.errors import Unavailable, Unprocessable, responses
 from service.forecast_query import (
     DEFAULT_SAMPLES,
@@ -96,6 +97,11 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
 
 
+# The document states the common forms; the parser takes more (any number of digits, days 29-31) and says why not.
+TimeText = Annotated[str, StringConstraints(max_length=64),
+                     WithJsonSchema({"type": "string", "maxLength": 64, "pattern": TIME_PATTERN})]
+
+
 @router.get("/series/{key}/forecast", response_model=SeriesForecastOut,
             responses=_ERRORS, summary="Forecast a stored series at any times, with uncertainty")
 async def forecast_series(
@@ -104,20 +110,25 @@ async def forecast_series(
     cache: ModelCacheDep,
     batcher: BatcherDep,
     key: Annotated[str, Path(pattern=KEY_PATTERN, max_length=128)],
-    at: Annotated[list[str] | None, Query(description="A query time (RFC 3339 or Unix seconds); repeatable, "
-                                                      "unsorted and repeated allowed")] = None,
-    start: Annotated[str | None, Query(max_length=64, description="First time of a range")] = None,
-    end: Annotated[str | None, Query(max_length=64, description="Last time of a range (inclusive)")] = None,
-    step: Annotated[str | None, Query(max_length=64, description="Seconds or ISO 8601 (PT15M)")] = None,
-    horizon: Annotated[str | None, Query(max_length=64, description="From the last observation: seconds or "
-                                                                    "ISO 8601")] = None,
+    at: Annotated[list[TimeText] | None, Query(description="A query time (RFC 3339 or Unix seconds); repeatable, "
+                                                           "unsorted and repeated allowed")] = None,
+    start: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
+                                       description="First time of a range")] = None,
+    end: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
+                                     description="Last time of a range (inclusive)")] = None,
+    step: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
+                                      description="Seconds or ISO 8601 (PT15M)")] = None,
+    horizon: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
+                                         description="From the last observation: seconds or ISO 8601")] = None,
     model_name: Annotated[str | None, Query(alias="model", pattern=KEY_PATTERN, max_length=128)] = None,
     version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-    quantiles: Annotated[str | None, Query(max_length=2000, description="Comma list in (0, 1)")] = None,
+    quantiles: Annotated[str | None, Query(max_length=2000, pattern=r"^0?\.[0-9]{0,15}[1-9](,0?\.[0-9]{0,15}[1-9])*$",
+                                            description="Comma list in (0, 1)")] = None,
     samples: Annotated[int, Query(ge=1, le=MAX_SAMPLES)] = DEFAULT_SAMPLES,
     seed: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
-    context: Annotated[str | None, Query(max_length=64, description="History the encoder reads: seconds or "
-                                                                    "ISO 8601; default from the model")] = None,
+    context: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
+                                         description="History the encoder reads: seconds or ISO 8601; "
+                                                     "default from the model")] = None,
 ) -> JSONResponse:
     spec = parse_time_spec(at, start, end, step, horizon)
     sample_spec = SampleSpec(quantiles=parse_query_quantiles(quantiles), samples=samples, seed=seed)
@@ -129,7 +140,7 @@ async def forecast_series(
     return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=key))
 
 
-_TIME = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}]}
+_TIME = TIME_SCHEMA
 _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "title": "InlineForecastRequest", "type": "object", "additionalProperties": False,
     "required": ["model", "observations", "at"],
@@ -141,7 +152,8 @@ _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json"
                          "oneOf": [{"type": "array", "items": {"type": "object", "required": ["t", "values"]}},
                                    {"type": "object", "required": ["t", "values"]}]},
         "at": {"type": "array", "items": _TIME, "minItems": 1, "maxItems": 10_000},
-        "quantiles": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
+        "quantiles": {"type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}},
         "samples": {"type": "integer", "minimum": 1, "maximum": MAX_SAMPLES},
         "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
     }}}}}}
@@ -162,6 +174,9 @@ def _inline_request(doc: Any) -> tuple[str, int | None]:
     if not isinstance(name, str) or not re.fullmatch(KEY_PATTERN, name):
         raise Unprocessable.at(["body", "model"], "expected a model name (1 to 128 letters, digits, '.', '_', '-')")
     version = doc.get("version")
+    if (isinstance(version, Decimal) and version.is_finite() and 1 <= version <= 2**31 - 1
+            and version == version.to_integral_value()):
+        version = int(version)  # 3.0 is the integer 3 in JSON, as the schema says (bodies decode numbers as Decimal)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)
                                 or not 1 <= version <= 2**31 - 1):  # the range of version numbers, as in the path
         raise Unprocessable.at(["body", "version"], f"expected an integer from 1 to {2**31 - 1}, "

@@ -19,7 +19,10 @@ KeyName = Annotated[str, Path(pattern=KEY_PATTERN, max_length=128, description="
 
 
 class KeyCreate(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # A prefix (a tenant) and the admin scope exclude each other: stated in the schema, checked by keys.create_key.
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={
+        "if": {"required": ["prefix"], "properties": {"prefix": {"type": "string"}}},
+        "then": {"properties": {"scopes": {"not": {"contains": {"const": "admin"}}}}}})
 
     name: str = Field(pattern=KEY_PATTERN, max_length=128, description="A unique name for the key (never reused)")
     scopes: list[Scope] = Field(min_length=1, max_length=3, description="admin implies read and write")

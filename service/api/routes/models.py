@@ -14,7 +14,7 @@ from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
-from service.api.schemas import KEY_PATTERN
+from service.api.schemas import DURATION_PATTERN, KEY_PATTERN
 from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
 from service.errors import Forbidden, responses
 from service.timefmt import format_time
@@ -42,19 +42,24 @@ def _seconds(value: Any) -> float | None:
 
 
 _DURATION_SCHEMA = {"oneOf": [
-    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_US / US_PER_S, "description": "seconds"},
+    {"type": "number", "minimum": 1 / US_PER_S, "maximum": MAX_US / US_PER_S,
+     "description": "seconds, kept to the µs"},
     {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["P90D", "PT30M", "900"],
+     "pattern": DURATION_PATTERN,
      "description": "ISO 8601 in weeks, days, hours, minutes and seconds, or seconds as a decimal"},
 ]}
 TrainingDuration = Annotated[float | None, PlainValidator(_seconds), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 class TrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # `series` or `series_prefix`, not null: stated in the schema, checked by train_request.series_keys.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["series"], "properties": {"series": {"type": "array"}}},
+        {"required": ["series_prefix"], "properties": {"series_prefix": {"type": "string"}}}]})
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128, description="The model's name (a series-key-like slug)")
     series: list[Annotated[str, Field(pattern=KEY_PATTERN, max_length=128)]] | None = Field(
-        None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES,
+        None, min_length=1, max_length=train_request.MAX_TRAINING_SERIES, json_schema_extra={"uniqueItems": True},
         description="Keys of the series to train on; their common channels are used. Give this or `series_prefix`")
     series_prefix: str | None = Field(
         None, min_length=1, max_length=128, pattern=KEY_PATTERN,  # a key's beginning: the same characters

@@ -13,17 +13,18 @@ from service import storage
 from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_time, time_cursor
 from service.api.routes.series import SeriesKey, check_sees
-from service.api.schemas import Deleted, ObservationPage, WriteResult
+from service.api.schemas import TIME_PATTERN, TIME_SCHEMA, Deleted, ObservationPage, WriteResult
 from service.errors import Unprocessable, UnsupportedMedia, responses
 from service.ingest import parse_observations
 from service.timefmt import TimeParseError, format_times, parse_time
 
 router = APIRouter(prefix="/series/{key}/observations", tags=["observations"])
 
-TimeQuery = Annotated[str | None, Query(max_length=64, description="RFC 3339 (percent-encode '+') or Unix seconds")]
+TimeQuery = Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": TIME_PATTERN},
+                                        description="RFC 3339 (percent-encode '+') or Unix seconds")]
 ChannelsQuery = Annotated[str | None, Query(max_length=8400, description="comma-separated channel names")]
 
-_TIME_SCHEMA = {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+_TIME_SCHEMA = {"oneOf": [*TIME_SCHEMA["oneOf"]],
                 "description": "RFC 3339 with an offset, or Unix seconds as a JSON number; digits below the "
                                "microsecond are rounded to the nearest, half to even"}
 _VALUE_SCHEMA = {"type": ["number", "null"], "description": "null: not observed"}
