@@ -197,7 +197,8 @@ def test_openapi_shows_the_training_fields(client: TestClient) -> None:
     assert props["series_prefix"]["anyOf"][0]["maxLength"] == 128 and props["series_prefix"]["description"]
     for field in ("horizon", "context"):
         number, text = props[field]["oneOf"]
-        assert number["type"] == "number" and number["exclusiveMinimum"] == 0
+        assert number["type"] == "number" and number["minimum"] == 1e-6  # a microsecond at least
+        assert number["maximum"] == 3_162_240_000  # 100 years
         assert text["type"] == "string" and text["maxLength"] == 64
         assert "ISO 8601" in props[field]["description"]
 
