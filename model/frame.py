@@ -109,15 +109,16 @@ class WindowFrame:
         times = np.asarray(times, dtype=np.float64)
         out = np.zeros((times.size, self.scale.size))
         half_life = self.component.persistence
+        base_at = self.base(times) if self.component.linear_inside else None  # the same for every channel
         for c in range(self.scale.size):
             seen = ~np.isnan(self.knot_r[:, c])
             if not seen.any():
                 continue
             t, r = self.knot_t[seen], self.knot_r[seen, c]
             inside = np.interp(times, t, r)
-            if self.component.linear_inside:  # the values' own line between neighbours, in local units
+            if base_at is not None:  # the values' own line between neighbours, in local units
                 knots = self.base(t)[:, c] + r * self.scale[c]
-                inside = (np.interp(times, t, knots) - self.base(times)[:, c]) / self.scale[c]
+                inside = (np.interp(times, t, knots) - base_at[:, c]) / self.scale[c]
             fading = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
             out[:, c] = np.where(times <= t[-1], inside, fading)
         return out
