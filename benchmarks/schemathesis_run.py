@@ -13,12 +13,13 @@ from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.config import OperationsConfig
 
 from service import keys
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, migrate
-from tests.service.api.test_schemathesis import _fill_unstatable
+from tests.service.api.test_schemathesis import _fill_unstatable, _stored_data_refusals
 
 RESULTS = Path(__file__).parent / "results" / "schemathesis.json"
 
@@ -37,6 +38,7 @@ def main() -> None:
                                   forecast_processes=0))
         schema = schemathesis.openapi.from_asgi("/openapi.json", app)
         schema.config.headers = {"Authorization": f"Bearer {key}"}
+        schema.config.operations = OperationsConfig(operations=_stored_data_refusals(schema.raw_schema))
         rows = []
         for result in schema.get_all_operations():
             operation = result.ok()

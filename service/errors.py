@@ -171,10 +171,23 @@ _DESCRIPTIONS = {400: "Bad request", 401: "No API key, or an unknown or revoked 
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer"}}}
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the error statuses a route can return, all with the ErrorBody shape."""
-    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error"),
-                **({"headers": _RETRY_AFTER} if s in (429, 503) else {})} for s in statuses}
+STORED_DATA = "x-stored-data"  # on a 422 response: a well-formed request can get it because of what is stored
+
+
+def responses(*statuses: int, stored: str = "") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the error statuses a route can return, all with the ErrorBody shape.
+
+    `stored` says when a request that matches the schema is still refused with 422 because of what is stored (a
+    channel the series lacks, too little data to train on, a time past the model's horizon): the 422 entry says so in
+    its description and carries STORED_DATA, so that a client, or a schema-driven test, knows that such a 422 is
+    part of the contract rather than a schema that states too little."""
+    out: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorBody, "description": _DESCRIPTIONS.get(s, "Error"),
+            **({"headers": _RETRY_AFTER} if s in (429, 503) else {})} for s in statuses}
+    if stored:
+        out[422] = {**out[422], "description": f"{out[422]['description']}; or a well-formed request that what is "
+                                               f"stored cannot serve: {stored}", STORED_DATA: True}
+    return out
 
 
 def _loc(loc: tuple[Any, ...]) -> list[str | int]:

@@ -66,11 +66,9 @@ class SeriesForecastOut(InlineForecastOut):
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    out = responses(*statuses)
-    out[422] = {**out[422], "description": "Invalid input, each detail naming the field; or a query time before "
-                                           "the context's first observation or past the model's trained horizon "
-                                           "(the message names the limit)"}
-    return out
+    return responses(*statuses, stored="a query time before the context's first observation or past the model's "
+                                       "trained horizon (the message names the limit), or no observations in the "
+                                       "model's channels")
 
 
 _ERRORS = _errors(401, 403, 404, 409, 422, 503)

@@ -132,7 +132,9 @@ def _request_hash(body: TrainRequest) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-@router.post("", status_code=202, responses=responses(401, 403, 404, 409, 422, 503, 507),
+@router.post("", status_code=202, responses=responses(
+                 401, 403, 404, 409, 422, 503, 507, stored="the series share no channel, or hold too little data to "
+                 "train on, or no series key starts with `series_prefix`"),
              summary="Train a new version of a model in the background")
 def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep, caller: Writer,
           idempotency_key: Annotated[str | None, Header(min_length=1, max_length=256,

@@ -64,7 +64,7 @@ def _channels_param(value: str | None, rec: storage.SeriesRecord) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@router.post("", responses=responses(401, 403, 404, 413, 415, 422, 503, 507),
+@router.post("", responses=responses(401, 403, 404, 413, 415, 422, 503, 507, stored="a channel the series lacks"),
              openapi_extra=_BODY_DOC, summary="Write observations (rows JSON, columns JSON or CSV)")
 async def write_observations(key: SeriesKey, request: Request, engine: EngineDep,
                              settings: SettingsDep, caller: Writer) -> WriteResult:
@@ -87,7 +87,7 @@ async def write_observations(key: SeriesKey, request: Request, engine: EngineDep
 
 
 @router.get("", response_model=ObservationPage,
-            responses={**responses(401, 403, 404, 422, 503),
+            responses={**responses(401, 403, 404, 422, 503, stored="`channels` naming one the series lacks"),
                        200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "JSON columns, or CSV (header t,<channel>,…) for Accept: text/csv"}},
             summary="Read observations in a time range, by pages")
@@ -121,7 +121,8 @@ def read_observations(key: SeriesKey, engine: EngineDep, caller: Reader, start: 
     return JSONResponse({"t": stamps, "values": columns, "next_cursor": next_cursor})
 
 
-@router.delete("", responses=responses(401, 403, 404, 422, 503, 507),
+@router.delete("", responses=responses(401, 403, 404, 422, 503, 507, stored="`channels` naming one the series "
+                                                                               "lacks"),
                summary="Delete observations in a time range")
 def delete_observations(key: SeriesKey, engine: EngineDep, caller: Writer, start: TimeQuery = None,
                         end: TimeQuery = None, channels: ChannelsQuery = None) -> Deleted:

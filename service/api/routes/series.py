@@ -67,7 +67,8 @@ def get_series(key: SeriesKey, engine: EngineDep, caller: Reader) -> SeriesPubli
     return public(engine, [storage.get_series(engine, key)])[0]
 
 
-@router.patch("/{key}", responses=responses(401, 403, 404, 413, 422, 503, 507),
+@router.patch("/{key}", responses=responses(401, 403, 404, 413, 422, 503, 507,
+                                                      stored="a stored channel left out of `channels`"),
               summary="Change description or metadata, or add channels")
 def update_series(key: SeriesKey, body: SeriesUpdate, engine: EngineDep, caller: Writer) -> SeriesPublic:
     check_sees(caller, key)
