@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 import model
 from service.errors import Conflict, NotFound
 from service.model_cache import CacheKey, ModelCache
-from service.registry import Sees, everyone
+from service.registry import Sees, VersionStatus, everyone
 from service.tables import models
 
 m = models.c
@@ -45,7 +45,7 @@ def _ready_of(engine: Engine, name: str, version: int | None) -> list[ReadyVersi
     """The ready versions of `name` (only `version`, when given), newest first: one index range (name, version)."""
     query = (select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
                     func.length(m.artifact).label("size"), m.trained_at, m.created_at)
-             .where(m.name == name, m.status == "ready").order_by(m.version.desc()))
+             .where(m.name == name, m.status == VersionStatus.READY).order_by(m.version.desc()))
     if version is not None:
         query = query.where(m.version == version)
     with engine.connect() as conn:
@@ -58,7 +58,7 @@ def _ready_of(engine: Engine, name: str, version: int | None) -> list[ReadyVersi
 def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | None:
     """The name of the most recently trained ready version (that the caller sees) whose series hold `series_key`.
     Series lists are JSON, so this reads the ready rows' names and series (never their artifacts)."""
-    query = select(m.id, m.name, m.series, m.trained_at, m.created_at).where(m.status == "ready")
+    query = select(m.id, m.name, m.series, m.trained_at, m.created_at).where(m.status == VersionStatus.READY)
     with engine.connect() as conn:
         rows = [r for r in conn.execute(query) if series_key in (r.series or ()) and sees(r.name, r.series)]
     if not rows:
@@ -71,7 +71,7 @@ def _retain(engine: Engine, cache: ModelCache) -> None:
     if not cache.retain_due(RETAIN_EVERY_S):
         return
     with engine.connect() as conn:
-        rows = conn.execute(select(m.id, m.version, m.artifact_sha256).where(m.status == "ready")).all()
+        rows = conn.execute(select(m.id, m.version, m.artifact_sha256).where(m.status == VersionStatus.READY)).all()
     cache.retain(CacheKey(r.id, r.version, r.artifact_sha256 or "") for r in rows)
 
 

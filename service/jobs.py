@@ -11,6 +11,7 @@ Times are µs since the epoch.
 """
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, text, update
@@ -19,15 +20,27 @@ from sqlalchemy.exc import IntegrityError
 from service import registry
 from service.config import Settings
 from service.errors import Conflict, NotFound, TooManyRequests
+from service.registry import VersionStatus
 from service.tables import jobs, models
 from service.timefmt import now_us
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINISHED = ("succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "running")
+
+class JobStatus(StrEnum):
+    """A job's state (the diagram above), stored as the value in `jobs.status` and answered as is."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # PostgreSQL advisory lock class under which one key's job creations queue (the key's id, or 0, is the other half).
 _OWNER_LOCK = 0x6A6F_6273  # "jobs"
-_VERSION_STATUS = {"succeeded": "ready", "failed": "failed", "cancelled": "cancelled"}
+_VERSION_STATUS = {JobStatus.QUEUED: VersionStatus.QUEUED, JobStatus.SUCCEEDED: VersionStatus.READY,
+                   JobStatus.FAILED: VersionStatus.FAILED, JobStatus.CANCELLED: VersionStatus.CANCELLED}
 
 
 @dataclass(frozen=True)
@@ -125,7 +138,7 @@ def create_training(engine: Engine, *, job_id: str, name: str, config: dict[str,
                                                       series=series)
                 now = now_us()
                 conn.execute(jobs.insert().values(
-                    id=job_id, kind="train", model_id=model_id, status="queued", attempts=0,
+                    id=job_id, kind="train", model_id=model_id, status=JobStatus.QUEUED, attempts=0,
                     cancel_requested=False, idempotency_key=idempotency_key, request_hash=request_hash,
                     api_key_id=owner, tenant=tenant, created_at=now, enqueued_at=now))
         except IntegrityError:
@@ -168,19 +181,19 @@ def claim(engine: Engine, job_id: str, worker: str) -> Job | None:
     now = now_us()
     with engine.begin() as conn:
         taken = conn.execute(update(jobs).where(
-            jobs.c.id == job_id, jobs.c.status == "queued", jobs.c.cancel_requested.is_(False)).values(
-            status="running", worker=worker, attempts=jobs.c.attempts + 1, heartbeat_at=now, started_at=now,
+            jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED, jobs.c.cancel_requested.is_(False)).values(
+            status=JobStatus.RUNNING, worker=worker, attempts=jobs.c.attempts + 1, heartbeat_at=now, started_at=now,
             finished_at=None, error=None, progress=None)).rowcount
         if taken != 1:
             return None
         model_id = conn.execute(select(jobs.c.model_id).where(jobs.c.id == job_id)).scalar()
         if model_id is not None:
-            registry.set_status(conn, model_id, "training")
+            registry.set_status(conn, model_id, VersionStatus.TRAINING)
     return get_job(engine, job_id)
 
 
 def _owned(job_id: str, worker: str):
-    return update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running", jobs.c.worker == worker)
+    return update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING, jobs.c.worker == worker)
 
 
 def _cancel_requested(conn: Connection, job_id: str) -> bool:
@@ -202,9 +215,9 @@ def heartbeat(engine: Engine, job_id: str, worker: str, progress: dict[str, Any]
         return _cancel_requested(conn, job_id)
 
 
-def finish(engine: Engine, job_id: str, worker: str, status: str, *, error: str | None = None) -> bool:
+def finish(engine: Engine, job_id: str, worker: str, status: JobStatus, *, error: str | None = None) -> bool:
     """End a job this worker owns as failed or cancelled, with its version; False if it was not ours any more."""
-    if status not in ("failed", "cancelled"):
+    if status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise ValueError(f"finish ends a job as 'failed' or 'cancelled', not {status!r}: success is succeed()")
     with engine.begin() as conn:
         if conn.execute(_owned(job_id, worker).values(status=status, error=error, finished_at=now_us())).rowcount != 1:
@@ -222,7 +235,7 @@ def succeed(engine: Engine, job_id: str, worker: str, model_id: int, *, artifact
     If the job is no longer this worker's, nothing is written (the transaction rolls back) and False comes back:
     a worker presumed dead never publishes beside the one that took its job over.
     """
-    values: dict[str, Any] = {"status": "succeeded", "error": None, "finished_at": now_us()}
+    values: dict[str, Any] = {"status": JobStatus.SUCCEEDED, "error": None, "finished_at": now_us()}
     if progress is not None:
         values["progress"] = progress
     try:
@@ -244,12 +257,12 @@ def release(engine: Engine, job_id: str, worker: str) -> bool:
     """Hand a job back to the queue (this worker is shutting down); the caller enqueues it again."""
     with engine.begin() as conn:
         back = conn.execute(_owned(job_id, worker).values(
-            status="queued", worker=None, enqueued_at=now_us(), attempts=jobs.c.attempts - 1)).rowcount
+            status=JobStatus.QUEUED, worker=None, enqueued_at=now_us(), attempts=jobs.c.attempts - 1)).rowcount
         if back != 1:
             return False
         model_id = conn.execute(select(jobs.c.model_id).where(jobs.c.id == job_id)).scalar()
         if model_id is not None:
-            registry.set_status(conn, model_id, "queued")
+            registry.set_status(conn, model_id, VersionStatus.QUEUED)
     return True
 
 
@@ -264,9 +277,9 @@ def request_cancel(engine: Engine, job_id: str) -> Job:
         conn.execute(update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
         # A queued job has no worker to notice the flag; end it here. The condition keeps a worker that claimed
         # it meanwhile in charge (it sees the flag within one epoch).
-        if conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued").values(
-                status="cancelled", finished_at=now_us())).rowcount == 1 and row.model_id is not None:
-            registry.set_status(conn, row.model_id, "cancelled")
+        if conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED).values(
+                status=JobStatus.CANCELLED, finished_at=now_us())).rowcount == 1 and row.model_id is not None:
+            registry.set_status(conn, row.model_id, VersionStatus.CANCELLED)
     return get_job(engine, job_id)
 
 
@@ -286,31 +299,31 @@ def sweep(engine: Engine, settings: Settings, pending: set[str]) -> list[str]:
     with engine.begin() as conn:
         stale = conn.execute(select(jobs.c.id, jobs.c.attempts, jobs.c.worker, jobs.c.heartbeat_at,
                                     jobs.c.cancel_requested, jobs.c.model_id)
-                             .where(jobs.c.status == "running", jobs.c.heartbeat_at < stale_before)).all()
+                             .where(jobs.c.status == JobStatus.RUNNING, jobs.c.heartbeat_at < stale_before)).all()
         for job in stale:
-            still = update(jobs).where(jobs.c.id == job.id, jobs.c.status == "running",
+            still = update(jobs).where(jobs.c.id == job.id, jobs.c.status == JobStatus.RUNNING,
                                        jobs.c.heartbeat_at == job.heartbeat_at)
             lost = f"worker {job.worker} stopped sending heartbeats (attempt {job.attempts})"
             if job.cancel_requested:
-                status, values = "cancelled", {"status": "cancelled", "finished_at": now}
+                status, values = JobStatus.CANCELLED, {"status": JobStatus.CANCELLED, "finished_at": now}
             elif job.attempts >= settings.job_max_attempts:
                 error = f"{lost}; gave up after {job.attempts} attempts (job_max_attempts)"
-                status, values = "failed", {"status": "failed", "error": error, "finished_at": now}
+                status, values = JobStatus.FAILED, {"status": JobStatus.FAILED, "error": error, "finished_at": now}
             else:
-                status, values = "queued", {"status": "queued", "worker": None, "enqueued_at": now,
-                                            "error": lost}
+                status = JobStatus.QUEUED
+                values = {"status": status, "worker": None, "enqueued_at": now, "error": lost}
             if conn.execute(still.values(**values)).rowcount != 1 or job.model_id is None:
                 continue
-            registry.set_status(conn, job.model_id, _VERSION_STATUS.get(status, status),
-                                error=values.get("error") if status == "failed" else None)
-            if status == "queued":
+            registry.set_status(conn, job.model_id, _VERSION_STATUS[status],
+                                error=values.get("error") if status == JobStatus.FAILED else None)
+            if status == JobStatus.QUEUED:
                 again.append(job.id)
         waiting = conn.execute(select(jobs.c.id, jobs.c.enqueued_at).where(
-            jobs.c.status == "queued", jobs.c.enqueued_at < requeue_before)).all()
+            jobs.c.status == JobStatus.QUEUED, jobs.c.enqueued_at < requeue_before)).all()
         for job in waiting:
             if job.id in pending:
                 continue
-            if conn.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.status == "queued",
+            if conn.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.status == JobStatus.QUEUED,
                                                jobs.c.enqueued_at == job.enqueued_at)
                             .values(enqueued_at=now)).rowcount == 1:
                 again.append(job.id)

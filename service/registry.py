@@ -8,6 +8,7 @@ by one UPDATE (`publish`), so no reader ever sees a half model. Version numbers 
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select, update
@@ -17,7 +18,17 @@ from service.errors import Conflict, NotFound
 from service.tables import model_names, models
 from service.timefmt import now_us
 
-VERSION_STATUSES = ("queued", "training", "ready", "failed", "cancelled")
+
+class VersionStatus(StrEnum):
+    """A version's life: queued → training → ready | failed | cancelled (it is back to queued when its job is
+    re-queued). Stored as the value in `models.status`; the API answers it as is."""
+
+    QUEUED = "queued"
+    TRAINING = "training"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
 
 # Whether the caller may see a version, from its name and training series (keys.Principal.sees_model): a version
 # it may not see answers exactly as one that does not exist.
@@ -80,7 +91,7 @@ def insert_version(conn: Connection, *, name: str, config: dict[str, Any], chann
         version = newest + 1
         conn.execute(update(model_names).where(model_names.c.name == name).values(last_version=version))
     row_id = conn.execute(models.insert().values(
-        name=name, version=version, status="queued", config=config, channels=channels, series=series,
+        name=name, version=version, status=VersionStatus.QUEUED, config=config, channels=channels, series=series,
         created_at=now_us()).returning(models.c.id)).scalar_one()
     return row_id, version
 
@@ -161,15 +172,15 @@ def read_artifact(engine: Engine, name: str, version: int, sees: Sees = everyone
                            .where(models.c.name == name, models.c.version == version)).first()
     if row is None or not sees(row.name, row.series):
         raise NotFound(f"model {name!r} has no version {version}", code="no_model")
-    if row.status != "ready" or row.artifact is None:
+    if row.status != VersionStatus.READY or row.artifact is None:
         raise Conflict(f"model {name!r} version {version} is {row.status}, not ready: it has no artifact",
                        code="not_ready")
     return bytes(row.artifact)
 
 
-def set_status(conn: Connection, model_id: int, status: str, *, error: str | None = None) -> None:
+def set_status(conn: Connection, model_id: int, status: VersionStatus, *, error: str | None = None) -> None:
     """Move a version that is not `ready` to `status`; a ready version is never demoted."""
-    conn.execute(update(models).where(models.c.id == model_id, models.c.status != "ready")
+    conn.execute(update(models).where(models.c.id == model_id, models.c.status != VersionStatus.READY)
                  .values(status=status, error=error))
 
 
@@ -177,8 +188,8 @@ def publish(conn: Connection, model_id: int, *, artifact: bytes, stats: dict[str
             metrics: dict[str, Any]) -> bool:
     """Write the artifact and `ready` in one statement, inside the caller's transaction; False if the row is gone."""
     result = conn.execute(update(models).where(models.c.id == model_id).values(
-        status="ready", artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(), stats=stats,
-        metrics=metrics, error=None, trained_at=now_us()))
+        status=VersionStatus.READY, artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(),
+        stats=stats, metrics=metrics, error=None, trained_at=now_us()))
     return result.rowcount == 1
 
 

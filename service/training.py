@@ -194,7 +194,7 @@ def _stopped(engine: Engine, settings: Settings, job_id: str, worker_id: str, wa
     if watch.lost:
         return "lost"
     if watch.cancel_requested or jobs.get_job(engine, job_id).cancel_requested:
-        jobs.finish(engine, job_id, worker_id, "cancelled", error="cancelled on request")
+        jobs.finish(engine, job_id, worker_id, jobs.JobStatus.CANCELLED, error="cancelled on request")
         return "cancelled"
     # The worker is shutting down: hand the job back so another worker (or this one, restarted) resumes it.
     if jobs.release(engine, job_id, worker_id):
@@ -204,7 +204,7 @@ def _stopped(engine: Engine, settings: Settings, job_id: str, worker_id: str, wa
 
 def _fail(engine: Engine, job_id: str, worker_id: str, message: str, watch: JobWatch) -> str:
     if not watch.lost:
-        jobs.finish(engine, job_id, worker_id, "failed", error=message)
+        jobs.finish(engine, job_id, worker_id, jobs.JobStatus.FAILED, error=message)
     return "failed"
 
 

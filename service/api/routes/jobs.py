@@ -16,11 +16,11 @@ from service import jobs
 from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_job, job_cursor
 from service.errors import NotFound, TooManyRequests, responses
+from service.jobs import JobStatus
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{1,64}$", description="The job's id (a UUID)")]
 # How often an event stream looks at the job row. Progress is written once per epoch, so this is plenty.
 EVENT_POLL_S = 0.25

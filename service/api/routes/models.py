@@ -3,7 +3,7 @@
 import hashlib
 import json
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
@@ -17,6 +17,7 @@ from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN
 from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
 from service.errors import Forbidden, responses
+from service.registry import VersionStatus
 from service.timefmt import format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -24,7 +25,6 @@ router = APIRouter(prefix="/models", tags=["models"])
 NAME_PATTERN = KEY_PATTERN  # model names follow the series-key pattern
 ModelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128)]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
-VersionStatus = Literal["queued", "training", "ready", "failed", "cancelled"]
 
 
 def _seconds(value: Any) -> float | None:
@@ -155,8 +155,8 @@ def train(body: TrainRequest, engine: EngineDep, settings: SettingsDep, caller: 
     if created:
         executor.submit(settings, job.id)  # after the commit; if it fails the sweeper sends it
         # The state this request committed: a worker may already be at it, but the answer stays self-consistent.
-        return TrainAccepted(model=VersionRef(name=job.model_name, version=job.model_version, status="queued"),
-                             job=job_public(job))
+        queued = VersionRef(name=job.model_name, version=job.model_version, status=VersionStatus.QUEUED)
+        return TrainAccepted(model=queued, job=job_public(job))
     # An idempotent retry: the first request's version and job, as they are now.
     version = registry.get_by_id(engine, job.model_id)
     return TrainAccepted(model=VersionRef(name=version.name, version=version.version, status=version.status),
