@@ -40,8 +40,8 @@ class Tanh(nn.Tanh):
     """tanh; inside `inference_tanh()` without autograd computed as 2·sigmoid(2x) − 1, the same function to float32
     rounding (≤ 2e-7 apart).
 
-    torch 2.13's CPU tanh kernel is slow: on a (3200, 100) float32 tensor, a 32-request forecast batch's hidden
-    layer, it takes 0.83 ms against 0.22 ms for this form (measured here, one thread), a third of a forecast's solve.
+    torch 2.13's CPU tanh kernel is several times slower than this form on a forecast batch's hidden layer
+    (docs/benchmarks.md, design choices).
     Forecasts use it; training solves use the same form folded into the weights (model/folded.py), and the encoder
     too (model/odernn.py). No parameters: state dicts are those of nn.Tanh.
     """
