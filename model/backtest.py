@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from model.local import Sizes
 
 __all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component",
-           "choose_inside", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
+           "choose_inside", "blend_weight", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -104,7 +104,8 @@ def candidates_of(sizes: Sizes) -> list[Component]:
     """The components choose_component tries: each context (the chosen one, three times it and the whole history,
     unless the config fixed it) with or without a trend, with any subset of the seasons found, with each half-life
     from a few gaps to none at all, and the last residual fading over none, an eighth, half or beyond the horizon
-    (the last value kept: what wins on a random walk or after a change of level)."""
+    (the last value kept: what wins on a random walk or after a change of level) or, for each season found, the
+    residual one season back repeated (the seasonal naive forecast, on top of the component)."""
     gap = sizes.gap
     whole = sizes.room + sizes.horizon  # the longest series' whole span
     contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context, sizes.room),
@@ -112,15 +113,16 @@ def candidates_of(sizes: Sizes) -> list[Component]:
     season_sets = [()] + [tuple(p for p in sizes.seasons if p in subset)  # every subset of the seasons found
                           for n in range(1, len(sizes.seasons) + 1)
                           for subset in itertools.combinations(sizes.seasons, n)]
-    persistences = (0.0, sizes.horizon / 8, sizes.horizon / 2, STAYS * sizes.horizon)
+    afters = [(p, 0.0) for p in (0.0, sizes.horizon / 8, sizes.horizon / 2, STAYS * sizes.horizon)]
+    afters += [(0.0, p) for p in sizes.seasons]  # the residual one season back: the seasonal naive forecast's way
     return [
-        Component(trend=trend, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
-                  half_life=float(h), damping=sizes.horizon, context=context, encoder=sizes.encoder,
-                  persistence=float(persistence))
+        Component(trend=damping > 0, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
+                  half_life=float(h), damping=damping or sizes.horizon, context=context, encoder=sizes.encoder,
+                  persistence=float(persistence), echo=float(echo))
         for context in contexts
-        for trend, seasons, h, persistence in itertools.product(
-            (False, True), season_sets, sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}),
-            persistences)]
+        for damping, seasons, h, (persistence, echo) in itertools.product(
+            (0.0, sizes.horizon / 4, sizes.horizon), season_sets,
+            sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}), afters)]
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
@@ -194,24 +196,52 @@ BLENDS = np.linspace(0.0, 1.0, 5)
 
 
 def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> tuple[float, ...]:
-    """Per channel, the weight (0, 1/4, ..., 1) of the network's forecast against the classical one that gives the
-    lowest MAE on the cut-offs: where the network cannot add to the classical forecast, it adds nothing."""
+    """Per channel, the weight (0, 1/4, ..., 1) of the network's forecast against the classical one: the lesser of
+    the weights with the lowest MAE on the older and on the newer half of the cut-offs (in time order per series).
+
+    A weight must earn its place on both halves: on few cut-offs one event can make the network look better, and a
+    network that only helps there hurts the forecast it is then used for."""
     from model.predict import forecast_batch
 
     channels = len(fitted.channels)
     if not cutoffs:
         return (1.0,) * channels
     requests = _requests(sequences, cutoffs)
-    model = np.concatenate([f.mean for f in forecast_batch(fitted, requests, samples=16, seeds=range(len(cutoffs)))])
-    classical = np.concatenate([f.mean for f in forecast_batch(fitted, requests, part="classical")])
-    truth = np.concatenate([sequences[c.series].values[c.future] for c in cutoffs])
-    blend = []
-    for c in range(channels):
-        seen = ~np.isnan(truth[:, c])
-        errors = [np.mean(np.abs(classical[seen, c] + w * (model[seen, c] - classical[seen, c]) - truth[seen, c]))
-                  for w in BLENDS]
-        blend.append(float(BLENDS[int(np.argmin(errors))]) if seen.any() else 1.0)
-    return tuple(blend)
+    model = forecast_batch(fitted, requests, samples=16, seeds=range(len(cutoffs)))
+    classical = forecast_batch(fitted, requests, part="classical")
+    truth = [sequences[c.series].values[c.future] for c in cutoffs]
+
+    def part(half: list[int], c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (np.concatenate([truth[k][:, c] for k in half]), np.concatenate([model[k].mean[:, c] for k in half]),
+                np.concatenate([classical[k].mean[:, c] for k in half]))
+    return tuple(blend_weight([part(half, c) for half in _halves(cutoffs)]) for c in range(channels))
+
+
+def blend_weight(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """The blend for one channel from (truth, network forecast, classical forecast) on each part of the cut-offs:
+    the least over the parts of the weight in BLENDS with the lowest MAE there (NaN truth: not observed; a part
+    with nothing observed has no say; none with any: 1)."""
+    best = []
+    for truth, net, base in parts:
+        seen = ~np.isnan(truth)
+        if seen.any():
+            errors = [np.mean(np.abs(base[seen] + w * (net[seen] - base[seen]) - truth[seen])) for w in BLENDS]
+            best.append(float(BLENDS[int(np.argmin(errors))]))
+    return min(best, default=1.0)
+
+
+def _halves(cutoffs: list[Cutoff]) -> list[list[int]]:
+    """Indices of the older and the newer half of each series' cut-offs (a series with one cut-off: in both)."""
+    older, newer = [], []
+    by_series: dict[int, list[int]] = {}
+    for k, c in enumerate(cutoffs):
+        by_series.setdefault(c.series, []).append(k)
+    for ks in by_series.values():
+        ks = sorted(ks, key=lambda k: cutoffs[k].end)
+        middle = len(ks) // 2
+        older += ks[:middle] or ks
+        newer += ks[middle:]
+    return [older, newer]
 
 
 def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:

@@ -36,11 +36,13 @@ class Component:
 
     What the fit leaves (the residual) has a classical forecast too: inside the context, the residuals of the
     neighbouring observations linearly interpolated; after it, the last observation's residual fading with a
-    half-life of `persistence` seconds (0: none). blend: per channel, the weight of the network's forecast of the
-    residual against that classical one after the context (chosen on the validation cut-offs: 1 = the network's
-    alone, 0 = the classical alone; empty = 1 for every channel). linear_inside: between the context's observations
-    the forecast is their linear interpolation (the residuals' interpolation less the component's curvature), chosen
-    where it interpolates held-out points better than the component does."""
+    half-life of `persistence` seconds (0: none), or, where `echo` is a period (s), the residual one such period
+    before (as many periods back as reach the context: with a flat component, the seasonal naive forecast).
+    blend: per channel, the weight of the network's forecast of the residual against that classical one after the
+    context (chosen on the validation cut-offs: 1 = the network's alone, 0 = the classical alone; empty = 1 for
+    every channel). linear_inside: between the context's observations the forecast is their linear interpolation
+    (the residuals' interpolation less the component's curvature), chosen where it interpolates held-out points
+    better than the component does."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -52,12 +54,13 @@ class Component:
     blend: tuple[float, ...] = ()
     persistence: float = 0.0
     linear_inside: bool = False
+    echo: float = 0.0
 
     def to_dict(self) -> dict:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
-                "linear_inside": self.linear_inside}
+                "linear_inside": self.linear_inside, "echo": self.echo}
 
     @classmethod
     def from_dict(cls, data: dict) -> Component:
@@ -66,7 +69,7 @@ class Component:
                    damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
                    blend=tuple(float(w) for w in data.get("blend", ())),
                    persistence=float(data.get("persistence", 0.0)),
-                   linear_inside=bool(data.get("linear_inside", False)))
+                   linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)))
 
     def weights(self, channels: int) -> np.ndarray:
         """(C,) the blend per channel."""
@@ -105,7 +108,8 @@ class WindowFrame:
 
     def residual(self, times: np.ndarray) -> np.ndarray:
         """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
-        residuals up to its end, the last one fading (half-life component.persistence) after it."""
+        residuals up to its end; after it the last one fading (half-life component.persistence), or with an echo
+        period P the residual whole periods back (at t - kP, the least k that reaches the channel's last one)."""
         times = np.asarray(times, dtype=np.float64)
         out = np.zeros((times.size, self.scale.size))
         half_life = self.component.persistence
@@ -119,8 +123,13 @@ class WindowFrame:
             if base_at is not None:  # the values' own line between neighbours, in local units
                 knots = self.base(t)[:, c] + r * self.scale[c]
                 inside = (np.interp(times, t, knots) - base_at[:, c]) / self.scale[c]
-            fading = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
-            out[:, c] = np.where(times <= t[-1], inside, fading)
+            if self.component.echo > 0:
+                period = self.component.echo
+                back = np.ceil(np.maximum(times - t[-1], 0.0) / period) * period
+                after = np.interp(times - back, t, r)
+            else:
+                after = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
+            out[:, c] = np.where(times <= t[-1], inside, after)
         return out
 
     def classical(self, times: np.ndarray) -> np.ndarray:

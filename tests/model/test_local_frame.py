@@ -15,7 +15,18 @@ from model import (
     from_bytes,
     to_bytes,
 )
-from model.backtest import STAYS, candidates_of, choose_component, choose_inside, cutoffs_of, history_cutoffs
+from model.backtest import (
+    STAYS,
+    Cutoff,
+    _halves,
+    baseline,
+    blend_weight,
+    candidates_of,
+    choose_component,
+    choose_inside,
+    cutoffs_of,
+    history_cutoffs,
+)
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
 from model.local import choose_sizes
 
@@ -240,6 +251,48 @@ def test_residual_interpolates_inside_the_context_and_fades_after_it():
     np.testing.assert_allclose(frame.residual(t[-1:] + 2.0), [[last / 2]])  # after: half gone in one half-life
     none = frame_of(Component(False, (), (), 1e9, 10.0, 100.0, 10.0), t, values, np.array([1e-3]))
     np.testing.assert_allclose(none.residual(t[-1:] + 2.0), [[0.0]])
+
+
+def test_an_echo_repeats_the_last_season_and_with_a_flat_component_is_the_seasonal_naive_forecast():
+    rng = np.random.default_rng(5)
+    t = T0 + np.sort(rng.choice(np.arange(120.0), 80, replace=False)) * DAY
+    season = 7 * DAY
+    values = (np.where(np.remainder(t, season) < 2 * DAY, 10.0, 1.0) + rng.normal(0, 0.1, t.size))[:, None]
+    flat = Component(False, (), (), STAYS * 200 * DAY, 10.0, 200 * DAY, 10.0, echo=season)
+    frame = frame_of(flat, t, values, np.array([1e-3]))
+    ahead = t[-1] + np.linspace(0.2, 20, 50) * DAY
+    naive = baseline("seasonal_naive", Sequence(t, values, ("v",)), t.size - 1, ahead, season)
+    np.testing.assert_allclose(frame.classical(ahead), naive, atol=1e-9)
+    assert Component.from_dict(flat.to_dict()) == flat
+    assert Component.from_dict({k: v for k, v in flat.to_dict().items() if k != "echo"}).echo == 0.0  # older
+
+
+def test_component_choice_takes_the_echo_for_a_season_no_few_sines_draw():
+    """A sharp, irregular weekly profile (hourly, 60% of hours kept): only last week's values carry it."""
+    rng = np.random.default_rng(0)
+    n = 24 * 7 * 12
+    t = T0 + np.sort(rng.choice(np.arange(n) * 3600.0, int(0.6 * n), replace=False))
+    profile = rng.choice([0.0, 4.0], 168, p=[0.8, 0.2])
+    hour = (np.remainder(t - T0, 7 * DAY) // 3600).astype(int)
+    series = Sequence(t, (profile[hour] + rng.normal(0, 0.1, t.size))[:, None], ("v",))
+    sizes = choose_sizes([series], ModelConfig(horizon=3 * DAY, seasons=[7 * DAY]))
+    cuts, _, _ = cutoffs_of([series], sizes, np.random.default_rng(0))
+    chosen = choose_component([series], cuts, history_cutoffs([series], sizes), sizes, np.std(series.values, axis=0))
+    assert chosen.echo == 7 * DAY, chosen
+
+
+def test_the_network_gets_weight_only_where_it_helps_on_both_halves_of_the_cutoffs():
+    cuts = [Cutoff(0, end, np.array([end + 1])) for end in (10, 20, 30, 40)] + [Cutoff(1, 5, np.array([6]))]
+    older, newer = _halves(cuts)
+    assert sorted(older) == [0, 1, 4] and sorted(newer) == [2, 3, 4]
+    truth, classical = np.zeros(20), np.ones(20)
+    helps, hurts = truth.copy(), 2 * classical  # the network's forecast: right, or further off than the classical
+    assert blend_weight([(truth, helps, classical), (truth, helps, classical)]) == 1.0
+    assert blend_weight([(truth, helps, classical), (truth, hurts, classical)]) == 0.0
+    halfway = np.full(20, 0.5)  # on one half the network is right, on the other it is halfway there
+    assert blend_weight([(truth, helps, classical), (truth + 0.5, helps, classical)]) == 0.5
+    assert blend_weight([(truth, halfway, classical), (truth, helps, classical)]) == 1.0
+    assert blend_weight([(np.full(3, np.nan), helps[:3], classical[:3])]) == 1.0  # nothing seen: the network
 
 
 def test_interpolation_returns_the_observations_at_their_times(local_fit):
