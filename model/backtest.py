@@ -138,15 +138,21 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     if not sets:
         return candidates[len(candidates) // 2]
     floor = SCALE_FLOOR * std
-
-    def classical(component: Component):
-        def predict(c: Cutoff) -> np.ndarray:
-            s = sequences[c.series]
-            return frame_of(component, s.times[:c.end + 1], s.values[:c.end + 1], floor).classical(
-                s.times[c.future])
-        return predict
-
-    scores = [np.mean([_mae(_errors(sequences, cuts, std, classical(c))) for cuts in sets]) for c in candidates]
+    # Candidates that differ only in how the residual goes on after the context share one fit per cut-off.
+    fits: dict[Component, list[int]] = {}
+    for i, candidate in enumerate(candidates):
+        fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
+    errors: list[list[list[np.ndarray]]] = [[[] for _ in sets] for _ in candidates]
+    for fitted_part, members in fits.items():
+        for k, cuts in enumerate(sets):
+            for c in cuts:
+                s = sequences[c.series]
+                frame = frame_of(fitted_part, s.times[:c.end + 1], s.values[:c.end + 1], floor)
+                at, truth = s.times[c.future], s.values[c.future]
+                for i in members:
+                    forecast = dataclasses.replace(frame, component=candidates[i]).classical(at)
+                    errors[i][k].append(np.abs(forecast - truth) / std)
+    scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
     return candidates[int(np.nanargmin(scores))]
 
 
