@@ -102,7 +102,8 @@ STAYS = 1e3  # a half-life this many times the span it covers: no decay (the lev
 
 def candidates_of(sizes: Sizes) -> list[Component]:
     """The components choose_component tries: each context (the chosen one, three times it and the whole history,
-    unless the config fixed it) with or without a trend, with any subset of the seasons found, with each half-life
+    unless the config fixed it) without a trend or with one damped over a quarter of the horizon or the whole of it,
+    with any subset of the seasons found, with each half-life
     from a few gaps to none at all, and the last residual fading over none, an eighth, half or beyond the horizon
     (the last value kept: what wins on a random walk or after a change of level) or, for each season found, the
     residual one season back repeated (the seasonal naive forecast, on top of the component)."""
