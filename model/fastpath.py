@@ -11,6 +11,7 @@ itself: slower, the same function as the module computes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from torch import nn
 
@@ -46,11 +47,7 @@ def tanh_mlp(net: nn.Module) -> list[nn.Linear]:
 
 
 def is_tanh_mlp(net: nn.Module) -> bool:
-    try:
-        tanh_mlp(net)
-    except NotFastPath:
-        return False
-    return True
+    return _matches(tanh_mlp, net)
 
 
 def odernn_ode(encoder: nn.Module) -> tuple[nn.Linear, nn.Linear]:
@@ -67,8 +64,13 @@ def odernn_ode(encoder: nn.Module) -> tuple[nn.Linear, nn.Linear]:
 
 
 def is_fast_odernn(encoder: nn.Module) -> bool:
+    return _matches(odernn_ode, encoder)
+
+
+def _matches(check: Callable[[nn.Module], object], module: nn.Module) -> bool:
+    """Whether `check` (tanh_mlp, odernn_ode) takes `module` without raising NotFastPath."""
     try:
-        odernn_ode(encoder)
+        check(module)
     except NotFastPath:
         return False
     return True
