@@ -13,7 +13,7 @@ from scipy.integrate import solve_ivp
 
 from model.data import Sequence
 
-__all__ = ["Task", "periodic", "spirals", "lotka_volterra"]
+__all__ = ["Task", "periodic", "spirals", "lotka_volterra", "panel"]
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,33 @@ def lotka_volterra(n: int = 500, seed: int = 0) -> Task:
             at = np.isin(times, future)
             test.append((context, times[at], sol[at]))
     return Task("lotka-volterra", train, test)
+
+
+HOUR = 3600.0
+
+
+def panel(n: int = 1000, points: int = 240, seed: int = 0) -> Task:
+    """A panel of `n` irregular series of one channel, like a fleet of devices on their own clocks: gaps uniform in
+    [0.5, 1.5] hours (`points` observations, about 10 days with the default); each series has its own level, trend
+    and cycle, whose period (16 to 32 hours) differs from series to series, so no one season fits the panel, plus a
+    weaker daily cycle shared by all and AR(1) noise (coefficient 0.8, innovations 0.05). The test part of each
+    series is its last day: the encoder sees the rest, the score covers the noise-free values there. Every series
+    is in `train` (its first part) and in `test`.
+    """
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for _ in range(n):
+        times = np.concatenate([[0.0], np.cumsum(rng.uniform(0.5, 1.5, points - 1))]) * HOUR
+        level, trend = rng.normal(0.0, 3.0), rng.normal(0.0, 0.2)
+        amp, period = rng.uniform(0.5, 2.0), rng.uniform(16.0, 32.0) * HOUR
+        phase, phase_day = rng.uniform(0, 2 * np.pi, 2)
+        clean = (level + trend * times / (24 * HOUR) + amp * np.sin(2 * np.pi * times / period + phase)
+                 + 0.3 * np.sin(2 * np.pi * times / (24 * HOUR) + phase_day))
+        noise = np.zeros(points)
+        for k in range(1, points):
+            noise[k] = 0.8 * noise[k - 1] + 0.05 * rng.standard_normal()
+        values = (clean + noise)[:, None]
+        seen = times <= times[-1] - 24 * HOUR
+        train.append(Sequence(times[seen], values[seen], ("x",)))
+        test.append((train[-1], times[~seen], clean[~seen, None]))
+    return Task("panel", train, test)
