@@ -18,18 +18,39 @@ tolerance (tests/model/test_training.py checks 1e-4 in float64).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol, cast
+
 import torch
 from torch import nn
 
 from model.errors import SolverError
 from model.fastpath import tanh_mlp
 from model.folded import FoldedMLP
-from model.rk import SOLUTION_WEIGHTS, RKFailure, dopri5
+from model.rk import SOLUTION_WEIGHTS, Hits, RKFailure, dopri5
+
+if TYPE_CHECKING:
+    from model.network import Dynamics
 
 __all__ = ["adjoint_odeint"]
 
+# (dynamics, its Linear layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, the hint for a
+# SolverError)
+_Settings = tuple["Dynamics", list[nn.Linear], float, float, int, float, float, bool, str]
+# one evaluation's layer inputs and the gradients at the layers' outputs (FoldedMLP.backward)
+_Evaluation = tuple[list[torch.Tensor], list[torch.Tensor]]
 
-def adjoint_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
+
+class _Context(Protocol):
+    """What `_Adjoint.forward` leaves on autograd's ctx for `backward` (and autograd's own saved tensors)."""
+
+    settings: _Settings
+    mlp: FoldedMLP
+    saved_tensors: tuple[torch.Tensor, ...]
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None: ...
+
+
+def adjoint_odeint(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
                    max_steps: int, adjoint_rtol: float, adjoint_atol: float, seminorm: bool,
                    hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable by the adjoint method with
@@ -37,13 +58,14 @@ def adjoint_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *
     between them (model/fastpath.py)."""
     layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
-    settings = (dynamics, layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)
-    return _Adjoint.apply(z0, times, settings, *params)
+    settings: _Settings = (dynamics, layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)
+    return cast(torch.Tensor, _Adjoint.apply(z0, times, settings, *params))
 
 
 class _Adjoint(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
+    def forward(ctx: _Context, z0: torch.Tensor, times: torch.Tensor, settings: _Settings,
+                *params: torch.Tensor) -> torch.Tensor:  # params: inputs only so that autograd asks for their gradients
         dynamics, layers, rtol, atol, max_steps, *_, hint = settings
         mlp = FoldedMLP(layers)  # also the backward pass's vector-Jacobian products
 
@@ -61,7 +83,7 @@ class _Adjoint(torch.autograd.Function):
         return zt
 
     @staticmethod
-    def backward(ctx, grad_zt):
+    def backward(ctx: _Context, grad_zt: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         times, zt = ctx.saved_tensors
         with torch.no_grad():
             if ctx.settings[7]:  # seminorm
@@ -71,7 +93,7 @@ class _Adjoint(torch.autograd.Function):
         return (grads[0], None, None, *grads[1:])
 
 
-def _full_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor, grad_zt: torch.Tensor,
+def _full_backward(settings: _Settings, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor, grad_zt: torch.Tensor,
                    seminorm: bool) -> list[torch.Tensor]:
     """The backward solve of the augmented state [z, a, g]: gradients of z0 and of the parameters. With
     `seminorm`, the steps of `_seminorm_backward` (tests compare the two)."""
@@ -88,7 +110,7 @@ def _full_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: tor
         vjp_p = mlp.param_vjp(inputs, outputs)
         return torch.cat([-f.reshape(-1), vjp_z.reshape(-1), *(g.reshape(-1) for g in vjp_p)])
 
-    def norm(x):
+    def norm(x: torch.Tensor) -> torch.Tensor:
         parts = [x[:n], x[n:2 * n]] if seminorm else [x[:n], x[n:2 * n], x[2 * n:]]
         return max(p.pow(2).mean().sqrt() for p in parts)
 
@@ -109,7 +131,7 @@ def _full_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: tor
     return [y[n:2 * n].view(shape), *grads]
 
 
-def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor,
+def _seminorm_backward(settings: _Settings, mlp: FoldedMLP, times: torch.Tensor, zt: torch.Tensor,
                        grad_zt: torch.Tensor) -> list[torch.Tensor]:
     """The backward solve with the seminorm: only [z, a] go through dopri5, and g = ∫ a·∂f/∂θ is summed alongside.
 
@@ -121,8 +143,8 @@ def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt:
     dynamics, _, _, _, max_steps, rtol, atol, _, hint = settings
     rows = zt.shape[1]
     weight_sums, output_sums = mlp.sums(rows, zt)
-    trial: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []  # evaluations since the last accepted step
-    first: list = []  # the evaluation that is the next step's k_0
+    trial: list[_Evaluation] = []  # evaluations since the last accepted step
+    first: list[_Evaluation] = []  # the evaluation that is the next step's k_0
 
     def derivative(y: torch.Tensor) -> torch.Tensor:  # d/ds of [z, a], s = -t (forwards in s)
         f, inputs = mlp(y[0])
@@ -130,7 +152,7 @@ def _seminorm_backward(settings: tuple, mlp: FoldedMLP, times: torch.Tensor, zt:
         trial.append((inputs, outputs))
         return torch.stack([f.neg_(), vjp])
 
-    def on_step(dt: float, hits: list[tuple[int, list[float]]]) -> None:
+    def on_step(dt: float, hits: Hits) -> None:
         if not first:
             first.append(trial[0])  # f(y0) of this segment, the first call
         weights = hits[0][1] if hits else SOLUTION_WEIGHTS

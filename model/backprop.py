@@ -19,6 +19,8 @@ autograd through model/rk.py in float64.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol, cast
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -26,36 +28,52 @@ from torch.autograd.function import once_differentiable
 from model.errors import SolverError
 from model.fastpath import tanh_mlp
 from model.folded import FoldedMLP
-from model.rk import STAGE_WEIGHTS, STAGES, RKFailure, dopri5
+from model.rk import STAGE_WEIGHTS, STAGES, Hits, RKFailure, dopri5
+
+if TYPE_CHECKING:
+    from model.network import Dynamics
 
 __all__ = ["backprop_odeint"]
 
+# (dynamics, its Linear layers, rtol, atol, max_steps, the hint for a SolverError)
+_Settings = tuple["Dynamics", list[nn.Linear], float, float, int, str]
 
-def backprop_odeint(dynamics: nn.Module, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
+
+class _Context(Protocol):
+    """What `_Backprop.forward` leaves on autograd's ctx for `backward`: the MLP, each accepted step's (dt, outputs
+    reached) and each evaluation's layer inputs."""
+
+    mlp: FoldedMLP
+    steps: list[tuple[float, Hits]]
+    evaluations: list[list[torch.Tensor]]
+
+
+def backprop_odeint(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, *, rtol: float, atol: float,
                     max_steps: int, hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable (by the hand-written
     backward above) with respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear
     layers with Tanh between them (model/fastpath.py)."""
     layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
-    return _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params)
+    return cast(torch.Tensor, _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params))
 
 
 class _Backprop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z0, times, settings, *params):  # params: inputs only so that autograd asks for their gradients
+    def forward(ctx: _Context, z0: torch.Tensor, times: torch.Tensor, settings: _Settings,
+                *params: torch.Tensor) -> torch.Tensor:  # params: inputs only so that autograd asks for their gradients
         dynamics, layers, rtol, atol, max_steps, hint = settings
         mlp = FoldedMLP(layers)
         trial: list[list[torch.Tensor]] = []  # each evaluation's layer inputs since the last accepted step
         evaluations: list[list[torch.Tensor]] = []  # those of f(z0), then 6 per accepted step (stages 1-6)
-        steps: list[tuple[float, list[tuple[int, list[float]]]]] = []
+        steps: list[tuple[float, Hits]] = []
 
         def f(z: torch.Tensor) -> torch.Tensor:
             out, inputs = mlp(z)
             trial.append(inputs)
             return out
 
-        def on_step(dt: float, hits: list[tuple[int, list[float]]]) -> None:
+        def on_step(dt: float, hits: Hits) -> None:
             if not evaluations:
                 evaluations.append(trial[0])  # f(z0), the first call
             evaluations.extend(trial[-(STAGES - 1):])
@@ -76,7 +94,7 @@ class _Backprop(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_zt):
+    def backward(ctx: _Context, grad_zt: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         mlp, steps, evaluations = ctx.mlp, ctx.steps, ctx.evaluations
         layers = mlp.layers
         if not steps:  # a single output time: z(t0) = z0
@@ -115,5 +133,6 @@ class _Backprop(torch.autograd.Function):
                 grad_k[:i].addcmul_(a[i], grad_s, value=dt)
             carry = grad_k[0].clone()
             grad_next = grad_here
+        assert carry is not None  # steps is not empty: the loop ran
         grad_z0 = grad_next + grad_zt[0] + vjp(0, carry)  # k_0 of the first step is f(z0)
         return (grad_z0, None, None, *mlp.param_grads(*sums))

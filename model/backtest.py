@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
+from model.arrays import BoolArray, FloatArray, IntArray
 from model.calibration import Calibration
 from model.data import Sequence
 from model.frame import SCALE_FLOOR, Component, frame_of, harmonics
@@ -22,8 +24,9 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend", "candidates_of", "choose_component",
-           "choose_inside", "blend_weight", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS"]
+__all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
+           "candidates_of", "choose_component", "choose_inside", "blend_weight", "validation_mae", "calibration_from",
+           "backtest", "BASELINES", "STAYS"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -33,13 +36,45 @@ BASELINES = ("last_value", "drift", "seasonal_naive")
 BANDS = 4  # backtest errors per quarter of the horizon
 
 
+class BandScores(TypedDict):
+    """A method's scores on one quarter of the horizon: up to `until_s` seconds past the cut-off."""
+
+    until_s: float
+    mae: float | None
+    coverage90: float | None
+
+
+class MethodScores(TypedDict):
+    """A method's backtest scores (None: nothing to score); coverage90 only for the model, rmae added by backtest."""
+
+    mae: float | None
+    mse: float | None
+    coverage90: float | None
+    bands: list[BandScores]
+    rmae: NotRequired[float | None]
+
+
+class Backtest(TypedDict):
+    """`backtest`'s result, JSON-able (FittedModel.backtest); model/local.py adds how training went."""
+
+    cutoffs: int
+    points: int
+    methods: dict[str, MethodScores]
+    best_baseline: NotRequired[str | None]
+    beats_baselines: NotRequired[bool | None]
+    overlap: NotRequired[bool]
+    hit_time_limit: NotRequired[bool]
+    steps: NotRequired[int]
+    seconds: NotRequired[float]
+
+
 @dataclass(frozen=True)
 class Cutoff:
     """Sequence `series`; its observations [0, end] are the context, `future` (indices) the scored points."""
 
     series: int
     end: int
-    future: np.ndarray
+    future: IntArray
 
 
 def cutoffs_of(sequences: list[Sequence], sizes: Sizes,
@@ -85,14 +120,14 @@ def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = 2
     return out
 
 
-def _errors(sequences: list[Sequence], cutoffs: list[Cutoff], std: np.ndarray,
-            predict) -> np.ndarray:
+def _errors(sequences: list[Sequence], cutoffs: list[Cutoff], std: FloatArray,
+            predict: Callable[[Cutoff], FloatArray]) -> FloatArray:
     """Absolute errors in std units, (points, C) NaN where unobserved, of predict(cutoff) -> (len(future), C)."""
     out = [np.abs(predict(c) - sequences[c.series].values[c.future]) / std for c in cutoffs]
     return np.concatenate(out) if out else np.zeros((0, std.size))
 
 
-def _mae(errors: np.ndarray) -> float:
+def _mae(errors: FloatArray) -> float:
     per_channel = [np.nanmean(errors[:, c]) for c in range(errors.shape[1]) if np.isfinite(errors[:, c]).any()]
     return float(np.mean(per_channel)) if per_channel else float("nan")
 
@@ -127,7 +162,7 @@ def candidates_of(sizes: Sizes) -> list[Component]:
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
-                     std: np.ndarray) -> Component:
+                     std: FloatArray) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
     (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same.
 
@@ -143,7 +178,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     fits: dict[Component, list[int]] = {}
     for i, candidate in enumerate(candidates):
         fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
-    errors: list[list[list[np.ndarray]]] = [[[] for _ in sets] for _ in candidates]
+    errors: list[list[list[FloatArray]]] = [[[] for _ in sets] for _ in candidates]
     for fitted_part, members in fits.items():
         for k, cuts in enumerate(sets):
             for c in cuts:
@@ -160,12 +195,12 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
 HIDDEN = 5  # choose_inside hides every HIDDEN-th inner observation of each series' newest context
 
 
-def choose_inside(sequences: list[Sequence], component: Component, std: np.ndarray) -> Component:
+def choose_inside(sequences: list[Sequence], component: Component, std: FloatArray) -> Component:
     """`component` with linear_inside set where the linear interpolation of the observations predicts held-out
     ones (every HIDDEN-th inner point of each series' newest context) with a lower squared error than the
     component's own interpolation (its curve plus the residuals' line)."""
     floor = SCALE_FLOOR * std
-    errors = {False: [], True: []}
+    errors: dict[bool, list[FloatArray]] = {False: [], True: []}
     for s in sequences:
         inner = np.flatnonzero(s.times >= s.times[-1] - component.context)[1:-1]
         hidden = inner[::HIDDEN]
@@ -182,7 +217,7 @@ def choose_inside(sequences: list[Sequence], component: Component, std: np.ndarr
     return dataclasses.replace(component, linear_inside=bool(mse[True] < mse[False]))
 
 
-def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Sequence, np.ndarray]]:
+def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Sequence, FloatArray]]:
     out = []
     for c in cutoffs:
         s = sequences[c.series]
@@ -218,13 +253,13 @@ def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[C
     classical = forecast_batch(fitted, requests, part="classical")
     truth = [sequences[c.series].values[c.future] for c in cutoffs]
 
-    def part(half: list[int], c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def part(half: list[int], c: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         return (np.concatenate([truth[k][:, c] for k in half]), np.concatenate([model[k].mean[:, c] for k in half]),
                 np.concatenate([classical[k].mean[:, c] for k in half]))
     return tuple(blend_weight([part(half, c) for half in _halves(cutoffs)]) for c in range(channels))
 
 
-def blend_weight(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> float:
+def blend_weight(parts: list[tuple[FloatArray, FloatArray, FloatArray]]) -> float:
     """The blend for one channel from (truth, network forecast, classical forecast) on each part of the cut-offs:
     the least over the parts of the weight in BLENDS with the lowest MAE there (NaN truth: not observed; a part
     with nothing observed has no say; none with any: 1)."""
@@ -262,6 +297,7 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
         for p, (decoded, _) in zip(parts, draws, strict=True):
             mean, scale = spread(mixed(fitted, p, decoded), obs_std)
+            assert p.frame is not None  # the local frame's parts carry their window's frame
             truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
                 np.searchsorted(at, p.times)])
             offsets.append(p.query - p.ctx_t[-1])
@@ -273,7 +309,7 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
         fitted.horizon / fitted.normaliser.time_scale)
 
 
-def baseline(name: str, s: Sequence, end: int, at: np.ndarray, season: float | None) -> np.ndarray:
+def baseline(name: str, s: Sequence, end: int, at: FloatArray, season: float | None) -> FloatArray:
     """A baseline forecast (len(at), C) from s's observations [0, end]: "last_value", "drift" (a least-squares
     line through the last 5 observations) or "seasonal_naive" (the series, linearly interpolated, one season back,
     or as many as it takes to reach observed time)."""
@@ -294,16 +330,16 @@ def baseline(name: str, s: Sequence, end: int, at: np.ndarray, season: float | N
     return out
 
 
-def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes) -> dict:
+def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff], sizes: Sizes) -> Backtest:
     """The version's backtest on the cut-offs: per method MAE, MSE, rMAE (MAE ÷ last value's), 90% coverage and
     MAE per quarter of the horizon; the best baseline and whether the model beats it."""
     from model.predict import forecast_batch
 
     std = fitted.normaliser.std
     requests = _requests(sequences, cutoffs)
-    out: dict = {"cutoffs": len(cutoffs), "points": int(sum(c.future.size for c in cutoffs)), "methods": {}}
+    out: Backtest = {"cutoffs": len(cutoffs), "points": int(sum(c.future.size for c in cutoffs)), "methods": {}}
     if not cutoffs:
-        out.update(best_baseline=None, beats_baselines=None)
+        out["best_baseline"], out["beats_baselines"] = None, None
         return out
     model = forecast_batch(fitted, requests, samples=64, quantiles=(0.05, 0.95), seeds=range(len(cutoffs)))
     classical = forecast_batch(fitted, requests, part="classical")
@@ -326,25 +362,25 @@ def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutof
     last = out["methods"]["last_value"]["mae"]
     for scores in out["methods"].values():
         scores["rmae"] = scores["mae"] / last if last and scores["mae"] is not None else None
-    candidates = {n: out["methods"][n]["mae"] for n in BASELINES if out["methods"].get(n, {}).get("mae") is not None}
-    best = min(candidates, key=candidates.get) if candidates else None
+    candidates = {n: mae for n in BASELINES if n in out["methods"] and (mae := out["methods"][n]["mae"]) is not None}
+    best = min(candidates, key=candidates.__getitem__) if candidates else None
     mine = out["methods"]["model"]["mae"]
-    out.update(best_baseline=best, beats_baselines=None if best is None or mine is None else
-               bool(mine <= candidates[best]))
+    out["best_baseline"] = best
+    out["beats_baselines"] = None if best is None or mine is None else bool(mine <= candidates[best])
     return out
 
 
-def _scores(err: np.ndarray, offsets: np.ndarray, horizon: float, inside: np.ndarray | None,
-            truth: np.ndarray) -> dict:
+def _scores(err: FloatArray, offsets: FloatArray, horizon: float, inside: BoolArray | None,
+            truth: FloatArray) -> MethodScores:
     observed = ~np.isnan(truth)
 
-    def coverage(mask: np.ndarray) -> float | None:
+    def coverage(mask: BoolArray) -> float | None:
         if inside is None or not (observed & mask[:, None]).any():
             return None
         return float(inside[observed & mask[:, None]].mean())
 
     every = np.ones(offsets.size, dtype=bool)
-    bands = []
+    bands: list[BandScores] = []
     for b in range(BANDS):
         lo, hi = horizon * b / BANDS, horizon * (b + 1) / BANDS
         mask = (offsets > lo) & (offsets <= hi)

@@ -6,7 +6,7 @@ LOCF and linear interpolation have no uncertainty: std 0 and every quantile equa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from scipy.stats import norm as normal
@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
+from model.arrays import FloatArray
 from model.data import Sequence
 from model.errors import InputError
 from model.predict import Forecast
@@ -21,7 +22,7 @@ from model.predict import Forecast
 __all__ = ["locf_forecast", "linear_forecast", "gp_forecast"]
 
 
-def _columns(context: Sequence, channels: tuple[str, ...]):
+def _columns(context: Sequence, channels: tuple[str, ...]) -> Iterator[tuple[FloatArray, FloatArray]]:
     ctx = context.select(channels)
     for c in range(len(channels)):
         seen = ~np.isnan(ctx.values[:, c])
@@ -30,7 +31,7 @@ def _columns(context: Sequence, channels: tuple[str, ...]):
         yield ctx.times[seen], ctx.values[seen, c]
 
 
-def _point(at: np.ndarray, mean: np.ndarray, channels: tuple[str, ...], levels: Iterable[float]) -> Forecast:
+def _point(at: FloatArray, mean: FloatArray, channels: tuple[str, ...], levels: Iterable[float]) -> Forecast:
     levels = np.sort(np.asarray(list(levels), dtype=np.float64))
     return Forecast(times=at, mean=mean, std=np.zeros_like(mean), quantiles=np.repeat(mean[None], levels.size, 0),
                     quantile_levels=levels, channels=channels)

@@ -14,9 +14,11 @@ quarters of the horizon (later times use the last).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
+from model.arrays import BoolArray, FloatArray, IntArray
 from model.data import Example
 
 __all__ = ["Calibration", "LEVELS", "BANDS", "MIN_RESIDUALS", "hide_context_points"]
@@ -27,19 +29,28 @@ MIN_RESIDUALS = 30  # fewer residuals in a band: use the channel's pooled quanti
 HIDE = 0.2  # calibration windows hide this fraction of their context's inner points: interpolation targets
 
 
+class CalibrationData(TypedDict):
+    """`Calibration.to_dict`'s JSON object: the arrays as nested lists."""
+
+    edges: list[float]
+    quantiles: list[list[list[float]]]
+    scale: list[list[float]]
+    counts: list[list[int]]
+
+
 @dataclass(frozen=True)
 class Calibration:
     """edges: (BANDS - 1,) model-time offsets past the context's last time separating the bands.
     quantiles: (BANDS, len(LEVELS), C) standardised-residual quantiles; scale: (BANDS, C) their std;
     counts: (BANDS, C) residuals behind each band."""
 
-    edges: np.ndarray
-    quantiles: np.ndarray
-    scale: np.ndarray
-    counts: np.ndarray
+    edges: FloatArray
+    quantiles: FloatArray
+    scale: FloatArray
+    counts: IntArray
 
     @classmethod
-    def from_residuals(cls, offsets: np.ndarray, residuals: np.ndarray, horizon: float) -> Calibration:
+    def from_residuals(cls, offsets: FloatArray, residuals: FloatArray, horizon: float) -> Calibration:
         """offsets (N,) model time past each point's context end; residuals (N, C) standardised, NaN = none."""
         edges = horizon * np.arange(BANDS - 1) / (BANDS - 1)
         band = band_of(edges, offsets)
@@ -59,32 +70,32 @@ class Calibration:
                     (np.quantile(r, LEVELS), r.std()) if r.size >= MIN_RESIDUALS else fallback)
         return cls(edges=edges, quantiles=quantiles, scale=np.maximum(scale, 1e-6), counts=counts)
 
-    def bands(self, offsets: np.ndarray) -> np.ndarray:
+    def bands(self, offsets: FloatArray) -> IntArray:
         return band_of(self.edges, offsets)
 
-    def table(self, levels: np.ndarray) -> np.ndarray:
+    def table(self, levels: FloatArray) -> FloatArray:
         """(BANDS, C, K): each band's and channel's standardised-residual quantile at each of `levels` (K,)."""
         return np.stack([[np.interp(levels, LEVELS, self.quantiles[b, :, c]) for c in range(self.quantiles.shape[2])]
                          for b in range(BANDS)])
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> CalibrationData:
         return {"edges": self.edges.tolist(), "quantiles": self.quantiles.tolist(), "scale": self.scale.tolist(),
                 "counts": self.counts.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Calibration:
+    def from_dict(cls, data: CalibrationData) -> Calibration:
         return cls(edges=np.asarray(data["edges"], dtype=np.float64),
                    quantiles=np.asarray(data["quantiles"], dtype=np.float64),
                    scale=np.asarray(data["scale"], dtype=np.float64),
                    counts=np.asarray(data["counts"], dtype=np.int64))
 
 
-def band_of(edges: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def band_of(edges: FloatArray, offsets: FloatArray) -> IntArray:
     """Band index per offset: 0 for offset <= 0, then 1 + the horizon quarter it falls in (capped)."""
     return np.minimum(np.searchsorted(edges, offsets, side="left"), BANDS - 1)
 
 
-def hide_context_points(example: Example, rng: np.random.Generator) -> tuple[Example, np.ndarray]:
+def hide_context_points(example: Example, rng: np.random.Generator) -> tuple[Example, BoolArray]:
     """The example with HIDE of its context's inner points taken from the encoder, and a mask over its target
     times of the points a residual may come from: the hidden ones and every point after the context."""
     n = example.ctx_t.size
@@ -99,7 +110,7 @@ def hide_context_points(example: Example, rng: np.random.Generator) -> tuple[Exa
     return shown, scored
 
 
-def _normal_quantiles() -> np.ndarray:
+def _normal_quantiles() -> FloatArray:
     from scipy.stats import norm
 
     inner = norm.ppf(LEVELS[1:-1])

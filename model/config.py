@@ -184,7 +184,7 @@ _OPTIONAL = ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "
              "seasons", "time_limit")
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: float) -> bool:
     """A finite number, and an int that float() can hold (math.isfinite(10**400) raises OverflowError)."""
     try:
         return math.isfinite(value)
@@ -192,7 +192,7 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     """`value` for an error message: short (a JSON body may send a 4000-digit number or a long string)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
         return f"an integer of {value.bit_length()} bits"
@@ -200,7 +200,7 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_type(name: str, value: Any, default: Any) -> None:
+def _check_type(name: str, value: object, default: object) -> None:
     """Type of `value` must match the field's default; JSON ints are fine where a float is expected."""
     if value is None:
         if name in _OPTIONAL:

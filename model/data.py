@@ -6,11 +6,14 @@ start of a window divided by the model's time scale, computed in float64 and onl
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
+from model.arrays import FloatArray, IntArray
 from model.errors import InputError
 
 __all__ = ["Sequence", "Normaliser", "Example", "EncoderBatch", "TargetBatch", "encoder_batch", "target_batch"]
@@ -25,12 +28,12 @@ class Sequence:
     channels: C distinct channel names, in the column order of `values`.
     """
 
-    times: np.ndarray
-    values: np.ndarray
+    times: FloatArray
+    values: FloatArray
     channels: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        channels = (self.channels,) if isinstance(self.channels, str) else tuple(self.channels)
+        channels = _names(self.channels)
         times = np.asarray(self.times, dtype=np.float64)
         values = np.asarray(self.values, dtype=np.float64)
         if values.ndim == 1 and len(channels) == 1:
@@ -68,16 +71,21 @@ class Sequence:
         return Sequence(self.times[keep], values[keep], channels)
 
 
+def _names(channels: str | Iterable[object]) -> tuple[object, ...]:
+    """The channel names as given (one name alone, or any iterable of them), unchecked: __post_init__ checks them."""
+    return (channels,) if isinstance(channels, str) else tuple(channels)
+
+
 @dataclass(frozen=True)
 class Normaliser:
     """Per-channel affine normalisation (mean, std: (C,) float64) and the time scale (seconds per model-time unit)."""
 
-    mean: np.ndarray
-    std: np.ndarray
+    mean: FloatArray
+    std: FloatArray
     time_scale: float
 
     @classmethod
-    def fit(cls, sequences: list[Sequence], window_spans: np.ndarray, time_span: float) -> Normaliser:
+    def fit(cls, sequences: list[Sequence], window_spans: FloatArray, time_span: float) -> Normaliser:
         values = np.concatenate([s.values for s in sequences], axis=0)
         observed = ~np.isnan(values)
         count = observed.sum(axis=0)
@@ -90,10 +98,10 @@ class Normaliser:
             raise InputError("training windows have zero length: each needs at least two distinct times")
         return cls(mean=mean, std=std, time_scale=median_span / time_span)
 
-    def values(self, values: np.ndarray) -> np.ndarray:
+    def values(self, values: FloatArray) -> FloatArray:
         return (values - self.mean) / self.std
 
-    def model_time(self, times: np.ndarray, start: float) -> np.ndarray:
+    def model_time(self, times: FloatArray, start: float) -> FloatArray:
         """Seconds -> model time since `start` (float64 throughout)."""
         return (np.asarray(times, dtype=np.float64) - start) / self.time_scale
 
@@ -106,10 +114,10 @@ class Example:
     Values are normalised, NaN = not observed.
     """
 
-    ctx_t: np.ndarray
-    ctx_x: np.ndarray
-    tgt_t: np.ndarray
-    tgt_x: np.ndarray
+    ctx_t: FloatArray
+    ctx_x: FloatArray
+    tgt_t: FloatArray
+    tgt_x: FloatArray
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ class TargetBatch:
     mask: torch.Tensor
 
 
-def _stacked(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+def _stacked(pairs: list[tuple[FloatArray, FloatArray]]) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
     """(lengths (B,), row (n,) the pair each point comes from, times (n,), values (n, C)) of (t, x) pairs, all
     points one after another."""
     lengths = np.array([len(t) for t, _ in pairs])
@@ -141,7 +149,7 @@ def _stacked(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ..
             np.concatenate([x for _, x in pairs]))
 
 
-def encoder_batch(contexts: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
+def encoder_batch(contexts: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype,
                   device: torch.device) -> EncoderBatch:
     """Pad each (ctx_t (n,), ctx_x (n, C)) on its own; nothing about one context depends on another.
 
@@ -161,7 +169,7 @@ def encoder_batch(contexts: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dt
                         torch.as_tensor(lengths, dtype=torch.long, device=device))
 
 
-def target_batch(targets: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtype,
+def target_batch(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype,
                  device: torch.device) -> TargetBatch:
     """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique);
     all targets together, as `encoder_batch`."""
@@ -175,5 +183,8 @@ def target_batch(targets: list[tuple[np.ndarray, np.ndarray]], dtype: torch.dtyp
     observed = ~np.isnan(x)
     values[row, where] = np.where(observed, x, 0.0)
     mask[row, where] = observed
-    as_tensor = lambda a: torch.as_tensor(a, dtype=dtype, device=device)  # noqa: E731
+
+    def as_tensor(a: npt.NDArray[np.floating]) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype, device=device)
+
     return TargetBatch(as_tensor(grid), as_tensor(values), as_tensor(mask))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from model.arrays import FloatArray
 from model.data import Sequence
 
 __all__ = ["Task", "periodic", "spirals", "lotka_volterra", "panel"]
@@ -20,7 +21,7 @@ __all__ = ["Task", "periodic", "spirals", "lotka_volterra", "panel"]
 class Task:
     name: str
     train: list[Sequence]
-    test: list[tuple[Sequence, np.ndarray, np.ndarray]]  # (context, at (Q,), truth (Q, C))
+    test: list[tuple[Sequence, FloatArray, FloatArray]]  # (context, at (Q,), truth (Q, C))
     validation: tuple[Sequence, ...] = ()  # more series like `train` (never test), where the maker gives some
 
 
@@ -77,7 +78,7 @@ def spirals(points: int, n: int = 1000, seed: int = 0) -> Task:
             truth = np.stack([0.3 * zs * np.cos(zs) - 5, 0.3 * zs * np.sin(zs)], axis=1)
         else:
             truth = np.stack([0.3 * z * np.cos(z) + 5, 0.3 * z * np.sin(z)], axis=1)
-        times = np.arange(steps) * step_seconds
+        times = np.arange(steps, dtype=np.float64) * step_seconds  # exact integers: the same times as int arange
         seen = np.sort(rng.choice(steps, points, replace=False))
         seen[0] = 0  # every stretch is observed at its start, so the window (and z0) starts there
         seen = np.unique(seen)
@@ -100,7 +101,7 @@ def lotka_volterra(n: int = 500, seed: int = 0) -> Task:
     rng = np.random.default_rng(seed)
     a, b, c, d = 1.0, 0.4, 1.0, 0.1
 
-    def rhs(_t: float, s: np.ndarray) -> list[float]:
+    def rhs(_t: float, s: FloatArray) -> list[float]:
         return [a * s[0] - b * s[0] * s[1], d * s[0] * s[1] - c * s[1]]
 
     train, test = [], []

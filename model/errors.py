@@ -39,7 +39,7 @@ class ConfigError(ModelError, ValueError):
         self.field = field
         self.reason = reason
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str]]:
         return type(self), (self.field, self.reason)
 
 
@@ -55,7 +55,8 @@ class OutOfRangeError(InputError):
         self.lower = lower
         self.upper = upper
 
-    def __reduce__(self) -> tuple:  # picklable (forecasts are solved in child processes): args are not just (message,)
+    # picklable (forecasts are solved in child processes): args are not just (message,)
+    def __reduce__(self) -> tuple[type[OutOfRangeError], tuple[str, float, float]]:
         return type(self), (self.args[0], self.lower, self.upper)
 
 
@@ -70,7 +71,7 @@ class NonFiniteLossError(ModelError):
         super().__init__(message)
         self.epoch = epoch
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[NonFiniteLossError], tuple[str, int]]:
         return type(self), (self.args[0], self.epoch)
 
 
@@ -81,7 +82,7 @@ class TrainingCancelled(ModelError):
         super().__init__(message)
         self.epoch = epoch
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[TrainingCancelled], tuple[str, int]]:
         return type(self), (self.args[0], self.epoch)
 
 

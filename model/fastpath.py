@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from torch import nn
+
+if TYPE_CHECKING:
+    from model.network import ODERNNEncoder
 
 __all__ = ["NotFastPath", "tanh_mlp", "is_tanh_mlp", "odernn_ode", "is_fast_odernn", "TANH"]
 
@@ -30,13 +34,14 @@ def tanh_mlp(net: nn.Module) -> list[nn.Linear]:
     if not isinstance(net, nn.Sequential) or len(net) == 0:
         raise NotFastPath(f"expected an nn.Sequential of Linear and Tanh layers, got {type(net).__name__}")
     modules = list(net)
-    layers = modules[0::2]
     between = modules[1::2]
     if len(modules) % 2 == 0:
         raise NotFastPath(f"{net!r} does not end with a Linear layer")
-    for m in layers:
+    layers: list[nn.Linear] = []
+    for m in modules[0::2]:
         if type(m) is not nn.Linear or m.bias is None:
             raise NotFastPath(f"{type(m).__name__} where a Linear layer with a bias must be, in {net!r}")
+        layers.append(m)
     for m in between:
         if not isinstance(m, TANH):
             raise NotFastPath(f"{type(m).__name__} where tanh must be, in {net!r}: the fast code folds tanh only")
@@ -50,7 +55,7 @@ def is_tanh_mlp(net: nn.Module) -> bool:
     return _matches(tanh_mlp, net)
 
 
-def odernn_ode(encoder: nn.Module) -> tuple[nn.Linear, nn.Linear]:
+def odernn_ode(encoder: ODERNNEncoder) -> tuple[nn.Linear, nn.Linear]:
     """(first, last): the ODE-RNN encoder's ODE when it is Linear(hidden → units), tanh, Linear(units → hidden),
     the function model/odernn.py's recurrence computes; NotFastPath otherwise."""
     layers = tanh_mlp(encoder.ode)
@@ -63,11 +68,14 @@ def odernn_ode(encoder: nn.Module) -> tuple[nn.Linear, nn.Linear]:
     return first, last
 
 
-def is_fast_odernn(encoder: nn.Module) -> bool:
+def is_fast_odernn(encoder: ODERNNEncoder) -> bool:
     return _matches(odernn_ode, encoder)
 
 
-def _matches(check: Callable[[nn.Module], object], module: nn.Module) -> bool:
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _matches(check: Callable[[_M], object], module: _M) -> bool:
     """Whether `check` (tanh_mlp, odernn_ode) takes `module` without raising NotFastPath."""
     try:
         check(module)

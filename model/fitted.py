@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -12,7 +13,31 @@ from model.data import Normaliser
 from model.frame import Component
 from model.network import LatentODE
 
-__all__ = ["FittedModel", "resolve_device"]
+if TYPE_CHECKING:
+    from model.backtest import Backtest
+
+__all__ = ["FittedModel", "resolve_device", "EpochRecord", "StepRecord"]
+
+
+class EpochRecord(TypedDict):
+    """One epoch of global-frame training (model/train.py): the mean training loss, the validation MSE (None
+    without validation), its seconds and the dynamics evaluations of its training steps, forward and backward."""
+
+    epoch: int
+    loss: float
+    val_mse: float | None
+    seconds: float
+    nfe: int
+
+
+class StepRecord(TypedDict):
+    """One validation point of local-frame training (model/local.py): the optimiser steps so far, the mean training
+    loss since the last record, the validation MAE (None without cut-offs) and the seconds since training began."""
+
+    step: int
+    loss: float
+    val_mae: float | None
+    seconds: float
 
 
 def resolve_device(name: str) -> torch.device:
@@ -43,10 +68,10 @@ class FittedModel:
     normaliser: Normaliser
     horizon: float
     context_seconds: float
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochRecord] | list[StepRecord] = field(default_factory=list)
     calibration: Calibration | None = None  # bands fitted on held-out windows; None: the model's own spread
     component: Component | None = None
-    backtest: dict | None = None
+    backtest: Backtest | None = None
 
     @property
     def device(self) -> torch.device:

@@ -17,14 +17,36 @@ Times here are float seconds; a window's context ends at `end` (its last observa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
+
+from model.arrays import FloatArray
+
+if TYPE_CHECKING:
+    from model.data import Sequence
 
 __all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "median_gap", "harmonics"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
 SCALE_FLOOR = 0.05  # a window's scale is at least this fraction of the training data's own std per channel
+
+
+class ComponentData(TypedDict):
+    """`Component.to_dict`'s JSON object; models saved before a field existed lack it (`from_dict`'s defaults)."""
+
+    trend: bool
+    seasons: list[float]
+    harmonics: list[int]
+    half_life: float
+    damping: float
+    context: float
+    encoder: float
+    blend: NotRequired[list[float]]
+    persistence: NotRequired[float]
+    linear_inside: NotRequired[bool]
+    echo: NotRequired[float]
 
 
 @dataclass(frozen=True)
@@ -56,14 +78,14 @@ class Component:
     linear_inside: bool = False
     echo: float = 0.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
                 "linear_inside": self.linear_inside, "echo": self.echo}
 
     @classmethod
-    def from_dict(cls, data: dict) -> Component:
+    def from_dict(cls, data: ComponentData) -> Component:
         return cls(trend=bool(data["trend"]), seasons=tuple(float(p) for p in data["seasons"]),
                    harmonics=tuple(int(k) for k in data["harmonics"]), half_life=float(data["half_life"]),
                    damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
@@ -71,11 +93,11 @@ class Component:
                    persistence=float(data.get("persistence", 0.0)),
                    linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)))
 
-    def weights(self, channels: int) -> np.ndarray:
+    def weights(self, channels: int) -> FloatArray:
         """(C,) the blend per channel."""
         return np.asarray(self.blend, dtype=np.float64) if self.blend else np.ones(channels)
 
-    def columns(self, times: np.ndarray, end: float) -> np.ndarray:
+    def columns(self, times: FloatArray, end: float) -> FloatArray:
         """Design matrix (n, p) at `times` (s): level, trend (time since `end` in units of the context, damped past
         `end`), then sin/cos pairs of each season (phase from absolute time, so windows agree)."""
         cols = [np.ones_like(times)]
@@ -96,17 +118,17 @@ class WindowFrame:
     residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed)."""
 
     component: Component
-    coef: np.ndarray
-    scale: np.ndarray
+    coef: FloatArray
+    scale: FloatArray
     end: float
-    knot_t: np.ndarray
-    knot_r: np.ndarray
+    knot_t: FloatArray
+    knot_r: FloatArray
 
-    def base(self, times: np.ndarray) -> np.ndarray:
+    def base(self, times: FloatArray) -> FloatArray:
         """(n, C) the classical component at `times` (s)."""
         return self.component.columns(np.asarray(times, dtype=np.float64), self.end) @ self.coef
 
-    def residual(self, times: np.ndarray) -> np.ndarray:
+    def residual(self, times: FloatArray) -> FloatArray:
         """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
         residuals up to its end; after it the last one fading (half-life component.persistence), or with an echo
         period P the residual whole periods back (at t - kP, the least k that reaches the channel's last one)."""
@@ -132,20 +154,20 @@ class WindowFrame:
             out[:, c] = np.where(times <= t[-1], inside, after)
         return out
 
-    def classical(self, times: np.ndarray) -> np.ndarray:
+    def classical(self, times: FloatArray) -> FloatArray:
         """(n, C) the whole classical forecast at `times`, original units: the component and its residual's."""
         return self.base(times) + self.residual(times) * self.scale
 
-    def to_local(self, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    def to_local(self, times: FloatArray, values: FloatArray) -> FloatArray:
         """Values (n, C) in original units -> what the network sees (NaN stays NaN)."""
         return (values - self.base(times)) / self.scale
 
-    def to_original(self, times: np.ndarray, local: np.ndarray) -> np.ndarray:
+    def to_original(self, times: FloatArray, local: FloatArray) -> FloatArray:
         """Network outputs (..., n, C) at `times` -> original units."""
         return self.base(times) + local * self.scale
 
 
-def frame_of(component: Component, times: np.ndarray, values: np.ndarray, floor: np.ndarray) -> WindowFrame:
+def frame_of(component: Component, times: FloatArray, values: FloatArray, floor: FloatArray) -> WindowFrame:
     """Fit `component` on one context: times (n,) s increasing, values (n, C) NaN = missing (points older than
     component.context before the last are left out); floor (C,): the least scale per channel. A channel with no
     observation keeps base 0 and the floor as its scale."""
@@ -172,13 +194,13 @@ def frame_of(component: Component, times: np.ndarray, values: np.ndarray, floor:
     return WindowFrame(component, coef, scale, end, times, residuals)
 
 
-def median_gap(sequences: list) -> float:
+def median_gap(sequences: list[Sequence]) -> float:
     """The median gap (s) between consecutive observation times, over all sequences."""
     gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 1])
     return float(np.median(gaps)) if gaps.size else 1.0
 
 
-def detect_seasons(sequences: list, longest: float, limit: int = 2) -> tuple[float, ...]:
+def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) -> tuple[float, ...]:
     """Seasonal periods (s) the data shows, shortest first, each at most `longest` seconds.
 
     Each channel of each sequence is put on a regular grid (its 20th-percentile gap; linear interpolation), its
@@ -237,7 +259,7 @@ REFINE_STEPS = 101  # candidate periods tried around an autocorrelation peak
 REFINE_POINTS = 20_000  # points (newest first, over all sequences) the refinement reads at most
 
 
-def refine_period(sequences: list, period: float, step: float) -> float:
+def refine_period(sequences: list[Sequence], period: float, step: float) -> float:
     """The period (s) within one grid step of `period` whose sine and cosine terms (3 harmonics, with a level and a
     line) fit the observations best by least squares, summed over channels in units of each one's variance.
 

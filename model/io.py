@@ -13,6 +13,7 @@ import os
 import struct
 import tempfile
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import safetensors.torch
@@ -50,7 +51,7 @@ def to_bytes(fitted: FittedModel) -> bytes:
     return safetensors.torch.save(tensors, metadata={_KEY: json.dumps(meta)})
 
 
-def _header(data: bytes) -> dict:
+def _header(data: bytes) -> dict[str, Any]:
     # safetensors layout: 8-byte little-endian header length, then that many bytes of JSON
     if len(data) < 8:
         raise ArtifactError(f"not a safetensors blob: {len(data)} bytes")
@@ -58,7 +59,8 @@ def _header(data: bytes) -> dict:
     if size > len(data) - 8:
         raise ArtifactError(f"not a safetensors blob: header length {size} exceeds {len(data) - 8} bytes")
     try:
-        return json.loads(data[8:8 + size])
+        # a JSON object by the format (from_bytes reads what it needs from it and reports what is missing)
+        return cast("dict[str, Any]", json.loads(data[8:8 + size]))
     except ValueError as exc:
         raise ArtifactError(f"not a safetensors blob: header is not JSON ({exc})") from exc
 
@@ -98,7 +100,7 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
                        backtest=meta.get("backtest"))
 
 
-def save(fitted: FittedModel, path: str | os.PathLike) -> None:
+def save(fitted: FittedModel, path: str | os.PathLike[str]) -> None:
     """Write `to_bytes(fitted)` to `path` atomically (a temporary file in the same folder, then os.replace)."""
     path = Path(path)
     data = to_bytes(fitted)
@@ -114,6 +116,6 @@ def save(fitted: FittedModel, path: str | os.PathLike) -> None:
         raise
 
 
-def load(path: str | os.PathLike, device: str = "cpu") -> FittedModel:
+def load(path: str | os.PathLike[str], device: str = "cpu") -> FittedModel:
     """Read a model written by `save` (or the bytes of `to_bytes` stored in a file)."""
     return from_bytes(Path(path).read_bytes(), device=device)

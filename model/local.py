@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from model.arrays import FloatArray
 from model.backtest import (
     Cutoff,
     backtest,
@@ -38,7 +39,7 @@ from model.backtest import (
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
-from model.fitted import FittedModel, resolve_device
+from model.fitted import FittedModel, StepRecord, resolve_device
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
@@ -118,13 +119,14 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted.component = dataclasses.replace(component, blend=choose_blend(fitted, sequences, cutoffs))
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
-    fitted.backtest.update(overlap=overlap, hit_time_limit=hit_limit, steps=history[-1]["step"] if history else 0,
-                           seconds=round(time.perf_counter() - started, 3))
+    fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
+    fitted.backtest["steps"] = history[-1]["step"] if history else 0
+    fitted.backtest["seconds"] = round(time.perf_counter() - started, 3)
     return fitted
 
 
 def _pool(sequences: list[Sequence], limits: list[float], component: Component, sizes: Sizes, norm: Normaliser,
-          floor: np.ndarray, rng: np.random.Generator) -> list[Example]:
+          floor: FloatArray, rng: np.random.Generator) -> list[Example]:
     """POOL training windows: a sequence chosen in proportion to its usable span, an end time uniform in it; each
     window's context is the points up to its end, its targets every point from encoder span before to horizon after
     it (none past the sequence's limit), all in the window's own frame and model time."""
@@ -152,7 +154,7 @@ def _pool(sequences: list[Sequence], limits: list[float], component: Component, 
 
 def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], cutoffs: list[Cutoff],
            rng: np.random.Generator, progress: Progress | None, should_stop: Callable[[], bool] | None,
-           started: float) -> tuple[list[dict], bool]:
+           started: float) -> tuple[list[StepRecord], bool]:
     """Adamax on random batches of `pool` for config.train_steps steps (or until config.time_limit); the weights
     with the lowest validation MAE on `cutoffs` are kept. Returns (history, whether the time limit stopped it)."""
     from model.backtest import validation_mae
@@ -164,7 +166,7 @@ def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], 
     total = config.train_steps
     every = max(1, math.ceil(total / EVALUATIONS))
     warmup = 0.1 * total  # the KL weight: 0, then rising as the reference's does per epoch (an epoch ~ `every`)
-    history: list[dict] = []
+    history: list[StepRecord] = []
     best, best_state, losses = math.inf, None, []
     hit_limit = False
     for step in range(total):

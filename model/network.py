@@ -11,6 +11,7 @@ import contextvars
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import torch
 from torch import nn
@@ -62,6 +63,14 @@ def mlp(inputs: int, units: int, layers: int, outputs: int) -> nn.Sequential:
     return nn.Sequential(*modules)
 
 
+def _output(net: nn.Sequential) -> nn.Linear:
+    """The output layer of an `mlp`: its last module, always an nn.Linear."""
+    layer = net[-1]
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"{net!r} does not end with a Linear layer")
+    return layer
+
+
 class Dynamics(nn.Module):
     """dz/dt = f(z), time-invariant; `nfe` counts calls (function evaluations), forward and adjoint alike."""
 
@@ -77,9 +86,9 @@ class Dynamics(nn.Module):
                 nn.init.normal_(layer.weight, std=0.1)
                 nn.init.zeros_(layer.bias)
 
-    def forward(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, t: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:  # time-invariant: t is not used
         self.nfe += 1
-        return self.net(z)
+        return cast(torch.Tensor, self.net(z))
 
 
 class GRUEncoder(nn.Module):
@@ -90,6 +99,7 @@ class GRUEncoder(nn.Module):
         self.gru = nn.GRU(features, hidden, batch_first=True)
 
     def forward(self, batch: EncoderBatch) -> torch.Tensor:
+        out: torch.Tensor
         out, _ = self.gru(batch.steps)  # (B, L, H); step j only sees steps <= j, so padding after it is inert
         return out[torch.arange(out.shape[0], device=out.device), batch.lengths - 1]
 
@@ -124,7 +134,7 @@ class LatentODE(nn.Module):
         with torch.no_grad():  # q(z0)'s std starts near softplus(0) = 0.69: the k samples of z0 land far apart, the
             # IWAE bound rewards the best, and the dynamics learn early that z0 decides the trajectory (a narrow
             # start sat on the predict-the-mean plateau: docs/benchmarks.md)
-            self.head[-1].bias[config.latent_dim:].zero_()
+            _output(self.head).bias[config.latent_dim:].zero_()
         self.dynamics = Dynamics(config.latent_dim, config.units, config.dynamics_layers)
         self.decoder = mlp(config.latent_dim, config.units, config.decoder_layers, channels)
         self.obs_std = config.obs_std
@@ -135,8 +145,8 @@ class LatentODE(nn.Module):
         """(C,) observation noise std per channel, normalised units: fixed, or learned (floored at obs_std / 10)."""
         if hasattr(self, "log_obs_std"):
             return self.log_obs_std.exp().clamp(min=self.obs_std / 10)
-        return torch.full((self.decoder[-1].out_features,), self.obs_std, device=self.decoder[-1].weight.device,
-                          dtype=self.decoder[-1].weight.dtype)
+        out = _output(self.decoder)
+        return torch.full((out.out_features,), self.obs_std, device=out.weight.device, dtype=out.weight.dtype)
 
     def posterior(self, batch: EncoderBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and std of q(z0), each (B, D); z0 lives at model time 0, the window start."""

@@ -24,7 +24,7 @@ products; contexts of uneven lengths save their padding on top (~17 ms against ~
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -65,7 +65,7 @@ def odernn(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
         return odernn_reference(encoder, batch)
     params = _parameters(encoder)
     if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-        return _OdeRnn.apply(batch.steps, batch.lengths, *params)
+        return cast(torch.Tensor, _OdeRnn.apply(batch.steps, batch.lengths, *params))
     with torch.no_grad():
         packing = _Packing(batch.steps, batch.lengths)
         return packing.unsort(_forward(packing, _Weights(*params), save=False)["h"])
@@ -193,11 +193,20 @@ def _forward(packing: _Packing, w: _Weights, save: bool) -> dict[str, torch.Tens
     return {"h": h, "gates": gates, "m": m, "s": s}
 
 
+class _Context(Protocol):
+    """What `_OdeRnn.forward` leaves on autograd's ctx for `backward` (and autograd's own saved tensors)."""
+
+    packing: _Packing
+    saved_tensors: tuple[torch.Tensor, ...]
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None: ...
+
+
 class _OdeRnn(torch.autograd.Function):
     """steps (B, L, F), lengths (B,), then the parameters in `_parameters` order -> (B, H) final states."""
 
     @staticmethod
-    def forward(ctx, steps, lengths, *params):
+    def forward(ctx: _Context, steps: torch.Tensor, lengths: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         packing = _Packing(steps, lengths)
         saved = _forward(packing, _Weights(*params), save=True)
         final = steps.new_zeros(steps.shape[0], params[1].shape[1])
@@ -209,7 +218,7 @@ class _OdeRnn(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):
+    def backward(ctx: _Context, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         packing = ctx.packing
         h, gates, m, s, *params = ctx.saved_tensors
         if not packing.counts:  # no context has a step

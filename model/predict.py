@@ -12,14 +12,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from model.arrays import FloatArray, IntArray
 from model.data import Sequence, encoder_batch
 from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
-from model.frame import SCALE_FLOOR, WindowFrame, frame_of
+from model.frame import SCALE_FLOOR, Component, WindowFrame, frame_of
 from model.network import inference_tanh
 from model.solve import forecast_solve
 
-__all__ = ["Forecast", "forecast", "forecast_batch"]
+__all__ = ["Forecast", "forecast", "forecast_batch", "Request"]
+
+# one forecast request: (context, at) or (context, at, start), as forecast_batch takes them (`at`: seconds, any
+# array-like; start: seconds or None)
+Request = tuple[Sequence, object] | tuple[Sequence, object, float | None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,11 +35,11 @@ class Forecast:
     nfe: solver function evaluations of the batched solve this forecast was part of.
     """
 
-    times: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    quantiles: np.ndarray
-    quantile_levels: np.ndarray
+    times: FloatArray
+    mean: FloatArray
+    std: FloatArray
+    quantiles: FloatArray
+    quantile_levels: FloatArray
     channels: tuple[str, ...]
     nfe: int = 0
 
@@ -43,17 +48,17 @@ class Forecast:
 class _Request:
     """One window's worth of a request: the encoder's context and the distinct query times it answers."""
 
-    ctx_t: np.ndarray  # (n,) model time
-    ctx_x: np.ndarray  # (n, C) normalised (global frame) or local (local frame), NaN = missing
-    query: np.ndarray  # (U,) sorted distinct model times
-    inverse: np.ndarray  # (Q,) index into query of each asked time this part answers
-    times: np.ndarray  # (U,) seconds of each query time
-    positions: np.ndarray | None = None  # (Q,) where those times stand in the request's `at`; None = all, in order
+    ctx_t: FloatArray  # (n,) model time
+    ctx_x: FloatArray  # (n, C) normalised (global frame) or local (local frame), NaN = missing
+    query: FloatArray  # (U,) sorted distinct model times
+    inverse: IntArray  # (Q,) index into query of each asked time this part answers
+    times: FloatArray  # (U,) seconds of each query time
+    positions: IntArray | None = None  # (Q,) where those times stand in the request's `at`; None = all, in order
     frame: WindowFrame | None = None  # local frame: the window's classical component and scale
 
 
 def _check_times(fitted: FittedModel, ctx: Sequence, at: object, start: float | None,
-                 k: int) -> tuple[np.ndarray, float]:
+                 k: int) -> tuple[FloatArray, float]:
     """The asked times (Q,) s, refused when outside [lower, last + horizon]; and lower."""
     times = np.asarray(at, dtype=np.float64)
     if times.ndim == 0:
@@ -83,18 +88,18 @@ def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | 
         raise InputError(f"request {k}: the context has no observation of channels {list(fitted.channels)}")
     times, lower = _check_times(fitted, ctx, at, start, k)
     if fitted.component is not None:
-        return _local_parts(fitted, ctx, times)
+        return _local_parts(fitted, fitted.component, ctx, times)
     norm = fitted.normaliser
     query, inverse = np.unique(norm.model_time(times, lower), return_inverse=True)
     return [_Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse,
                      np.unique(times))]
 
 
-def _local_parts(fitted: FittedModel, ctx: Sequence, times: np.ndarray) -> list[_Request]:
+def _local_parts(fitted: FittedModel, component: Component, ctx: Sequence, times: FloatArray) -> list[_Request]:
     """Local frame: one window per stretch of the asked times. Times after the context's last observation (and
     those within one context length before it) go with the window ending there; earlier times go with windows
     ending about half a context after them, so that each is surrounded by the points it is interpolated from."""
-    span, last = fitted.component.encoder, float(ctx.times[-1])
+    span, last = component.encoder, float(ctx.times[-1])
     order = np.argsort(times, kind="stable")
     parts, i = [], 0
     while i < order.size:
@@ -107,16 +112,15 @@ def _local_parts(fitted: FittedModel, ctx: Sequence, times: np.ndarray) -> list[
         reach = end + fitted.horizon if end_index == ctx.times.size - 1 else end
         j = int(np.searchsorted(times[order], reach, side="right"))
         j = max(j, i + 1)  # a time past `end` here lies beyond the last point: the window ending there covers it
-        parts.append(_local_part(fitted, ctx, end_index, order[i:j], times))
+        parts.append(_local_part(fitted, component, ctx, end_index, order[i:j], times))
         i = j
     return parts
 
 
-def _local_part(fitted: FittedModel, ctx: Sequence, end_index: int, positions: np.ndarray,
-                times: np.ndarray) -> _Request:
+def _local_part(fitted: FittedModel, component: Component, ctx: Sequence, end_index: int, positions: IntArray,
+                times: FloatArray) -> _Request:
     """The window whose context ends at ctx.times[end_index], answering times[positions]: the component is fitted
     on its last component.context seconds, the encoder reads its last component.encoder seconds."""
-    component = fitted.component
     frame = frame_of(component, ctx.times[:end_index + 1], ctx.values[:end_index + 1],
                      SCALE_FLOOR * fitted.normaliser.std)
     origin = frame.end - component.encoder
@@ -129,7 +133,7 @@ def _local_part(fitted: FittedModel, ctx: Sequence, end_index: int, positions: n
                     inverse, unique, positions, frame)
 
 
-def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: int = 100,
+def forecast_batch(fitted: FittedModel, requests: Iterable[Request], *, samples: int = 100,
                    quantiles: Iterable[float] = (0.05, 0.5, 0.95),
                    seeds: Iterable[int | None] | None = None, part: str = "model") -> list[Forecast]:
     """One Forecast per (context, at) or (context, at, start) request, all solved together; each equals its own
@@ -143,7 +147,7 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
     requests = list(requests)
     if not requests:
         return []
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
+    if not _is_count(samples):
         raise InputError(f"samples must be a positive integer, got {samples!r}")
     levels = np.asarray(list(quantiles), dtype=np.float64)
     if levels.ndim != 1 or not np.all((levels > 0) & (levels < 1)):
@@ -152,7 +156,7 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
     if len(seeds) != len(requests):
         raise InputError(f"seeds: {len(seeds)} given for {len(requests)} requests")
     for k, request in enumerate(requests):
-        if not isinstance(request, tuple | list) or len(request) not in (2, 3):
+        if not _is_request(request):
             raise InputError(f"request {k}: expected (context, at) or (context, at, start), got {request!r:.80}")
     if part not in ("model", "classical"):
         raise InputError(f"part must be 'model' or 'classical', got {part!r}")
@@ -187,14 +191,25 @@ def forecast_batch(fitted: FittedModel, requests: Iterable[tuple], *, samples: i
     return out
 
 
-def _classical(r: _Request, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _is_count(value: object) -> bool:
+    """A positive int (not a bool): the check for callers that pass what JSON gave them."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _is_request(value: object) -> bool:
+    """(context, at) or (context, at, start), as a tuple or a list; the parts are checked by `_prepare`."""
+    return isinstance(value, tuple | list) and len(value) in (2, 3)
+
+
+def _classical(r: _Request, levels: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The classical component alone at a part's distinct times: mean, std 0, every quantile the mean."""
+    assert r.frame is not None  # part="classical" is refused for a model without a component
     mean = r.frame.classical(r.times)
     return mean, np.zeros_like(mean), np.repeat(mean[None], levels.size, axis=0)
 
 
 def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
-            seeds: list[int | None]) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+            seeds: list[int | None]) -> tuple[list[tuple[FloatArray, FloatArray | None]], int]:
     """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal, or None for a calibrated
     model) at its distinct query times, normalised units, all solved together; and the solve's function
     evaluations."""
@@ -225,29 +240,30 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             for i, r in enumerate(prepared)], nfe
 
 
-def mixed(fitted: FittedModel, r: _Request, decoded: np.ndarray) -> np.ndarray:
+def mixed(fitted: FittedModel, r: _Request, decoded: FloatArray) -> FloatArray:
     """Local frame: the residual samples (S, U, C) the model answers with at a part's times: inside the context the
     classical residual (its neighbours' residuals interpolated), after it the network's samples and the classical
     residual mixed by the component's blend."""
+    assert fitted.component is not None and r.frame is not None  # a local-frame model's part
     blend = fitted.component.weights(decoded.shape[-1])[None, :]  # (1, C)
     weight = np.where((r.times <= r.frame.end)[:, None], 0.0, blend)  # (U, C)
     return weight * decoded + (1 - weight) * r.frame.residual(r.times)
 
 
-def spread(decoded: np.ndarray, obs_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def spread(decoded: FloatArray, obs_std: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Mean (U, C) and spread (U, C) of decoded samples (S, U, C), normalised: the spread is the samples' std with
     the observation noise obs_std (C,) added in quadrature, so it is never 0."""
     return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + obs_std**2)
 
 
-def observation_std(fitted: FittedModel) -> np.ndarray:
+def observation_std(fitted: FittedModel) -> FloatArray:
     """(C,) the model's observation noise std per channel, normalised units."""
     with torch.no_grad():
         return fitted.network.observation_std().double().cpu().numpy()
 
 
-def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np.ndarray, noise: np.ndarray | None,
-               obs_std: np.ndarray, table: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _summarise(fitted: FittedModel, r: _Request, decoded: FloatArray, levels: FloatArray, noise: FloatArray | None,
+               obs_std: FloatArray, table: FloatArray | None) -> tuple[FloatArray, FloatArray, FloatArray]:
     """One part's mean (U, C), std (U, C) and quantiles (K, U, C) at its distinct times, original units; `table` is
     fitted.calibration.table(levels), None for an uncalibrated model."""
     calibration = fitted.calibration
@@ -255,9 +271,11 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: np.ndarray, levels: np
         decoded = mixed(fitted, r, decoded)
     if calibration is None:
         # predictive samples: decoded mean plus the observation noise the model was trained with
+        assert noise is not None  # _sample draws noise for every part of an uncalibrated model
         draws = decoded + obs_std * noise
         mean, std, quantiles = draws.mean(axis=0), draws.std(axis=0), np.quantile(draws, levels, axis=0)
     else:
+        assert table is not None  # the caller's calibration.table(levels)
         mean, scale = spread(decoded, obs_std)
         band = calibration.bands(r.query - r.ctx_t[-1])  # (U,)
         quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)

@@ -17,14 +17,16 @@ All rows share one step size, as in torchdiffeq. Failures raise `RKFailure` (the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["dopri5", "RKFailure", "interpolation_weights", "STAGES", "STAGE_WEIGHTS", "SOLUTION_WEIGHTS"]
+__all__ = ["dopri5", "RKFailure", "interpolation_weights", "STAGES", "STAGE_WEIGHTS", "SOLUTION_WEIGHTS", "Hits"]
 
 Func = Callable[[torch.Tensor], torch.Tensor]
 Norm = Callable[[torch.Tensor], torch.Tensor]
+# the outputs an accepted step reaches: (output index, its dense-output weights), as `on_step` receives them
+Hits = list[tuple[int, Sequence[float]]]
 
 _BETA = (
     (1 / 5,),
@@ -55,7 +57,7 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: float, max_steps: int,
            norm: Norm = rms_norm, first_step: float | None = None,
-           on_step: Callable[[float, list[tuple[int, list[float]]]], None] | None = None,
+           on_step: Callable[[float, Hits], None] | None = None,
            ) -> tuple[list[torch.Tensor], float]:
     """y at each of `times` (increasing, times[0] the start) from y0: a list of tensors shaped as y0, and the step
     size the solver would take next (to start a following solve with).
@@ -83,7 +85,7 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: 
         steps += 1
         if ratio <= 1:
             t1 = t0 + dt
-            hits = []
+            hits: Hits = []
             while index < len(times) and times[index] <= t1:
                 exact = times[index] == t1
                 weights = SOLUTION_WEIGHTS if exact else interpolation_weights((times[index] - t0) / dt)
@@ -132,7 +134,7 @@ def interpolation_weights(x: float) -> list[float]:
     return weights
 
 
-def _interpolate(y0: torch.Tensor, k: list[torch.Tensor], dt: float, weights: list[float]) -> torch.Tensor:
+def _interpolate(y0: torch.Tensor, k: list[torch.Tensor], dt: float, weights: Sequence[float]) -> torch.Tensor:
     """The dense output with `interpolation_weights` w of the step from y0 with stage derivatives k."""
     out = y0
     for w, kj in zip(weights, k, strict=True):

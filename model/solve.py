@@ -29,7 +29,7 @@ _HINT = ("Hint: the learned dynamics became stiff or exploded. Try looser rtol/a
 def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, config: ModelConfig) -> torch.Tensor:
     """z at `times` (U,) increasing, times[0] = 0, from z0 (N, D): (U, N, D). All N share the step size."""
     if config.solver in ADAPTIVE_SOLVERS:
-        options: dict = {"max_num_steps": config.max_steps}
+        options: dict[str, float | str] = {"max_num_steps": config.max_steps}
     else:
         options = {"step_size": config.step_size}
     adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol

@@ -14,7 +14,7 @@ from model.calibration import Calibration, hide_context_points
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence, encoder_batch, target_batch
 from model.errors import InputError, NonFiniteLossError, TrainingCancelled
-from model.fitted import FittedModel, resolve_device
+from model.fitted import EpochRecord, FittedModel, resolve_device
 from model.network import LatentODE
 from model.predict import _Request, _sample, observation_std, spread
 from model.solve import train_solve
@@ -79,7 +79,7 @@ class Adamax:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not live:
             return
-        grads = [self.params[i].grad for i in live]
+        grads = [g for i in live if (g := self.params[i].grad) is not None]  # all of `live`'s
         means, norms = [self.means[i] for i in live], [self.norms[i] for i in live]
         torch._foreach_lerp_(means, grads, 1 - beta1)  # m ← β1 m + (1 − β1) g
         torch._foreach_mul_(norms, beta2)  # u ← max(β2 u, |g| + ε)
@@ -179,7 +179,7 @@ def fit(sequences: Iterable[Sequence], config: ModelConfig, *, validation: Itera
     optimiser = Adamax(network.parameters())
     total_steps = config.epochs * math.ceil(len(first) / config.batch_size)  # windows per epoch vary a little
     step = 0
-    history: list[dict] = []
+    history: list[EpochRecord] = []
     best, best_state, stale = math.inf, None, 0
     examples = first
     for epoch in range(1, config.epochs + 1):

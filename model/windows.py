@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.arrays import FloatArray
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 
 __all__ = ["window_spans", "draw_examples"]
 
 
-def window_spans(sequences: list[Sequence], config: ModelConfig) -> np.ndarray:
+def window_spans(sequences: list[Sequence], config: ModelConfig) -> FloatArray:
     """Seconds spanned by the training windows: (n,) one per sequence."""
     spans = np.array([s.times[-1] - s.times[0] for s in sequences])
     if config.window is not None:
