@@ -59,10 +59,12 @@ def _header(data: bytes) -> dict[str, Any]:
     if size > len(data) - 8:
         raise ArtifactError(f"not a safetensors blob: header length {size} exceeds {len(data) - 8} bytes")
     try:
-        # a JSON object by the format (from_bytes reads what it needs from it and reports what is missing)
-        return cast("dict[str, Any]", json.loads(data[8:8 + size]))
+        header = json.loads(data[8:8 + size])
     except ValueError as exc:
         raise ArtifactError(f"not a safetensors blob: header is not JSON ({exc})") from exc
+    if not isinstance(header, dict):  # a JSON object by the format; from_bytes reports what it lacks
+        raise ArtifactError(f"not a safetensors blob: header is JSON {type(header).__name__}, not an object")
+    return cast("dict[str, Any]", header)
 
 
 def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:

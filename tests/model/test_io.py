@@ -39,7 +39,8 @@ def test_bytes_are_safetensors_with_json_metadata(fitted):
     assert from_bytes(data).channels == fitted.channels
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00" * 7, b"\xff" * 64, struct.pack("<Q", 2) + b"{}"])
+@pytest.mark.parametrize("data", [b"", b"\x00" * 7, b"\xff" * 64, struct.pack("<Q", 2) + b"{}",
+                                  struct.pack("<Q", 2) + b"[]", struct.pack("<Q", 1) + b"7"])
 def test_garbage_is_an_artifact_error(data):
     with pytest.raises(ArtifactError):
         from_bytes(data)
