@@ -38,7 +38,7 @@ from service.db import make_engine, migrate  # noqa: E402
 from service.forecast_query import TimeSpec  # noqa: E402
 from service.model_cache import ModelCache  # noqa: E402
 from service.tables import models  # noqa: E402
-from service.timefmt import format_time, now_us  # noqa: E402
+from service.times.timefmt import format_time, now_us  # noqa: E402
 
 S = 1_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z

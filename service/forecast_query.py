@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from service.durations import DurationParseError, parse_duration
 from service.errors import Unprocessable
-from service.timefmt import TimeParseError, parse_time
+from service.times.durations import DurationParseError, parse_duration
+from service.times.timefmt import TimeParseError, parse_time
 
 MAX_TIMES = 10_000
 MAX_QUANTILES = 99

@@ -14,16 +14,15 @@ from sqlalchemy import Engine, func, select
 
 import model
 from service import forecast_models, ingest
-from service.durations import format_duration, format_seconds
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
 from service.registry import Sees, everyone
 from service.storage import get_series, read_matrix, series_time_range
 from service.tables import observations
-from service.timefmt import format_time, format_times
+from service.times.durations import format_duration, format_seconds
+from service.times.timefmt import US_PER_S, format_time, format_times
 
-US_PER_S = 1_000_000
 # The encoder reads every context point in sequence: beyond this a request would hold a worker for minutes.
 MAX_CONTEXT_POINTS = 100_000
 o = observations.c

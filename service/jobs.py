@@ -22,7 +22,7 @@ from service.config import Settings
 from service.errors import Conflict, NotFound, TooManyRequests
 from service.registry import VersionStatus
 from service.tables import jobs, models
-from service.timefmt import now_us
+from service.times.timefmt import now_us
 
 
 class JobStatus(StrEnum):

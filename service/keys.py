@@ -21,7 +21,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.tables import KEY_PATTERN, api_keys
-from service.timefmt import now_us
+from service.times.timefmt import now_us
 
 SCOPES = ("read", "write", "admin")
 KEY_START_CHARS = 8  # "lc_" and 5 random characters

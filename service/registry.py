@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from service.errors import Conflict, NotFound
 from service.tables import model_names, models
-from service.timefmt import now_us
+from service.times.timefmt import now_us
 
 
 class VersionStatus(StrEnum):

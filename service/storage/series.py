@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
 from service.tables import channel_counts, observations, series
-from service.timefmt import now_us
+from service.times.timefmt import now_us
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from sqlalchemy import Engine, delete
 import model
 from service.app import create_app
 from service.config import Settings
-from service.durations import format_duration, format_seconds
 from service.tables import models
-from service.timefmt import format_time
+from service.times.durations import format_duration, format_seconds
+from service.times.timefmt import format_time
 from tests.service.forecast_support import (
     T0,
     S,

@@ -6,7 +6,7 @@ from sqlalchemy import Engine, insert
 from service import registry
 from service.db import alembic_config, make_engine, migrate
 from service.tables import models
-from service.timefmt import now_us
+from service.times.timefmt import now_us
 
 
 def _new(engine: Engine, name: str) -> int:

@@ -32,7 +32,7 @@ from service.forecast_query import (
 )
 from service.ingest import decode_json
 from service.solver_pool import SolverUnavailable
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 
 QUANTILES_PATTERN = r"^0?\.[0-9]{0,15}[1-9](,0?\.[0-9]{0,15}[1-9])*$"  # levels in (0, 1), comma-separated
 

@@ -17,7 +17,7 @@ from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_job, job_cursor
 from service.errors import NotFound, TooManyRequests, responses
 from service.jobs import JobStatus
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

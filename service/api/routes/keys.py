@@ -10,7 +10,7 @@ from service.api.deps import AdminScope, EngineDep
 from service.api.pagination import after_api_key, api_key_cursor
 from service.api.schemas import KEY_PATTERN, Time
 from service.errors import Conflict, NotFound, Unprocessable, responses
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 

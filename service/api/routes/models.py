@@ -15,10 +15,10 @@ from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN
-from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
 from service.errors import Forbidden, responses
 from service.registry import VersionStatus
-from service.timefmt import format_time
+from service.times.durations import MAX_US, DurationParseError, parse_duration
+from service.times.timefmt import US_PER_S, format_time
 
 router = APIRouter(prefix="/models", tags=["models"])
 

@@ -10,7 +10,7 @@ from service.api.pagination import after_key, key_cursor
 from service.api.schemas import KEY_PATTERN, SeriesCreate, SeriesList, SeriesPublic, SeriesUpdate
 from service.errors import Forbidden, Unprocessable, responses
 from service.keys import Principal
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/series", tags=["series"])
 

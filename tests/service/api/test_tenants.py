@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from service import jobs, keys
 from service.app import create_app
 from service.config import Settings
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 from tests.service.forecast_support import T0, S, add_series, publish, toy_artifact, toy_sequence
 from tests.training_data import TINY
 
