@@ -32,12 +32,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import model  # noqa: E402
-from service import forecasting, keys, storage  # noqa: E402
+from service import forecasting, storage  # noqa: E402
 from service.config import Settings  # noqa: E402
-from service.db import make_engine, migrate  # noqa: E402
 from service.forecast_query import TimeSpec  # noqa: E402
 from service.model_cache import ModelCache  # noqa: E402
-from service.tables import models  # noqa: E402
+from service.storage import keys  # noqa: E402
+from service.storage.db import make_engine, migrate  # noqa: E402
+from service.storage.tables import models  # noqa: E402
 from service.times.timefmt import format_time, now_us  # noqa: E402
 
 S = 1_000_000

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import ModelConfig, fit
 from service import storage, training
-from service.db import make_engine, migrate
+from service.storage.db import make_engine, migrate
 from service.train_request import DEFAULT_WINDOW_POINTS
 
 DEFAULTS = ModelConfig()

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 from latentcast import cli_client
-from service import keys
 from service.config import Settings, get_settings
-from service.db import make_engine, migrate
+from service.storage import keys
+from service.storage.db import make_engine, migrate
 
 log = logging.getLogger("latentcast")
 

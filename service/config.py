@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(60.0, gt=0, le=86400)
     keep_alive_seconds: float = Field(5.0, gt=0, le=3600)
 
-    # Per-key quotas (service.api.quotas, service.jobs): per API key, or, with auth disabled, over all requests.
+    # Per-key quotas (service.api.quotas, service.storage.jobs): per API key, or, with auth disabled, over all requests.
     # At most rate_limit_requests in any rate_limit_window_seconds (0: no limit), counted in Redis when queue_url
     # is a Redis one (shared by every API replica), in each API process otherwise.
     rate_limit_requests: int = Field(1000, ge=0, le=10**9)

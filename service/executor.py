@@ -5,9 +5,9 @@
     PostgresHuey LATENTCAST_QUEUE_URL=postgresql://…  } the API servers run no consumer
 
 Huey acknowledges nothing (a message is gone once a consumer takes it), so the jobs table is the truth and every
-worker process runs a sweeper thread (service.jobs.sweep). Messages are JSON, never pickle: they carry one job id.
-This module imports no torch: the API process enqueues through it, and CUDA is initialised only by the training
-code inside a worker process (service.training imports model/ lazily).
+worker process runs a sweeper thread (service.storage.jobs.sweep). Messages are JSON, never pickle: they carry one
+job id. This module imports no torch: the API process enqueues through it, and CUDA is initialised only by the
+training code inside a worker process (service.training imports model/ lazily).
 """
 
 import json
@@ -24,9 +24,9 @@ from huey.serializer import Serializer
 from redis import ConnectionPool
 from sqlalchemy import Engine
 
-from service import jobs
 from service.config import Settings
-from service.db import private_file
+from service.storage import jobs
+from service.storage.db import private_file
 
 log = logging.getLogger(__name__)
 

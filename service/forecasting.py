@@ -17,9 +17,9 @@ from service import forecast_models, ingest
 from service.errors import Unprocessable
 from service.forecast_models import ReadyVersion
 from service.forecast_query import SampleSpec, TimeSpec
-from service.registry import Sees, everyone
 from service.storage import get_series, read_matrix, series_time_range
-from service.tables import observations
+from service.storage.registry import Sees, everyone
+from service.storage.tables import observations
 from service.times.durations import format_duration, format_seconds
 from service.times.timefmt import US_PER_S, format_time, format_times
 

@@ -28,8 +28,9 @@ from model import (
     fit,
     to_bytes,
 )
-from service import executor, jobs, registry, storage
+from service import executor, storage
 from service.config import Settings
+from service.storage import jobs, registry
 
 log = logging.getLogger(__name__)
 

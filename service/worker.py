@@ -21,7 +21,7 @@ from huey.consumer import Consumer
 
 from service import executor
 from service.config import Settings
-from service.db import make_engine
+from service.storage.db import make_engine
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
-from service.tables import channel_counts, observations, series
+from service.storage.tables import channel_counts, observations, series
 from service.times.timefmt import now_us
 
 

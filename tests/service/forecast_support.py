@@ -15,7 +15,7 @@ from sqlalchemy import Engine, insert
 
 import model
 from service import storage
-from service.tables import models
+from service.storage.tables import models
 from service.times.timefmt import now_us
 
 S = 1_000_000

@@ -9,8 +9,8 @@ from sqlalchemy import insert, select, text
 
 from service import executor
 from service.config import Settings
-from service.db import make_engine, migrate
-from service.tables import series
+from service.storage.db import make_engine, migrate
+from service.storage.tables import series
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import redis
 from huey.registry import Message
 from sqlalchemy import Engine, update
 
-from service import executor, jobs
+from service import executor
 from service.config import Settings
-from service.tables import jobs as jobs_table
+from service.storage import jobs
+from service.storage.tables import jobs as jobs_table
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, delete
 import model
 from service.app import create_app
 from service.config import Settings
-from service.tables import models
+from service.storage.tables import models
 from service.times.durations import format_duration, format_seconds
 from service.times.timefmt import format_time
 from tests.service.forecast_support import (
@@ -283,7 +283,7 @@ async def _burst(app: object, client: TestClient, at: list[str]) -> list[httpx.R
 def _count_observations(engine: Engine) -> int:
     from sqlalchemy import func, select
 
-    from service.tables import observations
+    from service.storage.tables import observations
 
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(observations)).scalar_one()
@@ -335,7 +335,7 @@ def test_post_forecast_refusals(client: TestClient, room: tuple, body: dict, sta
 
 
 def test_post_forecast_needs_read_scope_only(anon_client: TestClient, engine: Engine, room: tuple) -> None:
-    from service import keys
+    from service.storage import keys
 
     reader = keys.create_key(engine, "reader", ["read"])
     body = {"model": "toy", "observations": [{"t": 1767225600, "values": {"temp": 1}}], "at": [1767225601]}

@@ -6,11 +6,11 @@ import uuid
 import pytest
 from sqlalchemy import Engine, select, update
 
-from service import jobs, registry
 from service.config import Settings
 from service.errors import Conflict, NotFound
-from service.tables import jobs as jobs_table
-from service.tables import models as models_table
+from service.storage import jobs, registry
+from service.storage.tables import jobs as jobs_table
+from service.storage.tables import models as models_table
 from service.times.timefmt import now_us
 
 

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 
 import model
 from model import from_bytes
-from service import executor, keys, train_request, training
+from service import executor, train_request, training
 from service.config import Settings
+from service.storage import keys
 from tests.training_data import TINY, TINY_LOCAL, add_series
 
 

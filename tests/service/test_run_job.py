@@ -9,8 +9,9 @@ import torch
 from sqlalchemy import Engine
 
 from model import from_bytes
-from service import executor, jobs, registry, storage, train_request, training
+from service import executor, storage, train_request, training
 from service.config import Settings
+from service.storage import jobs, registry
 from tests.training_data import TINY, add_series
 
 

@@ -9,7 +9,7 @@ from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_key, key_cursor
 from service.api.schemas import KEY_PATTERN, SeriesCreate, SeriesList, SeriesPublic, SeriesUpdate
 from service.errors import Forbidden, Unprocessable, responses
-from service.keys import Principal
+from service.storage.keys import Principal
 from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/series", tags=["series"])

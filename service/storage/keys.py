@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.tables import KEY_PATTERN, api_keys
+from service.storage.tables import KEY_PATTERN, api_keys
 from service.times.timefmt import now_us
 
 SCOPES = ("read", "write", "admin")
