@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 import model
 from service.errors import Conflict, NotFound
-from service.model_cache import CacheKey, ModelCache
+from service.forecasting.cache import CacheKey, ModelCache
 from service.storage.registry import Sees, VersionStatus, everyone
 from service.storage.tables import models
 
