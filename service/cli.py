@@ -82,7 +82,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # With a queue URL, `latentcast worker` runs on the worker machines and the API servers run none.
     child = None
     if settings.queue_url is None:
-        from service.worker import ChildWorker
+        from service.training.worker import ChildWorker
 
         child = ChildWorker()
         child.start()
@@ -95,7 +95,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from service.worker import run_worker
+    from service.training.worker import run_worker
 
     migrate(settings.db_url)
     status = run_worker(settings, parent_pid=args.parent_pid)
