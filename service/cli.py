@@ -66,8 +66,8 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.api.http_server import server_options
     from service.app import create_app
-    from service.http_server import server_options
 
     migrate(settings.db_url)
     _ensure_admin_key(settings)

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # Limits on every request.
     max_body_bytes: int = Field(16 * MiB, ge=1024)
     max_values_per_request: int = Field(1_000_000, ge=1)
-    # Slow clients (service.http_server, service.api.limits): a request's line and headers must arrive within
+    # Slow clients (service.api.http_server, service.api.limits): a request's line and headers must arrive within
     # header_timeout_seconds and be at most max_header_bytes; its body must arrive within body_timeout_seconds of
     # the server starting to read it (16 MiB in 60 s: about 2.2 Mbit/s); an idle connection is closed after
     # keep_alive_seconds (behind a load balancer, set it above the balancer's own idle timeout).

@@ -22,7 +22,7 @@ that stays open (`InternalErrors`). `InternalErrors` also turns an outage of wha
 (a database that cannot be reached: 503; a full disk: 507), in one place for every route, by the `faults` function
 it is given (service.storage.db.storage_fault). Limits enforced outside the routes answer in the same shape: 408
 request_timeout and 413 payload_too_large for a body (service.api.limits), 408 request_timeout and 431
-headers_too_large for a request's head (service.http_server).
+headers_too_large for a request's head (service.api.http_server).
 """
 
 import json

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.api.http_server import server_options
 from service.app import create_app
 from service.config import Settings
-from service.http_server import server_options
 from tests.serving import uvicorn_thread
 
 LIMIT_S = 1.0
