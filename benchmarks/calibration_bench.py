@@ -5,7 +5,8 @@
 Trains a model (default architecture) on the training part of the "periodic" benchmark set (model.datasets),
 with its validation series (which also calibrate the bands, as a worker's newest fifth of each series does), then,
 on its held-out test series, forecasts through the service's own path (the context becomes a `model.Sequence`
-relative to its first time, as service/forecasting.py builds it; solved by `forecast_batch` as the batcher does):
+relative to its first time, as service/forecasting/forecast.py builds it; solved by `forecast_batch` as the batcher
+does):
 - interpolation: the encoder sees the first half of a held-out series less a random 20% of its points; scored
   on those 20%;
 - extrapolation: scored on every point after that context, in three bands of the model's horizon (first, second
@@ -58,7 +59,7 @@ def windows(task: datasets.Task, holdout: float, seed: int) -> list[tuple]:
     """Held-out windows shaped like the service's requests: the context is what the encoder saw in training
     (the first half of a series) less a random `holdout` fraction of its points, which become interpolation
     targets; every point after the context is an extrapolation target. Times relative to the context's first
-    one, as service/forecasting.py sends them."""
+    one, as service/forecasting/forecast.py sends them."""
     rng = np.random.default_rng(seed)
     out = []
     for ctx, at, truth in task.test:

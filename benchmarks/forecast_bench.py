@@ -32,13 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import model  # noqa: E402
-from service import forecasting, keys, storage  # noqa: E402
+from service import storage  # noqa: E402
 from service.config import Settings  # noqa: E402
-from service.db import make_engine, migrate  # noqa: E402
-from service.forecast_query import TimeSpec  # noqa: E402
-from service.model_cache import ModelCache  # noqa: E402
-from service.tables import models  # noqa: E402
-from service.timefmt import format_time, now_us  # noqa: E402
+from service.forecasting import forecast  # noqa: E402
+from service.forecasting.cache import ModelCache  # noqa: E402
+from service.forecasting.query import TimeSpec  # noqa: E402
+from service.storage import keys  # noqa: E402
+from service.storage.db import make_engine, migrate  # noqa: E402
+from service.storage.tables import models  # noqa: E402
+from service.times.timefmt import format_time, now_us  # noqa: E402
 
 S = 1_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
@@ -84,19 +86,19 @@ def query_range(fitted: model.FittedModel, last: int) -> tuple[int, int, int]:
     return start, start + 99 * step, step
 
 
-def raw_plan(db_url: str, fitted: model.FittedModel, last: int) -> forecasting.Plan:
+def raw_plan(db_url: str, fitted: model.FittedModel, last: int) -> forecast.Plan:
     """Exactly the context and times the server builds for the benchmark request."""
     engine = make_engine(db_url)
     start, end, step = query_range(fitted, last)
     cache: ModelCache = ModelCache(1 << 30)
-    plan = forecasting.plan_series(engine, cache, "bench", TimeSpec(start=start, end=end, step=step), name=None,
+    plan = forecast.plan_series(engine, cache, "bench", TimeSpec(start=start, end=end, step=step), name=None,
                                    version=None, context_us=None)
     engine.dispose()
     assert plan.unique_s.size == 100
     return plan
 
 
-def interleaved(plan: forecasting.Plan, url: str, params: dict, headers: dict, n: int) -> tuple[list, list]:
+def interleaved(plan: forecast.Plan, url: str, params: dict, headers: dict, n: int) -> tuple[list, list]:
     """n raw in-process calls and n one-client HTTP requests, alternating, so that both see the same machine
     load (the machine may be shared); returns (raw latencies, HTTP latencies) in seconds."""
     raw, http = [], []

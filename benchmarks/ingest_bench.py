@@ -34,8 +34,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.db import migrate  # noqa: E402
-from service.timefmt import format_times  # noqa: E402
+from service.storage.db import migrate  # noqa: E402
+from service.times.timefmt import format_times  # noqa: E402
 
 UPSERT = ("INSERT INTO observations (series_id, channel, t, value) VALUES ({p}, {p}, {p}, {p}) "
           "ON CONFLICT (series_id, channel, t) DO UPDATE SET value = excluded.value")

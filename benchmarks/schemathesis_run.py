@@ -15,10 +15,10 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.config import OperationsConfig
 
-from service import keys
 from service.app import create_app
 from service.config import Settings
-from service.db import make_engine, migrate
+from service.storage import keys
+from service.storage.db import make_engine, migrate
 from tests.service.api.test_schemathesis import _fill_unstatable, _stored_data_refusals
 
 RESULTS = Path(__file__).parent / "results" / "schemathesis.json"

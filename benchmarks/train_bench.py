@@ -1,7 +1,7 @@
 """Training throughput (windows per second) and time to a fixed validation MSE, the way a worker trains.
 
 The data go through the worker's own path: series written to a SQLite database, read back and split by time by
-service.training.load_sequences, the window the service picks when the config names none (64 mean gaps), then
+service.training.trainer.load_sequences, the window the service picks when the config names none (64 mean gaps), then
 model.fit with the service's default ModelConfig. Throughput counts the training windows of every epoch.
 
     OMP_NUM_THREADS=2 python benchmarks/train_bench.py                  # writes benchmarks/results/train.md
@@ -27,9 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from model import ModelConfig, fit
-from service import storage, training
-from service.db import make_engine, migrate
-from service.train_request import DEFAULT_WINDOW_POINTS
+from service import storage
+from service.storage.db import make_engine, migrate
+from service.training import trainer
+from service.training.request import DEFAULT_WINDOW_POINTS
 
 DEFAULTS = ModelConfig()
 
@@ -123,7 +124,7 @@ def main() -> None:
         engine = make_engine(url)
         keys = write_data(engine, args.series, args.points, args.seed)
         t0 = time.perf_counter()
-        sequences, validation = training.load_sequences(engine, keys, ["x", "y"])
+        sequences, validation = trainer.load_sequences(engine, keys, ["x", "y"])
         load_s = time.perf_counter() - t0
         engine.dispose()
     window = DEFAULT_WINDOW_POINTS * float(np.median([np.mean(np.diff(s.times)) for s in sequences]))

@@ -1,7 +1,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from service.tables import metadata_obj
+from service.storage.tables import metadata_obj
 
 config = context.config
 target_metadata = metadata_obj

@@ -133,7 +133,7 @@ class ModelConfig:
         solvers = sorted([*ADAPTIVE_SOLVERS, *FIXED_SOLVERS])
         if self.solver not in solvers:
             raise ConfigError("solver", f"must be one of {solvers}, got {self.solver!r}")
-        # The syntax only: whether the device exists is known where training runs (see service/training.py)
+        # The syntax only: whether the device exists is known where training runs (see service/training/trainer.py)
         index = _DEVICE.fullmatch(self.device)
         if index is None or (index[1] is not None and int(index[1]) > _MAX_CUDA_INDEX):
             raise ConfigError("device", f"must be 'auto', 'cpu', 'mps', 'cuda' or 'cuda:N' (N from 0 to "

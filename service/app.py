@@ -12,11 +12,11 @@ from service.api.links import add_links
 from service.api.main import api_router, root_router
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.quotas import RateLimiter, StreamSlots, redis_url
-from service.batcher import ForecastBatcher
 from service.config import Settings, get_settings
-from service.db import make_engine, storage_fault
 from service.errors import InternalErrors, install_handlers
-from service.model_cache import ModelCache
+from service.forecasting.batcher import ForecastBatcher
+from service.forecasting.cache import ModelCache
+from service.storage.db import make_engine, storage_fault
 
 
 def _operation_id(route: APIRoute) -> str:

@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 from latentcast import cli_client
-from service import keys
 from service.config import Settings, get_settings
-from service.db import make_engine, migrate
+from service.storage import keys
+from service.storage.db import make_engine, migrate
 
 log = logging.getLogger("latentcast")
 
@@ -66,8 +66,8 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.api.http_server import server_options
     from service.app import create_app
-    from service.http_server import server_options
 
     migrate(settings.db_url)
     _ensure_admin_key(settings)
@@ -82,7 +82,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # With a queue URL, `latentcast worker` runs on the worker machines and the API servers run none.
     child = None
     if settings.queue_url is None:
-        from service.worker import ChildWorker
+        from service.training.worker import ChildWorker
 
         child = ChildWorker()
         child.start()
@@ -95,7 +95,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from service.worker import run_worker
+    from service.training.worker import run_worker
 
     migrate(settings.db_url)
     status = run_worker(settings, parent_pid=args.parent_pid)

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # Limits on every request.
     max_body_bytes: int = Field(16 * MiB, ge=1024)
     max_values_per_request: int = Field(1_000_000, ge=1)
-    # Slow clients (service.http_server, service.api.limits): a request's line and headers must arrive within
+    # Slow clients (service.api.http_server, service.api.limits): a request's line and headers must arrive within
     # header_timeout_seconds and be at most max_header_bytes; its body must arrive within body_timeout_seconds of
     # the server starting to read it (16 MiB in 60 s: about 2.2 Mbit/s); an idle connection is closed after
     # keep_alive_seconds (behind a load balancer, set it above the balancer's own idle timeout).
@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(60.0, gt=0, le=86400)
     keep_alive_seconds: float = Field(5.0, gt=0, le=3600)
 
-    # Per-key quotas (service.api.quotas, service.jobs): per API key, or, with auth disabled, over all requests.
+    # Per-key quotas (service.api.quotas, service.storage.jobs): per API key, or, with auth disabled, over all requests.
     # At most rate_limit_requests in any rate_limit_window_seconds (0: no limit), counted in Redis when queue_url
     # is a Redis one (shared by every API replica), in each API process otherwise.
     rate_limit_requests: int = Field(1000, ge=0, le=10**9)

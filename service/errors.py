@@ -20,9 +20,9 @@ FastAPI's own `{"detail": ...}` bodies are replaced everywhere by `install_handl
 one answer whichever code reads it (`invalid_json`), and an unexpected exception a 500 in this shape on a connection
 that stays open (`InternalErrors`). `InternalErrors` also turns an outage of what the API stands on into its status
 (a database that cannot be reached: 503; a full disk: 507), in one place for every route, by the `faults` function
-it is given (service.db.storage_fault). Limits enforced outside the routes answer in the same shape: 408
+it is given (service.storage.db.storage_fault). Limits enforced outside the routes answer in the same shape: 408
 request_timeout and 413 payload_too_large for a body (service.api.limits), 408 request_timeout and 431
-headers_too_large for a request's head (service.http_server).
+headers_too_large for a request's head (service.api.http_server).
 """
 
 import json
@@ -244,8 +244,9 @@ class InternalErrors:
     connection met a reset. An exception after the response started (a stream broken half way) still propagates:
     that response is incomplete, and the server must cut its connection.
 
-    `faults(exc)` names the answer to an exception that is an outage rather than a bug (service.db.storage_fault:
-    a database that cannot be reached is a 503, a full disk a 507), or None; such answers are logged in one line.
+    `faults(exc)` names the answer to an exception that is an outage rather than a bug
+    (service.storage.db.storage_fault: a database that cannot be reached is a 503, a full disk a 507), or None; such
+    answers are logged in one line.
     """
 
     def __init__(self, app: ASGIApp, faults: Callable[[Exception], ApiError | None] = lambda _exc: None):

@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
-from service import keys
 from service.app import create_app
 from service.config import Settings
-from service.db import make_engine, migrate
-from service.tables import metadata_obj
+from service.storage import keys
+from service.storage.db import make_engine, migrate
+from service.storage.tables import metadata_obj
 
 POSTGRES_URL = os.environ.get("LATENTCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = tuple(t.name for t in metadata_obj.sorted_tables)  # every table of the schema, emptied per test

@@ -16,7 +16,7 @@ import yaml
 
 from service import cli
 from service.config import Settings
-from service.worker import SHUTDOWN_TIMEOUT_S
+from service.training.worker import SHUTDOWN_TIMEOUT_S
 from tests.serving import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[1]

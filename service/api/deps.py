@@ -7,11 +7,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from service import keys
-from service.batcher import ForecastBatcher
 from service.config import Settings
 from service.errors import Forbidden, TooManyRequests, Unauthorized
-from service.model_cache import ModelCache
+from service.forecasting.batcher import ForecastBatcher
+from service.forecasting.cache import ModelCache
+from service.storage import keys
 
 
 def get_app_settings(request: Request) -> Settings:

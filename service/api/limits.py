@@ -1,6 +1,6 @@
 """Limits on every request's body, enforced while it streams in: its size (Request.body() has none) and the time it
 takes to arrive (uvicorn has no such timeout: a client sending a byte now and then would hold a connection and a
-worker thread for ever). The request's head is bounded by the server itself (service.http_server)."""
+worker thread for ever). The request's head is bounded by the server itself (service.api.http_server)."""
 
 import asyncio
 import json

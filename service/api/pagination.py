@@ -19,7 +19,7 @@ import re
 
 from service.api.schemas import KEY_PATTERN
 from service.errors import Unprocessable
-from service.timefmt import MAX_US, MIN_US
+from service.times.timefmt import MAX_US, MIN_US
 
 __all__ = ["after_api_key", "after_job", "after_key", "after_name", "after_time", "api_key_cursor", "job_cursor",
            "key_cursor", "name_cursor", "time_cursor"]

@@ -1,5 +1,5 @@
 """Per-key quotas enforced at the API: a request rate and open event streams. (Training jobs per key are counted
-in the database, where the jobs are: service.jobs.create_training.)
+in the database, where the jobs are: service.storage.jobs.create_training.)
 
 The request rate is a moving window (`limits`' MovingWindowRateLimiter): at most `requests` in any `window_s`
 seconds, so a refusal's Retry-After is exact, when the oldest request in the window leaves it. Its counts live in

@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import Connection, Engine, delete, select, text
 
 from service.errors import NotFound
-from service.tables import observations, series
+from service.storage.tables import observations, series
 
 o = observations.c
 

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
-from service.tables import channel_counts, observations, series
-from service.timefmt import now_us
+from service.storage.tables import channel_counts, observations, series
+from service.times.timefmt import now_us
 
 
 @dataclass(frozen=True)

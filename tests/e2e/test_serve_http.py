@@ -10,7 +10,7 @@ import pytest
 
 from service import storage
 from service.config import Settings
-from service.db import make_engine
+from service.storage.db import make_engine
 from tests.serving import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow

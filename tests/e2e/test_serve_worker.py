@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.db import make_engine
+from service.storage.db import make_engine
 from tests.e2e.conftest import FAST, ROOT, wait_for
 from tests.serving import free_port, start_server, stop_server
 from tests.training_data import TINY, add_series

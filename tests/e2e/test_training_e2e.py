@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, update
 
 from model import from_bytes
-from service import jobs
-from service.tables import jobs as jobs_table
-from service.tables import models as models_table
+from service.storage import jobs
+from service.storage.tables import jobs as jobs_table
+from service.storage.tables import models as models_table
 from tests.e2e.conftest import wait_for
 from tests.training_data import TINY, add_series
 

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, insert
 
 import model
 from service import storage
-from service.tables import models
-from service.timefmt import now_us
+from service.storage.tables import models
+from service.times.timefmt import now_us
 
 S = 1_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z, µs

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import model
-from service.batcher import ForecastBatcher
+from service.forecasting.batcher import ForecastBatcher
 from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
 
 

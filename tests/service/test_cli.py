@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from service import cli, keys
+from service import cli
 from service.config import Settings, get_settings
-from service.tables import api_keys
+from service.storage import keys
+from service.storage.tables import api_keys
 from tests.serving import ROOT, free_port
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select, text
 
-from service import executor
 from service.config import Settings
-from service.db import make_engine, migrate
-from service.tables import series
+from service.storage.db import make_engine, migrate
+from service.storage.tables import series
+from service.training import executor
 
 
 @pytest.fixture

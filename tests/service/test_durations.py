@@ -1,6 +1,6 @@
 import pytest
 
-from service.durations import DurationParseError, format_duration, format_seconds, parse_duration
+from service.times.durations import DurationParseError, format_duration, format_seconds, parse_duration
 
 
 @pytest.mark.parametrize(("text", "us"), [

@@ -8,16 +8,17 @@ import redis
 from huey.registry import Message
 from sqlalchemy import Engine, update
 
-from service import executor, jobs
 from service.config import Settings
-from service.tables import jobs as jobs_table
+from service.storage import jobs
+from service.storage.tables import jobs as jobs_table
+from service.training import executor
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def test_messages_are_json() -> None:
     serializer = executor.JsonSerializer()
-    message = Message("task-id", "service.executor.run_job", None, 0, 0, None, ("job-1",), {})
+    message = Message("task-id", "service.training.executor.run_job", None, 0, 0, None, ("job-1",), {})
     data = serializer.serialize(message)
     assert data.startswith(b"{") and b'"args":["job-1"]' in data
     assert serializer.deserialize(data) == message

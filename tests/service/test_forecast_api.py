@@ -12,9 +12,9 @@ from sqlalchemy import Engine, delete
 import model
 from service.app import create_app
 from service.config import Settings
-from service.durations import format_duration, format_seconds
-from service.tables import models
-from service.timefmt import format_time
+from service.storage.tables import models
+from service.times.durations import format_duration, format_seconds
+from service.times.timefmt import format_time
 from tests.service.forecast_support import (
     T0,
     S,
@@ -175,7 +175,7 @@ def test_a_version_that_lost_its_backtest_says_so(client: TestClient, engine: En
 
 
 def test_backtest_warnings_survive_odd_metrics() -> None:
-    from service.forecast_models import backtest_warnings
+    from service.forecasting.versions import backtest_warnings
 
     seasonal = {**_LOSING, "hit_time_limit": False, "best_baseline": "seasonal_naive",
                 "methods": {"model": {"mae": 3.0}, "seasonal_naive": {"mae": 2.0}}}
@@ -219,9 +219,9 @@ def test_channel_mismatch_is_422(client: TestClient, engine: Engine, room: tuple
 
 def test_hot_swap_after_retraining_and_delete(client: TestClient, engine: Engine, room: tuple,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from service import forecast_models
+    from service.forecasting import versions
 
-    monkeypatch.setattr(forecast_models, "RETAIN_EVERY_S", 0.0)  # drop left-over models at each request here
+    monkeypatch.setattr(versions, "RETAIN_EVERY_S", 0.0)  # drop left-over models at each request here
     t, _ = room
     params = {"at": [iso(x) for x in t[:5]], "seed": 5}
     first = client.get(URL, params=params).json()
@@ -283,7 +283,7 @@ async def _burst(app: object, client: TestClient, at: list[str]) -> list[httpx.R
 def _count_observations(engine: Engine) -> int:
     from sqlalchemy import func, select
 
-    from service.tables import observations
+    from service.storage.tables import observations
 
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(observations)).scalar_one()
@@ -335,7 +335,7 @@ def test_post_forecast_refusals(client: TestClient, room: tuple, body: dict, sta
 
 
 def test_post_forecast_needs_read_scope_only(anon_client: TestClient, engine: Engine, room: tuple) -> None:
-    from service import keys
+    from service.storage import keys
 
     reader = keys.create_key(engine, "reader", ["read"])
     body = {"model": "toy", "observations": [{"t": 1767225600, "values": {"temp": 1}}], "at": [1767225601]}
@@ -346,10 +346,10 @@ def test_post_forecast_needs_read_scope_only(anon_client: TestClient, engine: En
 
 
 def test_an_oversized_context_is_422(client: TestClient, room: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service import forecasting
+    from service.forecasting import forecast
 
     t, _ = room
-    monkeypatch.setattr(forecasting, "MAX_CONTEXT_POINTS", 5)
+    monkeypatch.setattr(forecast, "MAX_CONTEXT_POINTS", 5)
     r = client.get(URL, params={"at": iso(t[0])})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == ["query", "context"]
     assert "more than 5" in r.json()["error"]["message"]
@@ -372,7 +372,7 @@ def test_a_solver_failure_is_a_422_naming_the_times(client: TestClient, engine: 
 
 
 def test_a_dead_solver_is_a_503(settings: Settings, admin_key: str, room: tuple, monkeypatch) -> None:
-    from service.solver_pool import SolverPool, SolverUnavailable
+    from service.forecasting.solver_pool import SolverPool, SolverUnavailable
 
     def dead(self, *args, **kwargs):
         raise SolverUnavailable("the forecast process died twice solving this request")

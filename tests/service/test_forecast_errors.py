@@ -5,7 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import keys, storage
+from service import storage
+from service.storage import keys
 
 URL = "/v1/series/room/forecast"
 

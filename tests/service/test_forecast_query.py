@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from service.errors import Unprocessable
-from service.forecast_query import (
+from service.forecasting.query import (
     DEFAULT_QUANTILES,
     MAX_TIMES,
     parse_body_samples,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from service.api.http_server import server_options
 from service.app import create_app
 from service.config import Settings
-from service.http_server import server_options
 from tests.serving import uvicorn_thread
 
 LIMIT_S = 1.0
@@ -24,7 +24,7 @@ def served(tmp_path) -> Iterator[int]:
     settings = Settings(data_dir=tmp_path / "data", auth="disabled", forecast_processes=0,
                         header_timeout_seconds=LIMIT_S, body_timeout_seconds=LIMIT_S, max_header_bytes=4096,
                         keep_alive_seconds=LIMIT_S)
-    from service.db import migrate
+    from service.storage.db import migrate
 
     migrate(settings.db_url)
     with uvicorn_thread(create_app(settings), **server_options(settings)) as port:

@@ -6,12 +6,12 @@ import uuid
 import pytest
 from sqlalchemy import Engine, select, update
 
-from service import jobs, registry
 from service.config import Settings
 from service.errors import Conflict, NotFound
-from service.tables import jobs as jobs_table
-from service.tables import models as models_table
-from service.timefmt import now_us
+from service.storage import jobs, registry
+from service.storage.tables import jobs as jobs_table
+from service.storage.tables import models as models_table
+from service.times.timefmt import now_us
 
 
 def _new(engine: Engine, name: str = "rooms", key: str | None = None, body_hash: str = "h") -> jobs.Job:

@@ -1,4 +1,4 @@
-"""/v1/jobs over HTTP: list, get, cancel, the event stream (jobs driven through service.jobs here)."""
+"""/v1/jobs over HTTP: list, get, cancel, the event stream (jobs driven through service.storage.jobs here)."""
 
 import json
 import threading
@@ -7,7 +7,7 @@ import time
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import jobs
+from service.storage import jobs
 from tests.training_data import TINY, add_series
 
 

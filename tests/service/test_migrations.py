@@ -9,9 +9,9 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from service import jobs, keys
-from service.db import alembic_config, make_engine
 from service.errors import TooManyRequests
+from service.storage import jobs, keys
+from service.storage.db import alembic_config, make_engine
 from tests.conftest import POSTGRES_URL, _psycopg
 
 

@@ -1,7 +1,7 @@
 import threading
 import time
 
-from service.model_cache import CacheKey, ModelCache
+from service.forecasting.cache import CacheKey, ModelCache
 
 
 def _key(i: int, sha: str = "a") -> CacheKey:
@@ -77,7 +77,7 @@ def test_a_failed_load_is_not_cached() -> None:
 
 
 def test_retain_is_due_at_first_and_then_once_per_period(monkeypatch) -> None:
-    import service.model_cache as mc
+    import service.forecasting.cache as mc
 
     now = [100.0]
     monkeypatch.setattr(mc.time, "monotonic", lambda: now[0])

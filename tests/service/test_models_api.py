@@ -9,8 +9,10 @@ from sqlalchemy import Engine
 
 import model
 from model import from_bytes
-from service import executor, keys, train_request, training
 from service.config import Settings
+from service.storage import keys
+from service.training import executor, trainer
+from service.training import request as train_request
 from tests.training_data import TINY, TINY_LOCAL, add_series
 
 
@@ -211,7 +213,7 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
                                                "config": TINY_LOCAL})
     assert response.status_code == 202, response.text
     job = response.json()["job"]
-    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    assert trainer.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
     version = client.get("/v1/models/rooms/versions/1").json()
     metrics = version["metrics"]
     assert metrics["steps_run"] == TINY_LOCAL["train_steps"] and metrics["val_mae"] is not None
@@ -242,7 +244,7 @@ def test_metrics_are_made_json_safe() -> None:
     """numpy numbers become JSON numbers and a non-finite one null (PostgreSQL's JSON refuses NaN)."""
     import numpy as np
 
-    safe = training._json_safe({"a": np.int64(3), "b": [np.float32(0.5), math.nan], "c": np.bool_(False)})
+    safe = trainer._json_safe({"a": np.int64(3), "b": [np.float32(0.5), math.nan], "c": np.bool_(False)})
     assert safe == {"a": 3, "b": [0.5, None], "c": False}
     assert type(safe["a"]) is int and type(safe["c"]) is bool
 
@@ -250,7 +252,7 @@ def test_metrics_are_made_json_safe() -> None:
 def test_no_backtest_no_metrics_entry(client: TestClient, engine: Engine, settings: Settings) -> None:
     add_series(engine, "room-1")
     job = _train(client, config={"frame": "global"})["job"]
-    assert training.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    assert trainer.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
     assert "backtest" not in client.get("/v1/models/rooms/versions/1").json()["metrics"]
 
 
@@ -262,7 +264,7 @@ def test_read_versions_artifact_and_delete(client: TestClient, engine: Engine, s
     assert client.get("/v1/models/rooms/versions/1/artifact").status_code == 409  # not trained yet
 
     job_id = first["job"]["id"]
-    assert training.run_job(engine, settings, job_id, worker_id="w", shutdown=threading.Event()) == "succeeded"
+    assert trainer.run_job(engine, settings, job_id, worker_id="w", shutdown=threading.Event()) == "succeeded"
     v1 = client.get("/v1/models/rooms/versions/1").json()
     assert v1["status"] == "ready" and v1["channels"] == ["a", "b"] and v1["series"] == ["room-1"]
     assert v1["trained_at"] is not None and v1["metrics"]["epochs_run"] == TINY["epochs"]

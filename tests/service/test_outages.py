@@ -12,11 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, text, update
 
-from service import executor, jobs, keys, storage
+from service import storage
 from service.app import create_app
 from service.config import Settings
-from service.db import make_engine, migrate
-from service.tables import jobs as jobs_table
+from service.storage import jobs, keys
+from service.storage.db import make_engine, migrate
+from service.storage.tables import jobs as jobs_table
+from service.training import executor
 from tests.private_servers import PrivatePostgres, PrivateRedis
 from tests.training_data import TINY, add_series
 

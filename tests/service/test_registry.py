@@ -3,10 +3,10 @@
 from alembic import command
 from sqlalchemy import Engine, insert
 
-from service import registry
-from service.db import alembic_config, make_engine, migrate
-from service.tables import models
-from service.timefmt import now_us
+from service.storage import registry
+from service.storage.db import alembic_config, make_engine, migrate
+from service.storage.tables import models
+from service.times.timefmt import now_us
 
 
 def _new(engine: Engine, name: str) -> int:

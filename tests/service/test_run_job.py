@@ -9,8 +9,11 @@ import torch
 from sqlalchemy import Engine
 
 from model import from_bytes
-from service import executor, jobs, registry, storage, train_request, training
+from service import storage
 from service.config import Settings
+from service.storage import jobs, registry
+from service.training import executor, trainer
+from service.training import request as train_request
 from tests.training_data import TINY, add_series
 
 
@@ -22,7 +25,7 @@ def _job(engine: Engine, series: list[str], **config: object) -> jobs.Job:
 
 
 def _run(engine: Engine, settings: Settings, job: jobs.Job, shutdown: threading.Event | None = None) -> str:
-    return training.run_job(engine, settings, job.id, worker_id="test-worker", shutdown=shutdown or threading.Event())
+    return trainer.run_job(engine, settings, job.id, worker_id="test-worker", shutdown=shutdown or threading.Event())
 
 
 def test_trains_publishes_and_reports_progress(engine: Engine, settings: Settings) -> None:
@@ -51,17 +54,17 @@ def test_trains_publishes_and_reports_progress(engine: Engine, settings: Setting
 
 def test_validation_is_the_newest_part_of_each_series(engine: Engine) -> None:
     add_series(engine, "room-1", ("a",), n=100, seed=3)
-    train, validation = training.load_sequences(engine, ["room-1"], ["a"])
+    train, validation = trainer.load_sequences(engine, ["room-1"], ["a"])
     assert train[0].times[-1] < validation[0].times[0]
     span = validation[0].times[-1] - train[0].times[0]
-    assert validation[0].times[-1] - validation[0].times[0] <= training.VALIDATION_FRACTION * span + 1e-6
+    assert validation[0].times[-1] - validation[0].times[0] <= trainer.VALIDATION_FRACTION * span + 1e-6
     assert np.isfinite(train[0].values).all()
 
 
 def test_without_holdout_every_series_is_whole(engine: Engine) -> None:
     add_series(engine, "room-1", ("a",), n=100, seed=3)
     add_series(engine, "room-2", ("a",), n=50, seed=4)
-    train, validation = training.load_sequences(engine, ["room-2", "room-1"], ["a"], holdout=False)
+    train, validation = trainer.load_sequences(engine, ["room-2", "room-1"], ["a"], holdout=False)
     assert validation == [] and len(train) == 2
     for sequence, key in zip(train, ["room-2", "room-1"], strict=True):
         t_us, _ = storage.read_matrix(engine, storage.get_series(engine, key).id, ["a"])
@@ -72,13 +75,13 @@ def test_the_local_frame_gives_fit_each_series_whole(engine: Engine, settings: S
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """fit cuts its own validation windows in the local frame: the service splits nothing off."""
     seen = {}
-    real_fit = training.fit
+    real_fit = trainer.fit
 
     def spy(sequences, config, *, validation=None, **kwargs):
         seen.update(lengths=[len(s.times) for s in sequences], validation=validation, frame=config.frame)
         return real_fit(sequences, config, validation=validation, **kwargs)
 
-    monkeypatch.setattr(training, "fit", spy)
+    monkeypatch.setattr(trainer, "fit", spy)
     add_series(engine, "room-1", ("a",), n=100, seed=7)
     whole = storage.read_matrix(engine, storage.get_series(engine, "room-1").id, ["a"])[0].size
     job = _job(engine, ["room-1"], frame="local", train_steps=2, time_limit=60.0)
@@ -136,8 +139,8 @@ def test_a_device_this_worker_lacks_fails_the_job_saying_so(engine: Engine, sett
 
 
 def test_device_missing_names_what_the_worker_has() -> None:
-    assert training.device_missing("auto") is None and training.device_missing("cpu") is None
+    assert trainer.device_missing("auto") is None and trainer.device_missing("cpu") is None
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     plural = "" if count == 1 else "s"
-    assert f"({count} CUDA device{plural})" in training.device_missing(f"cuda:{count}")
-    assert (training.device_missing("cuda:0") is None) == (count > 0)
+    assert f"({count} CUDA device{plural})" in trainer.device_missing(f"cuda:{count}")
+    assert (trainer.device_missing("cuda:0") is None) == (count > 0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model
-from service.solver_pool import SolverPool, SolverUnavailable
+from service.forecasting.solver_pool import SolverPool, SolverUnavailable
 from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -100,7 +100,7 @@ def test_model_errors_pickle_whole(error: Exception) -> None:
 
 
 def test_a_child_that_dies_on_every_try_is_a_solver_unavailable(pool, monkeypatch) -> None:
-    from service import solver_pool
+    from service.forecasting import solver_pool
 
     tries = []
 

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, func, select
 from service import storage
 from service.errors import Conflict, NotFound
 from service.storage import bulk
-from service.tables import observations
+from service.storage.tables import observations
 
 
 def _count(engine: Engine) -> int:
@@ -130,7 +130,7 @@ def test_list_update(engine: Engine) -> None:
 
 
 def test_kept_counts_follow_writes_and_deletes(engine: Engine, rec: storage.SeriesRecord) -> None:
-    from service.tables import channel_counts
+    from service.storage.tables import channel_counts
 
     def kept() -> dict[str, int]:
         with engine.connect() as conn:
@@ -153,7 +153,7 @@ def test_counts_migration_backfills(tmp_path) -> None:
     from alembic import command
     from sqlalchemy import text
 
-    from service.db import alembic_config, make_engine
+    from service.storage.db import alembic_config, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     command.upgrade(alembic_config(url), "0001")

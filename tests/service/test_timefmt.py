@@ -3,7 +3,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 import pytest
 
-from service.timefmt import MAX_US, MIN_US, TimeParseError, format_time, is_rounded, parse_time
+from service.times.timefmt import MAX_US, MIN_US, TimeParseError, format_time, is_rounded, parse_time
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_range_bounds() -> None:
 
 
 def test_format_times_matches_format_time() -> None:
-    from service.timefmt import format_times
+    from service.times.timefmt import format_times
 
     values = [MIN_US, -1, 0, 1, 1_772_366_460_250_000, MAX_US]
     assert format_times(values) == [format_time(v) for v in values]

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import numpy as np
 
-from service.timefmt import MAX_US, MIN_US, TimeParseError, format_time, parse_time
-from service.timevec import parse_times
+from service.times.timefmt import MAX_US, MIN_US, TimeParseError, format_time, parse_time
+from service.times.timevec import parse_times
 
 ODD = ["2026-03-01T12:00:00Z", "2026-03-01t12:00:00z", "2026-03-01 12:00:00.5+01:00", "2024-02-29T00:00:00Z",
        "2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
@@ -88,12 +88,12 @@ def test_empty() -> None:
 
 
 def test_common_layouts_take_the_vector_path(monkeypatch) -> None:
-    import service.timevec
+    import service.times.timevec
 
     def refuse(*_a: object, **_k: object) -> int:
         raise AssertionError("scalar fallback used")
 
-    monkeypatch.setattr(service.timevec, "parse_time", refuse)
+    monkeypatch.setattr(service.times.timevec, "parse_time", refuse)
     values = ["2026-03-01T12:00:00Z", "2026-03-01T12:00:00.25Z", "1969-12-31T23:59:59.999999-05:30",
               "2026-03-01T12:00:00+01:00", "2026-03-01T12:00:00.1234567Z", "2026-03-01T12:00:00.123456789-01:00",
               Decimal("1772366460.5"), 7, Decimal("1772366460.0000015")]

@@ -15,12 +15,12 @@ from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 import model
-from service import forecasting
 from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, Reader, SettingsDep
 from service.api.routes.series import check_sees
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN, TIME_PATTERN, TIME_SCHEMA
 from service.errors import Unavailable, Unprocessable, responses
-from service.forecast_query import (
+from service.forecasting import forecast
+from service.forecasting.query import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
     SampleSpec,
@@ -30,9 +30,9 @@ from service.forecast_query import (
     parse_query_quantiles,
     parse_time_spec,
 )
+from service.forecasting.solver_pool import SolverUnavailable
 from service.ingest import decode_json
-from service.solver_pool import SolverUnavailable
-from service.timefmt import format_time
+from service.times.timefmt import format_time
 
 QUANTILES_PATTERN = r"^0?\.[0-9]{0,15}[1-9](,0?\.[0-9]{0,15}[1-9])*$"  # levels in (0, 1), comma-separated
 
@@ -74,7 +74,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ERRORS = _errors(401, 403, 404, 409, 422, 503)
 
 
-async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part: str) -> Any:
+async def _solve(batcher: Any, plan: forecast.Plan, samples: SampleSpec, part: str) -> Any:
     try:
         return await batcher.forecast(plan.version.cache_key, plan.fitted, plan.context, plan.unique_s,
                                       samples=samples.samples, quantiles=samples.quantiles, seed=samples.seed)
@@ -84,7 +84,7 @@ async def _solve(batcher: Any, plan: forecasting.Plan, samples: SampleSpec, part
         upper = format_time(plan.origin_us + int(round(exc.upper * 1e6)))
         late = plan.unique_s.size > 0 and float(plan.unique_s[-1]) > exc.upper
         hint = (f"; {upper} is the context's last observation plus "
-                f"{forecasting.horizon_text(float(plan.fitted.horizon))}") if late else ""
+                f"{forecast.horizon_text(float(plan.fitted.horizon))}") if late else ""
         raise Unprocessable.at([part, "at"], f"query times must lie within {lower} .. {upper}{hint}: {exc}") from None
     except model.InputError as exc:
         raise Unprocessable.at([part], str(exc)) from None
@@ -135,10 +135,10 @@ async def forecast_series(
     sample_spec = SampleSpec(quantiles=parse_query_quantiles(quantiles), samples=samples, seed=seed)
     context_us = parse_duration_param(context, ["query", "context"])
     check_sees(caller, key)
-    plan = await run_in_threadpool(forecasting.plan_series, engine, cache, key, spec, name=model_name,
+    plan = await run_in_threadpool(forecast.plan_series, engine, cache, key, spec, name=model_name,
                                    version=version, context_us=context_us, sees=caller.sees_model)
     result = await _solve(batcher, plan, sample_spec, "query")
-    return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=key))
+    return JSONResponse(forecast.response_body(plan, result, sample_spec, series=key))
 
 
 _TIME = TIME_SCHEMA
@@ -194,8 +194,8 @@ async def forecast_inline(request: Request, engine: EngineDep, settings: Setting
     name, version = _inline_request(doc)
     spec = parse_body_times(doc["at"])
     sample_spec = parse_body_samples(doc)
-    plan = await run_in_threadpool(forecasting.plan_inline, engine, cache, doc["observations"], spec, name=name,
+    plan = await run_in_threadpool(forecast.plan_inline, engine, cache, doc["observations"], spec, name=name,
                                    version=version, max_values=settings.max_values_per_request,
                                    sees=caller.sees_model)
     result = await _solve(batcher, plan, sample_spec, "body")
-    return JSONResponse(forecasting.response_body(plan, result, sample_spec, series=None))
+    return JSONResponse(forecast.response_body(plan, result, sample_spec, series=None))

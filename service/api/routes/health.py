@@ -5,9 +5,9 @@ import logging
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from service import executor
 from service.api.deps import EngineDep, SettingsDep
 from service.errors import Unavailable, responses
+from service.training import executor
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from service import jobs
 from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_job, job_cursor
 from service.errors import NotFound, TooManyRequests, responses
-from service.jobs import JobStatus
-from service.timefmt import format_time
+from service.storage import jobs
+from service.storage.jobs import JobStatus
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

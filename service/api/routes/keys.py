@@ -5,12 +5,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service import keys
 from service.api.deps import AdminScope, EngineDep
 from service.api.pagination import after_api_key, api_key_cursor
 from service.api.schemas import KEY_PATTERN, Time
 from service.errors import Conflict, NotFound, Unprocessable, responses
-from service.timefmt import format_time
+from service.storage import keys
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 

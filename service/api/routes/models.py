@@ -10,15 +10,17 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic_core import PydanticCustomError
 from starlette.concurrency import run_in_threadpool
 
-from service import executor, jobs, registry, train_request
 from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_name, name_cursor
 from service.api.routes.jobs import JobPublic, job_public
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN
-from service.durations import MAX_US, US_PER_S, DurationParseError, parse_duration
 from service.errors import Forbidden, responses
-from service.registry import VersionStatus
-from service.timefmt import format_time
+from service.storage import jobs, registry
+from service.storage.registry import VersionStatus
+from service.times.durations import MAX_US, DurationParseError, parse_duration
+from service.times.timefmt import US_PER_S, format_time
+from service.training import executor
+from service.training import request as train_request
 
 router = APIRouter(prefix="/models", tags=["models"])
 

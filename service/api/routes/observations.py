@@ -16,7 +16,7 @@ from service.api.routes.series import SeriesKey, check_sees
 from service.api.schemas import TIME_PATTERN, TIME_SCHEMA, Deleted, ObservationPage, WriteResult
 from service.errors import Unprocessable, UnsupportedMedia, responses
 from service.ingest import parse_observations
-from service.timefmt import TimeParseError, format_times, parse_time
+from service.times.timefmt import TimeParseError, format_times, parse_time
 
 router = APIRouter(prefix="/series/{key}/observations", tags=["observations"])
 

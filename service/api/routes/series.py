@@ -9,8 +9,8 @@ from service.api.deps import EngineDep, Reader, Writer
 from service.api.pagination import after_key, key_cursor
 from service.api.schemas import KEY_PATTERN, SeriesCreate, SeriesList, SeriesPublic, SeriesUpdate
 from service.errors import Forbidden, Unprocessable, responses
-from service.keys import Principal
-from service.timefmt import format_time
+from service.storage.keys import Principal
+from service.times.timefmt import format_time
 
 router = APIRouter(prefix="/series", tags=["series"])
 

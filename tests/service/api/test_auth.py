@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import keys
 from service.app import create_app
 from service.config import Settings
+from service.storage import keys
 
 UNAUTHORIZED = {"code": "unauthorized", "details": []}
 

@@ -4,8 +4,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from service import keys
-from service.tables import api_keys
+from service.storage import keys
+from service.storage.tables import api_keys
 
 
 def _auth(key: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ READS_BY_POST = {"/v1/forecast"}  # a POST that writes nothing
 
 @pytest.fixture(params=["sqlite"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    from service.db import migrate
+    from service.storage.db import migrate
 
     url = f"sqlite:///{tmp_path / 'x.db'}"
     migrate(url)

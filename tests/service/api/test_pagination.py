@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import keys
+from service.storage import keys
 from tests.training_data import TINY, add_series
 
 LISTS = ("/v1/series", "/v1/series/room/observations", "/v1/models", "/v1/jobs", "/v1/keys")

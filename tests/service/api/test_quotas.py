@@ -12,11 +12,11 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import jobs, keys
 from service.api.quotas import RateLimiter
 from service.app import create_app
 from service.config import Settings
 from service.errors import TooManyRequests
+from service.storage import jobs, keys
 from tests.serving import uvicorn_thread
 from tests.training_data import TINY, add_series
 

@@ -11,11 +11,11 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from schemathesis.config import OperationConfig, OperationsConfig, PositiveDataAcceptanceConfig
 
-from service import keys, tables
 from service.app import create_app
 from service.config import Settings
-from service.db import make_engine, migrate
 from service.errors import STORED_DATA
+from service.storage import keys, tables
+from service.storage.db import make_engine, migrate
 
 EXAMPLES = 25
 STATEFUL_SEED = 20261204

@@ -15,10 +15,10 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from service import jobs, keys
 from service.app import create_app
 from service.config import Settings
-from service.timefmt import format_time
+from service.storage import jobs, keys
+from service.times.timefmt import format_time
 from tests.service.forecast_support import T0, S, add_series, publish, toy_artifact, toy_sequence
 from tests.training_data import TINY
 

@@ -5,15 +5,18 @@
     PostgresHuey LATENTCAST_QUEUE_URL=postgresql://…  } the API servers run no consumer
 
 Huey acknowledges nothing (a message is gone once a consumer takes it), so the jobs table is the truth and every
-worker process runs a sweeper thread (service.jobs.sweep). Messages are JSON, never pickle: they carry one job id.
-This module imports no torch: the API process enqueues through it, and CUDA is initialised only by the training
-code inside a worker process (service.training imports model/ lazily).
+worker process runs a sweeper thread (service.storage.jobs.sweep). Messages are JSON, never pickle: they carry one
+job id. This module imports no torch: the API process enqueues through it, and CUDA is initialised only by the
+training code inside a worker process. Nor does it import that code (service.training.trainer, which enqueues
+through `submit` when it hands a job back): the worker process (service.training.worker) passes the task its
+`run_job` in the WorkerContext.
 """
 
 import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,9 +27,9 @@ from huey.serializer import Serializer
 from redis import ConnectionPool
 from sqlalchemy import Engine
 
-from service import jobs
 from service.config import Settings
-from service.db import private_file
+from service.storage import jobs
+from service.storage.db import private_file
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,8 @@ class WorkerContext:
     engine: Engine
     worker_id: str
     shutdown: threading.Event
+    # trainer.run_job, given by the worker: the task calls it, and this module never imports the training code
+    train: Callable[..., str]
 
 
 _context: WorkerContext | None = None
@@ -153,10 +158,8 @@ def _run_job(job_id: str) -> None:
     """The one task: train job `job_id`. Runs in a consumer's worker thread."""
     if _context is None:
         raise RuntimeError("run_job executed outside a latentcast worker process")
-    from service import training  # imports torch: only here, in the process that trains
-
-    training.run_job(_context.engine, _context.settings, job_id, worker_id=_context.worker_id,
-                     shutdown=_context.shutdown)
+    _context.train(_context.engine, _context.settings, job_id, worker_id=_context.worker_id,
+                   shutdown=_context.shutdown)
 
 
 class Sweeper(threading.Thread):

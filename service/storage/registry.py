@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.errors import Conflict, NotFound
-from service.tables import model_names, models
-from service.timefmt import now_us
+from service.storage.tables import model_names, models
+from service.times.timefmt import now_us
 
 
 class VersionStatus(StrEnum):

@@ -44,7 +44,7 @@ class TimeParseError(ValueError):
 
 def seconds_us(seconds: Decimal) -> int:
     """Exact decimal seconds → integer µs, rounded to the nearest, half to even. |seconds| < MAX_SECONDS (callers
-    check their own range first). Durations (service/durations.py) round through here too."""
+    check their own range first). Durations (service/times/durations.py) round through here too."""
     return int(seconds.quantize(_MICROSECOND, context=ROUNDING).scaleb(6, context=ROUNDING))
 
 

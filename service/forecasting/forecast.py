@@ -13,17 +13,17 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 import model
-from service import forecast_models, ingest
-from service.durations import format_duration, format_seconds
+from service import ingest
 from service.errors import Unprocessable
-from service.forecast_models import ReadyVersion
-from service.forecast_query import SampleSpec, TimeSpec
-from service.registry import Sees, everyone
+from service.forecasting import versions
+from service.forecasting.query import SampleSpec, TimeSpec
+from service.forecasting.versions import ReadyVersion
 from service.storage import get_series, read_matrix, series_time_range
-from service.tables import observations
-from service.timefmt import format_time, format_times
+from service.storage.registry import Sees, everyone
+from service.storage.tables import observations
+from service.times.durations import format_duration, format_seconds
+from service.times.timefmt import US_PER_S, format_time, format_times
 
-US_PER_S = 1_000_000
 # The encoder reads every context point in sequence: beyond this a request would hold a worker for minutes.
 MAX_CONTEXT_POINTS = 100_000
 o = observations.c
@@ -33,7 +33,7 @@ o = observations.c
 class Plan:
     """Everything a forecast needs. at_us: (Q,) request order; unique_s: sorted distinct query times in seconds
     from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time;
-    warnings: what the response tells its reader about the version (forecast_models.version_warnings)."""
+    warnings: what the response tells its reader about the version (versions.version_warnings)."""
 
     version: ReadyVersion
     fitted: Any  # model.FittedModel
@@ -106,7 +106,7 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
     """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread).
     `sees`: which versions the caller may use (the series itself the route has checked)."""
     record = get_series(engine, key)
-    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=key, sees=sees)
+    chosen = versions.resolve(engine, cache, name=name, version=version, series_key=key, sees=sees)
     missing = [c for c in chosen.channels if c not in record.channels]
     if missing:
         raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
@@ -117,7 +117,7 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
         raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
                                                 "nothing to condition a forecast on")
     first_us, last_us = bounds
-    fitted = forecast_models.load(engine, cache, chosen)
+    fitted = versions.load(engine, cache, chosen)
     at_us = spec.times(last_us)
     check_range(spec, at_us, first_us, last_us, float(fitted.horizon), "query")
     history_us = context_us if context_us is not None else int(round(float(fitted.context_seconds) * US_PER_S))
@@ -127,7 +127,7 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
         raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
                                                      f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
                                                      "later times or a shorter context")
-    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
+    return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
 def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
@@ -136,7 +136,7 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
 
     observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
     API takes them. Blocking: run in a thread."""
-    chosen = forecast_models.resolve(engine, cache, name=name, version=version, series_key=None, sees=sees)
+    chosen = versions.resolve(engine, cache, name=name, version=version, series_key=None, sees=sees)
     channels = list(chosen.channels)
     batch = _parse_inline(observations, channels, max_values)
     if batch.t.size == 0:
@@ -148,10 +148,10 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
                                                          f"{MAX_CONTEXT_POINTS}")
     values = np.full((t_us.size, len(channels)), np.nan)
     values[pos, batch.ch] = batch.v
-    fitted = forecast_models.load(engine, cache, chosen)
+    fitted = versions.load(engine, cache, chosen)
     at_us = spec.times(int(t_us[-1]))
     check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), float(fitted.horizon), "body")
-    return make_plan(chosen, fitted, t_us, values, at_us, forecast_models.version_warnings(engine, chosen))
+    return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
 def _parse_inline(observations: Any, channels: list[str], max_values: int) -> ingest.Batch:

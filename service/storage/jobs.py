@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from service import registry
 from service.config import Settings
 from service.errors import Conflict, NotFound, TooManyRequests
-from service.registry import VersionStatus
-from service.tables import jobs, models
-from service.timefmt import now_us
+from service.storage import registry
+from service.storage.registry import VersionStatus
+from service.storage.tables import jobs, models
+from service.times.timefmt import now_us
 
 
 class JobStatus(StrEnum):

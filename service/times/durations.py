@@ -10,7 +10,7 @@ negative durations and those that are, or round to, zero.
 import re
 from decimal import Decimal, DecimalException
 
-from service.timefmt import US_PER_S, seconds_us
+from service.times.timefmt import US_PER_S, seconds_us
 
 # A century: generous for any step or horizon, and far below int64 microseconds.
 MAX_US = 100 * 366 * 86_400 * US_PER_S

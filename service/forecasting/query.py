@@ -1,7 +1,7 @@
 """What a forecast request asks for, parsed strictly from the query string or a JSON body.
 
 Query times are integer microseconds since the Unix epoch (UTC) throughout; they become float seconds only at the
-model's door (service/forecasting.py). Every refusal is a 422 naming the field, e.g. `["query", "at", 3]`.
+model's door (service/forecasting/forecast.py). Every refusal is a 422 naming the field, e.g. `["query", "at", 3]`.
 """
 
 import math
@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from service.durations import DurationParseError, parse_duration
 from service.errors import Unprocessable
-from service.timefmt import TimeParseError, parse_time
+from service.times.durations import DurationParseError, parse_duration
+from service.times.timefmt import TimeParseError, parse_time
 
 MAX_TIMES = 10_000
 MAX_QUANTILES = 99

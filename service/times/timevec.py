@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from service.timefmt import (
+from service.times.timefmt import (
     MAX_SECONDS,
     MAX_US,
     MIN_US,

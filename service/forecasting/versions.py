@@ -13,9 +13,9 @@ from sqlalchemy import Engine, func, select
 
 import model
 from service.errors import Conflict, NotFound
-from service.model_cache import CacheKey, ModelCache
-from service.registry import Sees, VersionStatus, everyone
-from service.tables import models
+from service.forecasting.cache import CacheKey, ModelCache
+from service.storage.registry import Sees, VersionStatus, everyone
+from service.storage.tables import models
 
 m = models.c
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from model import ConfigError, ModelConfig
 from service import storage
 from service.errors import Unprocessable
-from service.keys import ANONYMOUS, Principal
+from service.storage.keys import ANONYMOUS, Principal
 
 # Fewer observation times than this (over all chosen series, in their common channels) cannot make training
 # windows with a context and a target part.

@@ -19,9 +19,9 @@ import time
 
 from huey.consumer import Consumer
 
-from service import executor
 from service.config import Settings
-from service.db import make_engine
+from service.storage.db import make_engine
+from service.training import executor
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,14 @@ def run_worker(settings: Settings, *, parent_pid: int | None = None) -> int:
     """Run a consumer of settings' queue until signalled; returns the exit status."""
     # Import the training code (torch, model/) before taking any message: a consumer thread that spent seconds
     # importing would hold a message unclaimed, and a broken installation fails here, at start, not per job.
-    from service import training  # noqa: F401
+    # Only here, in the process that trains: its run_job is the queue's task (executor.WorkerContext.train).
+    from service.training import trainer
 
     engine = make_engine(settings.db_url)
     queue = executor.get_queue(settings)
     shutdown = threading.Event()
-    executor.set_worker_context(executor.WorkerContext(settings, engine, executor.worker_id(), shutdown))
+    executor.set_worker_context(executor.WorkerContext(settings, engine, executor.worker_id(), shutdown,
+                                                       trainer.run_job))
     consumer = _Consumer(queue.huey, workers=settings.worker_threads, worker_type="thread", periodic=False,
                          graceful_signal="TERM", shutdown_timeout=SHUTDOWN_TIMEOUT_S, max_delay=1.0,
                          health_check_interval=5, shutdown=shutdown)

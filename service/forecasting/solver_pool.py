@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 import model
-from service.model_cache import ModelCache
+from service.forecasting.cache import ModelCache
 
 
 class SolverUnavailable(RuntimeError):

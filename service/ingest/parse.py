@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from service.errors import Unprocessable, invalid_json
-from service.timefmt import format_time, is_rounded
-from service.timevec import parse_times
+from service.times.timefmt import format_time, is_rounded
+from service.times.timevec import parse_times
 
 MAX_DETAILS = 50  # a body full of mistakes gets the first 50, not a 100,000-line error
 # The largest magnitude a value may have. Squares of values (variances, scales, losses) and sums of billions of them

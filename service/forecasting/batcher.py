@@ -10,9 +10,9 @@ cannot exhaust memory.
 Batching never changes an answer: each request carries its own seed (a random one when the client gave none), and
 `forecast_batch` answers each item as its single `forecast` call would (within 1e-4 relative).
 
-With `processes` > 0 the batches are solved in that many child processes (service/solver_pool.py), one batch per
-process at a time, so that solving never contends with the API's own work for the GIL; with 0, in threads of this
-process.
+With `processes` > 0 the batches are solved in that many child processes (service/forecasting/solver_pool.py), one
+batch per process at a time, so that solving never contends with the API's own work for the GIL; with 0, in threads
+of this process.
 """
 
 import asyncio
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import model
-from service.solver_pool import SolverPool
+from service.forecasting.solver_pool import SolverPool
 
 MAX_BATCH_POINTS = 2_000_000
 

@@ -28,8 +28,10 @@ from model import (
     fit,
     to_bytes,
 )
-from service import executor, jobs, registry, storage
+from service import storage
 from service.config import Settings
+from service.storage import jobs, registry
+from service.training import executor
 
 log = logging.getLogger(__name__)
 
