@@ -58,18 +58,24 @@ def _stored(conn: Connection, series_id: int, channel: str, t: np.ndarray) -> tu
     return stored["t"], stored["v"]
 
 
-def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
-    """Binary COPY of one channel's new rows, the records laid out by numpy (fixed size within one channel)."""
+def pgcopy_records(series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> bytes:
+    """PostgreSQL's binary COPY stream (header, rows, trailer) of rows (series_id, channel, t[i], v[i]) for
+    `observations (series_id, channel, t, value)`, the records laid out by numpy (fixed size within one channel)."""
     name = channel.encode()
     rec = np.dtype([("n", ">i2"), ("l1", ">i4"), ("sid", ">i4"), ("l2", ">i4"), ("ch", f"S{len(name)}"),
                     ("l3", ">i4"), ("t", ">i8"), ("l4", ">i4"), ("v", ">f8")])
     out = np.empty(len(t), dtype=rec)
     out["n"], out["l1"], out["sid"], out["l2"], out["ch"] = 4, 4, series_id, len(name), name
     out["l3"], out["t"], out["l4"], out["v"] = 8, t, 8, v
+    return _PGCOPY_HEADER + out.tobytes() + _PGCOPY_TRAILER
+
+
+def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    """Binary COPY of one channel's new rows straight into the table."""
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy("COPY observations (series_id, channel, t, value) FROM STDIN "
                                        "(FORMAT BINARY)") as copy:
-        copy.write(_PGCOPY_HEADER + out.tobytes() + _PGCOPY_TRAILER)
+        copy.write(pgcopy_records(series_id, channel, t, v))
 
 
 def _insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
