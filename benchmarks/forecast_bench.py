@@ -37,7 +37,7 @@ from service.config import Settings  # noqa: E402
 from service.forecasting import forecast  # noqa: E402
 from service.forecasting.cache import ModelCache  # noqa: E402
 from service.forecasting.query import TimeSpec  # noqa: E402
-from service.storage import keys  # noqa: E402
+from service.storage import keys, registry  # noqa: E402
 from service.storage.db import make_engine, migrate  # noqa: E402
 from service.storage.tables import models  # noqa: E402
 from service.times.timefmt import format_time, now_us  # noqa: E402
@@ -69,11 +69,12 @@ def setup(db_url: str, fitted: model.FittedModel) -> tuple[str, int]:
                                 T0 + np.round(t * S).astype(np.int64), v)
     artifact = model.to_bytes(fitted)
     with engine.begin() as conn:
-        conn.execute(insert(models).values(
+        model_id = conn.execute(insert(models).values(
             name="bench", version=1, status="ready", config=fitted.config.to_dict(), channels=["y"],
             series=["bench"], stats={"horizon_s": fitted.horizon, "context_s": fitted.context_seconds},
             artifact=artifact, artifact_sha256=hashlib.sha256(artifact).hexdigest(), created_at=now_us(),
-            trained_at=now_us()))
+            trained_at=now_us()).returning(models.c.id)).scalar_one()
+        registry.link_series(conn, model_id, ["bench"])
     key = keys.create_key(engine, "bench", ["read"])
     engine.dispose()
     return key, T0 + int(round(t[-1] * S))

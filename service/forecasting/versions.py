@@ -1,8 +1,8 @@
 """Which ready model version answers a forecast, its loaded model from the cache, and its warnings.
 
-Resolved from the database on every request (one small query over the ready versions' metadata, never their
-artifacts), so a version published a moment ago is used by the next request, without a restart, and versions that
-were deleted drop out of the cache.
+Resolved from the database on every request (small indexed queries over the ready versions' metadata, never their
+artifacts: by default the versions trained on the series, through `model_series`), so a version published a moment
+ago is used by the next request, without a restart, and versions that were deleted drop out of the cache.
 """
 
 import math
@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 import model
 from service.errors import Conflict, NotFound
 from service.forecasting.cache import CacheKey, ModelCache
-from service.storage.registry import Sees, VersionStatus, everyone
+from service.storage.registry import Sees, VersionStatus, everyone, ready_trained_on
 from service.storage.tables import models
 
 m = models.c
@@ -55,15 +55,25 @@ def _ready_of(engine: Engine, name: str, version: int | None) -> list[ReadyVersi
                          trained_at=r.trained_at or r.created_at) for r in rows]
 
 
+_SEEN_PAGE = 32  # candidates read at a time after the first, for a caller that does not see the newest
+
+
 def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | None:
     """The name of the most recently trained ready version (that the caller sees) whose series hold `series_key`.
-    Series lists are JSON, so this reads the ready rows' names and series (never their artifacts)."""
-    query = select(m.id, m.name, m.series, m.trained_at, m.created_at).where(m.status == VersionStatus.READY)
+    Read by the index on `model_series.series_key`: only the versions trained on this series, newest first, the
+    first alone (LIMIT 1), and more, a page at a time, only while the caller sees none of those read (a prefixed
+    key: versions also trained on other tenants' series are not its)."""
+    before: tuple[int, int] | None = None
+    page = 1
     with engine.connect() as conn:
-        rows = [r for r in conn.execute(query) if series_key in (r.series or ()) and sees(r.name, r.series)]
-    if not rows:
-        return None
-    return max(rows, key=lambda r: (r.trained_at or r.created_at, r.id)).name
+        while True:
+            rows = conn.execute(ready_trained_on(series_key, before=before).limit(page)).all()
+            for row in rows:
+                if sees(row.name, row.series):
+                    return str(row.name)
+            if len(rows) < page:
+                return None
+            before, page = (rows[-1].newest, rows[-1].id), _SEEN_PAGE
 
 
 def _retain(engine: Engine, cache: ModelCache) -> None:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.errors import Conflict, NotFound
-from service.storage.tables import model_names, models
+from service.storage.tables import model_names, model_series, models
 from service.times.timefmt import now_us
 
 
@@ -93,7 +93,32 @@ def insert_version(conn: Connection, *, name: str, config: dict[str, Any], chann
     row_id = conn.execute(models.insert().values(
         name=name, version=version, status=VersionStatus.QUEUED, config=config, channels=channels, series=series,
         created_at=now_us()).returning(models.c.id)).scalar_one()
+    link_series(conn, row_id, series)
     return row_id, version
+
+
+def link_series(conn: Connection, model_id: int, series: Sequence[str]) -> None:
+    """Write the `model_series` rows of version `model_id`, trained on `series`, inside the caller's transaction:
+    whatever writes a version's `models.series` writes these with it (insert_version; a test or restore that inserts
+    `models` rows itself calls this). They go with the version (ON DELETE CASCADE)."""
+    keys = list(dict.fromkeys(series))
+    if keys:
+        conn.execute(model_series.insert(), [{"model_id": model_id, "series_key": key} for key in keys])
+
+
+def ready_trained_on(series_key: str, *, before: tuple[int, int] | None = None) -> Select[Any]:
+    """The ready versions trained on `series_key` (id, name, series, newest), the most recently trained first
+    (`newest`: trained_at, else created_at; ties by id), only those ordered after `before` (a row's (newest, id))
+    when given: one range of the index on `model_series.series_key`, then each candidate's row by its primary key,
+    never a read of the other versions. Add a LIMIT to read a page."""
+    newest = func.coalesce(models.c.trained_at, models.c.created_at)
+    query = (select(models.c.id, models.c.name, models.c.series, newest.label("newest"))
+             .select_from(model_series.join(models, models.c.id == model_series.c.model_id))
+             .where(model_series.c.series_key == series_key, models.c.status == VersionStatus.READY)
+             .order_by(newest.desc(), models.c.id.desc()))
+    if before is not None:
+        query = query.where(or_(newest < before[0], and_(newest == before[0], models.c.id < before[1])))
+    return query
 
 
 def _dialect_insert(conn: Connection) -> Any:

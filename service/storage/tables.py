@@ -79,6 +79,18 @@ models = Table(
     UniqueConstraint("name", "version", name="uq_models_name_version"),
 )
 
+# The series keys each version was trained on (`models.series`, a JSON list, as rows): written with the version in
+# its transaction (service.storage.registry.insert_version) and gone with it (ON DELETE CASCADE), so "the versions
+# trained on this series" is one index range, not a read of every version.
+model_series = Table(
+    "model_series",
+    metadata_obj,
+    Column("model_id", Integer, ForeignKey("models.id", ondelete="CASCADE"), primary_key=True),
+    Column("series_key", String(128), primary_key=True),
+    Index("ix_model_series_series_key", "series_key", "model_id"),
+    sqlite_with_rowid=False,
+)
+
 # The last version number handed out per model name. It never goes down, so deleting the newest version (or the
 # whole name) never lets a later training reuse a number a client may still hold.
 model_names = Table(

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, insert
 
 import model
 from service import storage
+from service.storage import registry
 from service.storage.tables import models
 from service.times.timefmt import now_us
 
@@ -61,7 +62,7 @@ def publish(engine: Engine, name: str, version: int, artifact: bytes, series: li
     now = now_us()
     ready = status == "ready"
     with engine.begin() as conn:
-        return conn.execute(insert(models).values(
+        model_id: int = conn.execute(insert(models).values(
             name=name, version=version, status=status, config=fitted.config.to_dict(),
             channels=list(fitted.channels), series=series,
             stats={"horizon_s": fitted.horizon, "context_s": fitted.context_seconds} if ready else None,
@@ -70,6 +71,8 @@ def publish(engine: Engine, name: str, version: int, artifact: bytes, series: li
             artifact_sha256=hashlib.sha256(artifact).hexdigest() if ready else None,
             created_at=now, trained_at=(trained_at or now) if ready else None,
         ).returning(models.c.id)).scalar_one()
+        registry.link_series(conn, model_id, series)
+        return model_id
 
 
 def add_series(engine: Engine, key: str, t_s: np.ndarray, values: np.ndarray,

@@ -10,8 +10,10 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import TooManyRequests
-from service.storage import jobs, keys
+from service.forecasting import versions
+from service.storage import jobs, keys, registry
 from service.storage.db import alembic_config, make_engine
+from service.storage.registry import everyone
 from tests.conftest import POSTGRES_URL, _psycopg
 
 
@@ -113,3 +115,36 @@ def test_tenants_upgrade_keeps_idempotency_keys_and_scopes_them(fresh_url: str, 
     with old_engine.connect() as conn:  # the jobs table kept its indexes through the rebuild
         names = {i["name"] for i in inspect(conn).get_indexes("jobs")}
     assert {"ix_jobs_model_id", "ix_jobs_status", "ix_jobs_created_at", "ix_jobs_api_key_id_status"} <= names
+
+
+def test_versions_made_before_model_series_get_their_links(fresh_url: str, old_engine: Engine) -> None:
+    _upgrade(fresh_url, "0006_tenants")
+    with old_engine.begin() as conn:
+        conn.execute(text("INSERT INTO models (id, name, version, status, config, channels, series, created_at, "
+                          "trained_at) VALUES (1, 'm', 1, 'ready', '{}', '[]', '[\"a\", \"b\", \"a\"]', 1, 10), "
+                          "(2, 'n', 1, 'failed', '{}', '[]', '[]', 2, NULL), "
+                          "(3, 'o', 1, 'ready', '{}', '[]', '[\"b\"]', 3, 20)"))
+    _upgrade(fresh_url, "head")
+
+    def links() -> list[tuple[int, str]]:
+        with old_engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text("SELECT model_id, series_key FROM model_series "
+                                                        "ORDER BY model_id, series_key"))]
+
+    assert links() == [(1, "a"), (1, "b"), (3, "b")]  # each key once; a version without series has none
+    assert versions._newest_trained_on(old_engine, "b", everyone) == "o"
+    assert versions._newest_trained_on(old_engine, "a", everyone) == "m"
+    registry.delete_version(old_engine, "m", 1)
+    assert links() == [(3, "b")]
+    engine = make_engine(fresh_url)
+    try:
+        with engine.connect() as conn:
+            cfg = alembic_config(fresh_url)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006_tenants")
+            conn.commit()
+            assert "model_series" not in inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    _upgrade(fresh_url, "head")
+    assert links() == [(3, "b")]
