@@ -16,6 +16,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -87,7 +88,12 @@ class Principal:
         """A model version is a tenant's when its name and every series it was trained on start with the prefix."""
         return self.prefix is None or (name.startswith(self.prefix) and all(s.startswith(self.prefix) for s in series))
 
-    def within(self, asked: str | None) -> str | bool | None:
+    @overload
+    def within(self, asked: str) -> str | Literal[False]: ...
+    @overload
+    def within(self, asked: None) -> str | None: ...
+
+    def within(self, asked: str | None) -> str | Literal[False] | None:
         """The key prefix to search under for a client's `asked` prefix (None: none asked): the longer of the two
         when one starts with the other, False when they exclude each other (nothing can match)."""
         if self.prefix is None or (asked is not None and asked.startswith(self.prefix)):
