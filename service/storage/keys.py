@@ -15,6 +15,7 @@ listing can tell keys apart (what GitHub and Stripe show of a token): 5 random c
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
@@ -84,7 +85,7 @@ class Principal:
     def sees_series(self, key: str) -> bool:
         return self.prefix is None or key.startswith(self.prefix)
 
-    def sees_model(self, name: str, series: list[str] | tuple[str, ...]) -> bool:
+    def sees_model(self, name: str, series: Sequence[str]) -> bool:
         """A model version is a tenant's when its name and every series it was trained on start with the prefix."""
         return self.prefix is None or (name.startswith(self.prefix) and all(s.startswith(self.prefix) for s in series))
 
