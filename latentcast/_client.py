@@ -150,7 +150,8 @@ class Client:
                             channels: Sequence[str] | None = None) -> int:
         """Delete observations with `start <= t < end` (of `channels`, default all); returns how many values."""
         params = {"start": _query_time(start), "end": _query_time(end), "channels": _comma(channels)}
-        return self._send("DELETE", f"/v1/series/{key}/observations", params=params).json()["deleted"]
+        deleted: int = self._send("DELETE", f"/v1/series/{key}/observations", params=params).json()["deleted"]
+        return deleted
 
     # -- training and jobs ----------------------------------------------------------------------------------------
 
@@ -308,7 +309,7 @@ class Client:
                 return
 
     def _observation_pages(self, key: str, start: Time | None, end: Time | None, channels: Sequence[str] | None,
-                           limit: int | None, page_size: int) -> Iterator[tuple[list[str], dict[str, list]]]:
+                           limit: int | None, page_size: int) -> Iterator[tuple[list[str], dict[str, list[Any]]]]:
         params: dict[str, Any] = {"start": _query_time(start), "end": _query_time(end), "channels": _comma(channels)}
         cursor, left = None, limit
         if left is not None and left <= 0:
@@ -326,7 +327,7 @@ class Client:
 
     @staticmethod
     def _columns(data: Any, t: Sequence[Time] | None,
-                 values: Mapping[str, Sequence[float | None]] | None) -> tuple[list[Any], dict[str, list]]:
+                 values: Mapping[str, Sequence[float | None]] | None) -> tuple[list[Any], dict[str, list[Any]]]:
         """Any accepted input as (times, {channel: values}), every list as long as times."""
         if data is not None and (t is not None or values is not None):
             raise TypeError("give either data (rows or a DataFrame) or t= and values=, not both")

@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     """Run a client command; errors become a message on stderr and exit status 1."""
     try:
         with Client(args.url, args.key) as client:
-            return args.client_command(client, args)
+            status: int = args.client_command(client, args)
+            return status
     except ApiError as exc:
         _say(f"error: {exc.code}: {exc.message}")
     except LatentcastError as exc:
@@ -300,7 +301,7 @@ def _median_gap_s(client: Client, key: str) -> float:
         times = [r["t"] for r in client.observations(key, limit=GAP_SAMPLE)]
     if len(times) < 2:
         raise UsageError(f"series {key} has one observation time: give --step")
-    gap = statistics.median((b - a).total_seconds() for a, b in itertools.pairwise(times))
+    gap: float = statistics.median((b - a).total_seconds() for a, b in itertools.pairwise(times))
     if gap < 1e-6:
         raise UsageError(f"series {key}'s median gap is under a microsecond: give --step")
     return gap

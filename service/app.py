@@ -1,7 +1,9 @@
 """The FastAPI application factory."""
 
 import gc
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -30,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything imported so far (torch, SQLAlchemy, FastAPI: some 300,000 objects) lives as long as the
         # process: moved out of the collector's sight, a full collection no longer walks it every few requests.
         gc.collect()
@@ -65,10 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dashboard.install(app)
     generate = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = add_links(generate())
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the schema
     return app

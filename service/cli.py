@@ -174,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latentcast: cannot use the data folder {settings.data_dir.resolve()}: {problem} "
               "(set LATENTCAST_DATA_DIR to a folder this user can write)", file=sys.stderr, flush=True)
         return 1
-    return args.func(settings, args)
+    status: int = args.func(settings, args)  # argparse's namespace is Any: each command returns its status
+    return status
 
 
 if __name__ == "__main__":

@@ -217,7 +217,8 @@ def install_handlers(app: FastAPI) -> None:
             # FastAPI's "There was an error parsing the body": not UTF-8 (a ValueError) or nested too deeply
             return invalid_json(exc.__cause__).response()
         code = _STATUS_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        detail: object = exc.detail  # a str to Starlette; FastAPI's HTTPException takes any JSON value
+        message = detail if isinstance(detail, str) else code.replace("_", " ")
         body = {"error": {"code": code, "message": message, "details": []}}
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # Starlette names the first matching route's methods only

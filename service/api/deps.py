@@ -1,12 +1,14 @@
 """Request dependencies as typed aliases. Handlers take these as parameters; none builds an engine or reads the
 environment itself."""
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
+import model
 from service.config import Settings
 from service.errors import Forbidden, TooManyRequests, Unauthorized
 from service.forecasting.batcher import ForecastBatcher
@@ -15,7 +17,7 @@ from service.storage import keys
 
 
 def get_app_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    return cast(Settings, request.app.state.settings)  # app.state's attributes are Any: create_app sets them
 
 
 # The app's own settings (create_app's argument), read from its state: a dependency override would work too, but
@@ -24,27 +26,30 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return cast(Engine, request.app.state.engine)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_model_cache(request: Request) -> ModelCache:
-    return request.app.state.model_cache
+def get_model_cache(request: Request) -> ModelCache[model.FittedModel]:
+    return cast(ModelCache[model.FittedModel], request.app.state.model_cache)
 
 
 def get_batcher(request: Request) -> ForecastBatcher:
-    return request.app.state.batcher
+    return cast(ForecastBatcher, request.app.state.batcher)
 
 
-ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
+ModelCacheDep = Annotated[ModelCache[model.FittedModel], Depends(get_model_cache)]
 BatcherDep = Annotated[ForecastBatcher, Depends(get_batcher)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lc_…`")
 
 
-def require_scope(scope: str):
+_ScopeCheck = Callable[[Request, Settings, Engine, HTTPAuthorizationCredentials | None], keys.Principal]
+
+
+def require_scope(scope: str) -> _ScopeCheck:
     """A dependency that lets the request through only with an active key holding `scope` (or auth disabled) within
     its request rate, and gives the handler who sent it."""
 

@@ -17,7 +17,7 @@ import json
 import logging
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from service.config import Settings
 
@@ -63,7 +63,8 @@ class HeadLimits(HttpToolsProtocol):
         self._head_timer = None
         if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
+        cycle: RequestResponseCycle | None = self.cycle  # uvicorn annotates it as set; it is None until a request
+        if cycle is not None and not cycle.response_complete:
             self._arm()  # a pipelined request's head is waiting behind a response being written: judge it after
             return
         self._reject(408, "request_timeout", f"the request's line and headers did not arrive within "

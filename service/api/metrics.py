@@ -28,12 +28,14 @@ def route_template(scope: Scope) -> str:
     request path: the part before the shortest suffix that the route's pattern matches.
     """
     route = scope.get("route")
-    regex, path = getattr(route, "path_regex", None), scope.get("path", "")
-    if regex is None:
+    path: str = scope.get("path", "")  # the scope's values are Any
+    regex = getattr(route, "path_regex", None)
+    if route is None or regex is None:
         return "unmatched"
+    template: str = route.path  # a route with a path_regex has a path template
     for i, char in enumerate(path):
         if char == "/" and regex.match(path[i:]):
-            return path[:i] + route.path
+            return path[:i] + template
     return "unmatched"
 
 

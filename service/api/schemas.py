@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from service.storage.tables import KEY_PATTERN
+from service.storage.tables import KEY_PATTERN as KEY_PATTERN  # re-exported: the routes' path patterns
 
 MAX_METADATA_BYTES = 16 * 1024
 # Objects and arrays inside one another, the metadata object itself included. Deeper documents are refused before

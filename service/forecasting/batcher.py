@@ -20,12 +20,13 @@ import secrets
 from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
-import numpy as np
 import torch
 
 import model
+from model.arrays import FloatArray
+from model.predict import Request
+from service.forecasting.cache import CacheKey
 from service.forecasting.solver_pool import SolverPool
 
 MAX_BATCH_POINTS = 2_000_000
@@ -33,22 +34,22 @@ MAX_BATCH_POINTS = 2_000_000
 
 @dataclass
 class _Request:
-    context: Any  # model.Sequence
-    at_seconds: np.ndarray
+    context: model.Sequence
+    at_seconds: FloatArray
     seed: int
-    future: asyncio.Future
+    future: asyncio.Future[model.Forecast]
 
 
 @dataclass
 class _Group:
-    key: Hashable  # the model version
-    fitted: Any  # model.FittedModel
+    key: CacheKey  # the model version
+    fitted: model.FittedModel
     samples: int
     quantiles: tuple[float, ...]
     loop: asyncio.AbstractEventLoop
     pending: list[_Request] = field(default_factory=list)
     draining: bool = False
-    task: asyncio.Task | None = None  # held so the running drain is not garbage-collected
+    task: asyncio.Task[None] | None = None  # held so the running drain is not garbage-collected
 
 
 class ForecastBatcher:
@@ -69,8 +70,9 @@ class ForecastBatcher:
         self._groups: dict[Hashable, _Group] = {}
         self.batch_sizes: list[int] = []  # sizes of the batches solved so far (last 1,000), for tests and metrics
 
-    async def forecast(self, key: Hashable, fitted: Any, context: Any, at_seconds: np.ndarray, *, samples: int,
-                       quantiles: tuple[float, ...], seed: int | None = None) -> Any:
+    async def forecast(self, key: CacheKey, fitted: model.FittedModel, context: model.Sequence,
+                       at_seconds: FloatArray, *, samples: int, quantiles: tuple[float, ...],
+                       seed: int | None = None) -> model.Forecast:
         """Solve one request. `key` names the model version; `at_seconds` float64 (Q,) relative to the context's
         time origin. Raises what `model.forecast` raises for this request alone."""
         loop = asyncio.get_running_loop()
@@ -87,7 +89,7 @@ class ForecastBatcher:
         return await request.future
 
     async def _drain(self, group_key: Hashable, group: _Group) -> None:
-        solving: set[asyncio.Task] = set()
+        solving: set[asyncio.Task[None]] = set()
         try:
             while True:
                 if group.pending and len(solving) < self.threads:
@@ -137,15 +139,16 @@ class ForecastBatcher:
         for request, result in zip(batch, results, strict=True):
             _settle(request.future, result=result)
 
-    def _solve_batch(self, group: _Group, batch: list[_Request]) -> list[Any]:
-        requests, seeds = [(r.context, r.at_seconds) for r in batch], [r.seed for r in batch]
+    def _solve_batch(self, group: _Group, batch: list[_Request]) -> list[model.Forecast]:
+        requests: list[Request] = [(r.context, r.at_seconds) for r in batch]
+        seeds = [r.seed for r in batch]
         if self.solver is not None:
             return self.solver.forecast_batch(group.key, group.fitted, requests, samples=group.samples,
                                               quantiles=group.quantiles, seeds=seeds)
         return model.forecast_batch(group.fitted, requests, samples=group.samples, quantiles=group.quantiles,
                                     seeds=seeds)
 
-    def _solve_one(self, group: _Group, request: _Request) -> Any:
+    def _solve_one(self, group: _Group, request: _Request) -> model.Forecast:
         return self._solve_batch(group, [request])[0]
 
     def start(self) -> None:
@@ -169,10 +172,12 @@ class ForecastBatcher:
             self.solver.close()
 
 
-def _settle(future: asyncio.Future, *, result: Any = None, exc: BaseException | None = None) -> None:
+def _settle(future: asyncio.Future[model.Forecast], *, result: model.Forecast | None = None,
+            exc: BaseException | None = None) -> None:
     if future.done():  # cancelled: the client disconnected
         return
     if exc is not None:
         future.set_exception(exc)
     else:
+        assert result is not None  # the callers give a result or an exception
         future.set_result(result)

@@ -13,9 +13,11 @@ import numpy as np
 from sqlalchemy import Engine, func, select
 
 import model
+from model.arrays import FloatArray
 from service import ingest
 from service.errors import Unprocessable
 from service.forecasting import versions
+from service.forecasting.cache import ModelCache
 from service.forecasting.query import SampleSpec, TimeSpec
 from service.forecasting.versions import ReadyVersion
 from service.storage import get_series, read_matrix, series_time_range
@@ -36,10 +38,10 @@ class Plan:
     warnings: what the response tells its reader about the version (versions.version_warnings)."""
 
     version: ReadyVersion
-    fitted: Any  # model.FittedModel
-    context: Any  # model.Sequence
+    fitted: model.FittedModel
+    context: model.Sequence
     at_us: np.ndarray
-    unique_s: np.ndarray
+    unique_s: FloatArray
     inverse: np.ndarray
     origin_us: int
     last_us: int
@@ -76,11 +78,11 @@ def horizon_text(horizon_s: float) -> str:
             'horizon (POST /v1/models "horizon") extends it')
 
 
-def make_plan(version: ReadyVersion, fitted: Any, t_us: np.ndarray, values: np.ndarray,
+def make_plan(version: ReadyVersion, fitted: model.FittedModel, t_us: np.ndarray, values: np.ndarray,
               at_us: np.ndarray, warnings: list[str] | tuple[str, ...] = ()) -> Plan:
     """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in fitted.channels order)."""
     origin = int(t_us[0])
-    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=list(fitted.channels))
+    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=fitted.channels)
     unique_us, inverse = np.unique(at_us, return_inverse=True)
     return Plan(version=version, fitted=fitted, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
                 inverse=inverse, origin_us=origin, last_us=int(t_us[-1]), warnings=tuple(warnings))
@@ -101,8 +103,8 @@ def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us
     return max(found, default=t_us)
 
 
-def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
-                context_us: int | None, sees: Sees = everyone) -> Plan:
+def plan_series(engine: Engine, cache: ModelCache[model.FittedModel], key: str, spec: TimeSpec, *,
+                name: str | None, version: int | None, context_us: int | None, sees: Sees = everyone) -> Plan:
     """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread).
     `sees`: which versions the caller may use (the series itself the route has checked)."""
     record = get_series(engine, key)
@@ -130,8 +132,8 @@ def plan_series(engine: Engine, cache: Any, key: str, spec: TimeSpec, *, name: s
     return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
-def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *, name: str,
-                version: int | None, max_values: int, sees: Sees = everyone) -> Plan:
+def plan_inline(engine: Engine, cache: ModelCache[model.FittedModel], observations: object, spec: TimeSpec, *,
+                name: str, version: int | None, max_values: int, sees: Sees = everyone) -> Plan:
     """Resolve the version and build the context from observations in a request body (nothing is stored).
 
     observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
@@ -154,7 +156,7 @@ def plan_inline(engine: Engine, cache: Any, observations: Any, spec: TimeSpec, *
     return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
-def _parse_inline(observations: Any, channels: list[str], max_values: int) -> ingest.Batch:
+def _parse_inline(observations: object, channels: list[str], max_values: int) -> ingest.Batch:
     if isinstance(observations, list):  # rows: its error locations are body.observations.<i>… already
         return ingest.parse_observation_document({"observations": observations}, channels, max_values)
     if not isinstance(observations, dict):
@@ -169,7 +171,7 @@ def _parse_inline(observations: Any, channels: list[str], max_values: int) -> in
         raise Unprocessable(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", details=details) from None
 
 
-def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | None) -> dict[str, Any]:
+def response_body(plan: Plan, result: model.Forecast, samples: SampleSpec, series: str | None) -> dict[str, Any]:
     """The JSON response, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C),
     quantiles (K, Q, C)).
 
@@ -186,7 +188,7 @@ def response_body(plan: Plan, result: Any, samples: SampleSpec, series: str | No
                                              f"on values {ingest.VALUE_RANGE}", code="non_finite_forecast")
     # The model may return the levels in its own (sorted) order: look each asked level up by value.
     row = {float(level): k for k, level in enumerate(result.quantile_levels)}
-    channels = {}
+    channels: dict[str, dict[str, Any]] = {}
     for c, name in enumerate(plan.fitted.channels):
         channels[name] = {
             "mean": mean[inv, c].tolist(),

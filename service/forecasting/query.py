@@ -5,8 +5,10 @@ model's door (service/forecasting/forecast.py). Every refusal is a 422 naming th
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import overload
 
 import numpy as np
 
@@ -141,7 +143,7 @@ def _quantile(value: object, loc: list[str | int]) -> float:
     return q
 
 
-def parse_quantiles(values: list[object], loc: list[str | int]) -> tuple[float, ...]:
+def parse_quantiles(values: Sequence[object], loc: list[str | int]) -> tuple[float, ...]:
     """Quantile levels, each in (0, 1), distinct, at most MAX_QUANTILES; kept in the order given."""
     if not values:
         raise Unprocessable.at(loc, "expected at least one quantile level")
@@ -162,7 +164,7 @@ def parse_query_quantiles(text: str | None) -> tuple[float, ...]:
 
 def parse_body_samples(body: dict[str, object]) -> SampleSpec:
     """`quantiles`, `samples` and `seed` of a JSON body, each optional."""
-    quantiles = DEFAULT_QUANTILES
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES
     if body.get("quantiles") is not None:
         raw = body["quantiles"]
         if not isinstance(raw, list):
@@ -171,6 +173,12 @@ def parse_body_samples(body: dict[str, object]) -> SampleSpec:
     samples = _int_field(body, "samples", DEFAULT_SAMPLES, 1, MAX_SAMPLES)
     seed = _int_field(body, "seed", None, 0, 2**63 - 1)
     return SampleSpec(quantiles=quantiles, samples=samples, seed=seed)
+
+
+@overload
+def _int_field(body: dict[str, object], name: str, default: int, lo: int, hi: int) -> int: ...
+@overload
+def _int_field(body: dict[str, object], name: str, default: None, lo: int, hi: int) -> int | None: ...
 
 
 def _int_field(body: dict[str, object], name: str, default: int | None, lo: int, hi: int) -> int | None:

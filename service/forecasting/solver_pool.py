@@ -22,13 +22,15 @@ import multiprocessing.connection
 import queue
 import signal
 import threading
-from collections.abc import Hashable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Literal, TypeAlias, cast
 
 import torch
 
 import model
-from service.forecasting.cache import ModelCache
+from model.predict import Request
+from service.forecasting.cache import CacheKey, ModelCache
 
 
 class SolverUnavailable(RuntimeError):
@@ -39,25 +41,33 @@ class _NotHeld(Exception):
     """The child does not hold the model it was asked for, and was not sent its artifact."""
 
 
+# parent → child: (key, artifact or None, requests, samples, quantiles, seeds); None: exit
+_Message: TypeAlias = tuple[CacheKey, bytes | None, list[Request], int, tuple[float, ...], list[int]]
+# child → parent
+_Reply: TypeAlias = (tuple[Literal["ok"], list[model.Forecast]] | tuple[Literal["error"], Exception]
+                     | tuple[Literal["need"], None])
+
+
 def _child_main(conn: multiprocessing.connection.Connection, torch_threads: int, cache_bytes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     if torch_threads:
         torch.set_num_threads(torch_threads)
-    models: ModelCache[Any] = ModelCache(cache_bytes)
+    models: ModelCache[model.FittedModel] = ModelCache(cache_bytes)
     while True:
         try:
-            message = conn.recv()
+            message: _Message | None = conn.recv()
         except (EOFError, OSError):  # the parent went away
             return
         if message is None:
             return
         key, artifact, requests, samples, quantiles, seeds = message
 
-        def load(artifact: bytes | None = artifact) -> Any:
+        def load(artifact: bytes | None = artifact) -> model.FittedModel:
             if artifact is None:
                 raise _NotHeld
             return model.from_bytes(artifact)
 
+        reply: _Reply
         try:
             fitted = models.get(key, 0 if artifact is None else len(artifact), load)
             reply = ("ok", model.forecast_batch(fitted, requests, samples=samples, quantiles=quantiles, seeds=seeds))
@@ -72,10 +82,10 @@ def _child_main(conn: multiprocessing.connection.Connection, torch_threads: int,
 
 
 class _Child:
-    def __init__(self, context: Any, torch_threads: int, cache_bytes: int):
+    def __init__(self, context: SpawnContext, torch_threads: int, cache_bytes: int):
         self._context, self._args = context, (torch_threads, cache_bytes)
         self._conn: multiprocessing.connection.Connection | None = None
-        self._process: Any = None
+        self._process: SpawnProcess | None = None
         self.closed = False  # set by the pool's close: a batch in flight then fails instead of starting a child
 
     def open(self) -> None:
@@ -109,13 +119,13 @@ class _Child:
                 self._process.join()
             self._process = None
 
-    def _call(self, message: tuple) -> tuple:
+    def _call(self, message: _Message) -> _Reply:
         assert self._conn is not None
         self._conn.send(message)
-        return self._conn.recv()
+        return cast(_Reply, self._conn.recv())  # Connection.recv is untyped: the child sends only _Reply
 
-    def forecast_batch(self, key: Hashable, fitted: Any, requests: list, samples: int,
-                       quantiles: tuple[float, ...], seeds: list[int]) -> list:
+    def forecast_batch(self, key: CacheKey, fitted: model.FittedModel, requests: list[Request], samples: int,
+                       quantiles: tuple[float, ...], seeds: list[int]) -> list[model.Forecast]:
         for attempt in (1, 2):
             if self.closed:
                 raise SolverUnavailable("the forecast solver is shutting down")
@@ -131,10 +141,11 @@ class _Child:
                 if attempt == 2:
                     raise SolverUnavailable("the forecast process died twice solving this request") from exc
                 continue
-            kind, value = reply
-            if kind == "error":
-                raise value
-            return value
+            if reply[0] == "error":
+                raise reply[1]
+            if reply[0] == "need":  # the child was just sent the artifact: it never answers "need" then
+                raise AssertionError("the solver process asked again for a model it was sent")
+            return reply[1]
         raise AssertionError("unreachable")
 
 
@@ -166,8 +177,8 @@ class SolverPool:
     def pids(self) -> list[int | None]:
         return [child.pid for child in self._children]
 
-    def forecast_batch(self, key: Hashable, fitted: Any, requests: Sequence[tuple], *, samples: int,
-                       quantiles: tuple[float, ...], seeds: Sequence[int]) -> list:
+    def forecast_batch(self, key: CacheKey, fitted: model.FittedModel, requests: Sequence[Request], *,
+                       samples: int, quantiles: tuple[float, ...], seeds: Sequence[int]) -> list[model.Forecast]:
         """`model.forecast_batch(fitted, requests, ...)`, solved in a child; `key` names fitted (a model version)
         so each child loads it once."""
         self.start()

@@ -76,7 +76,7 @@ def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | Non
             before, page = (rows[-1].newest, rows[-1].id), _SEEN_PAGE
 
 
-def _retain(engine: Engine, cache: ModelCache) -> None:
+def _retain(engine: Engine, cache: ModelCache[model.FittedModel]) -> None:
     """Drop cached models whose version left the ready set (deleted, retrained over), every RETAIN_EVERY_S."""
     if not cache.retain_due(RETAIN_EVERY_S):
         return
@@ -100,7 +100,7 @@ def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Ex
     return Conflict(f"model {name!r} version {row.version} is {row.status}, not ready", code="not_ready")
 
 
-def resolve(engine: Engine, cache: ModelCache, *, name: str | None, version: int | None,
+def resolve(engine: Engine, cache: ModelCache[model.FittedModel], *, name: str | None, version: int | None,
             series_key: str | None, sees: Sees = everyone) -> ReadyVersion:
     """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
     name, of the newest model trained on `series_key`; only versions the caller sees. Raises NotFound (no_model)
@@ -131,7 +131,7 @@ def version_warnings(engine: Engine, version: ReadyVersion) -> list[str]:
     return backtest_warnings(row.metrics, row.config)
 
 
-def backtest_warnings(metrics: Any, config: Any) -> list[str]:
+def backtest_warnings(metrics: object, config: object) -> list[str]:
     """Plain-words warnings from a version's stored `metrics["backtest"]`: it lost to a baseline, or its training
     stopped at the time limit. Metrics without a backtest (global-frame versions) give none; malformed parts are
     skipped, never an error, since a forecast must not fail over them."""
@@ -155,22 +155,22 @@ def _losing(backtest: dict[str, Any]) -> str:
     if not isinstance(best, str):
         return "on its validation backtest this model did worse than a simple baseline"
     label = _BASELINES.get(best, best.replace("_", "-"))
-    methods = backtest.get("methods") if isinstance(backtest.get("methods"), dict) else {}
+    methods: dict[str, Any] = backtest["methods"] if isinstance(backtest.get("methods"), dict) else {}
     ours, theirs = _mae(methods.get("model")), _mae(methods.get(best))
     if ours is None or theirs is None or theirs <= 0:
         return f"on its validation backtest this model did worse than the {label} baseline"
     return f"on its validation backtest this model's error was {ours / theirs:.3g}× that of the {label} baseline"
 
 
-def _mae(method: Any) -> float | None:
+def _mae(method: object) -> float | None:
     mae = method.get("mae") if isinstance(method, dict) else None
     return float(mae) if isinstance(mae, int | float) and math.isfinite(mae) else None
 
 
-def load(engine: Engine, cache: ModelCache, version: ReadyVersion) -> Any:
+def load(engine: Engine, cache: ModelCache[model.FittedModel], version: ReadyVersion) -> model.FittedModel:
     """The loaded `model.FittedModel` of `version`, from the cache or its artifact."""
 
-    def _read() -> Any:
+    def _read() -> model.FittedModel:
         with engine.connect() as conn:
             artifact = conn.execute(select(m.artifact).where(m.id == version.id,
                                                              m.artifact_sha256 == version.sha256)).scalar()

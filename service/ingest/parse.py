@@ -184,6 +184,7 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
     if not isinstance(values, dict):
         errors.add(["body", "values"], "must be an object of channel name to a list of numbers")
     errors.raise_any()
+    assert isinstance(times, list) and isinstance(values, dict)  # raise_any raised otherwise
     n = len(times)
     t, bad = parse_times(times)
     for i, reason in bad:
@@ -204,8 +205,8 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
             except OverflowError:  # an integer beyond float64: mark it infinite, refused just below
                 arr = np.array([np.nan if x is None else _float(x) for x in col], dtype=np.float64)
                 arr[np.array([x is not None for x in col]) & np.isnan(arr)] = np.inf
-            for i in np.flatnonzero(np.abs(arr) > MAX_ABS_VALUE):  # NaN (null) compares False
-                errors.add([*loc, int(i)], _value_error(col[i]))
+            for k in np.flatnonzero(np.abs(arr) > MAX_ABS_VALUE):  # NaN (null) compares False
+                errors.add([*loc, int(k)], _value_error(col[k]))
             parts.append((index[name], arr))
         else:
             for i, x in enumerate(col):
@@ -220,7 +221,8 @@ def _columns(doc: dict[str, Any], index: dict[str, int], errors: _Errors) -> Bat
         vs.append(arr[rows])
         src.append(rows)
     if not parts:
-        return Batch(*(np.empty(0, dtype=d) for d in (np.int64, np.int64, np.float64, np.int64)), times.__getitem__)
+        return Batch(np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64),
+                     np.empty(0, dtype=np.int64), times.__getitem__)
     return Batch(np.concatenate(ch), np.concatenate(ts), np.concatenate(vs), np.concatenate(src), times.__getitem__)
 
 

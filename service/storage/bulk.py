@@ -40,7 +40,9 @@ def _stored(conn: Connection, series_id: int, channel: str, t: np.ndarray) -> tu
     # The driver's own cursor: tens of thousands of rows come back, and SQLAlchemy rows cost 3x the fetch.
     p = "?" if sqlite else "%s"
     base = f"SELECT t, value FROM observations WHERE series_id = {p} AND channel = {p} AND "
-    cur = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a Connection in use holds its driver connection
+    cur = raw.cursor()
     try:
         cur.execute(base + f"t >= {p} AND t <= {p} ORDER BY t LIMIT {p}", (series_id, channel, lo, hi, cap))
         rows = cur.fetchall()
@@ -73,6 +75,7 @@ def pgcopy_records(series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -
 def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
     """Binary COPY of one channel's new rows straight into the table."""
     raw = conn.connection.driver_connection
+    assert raw is not None  # a Connection in use holds its driver connection
     with raw.cursor() as cur, cur.copy("COPY observations (series_id, channel, t, value) FROM STDIN "
                                        "(FORMAT BINARY)") as copy:
         copy.write(pgcopy_records(series_id, channel, t, v))
@@ -82,7 +85,9 @@ def _insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np
     if conn.dialect.name == "postgresql":
         _pg_copy(conn, series_id, channel, t, v)
         return
-    cur = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a Connection in use holds its driver connection
+    cur = raw.cursor()
     try:
         cur.executemany("INSERT INTO observations (series_id, channel, t, value) VALUES (?, ?, ?, ?)",
                         zip(repeat(series_id), repeat(channel), t.tolist(), v.tolist()))
@@ -97,7 +102,9 @@ def _update(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np
                           "WHERE o.series_id = :s AND o.channel = :c AND o.t = u.t"),
                      {"s": series_id, "c": channel, "ts": t.tolist(), "vs": v.tolist()})
         return
-    cur = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a Connection in use holds its driver connection
+    cur = raw.cursor()
     try:
         cur.executemany("UPDATE observations SET value = ? WHERE series_id = ? AND channel = ? AND t = ?",
                         zip(v.tolist(), repeat(series_id), repeat(channel), t.tolist()))

@@ -52,7 +52,7 @@ def make_engine(url: str) -> Engine:
                                max_overflow=30)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):
+        def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
             dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -62,7 +62,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
+        def _sqlite_begin(conn: Connection) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
 
         @contextlib.contextmanager
@@ -101,6 +101,8 @@ def storage_fault(error: BaseException) -> ApiError | None:
         return _unavailable()
     if isinstance(error, exc.DBAPIError):
         if not isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return None
+        if error.orig is None:  # nothing from the driver to judge by
             return None
         error = error.orig
     if isinstance(error, sqlite3.OperationalError):

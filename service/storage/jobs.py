@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy import Connection, Engine, Row, Select, Update, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from service.config import Settings
@@ -64,13 +64,13 @@ class Job:
     finished_at: int | None
 
 
-def _select():
+def _select() -> Select[*tuple[Any, ...]]:
     return select(jobs, models.c.name.label("model_name"), models.c.version.label("model_version"),
                   models.c.series.label("model_series")).select_from(
         jobs.outerjoin(models, jobs.c.model_id == models.c.id))
 
 
-def _job(row: Any) -> Job:
+def _job(row: Row[*tuple[Any, ...]]) -> Job:
     m = row._mapping
     return Job(id=m["id"], kind=m["kind"], model_id=m["model_id"], model_name=m["model_name"],
                model_version=m["model_version"], model_series=m["model_series"], status=m["status"],
@@ -192,7 +192,7 @@ def claim(engine: Engine, job_id: str, worker: str) -> Job | None:
     return get_job(engine, job_id)
 
 
-def _owned(job_id: str, worker: str):
+def _owned(job_id: str, worker: str) -> Update:
     return update(jobs).where(jobs.c.id == job_id, jobs.c.status == JobStatus.RUNNING, jobs.c.worker == worker)
 
 
@@ -300,6 +300,8 @@ def sweep(engine: Engine, settings: Settings, pending: set[str]) -> list[str]:
         stale = conn.execute(select(jobs.c.id, jobs.c.attempts, jobs.c.worker, jobs.c.heartbeat_at,
                                     jobs.c.cancel_requested, jobs.c.model_id)
                              .where(jobs.c.status == JobStatus.RUNNING, jobs.c.heartbeat_at < stale_before)).all()
+        status: JobStatus
+        values: dict[str, Any]
         for job in stale:
             still = update(jobs).where(jobs.c.id == job.id, jobs.c.status == JobStatus.RUNNING,
                                        jobs.c.heartbeat_at == job.heartbeat_at)
@@ -320,11 +322,11 @@ def sweep(engine: Engine, settings: Settings, pending: set[str]) -> list[str]:
                 again.append(job.id)
         waiting = conn.execute(select(jobs.c.id, jobs.c.enqueued_at).where(
             jobs.c.status == JobStatus.QUEUED, jobs.c.enqueued_at < requeue_before)).all()
-        for job in waiting:
-            if job.id in pending:
+        for queued in waiting:
+            if queued.id in pending:
                 continue
-            if conn.execute(update(jobs).where(jobs.c.id == job.id, jobs.c.status == JobStatus.QUEUED,
-                                               jobs.c.enqueued_at == job.enqueued_at)
+            if conn.execute(update(jobs).where(jobs.c.id == queued.id, jobs.c.status == JobStatus.QUEUED,
+                                               jobs.c.enqueued_at == queued.enqueued_at)
                             .values(enqueued_at=now)).rowcount == 1:
-                again.append(job.id)
+                again.append(queued.id)
     return again

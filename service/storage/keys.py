@@ -15,7 +15,9 @@ listing can tell keys apart (what GitHub and Stripe show of a token): 5 random c
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, overload
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -83,11 +85,16 @@ class Principal:
     def sees_series(self, key: str) -> bool:
         return self.prefix is None or key.startswith(self.prefix)
 
-    def sees_model(self, name: str, series: list[str] | tuple[str, ...]) -> bool:
+    def sees_model(self, name: str, series: Sequence[str]) -> bool:
         """A model version is a tenant's when its name and every series it was trained on start with the prefix."""
         return self.prefix is None or (name.startswith(self.prefix) and all(s.startswith(self.prefix) for s in series))
 
-    def within(self, asked: str | None) -> str | bool | None:
+    @overload
+    def within(self, asked: str) -> str | Literal[False]: ...
+    @overload
+    def within(self, asked: None) -> str | None: ...
+
+    def within(self, asked: str | None) -> str | Literal[False] | None:
         """The key prefix to search under for a client's `asked` prefix (None: none asked): the longer of the two
         when one starts with the other, False when they exclude each other (nothing can match)."""
         if self.prefix is None or (asked is not None and asked.startswith(self.prefix)):

@@ -6,7 +6,7 @@ Every query here walks the primary key (series_id, channel, t): one index range 
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Delete, Engine, delete, select, text
 
 from service.errors import NotFound
 from service.storage.tables import observations, series
@@ -25,7 +25,9 @@ def _fetch(conn: Connection, sql: str, params: list[object]) -> np.ndarray:
     """
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
-    cur = conn.connection.driver_connection.cursor()
+    raw = conn.connection.driver_connection
+    assert raw is not None  # a Connection in use holds its driver connection
+    cur = raw.cursor()
     try:
         cur.execute(sql, params)
         rows = cur.fetchall()
@@ -43,7 +45,8 @@ def _assemble(channels: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _bounds(start_us: int | None, end_us: int | None) -> tuple[str, list[object]]:
-    sql, params = "", []
+    sql = ""
+    params: list[object] = []
     if start_us is not None:
         sql, params = sql + " AND t >= ?", [*params, start_us]
     if end_us is not None:
@@ -51,7 +54,7 @@ def _bounds(start_us: int | None, end_us: int | None) -> tuple[str, list[object]
     return sql, params
 
 
-def _range(query, start_us: int | None, end_us: int | None):
+def _range(query: Delete, start_us: int | None, end_us: int | None) -> Delete:
     if start_us is not None:
         query = query.where(o.t >= start_us)
     if end_us is not None:

@@ -127,7 +127,7 @@ def _dialect_insert(conn: Connection) -> Any:
     return sqlite.insert
 
 
-def get_by_id(engine: Engine, model_id: int) -> Version:
+def get_by_id(engine: Engine, model_id: int | None) -> Version:
     with engine.connect() as conn:
         row = conn.execute(select(*_COLUMNS).where(models.c.id == model_id)).first()
     if row is None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
@@ -32,7 +32,7 @@ class ChannelStats:
     last_t: int  # µs
 
 
-def _record(row: Any) -> SeriesRecord:
+def _record(row: Row[*tuple[Any, ...]]) -> SeriesRecord:
     return SeriesRecord(id=row.id, key=row.key, channels=tuple(row.channels), description=row.description,
                         metadata=dict(row.meta), created_at=row.created_at)
 
@@ -93,7 +93,7 @@ def get_many(engine: Engine, keys: Sequence[str], visible: Callable[[str], bool]
     return [found[k] for k in keys]
 
 
-def _key_starts_with(prefix: str) -> Any:
+def _key_starts_with(prefix: str) -> ColumnElement[bool]:
     # substr, not LIKE: '_' and '%' are LIKE wildcards and SQLite's LIKE ignores case. Not a range comparison either:
     # under a linguistic collation (PostgreSQL's en_US) the keys starting with a prefix need not sort together.
     return func.substr(series.c.key, 1, len(prefix)) == prefix

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def format_time(us: int) -> str:
 def format_times(us: np.ndarray | Sequence[int]) -> list[str]:
     """`format_time` over an array of µs, vectorised (about 20x faster per element)."""
     arr = np.asarray(us, dtype=np.int64).astype("datetime64[us]")
-    return np.datetime_as_string(arr, unit="us", timezone="UTC").tolist()
+    return cast(list[str], np.datetime_as_string(arr, unit="us", timezone="UTC").tolist())  # tolist is Any
 
 
 def now_us() -> int:

@@ -45,7 +45,8 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     era = y // 400
     yoe = y - era * 400
     doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
-    return era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468
+    days: np.ndarray = era * 146_097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719_468  # numpy: Any here
+    return days
 
 
 def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from huey import PostgresHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
@@ -39,7 +39,7 @@ TASK_NAME = "run_job"
 CONNECT_TIMEOUT_S = 5
 
 
-class JsonSerializer(Serializer):
+class JsonSerializer(Serializer):  # type: ignore[misc]  # huey is untyped: its Serializer is Any to mypy
     """Huey messages as JSON. Only what latentcast sends is accepted: plain values, no dates, no callbacks."""
 
     def _serialize(self, data: Any) -> bytes:
@@ -67,7 +67,7 @@ def _postgres_dsn(url: str) -> str:
 @dataclass(frozen=True)
 class Queue:
     huey: Huey
-    run_job: Any  # the Huey task wrapper: run_job(job_id) enqueues a message
+    run_job: Callable[[str], object]  # the Huey task wrapper: run_job(job_id) enqueues a message
 
 
 def make_queue(settings: Settings) -> Queue:
@@ -136,6 +136,13 @@ def pending_job_ids(huey: Huey, limit: int = 10_000) -> set[str]:
 # ---- inside a worker process -------------------------------------------------------------------------------
 
 
+class Train(Protocol):
+    """trainer.run_job's signature: train job `job_id`, returning its final status."""
+
+    def __call__(self, engine: Engine, settings: Settings, job_id: str, *, worker_id: str,
+                 shutdown: threading.Event) -> str: ...
+
+
 @dataclass
 class WorkerContext:
     settings: Settings
@@ -143,7 +150,7 @@ class WorkerContext:
     worker_id: str
     shutdown: threading.Event
     # trainer.run_job, given by the worker: the task calls it, and this module never imports the training code
-    train: Callable[..., str]
+    train: Train
 
 
 _context: WorkerContext | None = None

@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from sqlalchemy import Engine
 
 from model import (
+    FittedModel,
     ModelConfig,
     ModelError,
     NonFiniteLossError,
@@ -210,7 +212,7 @@ def _fail(engine: Engine, job_id: str, worker_id: str, message: str, watch: JobW
     return "failed"
 
 
-def _statistics(fitted: Any) -> dict[str, Any]:
+def _statistics(fitted: FittedModel) -> dict[str, Any]:
     """Normalisation and time scale, when the fitted model exposes them (they are also inside the artifact)."""
     norm = getattr(fitted, "normaliser", None)
     if norm is None:
@@ -219,17 +221,17 @@ def _statistics(fitted: Any) -> dict[str, Any]:
             "time_scale_s": float(norm.time_scale)}
 
 
-def _metrics(fitted: Any) -> dict[str, Any]:
+def _metrics(fitted: FittedModel) -> dict[str, Any]:
     """From the fit history. Local frame: `steps_run`, `val_mae` of the kept weights (the best validation score),
     `best_step`, `last_val_mae`, `component` (the classical part chosen from the data) and `backtest`, the model's
     own backtest against the baselines (forecasts read it to warn when this version loses). Global frame: fit keeps
     the weights of the best epoch: `val_mse` is that epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
-    history = list(fitted.history or [])
+    history: list[Mapping[str, Any]] = list(fitted.history or [])  # StepRecords (local frame) or EpochRecords
     backtest = getattr(fitted, "backtest", None)
     if backtest is not None:  # the local frame: scored by steps, its validation score an MAE
         out: dict[str, Any] = {"steps_run": int(history[-1]["step"]) if history else 0,
                                "backtest": _json_safe(backtest)}
-        if getattr(fitted, "component", None) is not None:  # what the data chose: seasons, context, trend...
+        if fitted.component is not None:  # what the data chose: seasons, context, trend...
             out["component"] = _json_safe(fitted.component.to_dict())
         scored = [h for h in history if h.get("val_mae") is not None and math.isfinite(h["val_mae"])]
         if history:

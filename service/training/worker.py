@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 from huey.consumer import Consumer
 
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 60.0
 
 
-class _Consumer(Consumer):
-    def __init__(self, *args, shutdown: threading.Event, **kwargs):
+class _Consumer(Consumer):  # type: ignore[misc]  # huey is untyped: its Consumer is Any to mypy
+    def __init__(self, *args: Any, shutdown: threading.Event, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._shutdown = shutdown
 

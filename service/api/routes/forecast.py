@@ -20,6 +20,7 @@ from service.api.routes.series import check_sees
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN, TIME_PATTERN, TIME_SCHEMA
 from service.errors import Unavailable, Unprocessable, responses
 from service.forecasting import forecast
+from service.forecasting.batcher import ForecastBatcher
 from service.forecasting.query import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
@@ -74,7 +75,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ERRORS = _errors(401, 403, 404, 409, 422, 503)
 
 
-async def _solve(batcher: Any, plan: forecast.Plan, samples: SampleSpec, part: str) -> Any:
+async def _solve(batcher: ForecastBatcher, plan: forecast.Plan, samples: SampleSpec, part: str) -> model.Forecast:
     try:
         return await batcher.forecast(plan.version.cache_key, plan.fitted, plan.context, plan.unique_s,
                                       samples=samples.samples, quantiles=samples.quantiles, seed=samples.seed)
@@ -161,7 +162,7 @@ _INLINE_BODY = {"requestBody": {"required": True, "content": {"application/json"
 _BODY_KEYS = {"model", "version", "observations", "at", "quantiles", "samples", "seed"}
 
 
-def _inline_request(doc: Any) -> tuple[str, int | None]:
+def _inline_request(doc: object) -> tuple[str, int | None]:
     """Check the body's shape; return (model name, version or None)."""
     if not isinstance(doc, dict):
         raise Unprocessable.at(["body"], f"expected a JSON object, got {type(doc).__name__}")

@@ -29,7 +29,7 @@ ModelName = Annotated[str, Path(pattern=NAME_PATTERN, max_length=128)]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _seconds(value: Any) -> float | None:
+def _seconds(value: object) -> float | None:
     """A training duration as float seconds: a JSON number of seconds, or a string `parse_duration` reads."""
     if value is None:
         return None

@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy import Engine
 
 from service import storage
 from service.api.deps import EngineDep, Reader, Writer
@@ -23,7 +24,7 @@ def check_sees(caller: Principal, key: str) -> None:
         raise storage.missing(key)
 
 
-def public(engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:
+def public(engine: Engine, records: list[storage.SeriesRecord]) -> list[SeriesPublic]:
     """Series objects with their per-channel counts and time range (one grouped query for all of them)."""
     stats = storage.channel_stats(engine, [r.id for r in records])
     out = []
