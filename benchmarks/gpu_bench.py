@@ -88,9 +88,11 @@ def device_name(device: str) -> str:
 
 def table(runs: list[dict], reference: dict | None) -> list[str]:
     lines = []
+    target = ref_time = None
     if reference is not None:
         best, target = reference["best"], TOLERANCE * reference["best"]
         ref_time = time_to(reference["trace"], target)
+        assert ref_time is not None  # a run always reaches its own best
         lines += [f"Reference: {reference['name']}, batch {reference['batch']}, {reference['gradient']}: best "
                   f"validation MSE {best:.4f}; it first came within 5% of that ({target:.4f}) at {ref_time[0]:.1f} s "
                   f"(epoch {ref_time[1]}). Target: ≤ {target:.4f} in ≤ {ref_time[0] / 5:.1f} s (a fifth of that).",
@@ -102,11 +104,10 @@ def table(runs: list[dict], reference: dict | None) -> list[str]:
         last = r["trace"][-1] if r["trace"] else (0.0, 0, float("nan"))
         at_best = time_to(r["trace"], r["best"])
         reached = ratio = "—"
-        if reference is not None:
-            hit = time_to(r["trace"], TOLERANCE * reference["best"])
-            ref_time = time_to(reference["trace"], TOLERANCE * reference["best"])[0]
+        if target is not None and ref_time is not None:
+            hit = time_to(r["trace"], target)
             if hit is not None:
-                reached, ratio = f"{hit[0]:.1f} s (epoch {hit[1]})", f"{hit[0] / ref_time:.2f}"
+                reached, ratio = f"{hit[0]:.1f} s (epoch {hit[1]})", f"{hit[0] / ref_time[0]:.2f}"
             else:
                 reached = f"not in {last[0]:.0f} s"
         lines.append(f"| {r['name']} | {r['batch']} | {r['gradient']} | {last[1]} ({r['epochs_asked']}) | "
