@@ -154,7 +154,8 @@ def candidates_of(sizes: Sizes) -> list[Component]:
     return [
         Component(trend=damping > 0, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
                   half_life=float(h), damping=damping or sizes.horizon, context=context, encoder=sizes.encoder,
-                  persistence=float(persistence), echo=float(echo))
+                  persistence=float(persistence), echo=float(echo), robust=robust)
+        for robust in (False, True)
         for context in contexts
         for damping, seasons, h, (persistence, echo) in itertools.product(
             (0.0, sizes.horizon / 4, sizes.horizon), season_sets,

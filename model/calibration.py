@@ -60,14 +60,20 @@ class Calibration:
         scale = np.empty((BANDS, channels))
         counts = np.zeros((BANDS, channels), dtype=np.int64)
         for c in range(channels):
-            pooled = residuals[:, c][np.isfinite(residuals[:, c])]
-            fallback = (np.quantile(pooled, LEVELS), pooled.std()) if pooled.size >= MIN_RESIDUALS else (normal, 1.0)
+            finite = np.isfinite(residuals[:, c])
             for b in range(BANDS):
-                r = residuals[band == b, c]
-                r = r[np.isfinite(r)]
-                counts[b, c] = r.size
-                quantiles[b, :, c], scale[b, c] = (
-                    (np.quantile(r, LEVELS), r.std()) if r.size >= MIN_RESIDUALS else fallback)
+                counts[b, c] = int((finite & (band == b)).sum())
+            for b in range(BANDS):
+                # too few in the band: its neighbours' too, nearest first (later ones first at equal distance, so
+                # that the errors' growth with the horizon is not averaged away)
+                near = sorted(range(BANDS), key=lambda n: (abs(n - b), -n))
+                taken = next((near[:k] for k in range(1, BANDS + 1) if counts[near[:k], c].sum() >= MIN_RESIDUALS),
+                             None)
+                if taken is None:
+                    quantiles[b, :, c], scale[b, c] = normal, 1.0
+                    continue
+                r = residuals[finite & np.isin(band, taken), c]
+                quantiles[b, :, c], scale[b, c] = np.quantile(r, LEVELS), r.std()
         return cls(edges=edges, quantiles=quantiles, scale=np.maximum(scale, 1e-6), counts=counts)
 
     def bands(self, offsets: FloatArray) -> IntArray:

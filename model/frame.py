@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
-from model.arrays import FloatArray
+from model.arrays import FloatArray, IntArray
 
 if TYPE_CHECKING:
     from model.data import Sequence
@@ -30,6 +30,7 @@ __all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_per
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
+ROBUST_ITERATIONS = 8  # reweighted least-squares passes of a robust fit
 SCALE_FLOOR = 0.05  # a window's scale is at least this fraction of the training data's own std per channel
 
 
@@ -47,6 +48,7 @@ class ComponentData(TypedDict):
     persistence: NotRequired[float]
     linear_inside: NotRequired[bool]
     echo: NotRequired[float]
+    robust: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,14 @@ class Component:
     persistence: float = 0.0
     linear_inside: bool = False
     echo: float = 0.0
+    robust: bool = False
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
-                "linear_inside": self.linear_inside, "echo": self.echo}
+                "linear_inside": self.linear_inside, "echo": self.echo,
+                "robust": self.robust}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -91,7 +95,8 @@ class Component:
                    damping=float(data["damping"]), context=float(data["context"]), encoder=float(data["encoder"]),
                    blend=tuple(float(w) for w in data.get("blend", ())),
                    persistence=float(data.get("persistence", 0.0)),
-                   linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)))
+                   linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)),
+                   robust=bool(data.get("robust", False)))
 
     def weights(self, channels: int) -> FloatArray:
         """(C,) the blend per channel."""
@@ -188,6 +193,13 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
         ridge = np.full(x.shape[1], RIDGE * w.sum())
         ridge[0] = 1e-9 * w.sum()
         coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y)
+        if component.robust:  # least absolute deviations by reweighting: the fit an MAE asks for
+            for _ in range(ROBUST_ITERATIONS):
+                wr = w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (np.std(y) or 1.0))
+                gram = (x * wr[:, None]).T @ x
+                ridge = np.full(x.shape[1], RIDGE * wr.sum())
+                ridge[0] = 1e-9 * wr.sum()
+                coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * wr[:, None]).T @ y)
         if y.size > 1:
             scale[c] = max(float(np.std(y)), floor[c])
     residuals = (values - design @ coef) / scale
@@ -203,8 +215,10 @@ def median_gap(sequences: list[Sequence]) -> float:
 def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) -> tuple[float, ...]:
     """Seasonal periods (s) the data shows, shortest first, each at most `longest` seconds.
 
-    Each channel of each sequence is put on a regular grid (its 20th-percentile gap; linear interpolation), its
-    linear trend removed, and its autocorrelation searched for local maxima that stand 0.2 above the lowest value
+    Each channel of each sequence is put on a regular grid (its 20th-percentile gap): each observation in its
+    nearest cell, cells without one left empty (not interpolated: filling a gap of two quarters with a line wipes
+    out a yearly cycle on a quarterly series). Its linear trend is removed and its autocorrelation, each lag over
+    the pairs of filled cells it spans, searched for local maxima that stand 0.2 above the lowest value
     at shorter lags (a random walk's autocorrelation falls smoothly and has none; a false find costs little, since
     the component with seasons must beat the one without on the backtest to be chosen). Peaks are taken shortest first;
     one at a multiple of a period already taken counts only when 3% stronger (a weekly cycle over a daily one, not
@@ -219,40 +233,64 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
     total = np.zeros(max_lag + 1)
     weight = 0.0
     for s in sequences:
-        grid = np.arange(s.times[0], s.times[-1], step)
-        if grid.size < 3 * 4 or grid.size > 200_000:
+        cells = int(round((s.times[-1] - s.times[0]) / step)) + 1
+        if cells < 3 * 4 or cells > 200_000:
             continue
         for c in range(s.values.shape[1]):
             seen = ~np.isnan(s.values[:, c])
             if seen.sum() < 8:
                 continue
-            y = np.interp(grid, s.times[seen], s.values[seen, c])
-            y = y - np.polyval(np.polyfit(grid - grid[0], y, 1), grid - grid[0])
-            denom = float(y @ y)
-            if denom <= 0:
+            acf = _masked_acf(np.rint((s.times[seen] - s.times[0]) / step).astype(np.int64), s.values[seen, c],
+                              cells, min(max_lag, cells // 3))  # longer lags rest on too few pairs
+            if acf is None:
                 continue
-            lags = min(max_lag, y.size // 3)  # longer lags rest on too few pairs
-            spectrum = np.fft.rfft(y, 2 * y.size)
-            # unbiased: each lag's sum over its own number of pairs, so that longer lags are not shrunk
-            pairs = (y.size - np.arange(lags + 1)) / y.size
-            acf = np.fft.irfft(spectrum * np.conj(spectrum))[: lags + 1] / denom / pairs
-            total[: lags + 1] += acf * y.size
-            weight += y.size
+            total[: acf.size] += acf * seen.sum()
+            weight += seen.sum()
     if weight == 0:
         return ()
     acf = total / weight
     trough = np.minimum.accumulate(acf)
-    peaks = [lag for lag in range(2, max_lag)  # local maxima standing well clear of the lowest value before them
+    # maxima over their neighbourhood (a twentieth of the lag each side: the gaps leave the autocorrelation
+    # ragged, and one cycle must not show as two peaks a step apart) standing well clear of the lowest value before
+    peaks = [lag for lag in range(2, max_lag)
              if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2
-             and acf[lag] >= acf[lag - 1] and acf[lag] > acf[lag + 1]]
+             and acf[lag] >= acf[max(1, lag - 1 - lag // 20):lag].max(initial=-np.inf)
+             and acf[lag] > acf[lag + 1:lag + 2 + lag // 20].max(initial=-np.inf)]
     chosen: list[tuple[int, float]] = []
     for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
-        if any(_near_multiple(lag, p) and acf[lag] < 1.03 * a for p, a in chosen):
+        bases = [(p, a) for p, a in chosen if _near_multiple(lag, p)]
+        if any(acf[lag] < 1.03 * a for _, a in bases):
             continue  # an echo of a period already taken (2P, 3P, ...), not a season of its own
+        if bases:  # a longer season over a shorter one: the strongest of the multiples (a week, not six days)
+            lag = max((m for m in peaks if all(_near_multiple(m, p) for p, _ in bases)), key=lambda m: acf[m])
+            if any(lag == p for p, _ in chosen):
+                continue
         chosen.append((lag, float(acf[lag])))
         if len(chosen) == limit:
             break
     return tuple(refine_period(sequences, lag * step, step) for lag, _ in chosen)
+
+
+def _masked_acf(cell: IntArray, y: FloatArray, cells: int, lags: int) -> FloatArray | None:
+    """Autocorrelation (lags + 1,) of values `y` observed in grid cells `cell` (several in one cell: their mean)
+    out of `cells`, its least-squares line removed; each lag averages the products over the pairs of filled cells
+    it spans (a lag spanning fewer than MIN_PAIRS pairs: 0). None when the values do not vary."""
+    counts = np.bincount(cell, minlength=cells)
+    filled = counts > 0
+    where = np.flatnonzero(filled)
+    mean = np.bincount(cell, weights=y, minlength=cells)[filled] / counts[filled]
+    mean = mean - np.polyval(np.polyfit(where.astype(np.float64), mean, 1), where)
+    variance = float(mean @ mean) / mean.size
+    if variance <= 0:
+        return None
+    grid, mask = np.zeros(cells), filled.astype(np.float64)
+    grid[where] = mean
+    products = np.fft.irfft(np.abs(np.fft.rfft(grid, 2 * cells)) ** 2)[: lags + 1]
+    pairs = np.rint(np.fft.irfft(np.abs(np.fft.rfft(mask, 2 * cells)) ** 2)[: lags + 1])
+    return np.where(pairs >= MIN_PAIRS, products / np.maximum(pairs, 1) / variance, 0.0)
+
+
+MIN_PAIRS = 8  # _masked_acf: a lag needs this many pairs of filled cells
 
 
 REFINE_STEPS = 101  # candidate periods tried around an autocorrelation peak
@@ -260,13 +298,16 @@ REFINE_POINTS = 20_000  # points (newest first, over all sequences) the refineme
 
 
 def refine_period(sequences: list[Sequence], period: float, step: float) -> float:
-    """The period (s) within one grid step of `period` whose sine and cosine terms (3 harmonics, with a level and a
-    line) fit the observations best by least squares, summed over channels in units of each one's variance.
+    """The period (s) within one grid step of `period` whose sine and cosine terms (up to 3 harmonics, as many
+    as the grid resolves, with a level and a line) fit the observations best by least squares, summed over
+    channels in units of each one's variance. (With harmonics finer than the grid a period aliases: on a quarterly
+    grid, 3 harmonics of 273 days fit a yearly cycle as well as 365 days do.)
 
     The autocorrelation finds a season to the nearest grid step only (a year as 367 days on a monthly grid); over
     a long context that error turns the phase around (two days a year are three months in 45 years), so the
     component fitted on a long history would average the season away."""
     candidates = np.linspace(period - step, period + step, REFINE_STEPS)
+    terms = min(3, harmonics(period, step))
     candidates = candidates[candidates > 2 * step]
     if candidates.size == 0:
         return period
@@ -288,7 +329,7 @@ def refine_period(sequences: list[Sequence], period: float, step: float) -> floa
             for i, p in enumerate(candidates):
                 phase = 2 * np.pi * np.remainder(t, p) / p
                 design = np.concatenate([line] + [np.stack([np.sin(j * phase), np.cos(j * phase)], axis=1)
-                                                  for j in range(1, 4)], axis=1)
+                                                  for j in range(1, terms + 1)], axis=1)
                 coef, *_ = np.linalg.lstsq(design, y, rcond=None)
                 gain[i] -= float(np.sum((y - design @ coef) ** 2)) / t.size
     if not gain.any():
@@ -297,8 +338,11 @@ def refine_period(sequences: list[Sequence], period: float, step: float) -> floa
 
 
 def _near_multiple(lag: int, period: int) -> bool:
+    """Whether `lag` is about n * `period` (n >= 2): within a tenth of the period, plus n times the slack a peak
+    of that period may have (a twentieth of it: a daily cycle found at 49 half-hours has its fifth at 239, not 245)."""
     ratio = lag / period
-    return ratio > 1.5 and abs(ratio - round(ratio)) < 0.1
+    n = round(ratio)
+    return ratio > 1.5 and abs(lag - n * period) <= 0.1 * period + n * (period // 20)
 
 
 def harmonics(period: float, gap: float) -> int:

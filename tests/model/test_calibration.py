@@ -44,6 +44,20 @@ def test_sparse_bands_fall_back_to_the_channels_pooled_residuals_then_to_the_nor
     assert Calibration.from_dict(cal.to_dict()).quantiles.tolist() == cal.quantiles.tolist()
 
 
+def test_a_sparse_band_pools_with_its_nearest_bands_first():
+    # errors grow with the horizon; the last quarter holds too few residuals on its own, and pooling it with
+    # every band would take the narrow early ones in too
+    rng = np.random.default_rng(2)
+    offsets = np.concatenate([rng.uniform(0.01, 3.0, 600), rng.uniform(3.01, 4.0, 10)])
+    residuals = (1.0 + offsets) * rng.standard_normal(offsets.size)
+    cal = Calibration.from_residuals(offsets, residuals[:, None], 4.0)
+    assert cal.counts[4, 0] == 10
+    band3 = residuals[(offsets > 2.0) & (offsets <= 3.0)]
+    pooled = np.concatenate([band3, residuals[offsets > 3.0]])
+    assert _at(cal, 4, 0.95) == pytest.approx(np.quantile(pooled, 0.95))
+    assert _at(cal, 4, 0.95) > np.quantile(residuals, 0.95)
+
+
 def _held_out(sequences: list[Sequence], horizon: float, rng: np.random.Generator):
     """Requests shaped like the calibration windows: the first half less a fifth of its inner points, scored on
     those and on everything after it within the horizon."""

@@ -1,6 +1,8 @@
 """The local frame: the classical component, season detection, sizes chosen from the data, training on windows at
 random times, forecasts stitched from windows, the backtest, and artifacts that keep all of it."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,36 @@ def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
         keep = rng.random(600) < 0.6
         walk = Sequence(np.arange(600.0)[keep], np.cumsum(rng.normal(size=600))[keep], ("v",))
         assert detect_seasons([walk], longest=200.0) == ()
+
+
+def test_a_yearly_season_is_found_on_a_thinned_quarterly_series():
+    # with 60% of the quarters kept, gaps of two quarters are common; filling them with a line (as an
+    # interpolated grid does) flattens a four-quarter cycle, so the autocorrelation reads only the quarters seen
+    found = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        quarter = 365.2425 / 4 * DAY
+        t = T0 + np.arange(120) * quarter
+        level = np.cumsum(rng.normal(0, 0.15, t.size))
+        x = 10 + level + np.tile([1.0, -0.3, -1.2, 0.5], 30) + 0.2 * rng.normal(size=t.size)
+        kept = rng.random(t.size) < 0.6
+        found.append(detect_seasons([Sequence(t[kept], x[kept], ("v",))], longest=10 * 365 * DAY))
+    for seasons in found:
+        assert seasons and abs(seasons[0] / DAY - 365.2425) < 10, seasons
+
+
+def test_a_robust_component_fits_the_median_level_where_a_few_points_jump():
+    rng = np.random.default_rng(0)
+    t = T0 + np.arange(60.0) * DAY
+    x = np.where(rng.random(60) < 0.25, 12.0, 0.0)[:, None]  # mostly 0, a quarter of the days 12
+    plain = Component(False, (), (), 1e12, 1.0, 100 * DAY, 10 * DAY)
+    robust = Component(False, (), (), 1e12, 1.0, 100 * DAY, 10 * DAY, robust=True)
+    assert frame_of(plain, t, x, np.array([0.1])).base(t[-1:])[0, 0] == pytest.approx(x.mean(), abs=1e-3)
+    assert abs(frame_of(robust, t, x, np.array([0.1])).base(t[-1:])[0, 0]) < 0.1
+    assert Component.from_dict(robust.to_dict()) == robust
+    candidates = candidates_of(choose_sizes([Sequence(t, x, ("v",))], ModelConfig(horizon=5 * DAY)))
+    plain_ones = {c for c in candidates if not c.robust}
+    assert {dataclasses.replace(c, robust=False) for c in candidates if c.robust} == plain_ones  # each both ways
 
 
 def monthly_climate(years: int, seed: int) -> Sequence:
