@@ -35,7 +35,6 @@ import model  # noqa: E402
 from service import storage  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.forecasting import forecast  # noqa: E402
-from service.forecasting.cache import ModelCache  # noqa: E402
 from service.forecasting.query import TimeSpec  # noqa: E402
 from service.storage import keys, registry  # noqa: E402
 from service.storage.db import make_engine, migrate  # noqa: E402
@@ -91,22 +90,22 @@ def raw_plan(db_url: str, fitted: model.FittedModel, last: int) -> forecast.Plan
     """Exactly the context and times the server builds for the benchmark request."""
     engine = make_engine(db_url)
     start, end, step = query_range(fitted, last)
-    cache: ModelCache = ModelCache(1 << 30)
-    plan = forecast.plan_series(engine, cache, "bench", TimeSpec(start=start, end=end, step=step), name=None,
-                                   version=None, context_us=None)
+    plan = forecast.plan_series(engine, "bench", TimeSpec(start=start, end=end, step=step), name=None,
+                                version=None, context_us=None)
     engine.dispose()
     assert plan.unique_s.size == 100
     return plan
 
 
-def interleaved(plan: forecast.Plan, url: str, params: dict, headers: dict, n: int) -> tuple[list, list]:
+def interleaved(fitted: model.FittedModel, plan: forecast.Plan, url: str, params: dict, headers: dict,
+                n: int) -> tuple[list, list]:
     """n raw in-process calls and n one-client HTTP requests, alternating, so that both see the same machine
     load (the machine may be shared); returns (raw latencies, HTTP latencies) in seconds."""
     raw, http = [], []
     with httpx.Client(headers=headers, timeout=120) as client:
         for i in range(n + 5):
             began = time.perf_counter()
-            model.forecast(plan.fitted, plan.context, plan.unique_s, samples=100)
+            model.forecast(fitted, plan.context, plan.unique_s, samples=100)
             mid = time.perf_counter()
             r = client.get(url, params=params)
             end = time.perf_counter()
@@ -195,7 +194,7 @@ def main() -> None:
         params = {"start": format_time(start), "end": format_time(end), "step": f"{step / S:.6f}",
                   "samples": "100"}
         headers = {"Authorization": f"Bearer {key}"}
-        raw, one = interleaved(plan, url, params, headers, args.requests)
+        raw, one = interleaved(fitted, plan, url, params, headers, args.requests)
         print(f"raw p50 {np.median(raw) * 1000:.1f} ms, 1 client p50 {np.median(one) * 1000:.1f} ms", flush=True)
         many, rounds = [], []
         for _ in range(args.rounds):  # this machine's speed drifts: the median round is the figure

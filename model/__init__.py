@@ -18,12 +18,13 @@ from model.errors import (
     TrainingCancelled,
 )
 from model.fitted import FittedModel
-from model.io import __version__, from_bytes, load, save, to_bytes
+from model.io import ArtifactHeader, __version__, from_bytes, header_length, load, read_header, save, to_bytes
 from model.predict import Forecast, forecast, forecast_batch
 from model.train import fit
 
 __all__ = [
     "ArtifactError",
+    "ArtifactHeader",
     "ConfigError",
     "FittedModel",
     "Forecast",
@@ -40,7 +41,9 @@ __all__ = [
     "forecast",
     "forecast_batch",
     "from_bytes",
+    "header_length",
     "load",
+    "read_header",
     "save",
     "to_bytes",
 ]

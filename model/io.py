@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +28,8 @@ from model.fitted import FittedModel, resolve_device
 from model.frame import Component
 from model.network import LatentODE
 
-__all__ = ["to_bytes", "from_bytes", "save", "load", "FORMAT", "__version__"]
+__all__ = ["to_bytes", "from_bytes", "read_header", "header_length", "ArtifactHeader", "save", "load", "FORMAT",
+           "__version__"]
 
 __version__ = "0.1.0"
 FORMAT = "latentcast.latent_ode/2"  # /2 adds the local frame's component and backtest
@@ -52,10 +54,7 @@ def to_bytes(fitted: FittedModel) -> bytes:
 
 
 def _header(data: bytes) -> dict[str, Any]:
-    # safetensors layout: 8-byte little-endian header length, then that many bytes of JSON
-    if len(data) < 8:
-        raise ArtifactError(f"not a safetensors blob: {len(data)} bytes")
-    (size,) = struct.unpack("<Q", data[:8])
+    size = header_length(data) - 8
     if size > len(data) - 8:
         raise ArtifactError(f"not a safetensors blob: header length {size} exceeds {len(data) - 8} bytes")
     try:
@@ -67,15 +66,52 @@ def _header(data: bytes) -> dict[str, Any]:
     return cast("dict[str, Any]", header)
 
 
-def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
-    """Rebuild a FittedModel from `to_bytes` output, on `device` ("cpu" by default; "auto" picks CUDA if present)."""
-    header = _header(bytes(data))
+def _meta(data: bytes) -> dict[str, Any]:
+    """The latentcast metadata of a blob's header, its format checked."""
+    header = _header(data)
     try:
         meta = json.loads(header.get("__metadata__", {})[_KEY])
     except (KeyError, TypeError, ValueError) as exc:
         raise ArtifactError("safetensors blob carries no latentcast metadata") from exc
-    if meta.get("format") not in READS:
-        raise ArtifactError(f"unsupported model format {meta.get('format')!r}; this library reads {list(READS)}")
+    if not isinstance(meta, dict) or meta.get("format") not in READS:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise ArtifactError(f"unsupported model format {found!r}; this library reads {list(READS)}")
+    return cast("dict[str, Any]", meta)
+
+
+@dataclass(frozen=True)
+class ArtifactHeader:
+    """What a blob's JSON header says about its model. horizon, context_seconds: seconds (FittedModel's fields)."""
+
+    channels: tuple[str, ...]
+    horizon: float
+    context_seconds: float
+
+
+def read_header(data: bytes) -> ArtifactHeader:
+    """The channels, horizon and context length of a `to_bytes` blob, from its JSON header alone: `data` may be
+    the blob or only its first 8 + header-length bytes; no tensor is read and torch builds nothing."""
+    meta = _meta(bytes(data))
+    try:
+        return ArtifactHeader(channels=tuple(str(c) for c in meta["channels"]), horizon=float(meta["horizon"]),
+                              context_seconds=float(meta["context_seconds"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(f"model blob header is incomplete: {exc}") from exc
+
+
+def header_length(prefix: bytes) -> int:
+    """The length in bytes of a blob's leading part that `read_header` needs (8 + its JSON header), from the
+    blob's first 8 bytes."""
+    # safetensors layout: 8-byte little-endian header length, then that many bytes of JSON
+    if len(prefix) < 8:
+        raise ArtifactError(f"not a safetensors blob: {len(prefix)} bytes")
+    (size,) = struct.unpack("<Q", prefix[:8])
+    return 8 + int(size)
+
+
+def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
+    """Rebuild a FittedModel from `to_bytes` output, on `device` ("cpu" by default; "auto" picks CUDA if present)."""
+    meta = _meta(bytes(data))
     try:
         tensors = safetensors.torch.load(bytes(data))
         config = ModelConfig.from_dict({"frame": "global", **meta["config"]})  # /1 knew only the global frame

@@ -47,11 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   generate_unique_id_function=_operation_id)
     app.state.settings = settings
     app.state.engine = make_engine(settings.db_url)
+    # The models solved in this process, with forecast_processes=0; each solver process holds its own.
     app.state.model_cache = ModelCache(settings.model_cache_bytes)
     app.state.batcher = ForecastBatcher(settings.forecast_batch_size, settings.forecast_batch_wait_ms,
                                         torch_threads=settings.forecast_torch_threads,
                                         processes=settings.forecast_processes,
-                                        cache_bytes=settings.model_cache_bytes)
+                                        cache_bytes=settings.model_cache_bytes, models=app.state.model_cache)
     app.state.rate_limiter = RateLimiter(settings.rate_limit_requests, settings.rate_limit_window_seconds,
                                          redis=redis_url(settings.queue_url), namespace=settings.queue_name)
     app.state.stream_slots = StreamSlots(settings.max_event_streams_per_key)

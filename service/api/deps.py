@@ -8,11 +8,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-import model
 from service.config import Settings
 from service.errors import Forbidden, TooManyRequests, Unauthorized
 from service.forecasting.batcher import ForecastBatcher
-from service.forecasting.cache import ModelCache
 from service.storage import keys
 
 
@@ -32,15 +30,10 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_model_cache(request: Request) -> ModelCache[model.FittedModel]:
-    return cast(ModelCache[model.FittedModel], request.app.state.model_cache)
-
-
 def get_batcher(request: Request) -> ForecastBatcher:
     return cast(ForecastBatcher, request.app.state.batcher)
 
 
-ModelCacheDep = Annotated[ModelCache[model.FittedModel], Depends(get_model_cache)]
 BatcherDep = Annotated[ForecastBatcher, Depends(get_batcher)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer lc_…`")

@@ -12,22 +12,21 @@ Batching never changes an answer: each request carries its own seed (a random on
 
 With `processes` > 0 the batches are solved in that many child processes (service/forecasting/solver_pool.py), one
 batch per process at a time, so that solving never contends with the API's own work for the GIL; with 0, in threads
-of this process.
+of this process. Either way a request names its model by `StoredModel` (key and artifact reader), and only the
+solver rebuilds it.
 """
 
 import asyncio
 import secrets
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import torch
 
 import model
 from model.arrays import FloatArray
 from model.predict import Request
-from service.forecasting.cache import CacheKey
-from service.forecasting.solver_pool import SolverPool
+from service.forecasting.cache import CacheKey, ModelCache, StoredModel, Throttle
+from service.forecasting.solver_pool import InProcessSolver, Solver, SolverPool
 
 MAX_BATCH_POINTS = 2_000_000
 
@@ -42,8 +41,7 @@ class _Request:
 
 @dataclass
 class _Group:
-    key: CacheKey  # the model version
-    fitted: model.FittedModel
+    stored: StoredModel  # the model version
     samples: int
     quantiles: tuple[float, ...]
     loop: asyncio.AbstractEventLoop
@@ -53,33 +51,37 @@ class _Group:
 
 
 class ForecastBatcher:
-    """`await batcher.forecast(key, fitted, context, at_seconds, ...)` → model.Forecast, solved in a batch."""
+    """`await batcher.forecast(stored, context, at_seconds, ...)` → model.Forecast, solved in a batch."""
 
     def __init__(self, max_batch: int, wait_ms: float, threads: int = 2,
                  max_batch_points: int = MAX_BATCH_POINTS, torch_threads: int = 0, processes: int = 0,
-                 cache_bytes: int = 1 << 30):
-        self.torch_threads = torch_threads  # 0: leave torch's setting alone
+                 cache_bytes: int = 1 << 30, models: ModelCache[model.FittedModel] | None = None):
+        """torch_threads: each solver's torch threads (0: torch's default in threads, 1 in a process).
+        cache_bytes: each solver process's bound on its loaded models; `models`: the loaded models of the
+        in-process solver (processes=0), a ModelCache(cache_bytes) by default."""
         self.max_batch = max_batch
         self.wait_s = wait_ms / 1000.0
         self.max_batch_points = max_batch_points
-        # In process mode each thread drives one child process; cache_bytes bounds each child's loaded models.
+        # In process mode each thread drives one child process.
         self.threads = processes or threads
-        self.solver = (SolverPool(processes, torch_threads=torch_threads or 1, cache_bytes=cache_bytes)
-                       if processes else None)
+        self.solver: Solver = (
+            SolverPool(processes, torch_threads=torch_threads or 1, cache_bytes=cache_bytes) if processes
+            else InProcessSolver(models if models is not None else ModelCache(cache_bytes), torch_threads))
         self._pool: ThreadPoolExecutor | None = None
         self._groups: dict[Hashable, _Group] = {}
+        self._retain = Throttle()
         self.batch_sizes: list[int] = []  # sizes of the batches solved so far (last 1,000), for tests and metrics
 
-    async def forecast(self, key: CacheKey, fitted: model.FittedModel, context: model.Sequence,
-                       at_seconds: FloatArray, *, samples: int, quantiles: tuple[float, ...],
-                       seed: int | None = None) -> model.Forecast:
-        """Solve one request. `key` names the model version; `at_seconds` float64 (Q,) relative to the context's
-        time origin. Raises what `model.forecast` raises for this request alone."""
+    async def forecast(self, stored: StoredModel, context: model.Sequence, at_seconds: FloatArray, *,
+                       samples: int, quantiles: tuple[float, ...], seed: int | None = None) -> model.Forecast:
+        """Solve one request. `stored` names the model version; `at_seconds` float64 (Q,) relative to the
+        context's time origin. Raises what `model.forecast` raises for this request alone, and what
+        `stored.read()` raises should the solver need the artifact."""
         loop = asyncio.get_running_loop()
-        group_key = (key, samples, quantiles)
+        group_key = (stored.key, samples, quantiles)
         group = self._groups.get(group_key)
         if group is None or group.loop is not loop:
-            group = self._groups[group_key] = _Group(key, fitted, samples, quantiles, loop)
+            group = self._groups[group_key] = _Group(stored, samples, quantiles, loop)
         request = _Request(context, at_seconds, secrets.randbits(63) if seed is None else seed,
                            loop.create_future())
         group.pending.append(request)
@@ -141,26 +143,27 @@ class ForecastBatcher:
 
     def _solve_batch(self, group: _Group, batch: list[_Request]) -> list[model.Forecast]:
         requests: list[Request] = [(r.context, r.at_seconds) for r in batch]
-        seeds = [r.seed for r in batch]
-        if self.solver is not None:
-            return self.solver.forecast_batch(group.key, group.fitted, requests, samples=group.samples,
-                                              quantiles=group.quantiles, seeds=seeds)
-        return model.forecast_batch(group.fitted, requests, samples=group.samples, quantiles=group.quantiles,
-                                    seeds=seeds)
+        return self.solver.forecast_batch(group.stored, requests, samples=group.samples, quantiles=group.quantiles,
+                                          seeds=[r.seed for r in batch])
 
     def _solve_one(self, group: _Group, request: _Request) -> model.Forecast:
         return self._solve_batch(group, [request])[0]
 
     def start(self) -> None:
         """Start the solver processes now instead of at the first forecast (a no-op in thread mode)."""
-        if self.solver is not None:
-            self.solver.start()
+        self.solver.start()
+
+    def retain_due(self, every_s: float) -> bool:
+        """Whether `retain` is due (service.forecasting.versions.retain asks every forecast)."""
+        return self._retain.due(every_s)
+
+    def retain(self, live: Iterable[CacheKey]) -> None:
+        """The solvers drop the models whose key is not in `live` (the ready versions)."""
+        self.solver.retain(live)
 
     def _executor(self) -> ThreadPoolExecutor:
         # Made on first use and again after `close`, so an app can be started and stopped more than once.
         if self._pool is None:
-            if self.torch_threads and self.solver is None:
-                torch.set_num_threads(self.torch_threads)  # process-wide: the API process runs no training
             self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="forecast")
         return self._pool
 
@@ -168,8 +171,7 @@ class ForecastBatcher:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
-        if self.solver is not None:
-            self.solver.close()
+        self.solver.close()
 
 
 def _settle(future: asyncio.Future[model.Forecast], *, result: model.Forecast | None = None,

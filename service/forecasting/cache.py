@@ -1,16 +1,20 @@
-"""Loaded models, least recently used first out, bounded in bytes.
+"""Loaded models, least recently used first out, bounded in bytes; and `StoredModel`, what a solver loads one from.
 
 Keyed by (model id, version, artifact sha256): a retrained or re-published version has another key, so a stale
 entry is never served; entries whose version left the ready set (deleted, retrained over) are dropped by `retain`
 (forecasts call it at most every few seconds, `retain_due`, so a request reads no more than the rows it uses).
 A loaded model's size is counted as its artifact's byte length, which is what its weights occupy in memory.
-Thread-safe: requests resolve and load models in worker threads.
+Thread-safe: solver threads load models concurrently.
+
+Only solvers hold loaded models (service/forecasting/solver_pool.py): each solver process its own cache, and with
+`forecast_processes=0` the API process one for the threads that solve there.
 """
 
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +24,34 @@ class CacheKey(NamedTuple):
     model_id: int
     version: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A ready version as a solver needs it: `key` names it (a solver loads each key once and keeps it), `size` is
+    its artifact's length in bytes, and `read()` returns the artifact (safetensors bytes; blocking, a database
+    read), called only by a solver that does not hold `key` yet."""
+
+    key: CacheKey
+    size: int
+    read: Callable[[], bytes]
+
+
+class Throttle:
+    """`due(every_s)`: True at the first call, then once `every_s` seconds have passed since the last True (one
+    caller among concurrent ones gets it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: float | None = None  # time.monotonic() of the last True
+
+    def due(self, every_s: float) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._last is not None and now - self._last < every_s:
+                return False
+            self._last = now
+            return True
 
 
 class ModelCache(Generic[T]):
@@ -32,7 +64,7 @@ class ModelCache(Generic[T]):
         self._loading: dict[CacheKey, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
-        self._retained_at: float | None = None  # time.monotonic() of the last `retain_due` that said yes
+        self._retain = Throttle()
 
     def get(self, key: CacheKey, size: int, load: Callable[[], T]) -> T:
         with self._lock:
@@ -71,12 +103,7 @@ class ModelCache(Generic[T]):
     def retain_due(self, every_s: float) -> bool:
         """Whether `retain` is due: True on the first call and then once `every_s` seconds have passed since the
         last True (one caller among concurrent ones gets it)."""
-        now = time.monotonic()
-        with self._lock:
-            if self._retained_at is not None and now - self._retained_at < every_s:
-                return False
-            self._retained_at = now
-            return True
+        return self._retain.due(every_s)
 
     def _evict(self, keep: CacheKey) -> None:
         # The entry just loaded stays even when it alone exceeds the bound: the request needs it.

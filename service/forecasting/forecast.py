@@ -1,24 +1,35 @@
-"""The forecast glue: context from the database (or a request body), the model's input, the response body.
+"""The forecasting entry: `answer(request)` plans, solves and answers one forecast request; the routes call it alone.
 
-Times are integer µs since the epoch until `Plan` turns them into float64 seconds relative to the context's first
-time (the origin): float64 seconds since 1970 would keep only ~0.2 µs of precision, and relative seconds keep the
-numbers the model sees small. Query times are deduplicated and sorted for the model and put back in request order
-in the response.
+    answer(ForecastRequest) ─► plan (a worker thread: database reads only)
+                                 the version's row: which version, its channels, horizon and context length
+                                 the context: observation rows, or the request body's observations
+                             ─► solve (batcher.py ─► solver_pool.py: a solver process rebuilds the model from its
+                                 artifact, read from the database once per process and version)
+                             ─► answer: a ForecastAnswer, in request order
+
+The API process never rebuilds a model: everything the plan checks (channels, horizon, context length) is in the
+version's row. Times are integer µs since the epoch until `Plan` turns them into float64 seconds relative to the
+context's first time (the origin): float64 seconds since 1970 would keep only ~0.2 µs of precision, and relative
+seconds keep the numbers the model sees small. Query times are deduplicated and sorted for the model and put back
+in request order in the answer.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, NotRequired, TypedDict
 
+import anyio.to_thread
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine, func, select
 
 import model
-from model.arrays import FloatArray
+from model.arrays import FloatArray, IntArray
 from service import ingest
-from service.errors import Unprocessable
+from service.errors import Unavailable, Unprocessable
 from service.forecasting import versions
-from service.forecasting.cache import ModelCache
+from service.forecasting.batcher import ForecastBatcher
 from service.forecasting.query import SampleSpec, TimeSpec
+from service.forecasting.solver_pool import SolverUnavailable
 from service.forecasting.versions import ReadyVersion
 from service.storage import get_series, read_matrix, series_time_range
 from service.storage.registry import Sees, everyone
@@ -29,43 +40,146 @@ from service.times.timefmt import US_PER_S, format_time, format_times
 # The encoder reads every context point in sequence: beyond this a request would hold a worker for minutes.
 MAX_CONTEXT_POINTS = 100_000
 o = observations.c
+TimesUs = npt.NDArray[np.int64]  # µs since the epoch
+
+
+@dataclass(frozen=True)
+class StoredContext:
+    """`GET /v1/series/{key}/forecast`: the context is series `key`'s stored observations, `history_us` of them
+    before the last (None: the version's context length)."""
+
+    key: str
+    history_us: int | None = None
+
+
+@dataclass(frozen=True)
+class InlineContext:
+    """`POST /v1/forecast`: the context is the body's decoded "observations" field (rows or columns, as the
+    observations API takes them, at most `max_values` values); nothing is stored."""
+
+    observations: object
+    max_values: int
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    """A parsed forecast request. model/version: None for the default (the newest ready version of the newest model
+    trained on the series; an inline request always names its model). sees: which versions the caller may use (the
+    series itself the route has checked)."""
+
+    context: StoredContext | InlineContext
+    times: TimeSpec
+    samples: SampleSpec
+    model: str | None = None
+    version: int | None = None
+    sees: Sees = everyone
+
+    @property
+    def part(self) -> Literal["query", "body"]:
+        """Where the request's fields are, for error locations."""
+        return "query" if isinstance(self.context, StoredContext) else "body"
+
+
+class ChannelAnswer(TypedDict):
+    mean: list[float]
+    std: list[float]
+    quantiles: dict[str, list[float]]  # keyed by str(float(level))
+
+
+class VersionName(TypedDict):
+    name: str
+    version: int
+
+
+class ForecastAnswer(TypedDict):
+    """The response body (api/routes/forecast.py's SeriesForecastOut, or InlineForecastOut without `series`)."""
+
+    series: NotRequired[str]
+    model: VersionName
+    t: list[str]  # RFC 3339, request order
+    kind: list[str]  # "interpolation" up to the context's last observation, else "extrapolation"
+    channels: dict[str, ChannelAnswer]
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
 class Plan:
     """Everything a forecast needs. at_us: (Q,) request order; unique_s: sorted distinct query times in seconds
     from `origin_us`; inverse: (Q,) index of each query time in unique_s; last_us: the context's last time;
-    warnings: what the response tells its reader about the version (versions.version_warnings)."""
+    warnings: what the answer tells its reader about the version (versions.version_warnings)."""
 
     version: ReadyVersion
-    fitted: model.FittedModel
     context: model.Sequence
-    at_us: np.ndarray
+    at_us: TimesUs
     unique_s: FloatArray
-    inverse: np.ndarray
+    inverse: IntArray
     origin_us: int
     last_us: int
     warnings: tuple[str, ...] = ()
 
 
-def _limit_loc(spec: TimeSpec, at_us: np.ndarray, bad: np.ndarray, part: str, range_field: str) -> list[str | int]:
+async def answer(request: ForecastRequest, *, engine: Engine, batcher: ForecastBatcher) -> ForecastAnswer:
+    """Plan, solve and answer `request`. What the request or the version gets wrong is a service error: 404
+    no_model, 409 not_ready, 422 naming the field (solver_error and non_finite_forecast among them), 503
+    solver_unavailable."""
+    plan = await anyio.to_thread.run_sync(_plan, engine, batcher, request)
+    result = await _solve(engine, batcher, plan, request)
+    return _answer(plan, result, request)
+
+
+def _plan(engine: Engine, batcher: ForecastBatcher, request: ForecastRequest) -> Plan:
+    versions.retain(engine, batcher)
+    context = request.context
+    if isinstance(context, StoredContext):
+        return plan_series(engine, context.key, request.times, name=request.model, version=request.version,
+                           context_us=context.history_us, sees=request.sees)
+    assert request.model is not None  # the route requires the inline body's "model"
+    return plan_inline(engine, context.observations, request.times, name=request.model, version=request.version,
+                       max_values=context.max_values, sees=request.sees)
+
+
+async def _solve(engine: Engine, batcher: ForecastBatcher, plan: Plan, request: ForecastRequest) -> model.Forecast:
+    part, samples = request.part, request.samples
+    try:
+        return await batcher.forecast(versions.stored_model(engine, plan.version), plan.context, plan.unique_s,
+                                      samples=samples.samples, quantiles=samples.quantiles, seed=samples.seed)
+    except model.OutOfRangeError as exc:
+        # The plan checks the limits first; this names them should the model be stricter.
+        lower = format_time(plan.origin_us + int(round(exc.lower * 1e6)))
+        upper = format_time(plan.origin_us + int(round(exc.upper * 1e6)))
+        late = plan.unique_s.size > 0 and float(plan.unique_s[-1]) > exc.upper
+        hint = (f"; {upper} is the context's last observation plus "
+                f"{horizon_text(plan.version.horizon_s)}") if late else ""
+        raise Unprocessable.at([part, "at"], f"query times must lie within {lower} .. {upper}{hint}: {exc}") from None
+    except model.InputError as exc:
+        raise Unprocessable.at([part], str(exc)) from None
+    except model.SolverError as exc:
+        # The model's dynamics blew up for this context and these times: another request may still succeed.
+        raise Unprocessable.at([part, "at"], f"the model's ODE solver failed for this context and these times "
+                                             f"(try nearer times, less context, or retrain): {exc}",
+                               code="solver_error") from None
+    except SolverUnavailable as exc:
+        raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
+
+
+def _limit_loc(spec: TimeSpec, bad: npt.NDArray[np.bool_], part: str, range_field: str) -> list[str | int]:
     if spec.at is not None:
         return [part, "at", int(np.flatnonzero(bad)[0])]
     return [part, "horizon" if spec.horizon is not None else range_field]
 
 
-def check_range(spec: TimeSpec, at_us: np.ndarray, first_us: int, last_us: int, horizon_s: float,
+def check_range(spec: TimeSpec, at_us: TimesUs, first_us: int, last_us: int, horizon_s: float,
                 part: str) -> None:
     """422 naming the limit for a query time before the first observation or past last + horizon."""
     early = at_us < first_us
     if early.any():
-        raise Unprocessable.at(_limit_loc(spec, at_us, early, part, "start"),
+        raise Unprocessable.at(_limit_loc(spec, early, part, "start"),
                                f"{format_time(int(at_us[early][0]))} is before the first observation "
                                f"{format_time(first_us)}: forecasts start there")
     upper_us = last_us + int(round(horizon_s * US_PER_S))
     late = at_us > upper_us
     if late.any():
-        raise Unprocessable.at(_limit_loc(spec, at_us, late, part, "end"),
+        raise Unprocessable.at(_limit_loc(spec, late, part, "end"),
                                f"{format_time(int(at_us[late][0]))} is past the model's horizon: forecasts reach "
                                f"{format_time(upper_us)}, the last observation {format_time(last_us)} plus "
                                f"{horizon_text(horizon_s)}")
@@ -78,13 +192,13 @@ def horizon_text(horizon_s: float) -> str:
             'horizon (POST /v1/models "horizon") extends it')
 
 
-def make_plan(version: ReadyVersion, fitted: model.FittedModel, t_us: np.ndarray, values: np.ndarray,
-              at_us: np.ndarray, warnings: list[str] | tuple[str, ...] = ()) -> Plan:
-    """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in fitted.channels order)."""
+def make_plan(version: ReadyVersion, t_us: TimesUs, values: FloatArray, at_us: TimesUs,
+              warnings: list[str] | tuple[str, ...] = ()) -> Plan:
+    """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in version.channels order)."""
     origin = int(t_us[0])
-    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=fitted.channels)
+    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=version.channels)
     unique_us, inverse = np.unique(at_us, return_inverse=True)
-    return Plan(version=version, fitted=fitted, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
+    return Plan(version=version, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
                 inverse=inverse, origin_us=origin, last_us=int(t_us[-1]), warnings=tuple(warnings))
 
 
@@ -103,12 +217,12 @@ def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us
     return max(found, default=t_us)
 
 
-def plan_series(engine: Engine, cache: ModelCache[model.FittedModel], key: str, spec: TimeSpec, *,
-                name: str | None, version: int | None, context_us: int | None, sees: Sees = everyone) -> Plan:
+def plan_series(engine: Engine, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
+                context_us: int | None, sees: Sees = everyone) -> Plan:
     """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread).
     `sees`: which versions the caller may use (the series itself the route has checked)."""
     record = get_series(engine, key)
-    chosen = versions.resolve(engine, cache, name=name, version=version, series_key=key, sees=sees)
+    chosen = versions.resolve(engine, name=name, version=version, series_key=key, sees=sees)
     missing = [c for c in chosen.channels if c not in record.channels]
     if missing:
         raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
@@ -119,26 +233,25 @@ def plan_series(engine: Engine, cache: ModelCache[model.FittedModel], key: str, 
         raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
                                                 "nothing to condition a forecast on")
     first_us, last_us = bounds
-    fitted = versions.load(engine, cache, chosen)
     at_us = spec.times(last_us)
-    check_range(spec, at_us, first_us, last_us, float(fitted.horizon), "query")
-    history_us = context_us if context_us is not None else int(round(float(fitted.context_seconds) * US_PER_S))
+    check_range(spec, at_us, first_us, last_us, chosen.horizon_s, "query")
+    history_us = context_us if context_us is not None else int(round(chosen.context_s * US_PER_S))
     start_us = _last_at_or_before(engine, record.id, channels, min(last_us - history_us, int(at_us.min())))
     t_us, values = read_matrix(engine, record.id, channels, start_us, last_us + 1)
     if t_us.size > MAX_CONTEXT_POINTS:
         raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
                                                      f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
                                                      "later times or a shorter context")
-    return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
+    return make_plan(chosen, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
-def plan_inline(engine: Engine, cache: ModelCache[model.FittedModel], observations: object, spec: TimeSpec, *,
-                name: str, version: int | None, max_values: int, sees: Sees = everyone) -> Plan:
+def plan_inline(engine: Engine, observations: object, spec: TimeSpec, *, name: str, version: int | None,
+                max_values: int, sees: Sees = everyone) -> Plan:
     """Resolve the version and build the context from observations in a request body (nothing is stored).
 
     observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
     API takes them. Blocking: run in a thread."""
-    chosen = versions.resolve(engine, cache, name=name, version=version, series_key=None, sees=sees)
+    chosen = versions.resolve(engine, name=name, version=version, series_key=None, sees=sees)
     channels = list(chosen.channels)
     batch = _parse_inline(observations, channels, max_values)
     if batch.t.size == 0:
@@ -150,10 +263,9 @@ def plan_inline(engine: Engine, cache: ModelCache[model.FittedModel], observatio
                                                          f"{MAX_CONTEXT_POINTS}")
     values = np.full((t_us.size, len(channels)), np.nan)
     values[pos, batch.ch] = batch.v
-    fitted = versions.load(engine, cache, chosen)
     at_us = spec.times(int(t_us[-1]))
-    check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), float(fitted.horizon), "body")
-    return make_plan(chosen, fitted, t_us, values, at_us, versions.version_warnings(engine, chosen))
+    check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), chosen.horizon_s, "body")
+    return make_plan(chosen, t_us, values, at_us, versions.version_warnings(engine, chosen))
 
 
 def _parse_inline(observations: object, channels: list[str], max_values: int) -> ingest.Batch:
@@ -171,9 +283,9 @@ def _parse_inline(observations: object, channels: list[str], max_values: int) ->
         raise Unprocessable(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", details=details) from None
 
 
-def response_body(plan: Plan, result: model.Forecast, samples: SampleSpec, series: str | None) -> dict[str, Any]:
-    """The JSON response, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C),
-    quantiles (K, Q, C)).
+def _answer(plan: Plan, result: model.Forecast, request: ForecastRequest) -> ForecastAnswer:
+    """The answer, in request order. `result`: model.Forecast over plan.unique_s (mean/std (Q, C), quantiles
+    (K, Q, C)).
 
     Raises Unprocessable (422 non_finite_forecast) when any number is NaN or infinite: JSON cannot carry them, and
     they come from the model and the context (a model trained on values near the float64 limit), not from a fault.
@@ -181,24 +293,27 @@ def response_body(plan: Plan, result: model.Forecast, samples: SampleSpec, serie
     inv = plan.inverse
     mean, std, quantiles = np.asarray(result.mean), np.asarray(result.std), np.asarray(result.quantiles)
     if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.isfinite(quantiles).all()):
-        part = "query" if series is not None else "body"
-        raise Unprocessable.at([part, "at"], f"the forecast of model {plan.version.name!r} version "
-                                             f"{plan.version.version} at these times is not finite (it overflows "
-                                             "float64): the model or this context holds values too large; retrain "
-                                             f"on values {ingest.VALUE_RANGE}", code="non_finite_forecast")
+        raise Unprocessable.at([request.part, "at"], f"the forecast of model {plan.version.name!r} version "
+                                                     f"{plan.version.version} at these times is not finite (it "
+                                                     "overflows float64): the model or this context holds values "
+                                                     f"too large; retrain on values {ingest.VALUE_RANGE}",
+                               code="non_finite_forecast")
     # The model may return the levels in its own (sorted) order: look each asked level up by value.
     row = {float(level): k for k, level in enumerate(result.quantile_levels)}
-    channels: dict[str, dict[str, Any]] = {}
-    for c, name in enumerate(plan.fitted.channels):
+    channels: dict[str, ChannelAnswer] = {}
+    for c, name in enumerate(plan.version.channels):
         channels[name] = {
             "mean": mean[inv, c].tolist(),
             "std": std[inv, c].tolist(),
-            "quantiles": {str(q): quantiles[row[q]][inv, c].tolist() for q in samples.quantiles},
+            "quantiles": {str(q): quantiles[row[q]][inv, c].tolist() for q in request.samples.quantiles},
         }
-    body: dict[str, Any] = {} if series is None else {"series": series}
-    body["model"] = {"name": plan.version.name, "version": plan.version.version}
-    body["t"] = format_times(plan.at_us)
-    body["kind"] = np.where(plan.at_us <= plan.last_us, "interpolation", "extrapolation").tolist()
-    body["channels"] = channels
-    body["warnings"] = list(plan.warnings)
+    body: ForecastAnswer = {
+        "model": {"name": plan.version.name, "version": plan.version.version},
+        "t": format_times(plan.at_us),
+        "kind": np.where(plan.at_us <= plan.last_us, "interpolation", "extrapolation").tolist(),
+        "channels": channels,
+        "warnings": list(plan.warnings),
+    }
+    if isinstance(request.context, StoredContext):
+        return {"series": request.context.key, **body}
     return body

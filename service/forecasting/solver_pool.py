@@ -1,15 +1,23 @@
-"""Forecast solves in child processes, so that they never wait for the API process's GIL.
+"""The solvers: where a batch of forecasts is computed, and the only place a model is rebuilt from its artifact.
+
+Both take a `StoredModel` (a version's cache key and how to read its artifact), never a loaded model, and keep the
+models they rebuilt (least recently used first out, bounded in artifact bytes):
+
+    SolverPool       child processes (forecast_processes >= 1, the default): the API process loads no model
+    InProcessSolver  threads of the API process (forecast_processes = 0): no process to start, for tests and
+                     small machines
 
 In the API process the event loop, the database reads and the JSON encoding hold the GIL for a few milliseconds per
 request; a solve run in a thread there must take the GIL back after every torch operation, and under load it ran
 at half the speed it has alone. A child process has the GIL to itself. Each child is driven by one thread at a
 time over a pipe:
 
-    parent → child   (key, artifact or None, requests, samples, quantiles, seeds)   None: exit
+    parent → child   _Batch(key, artifact or None, requests, samples, quantiles, seeds, live)   None: exit
     child → parent   ("ok", [model.Forecast, ...]) | ("error", exception) | ("need", None)
 
-A child keeps the models it was sent (least recently used first out, bounded in artifact bytes); it answers
-"need" for one it does not hold, and the parent sends the request again with the model's artifact. A child that
+A child answers "need" for a model it does not hold, and the parent reads the artifact (`StoredModel.read`, from
+the database) and sends the batch again with it; the artifact crosses the pipe once per child and version. `live`,
+when the ready versions changed since the child last heard, lets it drop the models of the others. A child that
 dies (killed, out of memory) is replaced and the batch is sent once more; a second death is a SolverUnavailable.
 A child exits when its pipe closes, so it never outlives the API process.
 
@@ -22,27 +30,91 @@ import multiprocessing.connection
 import queue
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from multiprocessing.context import SpawnContext, SpawnProcess
-from typing import Literal, TypeAlias, cast
+from typing import Literal, Protocol, TypeAlias, cast
 
 import torch
 
 import model
 from model.predict import Request
-from service.forecasting.cache import CacheKey, ModelCache
+from service.forecasting.cache import CacheKey, ModelCache, StoredModel
 
 
 class SolverUnavailable(RuntimeError):
     """A forecast's child process died twice running this batch."""
 
 
+class Solver(Protocol):
+    """What the batcher solves with (blocking calls: it makes them from its threads)."""
+
+    def forecast_batch(self, stored: StoredModel, requests: Sequence[Request], *, samples: int,
+                       quantiles: tuple[float, ...], seeds: Sequence[int]) -> list[model.Forecast]:
+        """`model.forecast_batch` with the model of `stored`, loaded at most once."""
+        ...
+
+    def retain(self, live: Iterable[CacheKey]) -> None:
+        """Drop the loaded models whose key is not in `live` (the ready versions)."""
+        ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _solve(models: ModelCache[model.FittedModel], key: CacheKey, size: int, read: Callable[[], bytes],
+           requests: list[Request], samples: int, quantiles: tuple[float, ...],
+           seeds: list[int]) -> list[model.Forecast]:
+    """The one solve of both solvers: the model from `models`, or rebuilt from `read()` once."""
+    fitted = models.get(key, size, lambda: model.from_bytes(read()))
+    return model.forecast_batch(fitted, requests, samples=samples, quantiles=quantiles, seeds=seeds)
+
+
+class InProcessSolver:
+    """Solves in the calling thread, with the models of `models` (shared by the batcher's threads)."""
+
+    def __init__(self, models: ModelCache[model.FittedModel], torch_threads: int = 0):
+        self.models = models
+        self._torch_threads = torch_threads  # 0: leave torch's setting alone; set at the first solve
+        self._threads_set = False
+
+    def start(self) -> None:
+        """Nothing to start: the batcher's threads solve."""
+
+    def forecast_batch(self, stored: StoredModel, requests: Sequence[Request], *, samples: int,
+                       quantiles: tuple[float, ...], seeds: Sequence[int]) -> list[model.Forecast]:
+        if self._torch_threads and not self._threads_set:
+            torch.set_num_threads(self._torch_threads)  # process-wide: the API process runs no training
+            self._threads_set = True
+        return _solve(self.models, stored.key, stored.size, stored.read, list(requests), samples, tuple(quantiles),
+                      list(seeds))
+
+    def retain(self, live: Iterable[CacheKey]) -> None:
+        self.models.retain(live)
+
+    def close(self) -> None:
+        pass
+
+
 class _NotHeld(Exception):
     """The child does not hold the model it was asked for, and was not sent its artifact."""
 
 
-# parent → child: (key, artifact or None, requests, samples, quantiles, seeds); None: exit
-_Message: TypeAlias = tuple[CacheKey, bytes | None, list[Request], int, tuple[float, ...], list[int]]
+@dataclass(frozen=True)
+class _Batch:
+    """parent → child. artifact: None until the child answered "need"; live: the ready versions' keys, sent when
+    they changed since this child last heard (None: no change)."""
+
+    key: CacheKey
+    artifact: bytes | None
+    requests: list[Request]
+    samples: int
+    quantiles: tuple[float, ...]
+    seeds: list[int]
+    live: frozenset[CacheKey] | None = None
+
+
 # child → parent
 _Reply: TypeAlias = (tuple[Literal["ok"], list[model.Forecast]] | tuple[Literal["error"], Exception]
                      | tuple[Literal["need"], None])
@@ -55,22 +127,24 @@ def _child_main(conn: multiprocessing.connection.Connection, torch_threads: int,
     models: ModelCache[model.FittedModel] = ModelCache(cache_bytes)
     while True:
         try:
-            message: _Message | None = conn.recv()
+            batch: _Batch | None = conn.recv()
         except (EOFError, OSError):  # the parent went away
             return
-        if message is None:
+        if batch is None:
             return
-        key, artifact, requests, samples, quantiles, seeds = message
+        if batch.live is not None:
+            models.retain(batch.live)
 
-        def load(artifact: bytes | None = artifact) -> model.FittedModel:
+        def read(artifact: bytes | None = batch.artifact) -> bytes:
             if artifact is None:
                 raise _NotHeld
-            return model.from_bytes(artifact)
+            return artifact
 
         reply: _Reply
         try:
-            fitted = models.get(key, 0 if artifact is None else len(artifact), load)
-            reply = ("ok", model.forecast_batch(fitted, requests, samples=samples, quantiles=quantiles, seeds=seeds))
+            size = 0 if batch.artifact is None else len(batch.artifact)
+            reply = ("ok", _solve(models, batch.key, size, read, batch.requests, batch.samples, batch.quantiles,
+                                  batch.seeds))
         except _NotHeld:
             reply = ("need", None)
         except Exception as exc:  # noqa: BLE001 - handed to the parent, which raises it for the request
@@ -87,6 +161,7 @@ class _Child:
         self._conn: multiprocessing.connection.Connection | None = None
         self._process: SpawnProcess | None = None
         self.closed = False  # set by the pool's close: a batch in flight then fails instead of starting a child
+        self.heard: frozenset[CacheKey] | None = None  # the pool's `live` as last sent to this child
 
     def open(self) -> None:
         self.closed = False
@@ -119,13 +194,13 @@ class _Child:
                 self._process.join()
             self._process = None
 
-    def _call(self, message: _Message) -> _Reply:
+    def _call(self, batch: _Batch) -> _Reply:
         assert self._conn is not None
-        self._conn.send(message)
+        self._conn.send(batch)
         return cast(_Reply, self._conn.recv())  # Connection.recv is untyped: the child sends only _Reply
 
-    def forecast_batch(self, key: CacheKey, fitted: model.FittedModel, requests: list[Request], samples: int,
-                       quantiles: tuple[float, ...], seeds: list[int]) -> list[model.Forecast]:
+    def forecast_batch(self, stored: StoredModel, batch: _Batch) -> list[model.Forecast]:
+        """Solve `batch` (its artifact None) in this child; read `stored` only if the child does not hold it."""
         for attempt in (1, 2):
             if self.closed:
                 raise SolverUnavailable("the forecast solver is shutting down")
@@ -133,9 +208,9 @@ class _Child:
                 self.stop()
                 self.start()
             try:
-                reply = self._call((key, None, requests, samples, quantiles, seeds))
+                reply = self._call(batch)
                 if reply[0] == "need":
-                    reply = self._call((key, model.to_bytes(fitted), requests, samples, quantiles, seeds))
+                    reply = self._call(replace(batch, artifact=stored.read(), live=None))
             except (EOFError, OSError) as exc:
                 self.stop()
                 if attempt == 2:
@@ -160,6 +235,7 @@ class SolverPool:
         self._idle: queue.SimpleQueue[_Child] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._started = False
+        self._live: frozenset[CacheKey] | None = None  # the ready versions' keys, once `retain` said them
 
     @property
     def processes(self) -> int:
@@ -177,17 +253,23 @@ class SolverPool:
     def pids(self) -> list[int | None]:
         return [child.pid for child in self._children]
 
-    def forecast_batch(self, key: CacheKey, fitted: model.FittedModel, requests: Sequence[Request], *,
-                       samples: int, quantiles: tuple[float, ...], seeds: Sequence[int]) -> list[model.Forecast]:
-        """`model.forecast_batch(fitted, requests, ...)`, solved in a child; `key` names fitted (a model version)
-        so each child loads it once."""
+    def forecast_batch(self, stored: StoredModel, requests: Sequence[Request], *, samples: int,
+                       quantiles: tuple[float, ...], seeds: Sequence[int]) -> list[model.Forecast]:
+        """`model.forecast_batch` with the model of `stored`, solved in a child, which rebuilds it once."""
         self.start()
         idle = self._idle  # `close` replaces it: a child in use goes back to the queue it came from
         child = idle.get()
+        live = self._live
         try:
-            return child.forecast_batch(key, fitted, list(requests), samples, tuple(quantiles), list(seeds))
+            return child.forecast_batch(stored, _Batch(stored.key, None, list(requests), samples, tuple(quantiles),
+                                                       list(seeds), None if live is child.heard else live))
         finally:
+            child.heard = live
             idle.put(child)
+
+    def retain(self, live: Iterable[CacheKey]) -> None:
+        """Each child drops the models not in `live` when it takes its next batch."""
+        self._live = frozenset(live)
 
     def close(self) -> None:
         with self._lock:

@@ -1,19 +1,26 @@
-"""Which ready model version answers a forecast, its loaded model from the cache, and its warnings.
+"""Which ready model version answers a forecast, its limits and warnings, and where a solver reads its artifact.
 
 Resolved from the database on every request (small indexed queries over the ready versions' metadata, never their
 artifacts: by default the versions trained on the series, through `model_series`), so a version published a moment
-ago is used by the next request, without a restart, and versions that were deleted drop out of the cache.
+ago is used by the next request, without a restart, and versions that were deleted drop out of the solvers' caches
+(`retain`).
+
+A version's horizon and context length come from its row (`stats`, written with the artifact); a row without them
+(none that training writes) has them read from its artifact's JSON header, never its weights. The API process
+never rebuilds a model: the solver that answers reads the artifact (`stored_model`) and rebuilds it once.
 """
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, LargeBinary, func, select
 
 import model
 from service.errors import Conflict, NotFound
-from service.forecasting.cache import CacheKey, ModelCache
+from service.forecasting.cache import CacheKey, StoredModel
 from service.storage.registry import Sees, VersionStatus, everyone, ready_trained_on
 from service.storage.tables import models
 
@@ -22,7 +29,8 @@ m = models.c
 
 @dataclass(frozen=True)
 class ReadyVersion:
-    """A `ready` row of `models`, without its artifact. `size`: the artifact's length in bytes."""
+    """A `ready` row of `models`, without its artifact. `size`: the artifact's length in bytes; horizon_s: how far
+    past a context's last observation it forecasts, context_s: the history it reads by default (seconds)."""
 
     id: int
     name: str
@@ -32,6 +40,8 @@ class ReadyVersion:
     sha256: str
     size: int
     trained_at: int  # µs since the epoch
+    horizon_s: float
+    context_s: float
 
     @property
     def cache_key(self) -> CacheKey:
@@ -41,18 +51,69 @@ class ReadyVersion:
 RETAIN_EVERY_S = 10.0  # how often a process drops cached models whose version is no longer ready
 
 
-def _ready_of(engine: Engine, name: str, version: int | None) -> list[ReadyVersion]:
+class _Row(NamedTuple):
+    """A ready version's row as `_ready_of` reads it: a ReadyVersion but for its limits, still in `stats`."""
+
+    id: int
+    name: str
+    version: int
+    channels: tuple[str, ...]
+    series: tuple[str, ...]
+    sha256: str
+    size: int
+    trained_at: int
+    stats: object
+
+
+def _ready_of(engine: Engine, name: str, version: int | None) -> list[_Row]:
     """The ready versions of `name` (only `version`, when given), newest first: one index range (name, version)."""
     query = (select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
-                    func.length(m.artifact).label("size"), m.trained_at, m.created_at)
+                    func.length(m.artifact).label("size"), m.trained_at, m.created_at, m.stats)
              .where(m.name == name, m.status == VersionStatus.READY).order_by(m.version.desc()))
     if version is not None:
         query = query.where(m.version == version)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [ReadyVersion(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels),
-                         series=tuple(r.series or ()), sha256=r.artifact_sha256 or "", size=int(r.size or 0),
-                         trained_at=r.trained_at or r.created_at) for r in rows]
+    return [_Row(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels), series=tuple(r.series or ()),
+                 sha256=r.artifact_sha256 or "", size=int(r.size or 0), trained_at=r.trained_at or r.created_at,
+                 stats=r.stats) for r in rows]
+
+
+def _ready(engine: Engine, row: _Row) -> ReadyVersion:
+    """The chosen row with its horizon and context length: from `stats`, else from its artifact's header."""
+    limits = _stats_limits(row.stats)
+    if limits is None:
+        header = _artifact_header(engine, row)
+        limits = header.horizon, header.context_seconds
+    return ReadyVersion(id=row.id, name=row.name, version=row.version, channels=row.channels, series=row.series,
+                        sha256=row.sha256, size=row.size, trained_at=row.trained_at, horizon_s=limits[0],
+                        context_s=limits[1])
+
+
+def _stats_limits(stats: object) -> tuple[float, float] | None:
+    """(horizon_s, context_s) of a row's `stats`, or None when it lacks either."""
+    if not isinstance(stats, dict):
+        return None
+    horizon, context = stats.get("horizon_s"), stats.get("context_s")
+    if (isinstance(horizon, bool) or not isinstance(horizon, int | float)
+            or isinstance(context, bool) or not isinstance(context, int | float)):
+        return None
+    return float(horizon), float(context)
+
+
+def _artifact_header(engine: Engine, row: _Row) -> model.ArtifactHeader:
+    """The artifact's JSON header, read alone: its first 8 bytes say its length, then that many more bytes."""
+
+    def prefix(n: int) -> bytes:
+        head = conn.execute(select(func.substr(m.artifact, 1, n, type_=LargeBinary))
+                            .where(m.id == row.id, m.artifact_sha256 == row.sha256)).scalar()
+        if head is None:  # deleted or republished since `_ready_of`
+            raise _changed(row.name, row.version)
+        return bytes(head)
+
+    with engine.connect() as conn:
+        # A corrupt length reads the whole artifact at most, and read_header says what is wrong.
+        return model.read_header(prefix(min(model.header_length(prefix(8)), row.size)))
 
 
 _SEEN_PAGE = 32  # candidates read at a time after the first, for a caller that does not see the newest
@@ -76,13 +137,21 @@ def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | Non
             before, page = (rows[-1].newest, rows[-1].id), _SEEN_PAGE
 
 
-def _retain(engine: Engine, cache: ModelCache[model.FittedModel]) -> None:
-    """Drop cached models whose version left the ready set (deleted, retrained over), every RETAIN_EVERY_S."""
-    if not cache.retain_due(RETAIN_EVERY_S):
+class Retains(Protocol):
+    """What holds loaded models by CacheKey: a ModelCache, or the batcher on behalf of its solvers."""
+
+    def retain_due(self, every_s: float) -> bool: ...
+
+    def retain(self, live: Iterable[CacheKey]) -> None: ...
+
+
+def retain(engine: Engine, holder: Retains) -> None:
+    """Drop loaded models whose version left the ready set (deleted, retrained over), every RETAIN_EVERY_S."""
+    if not holder.retain_due(RETAIN_EVERY_S):
         return
     with engine.connect() as conn:
         rows = conn.execute(select(m.id, m.version, m.artifact_sha256).where(m.status == VersionStatus.READY)).all()
-    cache.retain(CacheKey(r.id, r.version, r.artifact_sha256 or "") for r in rows)
+    holder.retain(CacheKey(r.id, r.version, r.artifact_sha256 or "") for r in rows)
 
 
 def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Exception:
@@ -100,12 +169,11 @@ def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Ex
     return Conflict(f"model {name!r} version {row.version} is {row.status}, not ready", code="not_ready")
 
 
-def resolve(engine: Engine, cache: ModelCache[model.FittedModel], *, name: str | None, version: int | None,
-            series_key: str | None, sees: Sees = everyone) -> ReadyVersion:
+def resolve(engine: Engine, *, name: str | None, version: int | None, series_key: str | None,
+            sees: Sees = everyone) -> ReadyVersion:
     """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
     name, of the newest model trained on `series_key`; only versions the caller sees. Raises NotFound (no_model)
     or Conflict (not_ready)."""
-    _retain(engine, cache)
     if name is None:
         name = _newest_trained_on(engine, series_key or "", sees)
         if name is None:
@@ -114,7 +182,7 @@ def resolve(engine: Engine, cache: ModelCache[model.FittedModel], *, name: str |
     candidates = [v for v in _ready_of(engine, name, version) if sees(v.name, v.series)]
     if not candidates:
         raise _not_ready(engine, name, version, sees)
-    return candidates[0]  # the newest version
+    return _ready(engine, candidates[0])  # the newest version
 
 
 # How a forecast names each baseline of a version's backtest.
@@ -150,12 +218,14 @@ def backtest_warnings(metrics: object, config: object) -> list[str]:
     return out
 
 
-def _losing(backtest: dict[str, Any]) -> str:
+def _losing(backtest: Mapping[str, object]) -> str:
     best = backtest.get("best_baseline")
     if not isinstance(best, str):
         return "on its validation backtest this model did worse than a simple baseline"
     label = _BASELINES.get(best, best.replace("_", "-"))
-    methods: dict[str, Any] = backtest["methods"] if isinstance(backtest.get("methods"), dict) else {}
+    methods = backtest.get("methods")
+    if not isinstance(methods, dict):
+        methods = {}
     ours, theirs = _mae(methods.get("model")), _mae(methods.get(best))
     if ours is None or theirs is None or theirs <= 0:
         return f"on its validation backtest this model did worse than the {label} baseline"
@@ -167,16 +237,21 @@ def _mae(method: object) -> float | None:
     return float(mae) if isinstance(mae, int | float) and math.isfinite(mae) else None
 
 
-def load(engine: Engine, cache: ModelCache[model.FittedModel], version: ReadyVersion) -> model.FittedModel:
-    """The loaded `model.FittedModel` of `version`, from the cache or its artifact."""
+def read_artifact(engine: Engine, version: ReadyVersion) -> bytes:
+    """The artifact of `version` (safetensors bytes), as `resolve` found it. Raises Conflict (not_ready) when it was
+    deleted or republished since."""
+    with engine.connect() as conn:
+        artifact = conn.execute(select(m.artifact).where(m.id == version.id,
+                                                         m.artifact_sha256 == version.sha256)).scalar()
+    if artifact is None:
+        raise _changed(version.name, version.version)
+    return bytes(artifact)
 
-    def _read() -> model.FittedModel:
-        with engine.connect() as conn:
-            artifact = conn.execute(select(m.artifact).where(m.id == version.id,
-                                                             m.artifact_sha256 == version.sha256)).scalar()
-        if artifact is None:  # deleted or republished since `resolve`
-            raise Conflict(f"model {version.name!r} version {version.version} changed while loading; retry",
-                           code="not_ready")
-        return model.from_bytes(bytes(artifact))
 
-    return cache.get(version.cache_key, version.size, _read)
+def _changed(name: str, version: int) -> Conflict:
+    return Conflict(f"model {name!r} version {version} changed while loading; retry", code="not_ready")
+
+
+def stored_model(engine: Engine, version: ReadyVersion) -> StoredModel:
+    """`version` as a solver loads it: by its cache key, reading the artifact only when it does not hold it."""
+    return StoredModel(version.cache_key, version.size, partial(read_artifact, engine, version))

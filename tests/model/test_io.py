@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from model_fixtures import sine_sequences
 
-from model import ArtifactError, forecast, from_bytes, load, save, to_bytes
+from model import ArtifactError, ArtifactHeader, forecast, from_bytes, header_length, load, read_header, save, to_bytes
 
 
 def test_save_load_gives_identical_forecasts(fitted, tmp_path):
@@ -39,8 +39,23 @@ def test_bytes_are_safetensors_with_json_metadata(fitted):
     assert from_bytes(data).channels == fitted.channels
 
 
+def test_the_header_alone_gives_channels_horizon_and_context(fitted, monkeypatch):
+    data = to_bytes(fitted)
+    head = data[:header_length(data[:8])]
+    assert len(head) < len(data)
+    monkeypatch.setattr("safetensors.torch.load", None)  # no tensor is read
+    for blob in (data, head):
+        assert read_header(blob) == ArtifactHeader(fitted.channels, fitted.horizon, fitted.context_seconds)
+    with pytest.raises(ArtifactError):
+        read_header(head[:-1])
+    with pytest.raises(ArtifactError):
+        header_length(head[:7])
+
+
 @pytest.mark.parametrize("data", [b"", b"\x00" * 7, b"\xff" * 64, struct.pack("<Q", 2) + b"{}",
                                   struct.pack("<Q", 2) + b"[]", struct.pack("<Q", 1) + b"7"])
 def test_garbage_is_an_artifact_error(data):
     with pytest.raises(ArtifactError):
         from_bytes(data)
+    with pytest.raises(ArtifactError):
+        read_header(data)

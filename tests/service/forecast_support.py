@@ -15,6 +15,7 @@ from sqlalchemy import Engine, insert
 
 import model
 from service import storage
+from service.forecasting.cache import CacheKey, StoredModel
 from service.storage import registry
 from service.storage.tables import models
 from service.times.timefmt import now_us
@@ -44,6 +45,18 @@ def toy_model() -> model.FittedModel:
 @functools.cache
 def toy_artifact() -> bytes:
     return model.to_bytes(toy_model())
+
+
+def toy_stored(reads: list[int] | None = None) -> StoredModel:
+    """The toy model as a solver is handed it: a key and a reader of its artifact, which appends to `reads`."""
+    artifact = toy_artifact()
+
+    def read() -> bytes:
+        if reads is not None:
+            reads.append(len(artifact))
+        return artifact
+
+    return StoredModel(CacheKey(1, 1, hashlib.sha256(artifact).hexdigest()), len(artifact), read)
 
 
 def perturbed_artifact(shift: float) -> bytes:

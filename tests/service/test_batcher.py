@@ -9,7 +9,7 @@ import pytest
 
 import model
 from service.forecasting.batcher import ForecastBatcher
-from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence
+from tests.service.forecast_support import CHANNELS, toy_model, toy_sequence, toy_stored
 
 
 def _context(level: float, seed: int) -> model.Sequence:
@@ -17,10 +17,10 @@ def _context(level: float, seed: int) -> model.Sequence:
 
 
 def _run(batcher: ForecastBatcher, jobs: list[tuple[model.Sequence, np.ndarray, int]]) -> list:
-    fitted = toy_model()
+    stored = toy_stored()
 
     async def go() -> list:
-        calls = [batcher.forecast("toy", fitted, ctx, at, samples=20, quantiles=(0.1, 0.9), seed=seed)
+        calls = [batcher.forecast(stored, ctx, at, samples=20, quantiles=(0.1, 0.9), seed=seed)
                  for ctx, at, seed in jobs]
         return await asyncio.gather(*calls, return_exceptions=True)
 

@@ -1,8 +1,9 @@
 """Forecasts: `GET /v1/series/{key}/forecast` (conditioned on stored observations) and `POST /v1/forecast`
 (conditioned on observations in the body, nothing stored).
 
-The handlers are `async` so that concurrent requests meet in the batcher; database reads and model loading run in
-the thread pool, the solve in the batcher's threads.
+Each handler parses its request into a `ForecastRequest` and makes one forecasting call,
+`service.forecasting.forecast.answer`, which plans, solves and answers. The handlers are `async` so that concurrent
+requests meet in the batcher.
 """
 
 import re
@@ -12,15 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
-from starlette.concurrency import run_in_threadpool
 
-import model
-from service.api.deps import BatcherDep, EngineDep, ModelCacheDep, Reader, SettingsDep
+from service.api.deps import BatcherDep, EngineDep, Reader, SettingsDep
 from service.api.routes.series import check_sees
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN, TIME_PATTERN, TIME_SCHEMA
-from service.errors import Unavailable, Unprocessable, responses
-from service.forecasting import forecast
-from service.forecasting.batcher import ForecastBatcher
+from service.errors import Unprocessable, responses
+from service.forecasting.forecast import ForecastRequest, InlineContext, StoredContext, answer
 from service.forecasting.query import (
     DEFAULT_SAMPLES,
     MAX_SAMPLES,
@@ -31,9 +29,7 @@ from service.forecasting.query import (
     parse_query_quantiles,
     parse_time_spec,
 )
-from service.forecasting.solver_pool import SolverUnavailable
 from service.ingest import decode_json
-from service.times.timefmt import format_time
 
 QUANTILES_PATTERN = r"^0?\.[0-9]{0,15}[1-9](,0?\.[0-9]{0,15}[1-9])*$"  # levels in (0, 1), comma-separated
 
@@ -75,29 +71,6 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ERRORS = _errors(401, 403, 404, 409, 422, 503)
 
 
-async def _solve(batcher: ForecastBatcher, plan: forecast.Plan, samples: SampleSpec, part: str) -> model.Forecast:
-    try:
-        return await batcher.forecast(plan.version.cache_key, plan.fitted, plan.context, plan.unique_s,
-                                      samples=samples.samples, quantiles=samples.quantiles, seed=samples.seed)
-    except model.OutOfRangeError as exc:
-        # The service checks the limits first; this names them should the model be stricter.
-        lower = format_time(plan.origin_us + int(round(exc.lower * 1e6)))
-        upper = format_time(plan.origin_us + int(round(exc.upper * 1e6)))
-        late = plan.unique_s.size > 0 and float(plan.unique_s[-1]) > exc.upper
-        hint = (f"; {upper} is the context's last observation plus "
-                f"{forecast.horizon_text(float(plan.fitted.horizon))}") if late else ""
-        raise Unprocessable.at([part, "at"], f"query times must lie within {lower} .. {upper}{hint}: {exc}") from None
-    except model.InputError as exc:
-        raise Unprocessable.at([part], str(exc)) from None
-    except model.SolverError as exc:
-        # The model's dynamics blew up for this context and these times: another request may still succeed.
-        raise Unprocessable.at([part, "at"], f"the model's ODE solver failed for this context and these times "
-                                             f"(try nearer times, less context, or retrain): {exc}",
-                               code="solver_error") from None
-    except SolverUnavailable as exc:
-        raise Unavailable(f"{exc}; try again", code="solver_unavailable", retry_after=1) from None
-
-
 # The document states the common forms; the parser takes more (any number of digits, days 29-31) and says why not.
 TimeText = Annotated[str, StringConstraints(max_length=64),
                      WithJsonSchema({"type": "string", "maxLength": 64, "pattern": TIME_PATTERN})]
@@ -108,7 +81,6 @@ TimeText = Annotated[str, StringConstraints(max_length=64),
 async def forecast_series(
     engine: EngineDep,
     caller: Reader,
-    cache: ModelCacheDep,
     batcher: BatcherDep,
     key: Annotated[str, Path(pattern=KEY_PATTERN, max_length=128)],
     at: Annotated[list[TimeText] | None, Query(description="A query time (RFC 3339 or Unix seconds); repeatable, "
@@ -136,10 +108,9 @@ async def forecast_series(
     sample_spec = SampleSpec(quantiles=parse_query_quantiles(quantiles), samples=samples, seed=seed)
     context_us = parse_duration_param(context, ["query", "context"])
     check_sees(caller, key)
-    plan = await run_in_threadpool(forecast.plan_series, engine, cache, key, spec, name=model_name,
-                                   version=version, context_us=context_us, sees=caller.sees_model)
-    result = await _solve(batcher, plan, sample_spec, "query")
-    return JSONResponse(forecast.response_body(plan, result, sample_spec, series=key))
+    request = ForecastRequest(StoredContext(key, context_us), spec, sample_spec, model=model_name, version=version,
+                              sees=caller.sees_model)
+    return JSONResponse(await answer(request, engine=engine, batcher=batcher))
 
 
 _TIME = TIME_SCHEMA
@@ -189,14 +160,12 @@ def _inline_request(doc: object) -> tuple[str, int | None]:
 @router.post("/forecast", response_model=InlineForecastOut,
              responses=_errors(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
              summary="Forecast observations given in the request (nothing is stored)")
-async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, cache: ModelCacheDep,
-                          batcher: BatcherDep, caller: Reader) -> JSONResponse:
+async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, batcher: BatcherDep,
+                          caller: Reader) -> JSONResponse:
     doc = decode_json(await request.body())
     name, version = _inline_request(doc)
     spec = parse_body_times(doc["at"])
     sample_spec = parse_body_samples(doc)
-    plan = await run_in_threadpool(forecast.plan_inline, engine, cache, doc["observations"], spec, name=name,
-                                   version=version, max_values=settings.max_values_per_request,
-                                   sees=caller.sees_model)
-    result = await _solve(batcher, plan, sample_spec, "body")
-    return JSONResponse(forecast.response_body(plan, result, sample_spec, series=None))
+    inline = ForecastRequest(InlineContext(doc["observations"], settings.max_values_per_request), spec, sample_spec,
+                             model=name, version=version, sees=caller.sees_model)
+    return JSONResponse(await answer(inline, engine=engine, batcher=batcher))
