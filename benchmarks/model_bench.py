@@ -211,8 +211,9 @@ def render(data: dict) -> None:
              "Rows are kept until a run with the same task, method and mode replaces them, so older rows may come "
              "from older code: `measured` says when (UTC) and `code` which commit (+: with uncommitted changes to "
              "model/). Rows before 2026-11-25 21:40 predate the current initialisation and learning-rate schedule; "
-             "adjoint rows before 22:23 used torchdiffeq's odeint_adjoint rather than model/adjoint.py; rows before "
-             "23:40 solved with torchdiffeq's dopri5 rather than model/rk.py's (the same steps, slower).", "",
+             "adjoint rows before 22:23 used torchdiffeq's odeint_adjoint rather than model/solver/adjoint.py; "
+             "rows before 23:40 solved with torchdiffeq's dopri5 rather than model/solver/rk.py's (the same steps, "
+             "slower).", "",
              "| task | method | mode | test MSE | test RMSE | epochs | train s | s/epoch | NFE fwd/bwd | threads "
              "| load | measured | code | reference / target |", "|" + "---|" * 14]
     order = {"latent ODE (adjoint)": 0, "latent ODE (backprop)": 1, "GP": 2, "linear": 3, "LOCF": 4}

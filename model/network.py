@@ -18,8 +18,8 @@ from torch import nn
 
 from model.config import ModelConfig
 from model.data import EncoderBatch, TargetBatch
-from model.folded import sigmoid_tanh
-from model.odernn import odernn
+from model.solver.folded import sigmoid_tanh
+from model.solver.odernn import odernn
 
 __all__ = ["LatentODE", "Dynamics", "mlp", "Tanh", "inference_tanh", "sigmoid_tanh"]
 
@@ -43,8 +43,8 @@ class Tanh(nn.Tanh):
 
     torch 2.13's CPU tanh kernel is several times slower than this form on a forecast batch's hidden layer
     (docs/benchmarks.md, design choices).
-    Forecasts use it; training solves use the same form folded into the weights (model/folded.py), and the encoder
-    too (model/odernn.py). No parameters: state dicts are those of nn.Tanh.
+    Forecasts use it; training solves use the same form folded into the weights (model/solver/folded.py), and the
+    encoder too (model/solver/odernn.py). No parameters: state dicts are those of nn.Tanh.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +116,8 @@ class ODERNNEncoder(nn.Module):
         self.hidden = hidden
 
     def forward(self, batch: EncoderBatch) -> torch.Tensor:
-        """(B, H) the state after each context's own last step; model/odernn.py runs the loop (and its backward)."""
+        """(B, H) the state after each context's own last step; model/solver/odernn.py runs the loop (and its
+        backward)."""
         return odernn(self, batch)
 
 

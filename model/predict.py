@@ -18,7 +18,7 @@ from model.errors import InputError, OutOfRangeError
 from model.fitted import FittedModel
 from model.frame import SCALE_FLOOR, Component, WindowFrame, frame_of
 from model.network import inference_tanh
-from model.solve import forecast_solve
+from model.solver import forecast_solve
 
 __all__ = ["Forecast", "forecast", "forecast_batch", "Request"]
 

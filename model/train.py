@@ -17,7 +17,7 @@ from model.errors import InputError, NonFiniteLossError, TrainingCancelled
 from model.fitted import EpochRecord, FittedModel, resolve_device
 from model.network import LatentODE
 from model.predict import _Request, _sample, observation_std, spread
-from model.solve import train_solve
+from model.solver import train_solve
 from model.windows import draw_examples, window_spans
 
 __all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "lr_factor", "Adamax"]

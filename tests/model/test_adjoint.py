@@ -1,11 +1,11 @@
-"""model/adjoint.py: the seminorm backward, which sums g = ∫ a·∂f/∂θ outside the solver, equals integrating g in
+"""model/solver/adjoint.py: the seminorm backward, which sums g = ∫ a·∂f/∂θ outside the solver, equals integrating g in
 the solver's state with the same error norm."""
 
 import torch
 
-from model.adjoint import _full_backward, _seminorm_backward, adjoint_odeint
-from model.folded import FoldedMLP
 from model.network import Dynamics
+from model.solver.adjoint import _full_backward, _seminorm_backward, adjoint_odeint
+from model.solver.folded import FoldedMLP
 
 
 def test_seminorm_quadrature_equals_the_augmented_state_solve():

@@ -1,12 +1,12 @@
-"""model/backprop.py: dopri5 with a hand-written backward equals autograd through model/rk.py's dopri5."""
+"""model/solver/backprop.py: dopri5 with a hand-written backward equals autograd through model/solver/rk.py's dopri5."""
 
 import pytest
 import torch
 
-from model.backprop import backprop_odeint
-from model.folded import FoldedMLP
 from model.network import Dynamics
-from model.rk import dopri5
+from model.solver.backprop import backprop_odeint
+from model.solver.folded import FoldedMLP
+from model.solver.rk import dopri5
 
 
 def _dynamics(seed: int, dim: int = 3, layers: int = 2) -> Dynamics:

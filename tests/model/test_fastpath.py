@@ -1,5 +1,5 @@
-"""model/fastpath.py: the default network takes the hand-written numerics; any other network takes autograd through
-its own modules and gets the right gradients; the hand-written code refuses a network it does not compute."""
+"""model/solver/fastpath.py: the default network takes the hand-written numerics; any other network takes autograd
+through its own modules and gets the right gradients; the hand-written code refuses a network it does not compute."""
 
 import pytest
 import torch
@@ -7,11 +7,11 @@ from torch import nn
 from torchdiffeq import odeint
 
 from model import ModelConfig
-from model.backprop import backprop_odeint
 from model.data import EncoderBatch
-from model.fastpath import NotFastPath, is_fast_odernn, is_tanh_mlp, odernn_ode, tanh_mlp
 from model.network import Dynamics, LatentODE, ODERNNEncoder
-from model.odernn import odernn
+from model.solver.backprop import backprop_odeint
+from model.solver.fastpath import NotFastPath, is_fast_odernn, is_tanh_mlp, odernn_ode, tanh_mlp
+from model.solver.odernn import odernn
 
 D, UNITS = 3, 8
 
@@ -38,7 +38,7 @@ def _autograd(dynamics, z0, times):
 
 
 def _train_solve(gradient: str):
-    from model.solve import train_solve
+    from model.solver.solve import train_solve
 
     config = ModelConfig(frame="global", gradient=gradient, rtol=1e-9, atol=1e-9, adjoint_rtol=1e-9,
                          adjoint_atol=1e-9)

@@ -1,11 +1,11 @@
-"""model/folded.py: the folded-tanh MLP and its hand-written derivatives equal autograd through nn.Sequential."""
+"""model/solver/folded.py: the folded-tanh MLP and its hand-written derivatives equal autograd through nn.Sequential."""
 
 import pytest
 import torch
 from torch import nn
 
-from model.folded import FoldedMLP
 from model.network import Dynamics
+from model.solver.folded import FoldedMLP
 
 
 @pytest.mark.parametrize("layers", [0, 1, 2, 3])

@@ -1,12 +1,13 @@
-"""model/odernn.py: the ODE-RNN encoder's hand-written loop and backward pass equal autograd through the plain loop."""
+"""model/solver/odernn.py: the ODE-RNN encoder's hand-written loop and backward pass equal autograd through the plain
+loop."""
 
 import pytest
 import torch
 
-import model.odernn
+import model.solver.odernn
 from model.data import EncoderBatch
 from model.network import ODERNNEncoder
-from model.odernn import odernn, odernn_reference
+from model.solver.odernn import odernn, odernn_reference
 
 FEATURES, HIDDEN, UNITS = 5, 6, 4
 
@@ -87,7 +88,7 @@ def test_no_grad_loop_in_blocks_of_input_rows(monkeypatch):
     batch = _batch([40, 3, 17, 40, 1, 28], 41, torch.float64)
     with torch.no_grad():
         whole = encoder(batch)
-        monkeypatch.setattr(model.odernn, "_NO_GRAD_ROWS", 7)  # x W_ih a few steps at a time (at least one)
+        monkeypatch.setattr(model.solver.odernn, "_NO_GRAD_ROWS", 7)  # x W_ih a few steps at a time (at least one)
         blocks = encoder(batch)
         expected = odernn_reference(encoder, batch)
     _assert_close(whole, expected, 1e-12)

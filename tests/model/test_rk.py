@@ -1,4 +1,4 @@
-"""model/rk.py's dopri5 takes torchdiffeq's steps: same values, same number of function evaluations."""
+"""model/solver/rk.py's dopri5 takes torchdiffeq's steps: same values, same number of function evaluations."""
 
 import pytest
 import torch
@@ -6,7 +6,7 @@ from torchdiffeq import odeint
 from torchdiffeq._impl.interp import _interp_evaluate, _interp_fit
 
 from model.network import Dynamics
-from model.rk import _BETA, _MID, RKFailure, dopri5, interpolation_weights
+from model.solver.rk import _BETA, _MID, RKFailure, dopri5, interpolation_weights
 
 
 def _dynamics(scale: float) -> Dynamics:

@@ -174,7 +174,7 @@ def test_solver_error_on_exploding_dynamics_in_forecast(fitted):
 
 @pytest.mark.parametrize(("solver", "seminorm"), [("dopri5", False), ("dopri5", True), ("rk4", False)])
 def test_adjoint_gradients_equal_backprop_gradients(solver, seminorm):
-    """dopri5: model/adjoint.py's adjoint; rk4: torchdiffeq's odeint_adjoint (fixed-step solvers)."""
+    """dopri5: model/solver/adjoint.py's adjoint; rk4: torchdiffeq's odeint_adjoint (fixed-step solvers)."""
     grads = {}
     for gradient in ("adjoint", "backprop"):
         config = dataclasses.replace(TINY, gradient=gradient, rtol=1e-10, atol=1e-10, seminorm=seminorm,
@@ -213,8 +213,8 @@ def test_learned_observation_noise_grows_toward_the_data_and_travels_with_the_mo
 
 
 def test_hand_written_vjp_equals_autograd():
-    from model.folded import FoldedMLP
     from model.network import Dynamics
+    from model.solver.folded import FoldedMLP
 
     torch.manual_seed(0)
     dynamics = Dynamics(5, 16, 2).double()

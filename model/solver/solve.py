@@ -1,5 +1,5 @@
-"""ODE solves: model/rk.py's dopri5 (or torchdiffeq's other solvers) for training, by the adjoint (model/adjoint.py)
-or backprop (model/backprop.py); per-sample step control for forecasts.
+"""ODE solves: rk.py's dopri5 (or torchdiffeq's other solvers) for training, by the adjoint (adjoint.py)
+or backprop (backprop.py); per-sample step control for forecasts.
 
 torchdiffeq takes one adaptive step size for a whole batch, so a forecast solved with it would depend on what else
 shares the batch. Forecasts therefore use torchode (a step size and accept/reject per sample) for adaptive solvers,
@@ -8,17 +8,21 @@ and, for fixed-step solvers, torchdiffeq on a grid that depends only on the step
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torchode
 from torchdiffeq import odeint, odeint_adjoint
 
-from model.adjoint import adjoint_odeint
-from model.backprop import backprop_odeint
 from model.config import ADAPTIVE_SOLVERS, ModelConfig
 from model.errors import SolverError
-from model.fastpath import is_tanh_mlp
-from model.network import Dynamics
-from model.rk import RKFailure, dopri5
+from model.solver.adjoint import adjoint_odeint
+from model.solver.backprop import backprop_odeint
+from model.solver.fastpath import is_tanh_mlp
+from model.solver.rk import RKFailure, dopri5
+
+if TYPE_CHECKING:
+    from model.network import Dynamics
 
 __all__ = ["train_solve", "forecast_solve"]
 
@@ -34,12 +38,12 @@ def train_solve(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, confi
         options = {"step_size": config.step_size}
     adjoint_rtol, adjoint_atol = config.adjoint_rtol or config.rtol, config.adjoint_atol or config.atol
     plain = config.gradient == "backprop" or not torch.is_grad_enabled()
-    fast = is_tanh_mlp(dynamics.net)  # the hand-written gradients (model/fastpath.py); autograd for any other net
+    fast = is_tanh_mlp(dynamics.net)  # the hand-written gradients (fastpath.py); autograd for any other net
     try:
         if config.solver == "dopri5" and plain and torch.is_grad_enabled() and fast:
             zt = backprop_odeint(dynamics, z0, times, rtol=config.rtol, atol=config.atol, max_steps=config.max_steps,
-                                 hint=_HINT)  # model/backprop.py: the same gradients, the backward by hand
-        elif config.solver == "dopri5" and plain:  # model/rk.py: torchdiffeq's steps with a fraction of its overhead
+                                 hint=_HINT)  # backprop.py: the same gradients, the backward by hand
+        elif config.solver == "dopri5" and plain:  # rk.py: torchdiffeq's steps with a fraction of its overhead
             zt = torch.stack(dopri5(lambda z: dynamics(None, z), z0, times.tolist(), rtol=config.rtol,
                                     atol=config.atol, max_steps=config.max_steps)[0])
         elif config.solver == "dopri5" and fast:

@@ -1,6 +1,6 @@
 """Which networks the hand-written numerics accept, said once and checked, never guessed.
 
-The fast code (model/folded.py's FoldedMLP under model/backprop.py and model/adjoint.py; model/odernn.py's
+The fast code (folded.py's FoldedMLP under backprop.py and adjoint.py; odernn.py's
 recurrence) computes one function only: a chain of nn.Linear layers with tanh between them (the ODE-RNN's ODE:
 exactly hidden → units → hidden). `tanh_mlp` and `odernn_ode` return the layers of a network that is that function
 and raise `NotFastPath`, naming what differs, for any other; `is_tanh_mlp` / `is_fast_odernn` say which way a caller
@@ -57,7 +57,7 @@ def is_tanh_mlp(net: nn.Module) -> bool:
 
 def odernn_ode(encoder: ODERNNEncoder) -> tuple[nn.Linear, nn.Linear]:
     """(first, last): the ODE-RNN encoder's ODE when it is Linear(hidden → units), tanh, Linear(units → hidden),
-    the function model/odernn.py's recurrence computes; NotFastPath otherwise."""
+    the function odernn.py's recurrence computes; NotFastPath otherwise."""
     layers = tanh_mlp(encoder.ode)
     if len(layers) != 2:
         raise NotFastPath(f"the ODE-RNN's ODE has {len(layers) - 1} hidden layers; the fast recurrence takes one")

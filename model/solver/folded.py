@@ -1,5 +1,5 @@
-"""`FoldedMLP`: our Tanh MLP evaluated and differentiated by hand, for the training solves (model/backprop.py,
-model/adjoint.py).
+"""`FoldedMLP`: our Tanh MLP evaluated and differentiated by hand, for the training solves (backprop.py,
+adjoint.py).
 
 tanh(u) = 2σ(2u) − 1 is folded into the weights, so that each hidden layer is one matrix product and one in-place
 sigmoid: hidden layer l outputs s_l = σ(2u_l), its tanh being 2s_l − 1. torch 2.13's CPU tanh is slow (see

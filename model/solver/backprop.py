@@ -1,9 +1,9 @@
 """Backprop through dopri5 for our dynamics MLP, with the backward pass written by hand.
 
 `gradient="backprop"` differentiates the solver's own arithmetic (discretise-then-optimise): the same gradients
-autograd finds through model/rk.py's stages, from a forward solve without autograd's bookkeeping. Autograd records
+autograd finds through rk.py's stages, from a forward solve without autograd's bookkeeping. Autograd records
 a dozen nodes per function evaluation (three Linear layers, two tanh, the stage sums) and walks them back one by
-one; here the forward solve runs under no_grad (the MLP in model/folded.py's form) keeping each evaluation's layer
+one; here the forward solve runs under no_grad (the MLP in folded.py's form) keeping each evaluation's layer
 activations, and the backward replays the accepted steps in reverse:
 
 - step n maps y_n to y_{n+1} = y_n + dt·Σ_j b_j k_j through stages s_i = y_n + dt·Σ_{j<i} a_ij k_j, k_i = f(s_i);
@@ -14,7 +14,7 @@ activations, and the backward replays the accepted steps in reverse:
   by stage from the last, each evaluation adding its share of the weight gradients.
 
 Rejected steps take no part, as in autograd. tests/model/test_backprop.py checks values and gradients against
-autograd through model/rk.py in float64.
+autograd through rk.py in float64.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from model.errors import SolverError
-from model.fastpath import tanh_mlp
-from model.folded import FoldedMLP
-from model.rk import STAGE_WEIGHTS, STAGES, Hits, RKFailure, dopri5
+from model.solver.fastpath import tanh_mlp
+from model.solver.folded import FoldedMLP
+from model.solver.rk import STAGE_WEIGHTS, STAGES, Hits, RKFailure, dopri5
 
 if TYPE_CHECKING:
     from model.network import Dynamics
@@ -52,7 +52,7 @@ def backprop_odeint(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, *
                     max_steps: int, hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable (by the hand-written
     backward above) with respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear
-    layers with Tanh between them (model/fastpath.py)."""
+    layers with Tanh between them (fastpath.py)."""
     layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     return cast(torch.Tensor, _Backprop.apply(z0, times, (dynamics, layers, rtol, atol, max_steps, hint), *params))

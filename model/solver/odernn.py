@@ -12,8 +12,8 @@ function and the same gradients (to float rounding; tests/model/test_odernn.py c
 `odernn_reference`, the loop itself) with:
 - the contexts sorted longest first, so that step j works on the first k_j rows only: no masks, no work on padding;
 - x W_ihᵀ + b_ih for every step in one product before the loop, the state's products added in place;
-- the ODE's tanh(a) as 2σ(2a) − 1 folded into its weights, as model/folded.py does (torch 2.13's CPU tanh is slow),
-  and the GRU's candidate n as 2σ(2u) − 1 in place (model/folded.py's sigmoid_tanh: on its (50, 150) column block
+- the ODE's tanh(a) as 2σ(2a) − 1 folded into its weights, as folded.py does (torch 2.13's CPU tanh is slow),
+  and the GRU's candidate n as 2σ(2u) − 1 in place (folded.py's sigmoid_tanh: on its (50, 150) column block
   of the gates tanh_ takes 23 µs, these four ops 12, two threads);
 - a backward pass that runs the steps in reverse doing only what the recurrence needs (three products a step), keeps
   each step's pre-activation gradients, and forms every parameter gradient with one product over all steps after.
@@ -30,8 +30,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from model.data import EncoderBatch
-from model.fastpath import is_fast_odernn, odernn_ode
-from model.folded import fold, sigmoid_tanh
+from model.solver.fastpath import is_fast_odernn, odernn_ode
+from model.solver.folded import fold, sigmoid_tanh
 
 if TYPE_CHECKING:
     from model.network import ODERNNEncoder
@@ -43,7 +43,7 @@ _NO_GRAD_ROWS = 2048  # packed rows of x W_ih at a time without autograd: memory
 
 def odernn_reference(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
     """(B, H) final states, by autograd through the plain per-step loop with the encoder's own modules: what the
-    fast recurrence must equal, and what any encoder whose ODE it does not compute (model/fastpath.py) runs."""
+    fast recurrence must equal, and what any encoder whose ODE it does not compute (fastpath.py) runs."""
     steps = batch.steps
     cell = encoder.cell
     active = torch.arange(steps.shape[1], device=steps.device)[:, None] < batch.lengths[None, :]  # (L, B)
@@ -60,7 +60,7 @@ def odernn_reference(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tenso
 def odernn(encoder: ODERNNEncoder, batch: EncoderBatch) -> torch.Tensor:
     """(B, H) final states of `batch` (steps (B, L, F), lengths (B,)); differentiable in the encoder's parameters,
     not in the steps (data: steps that require grad take `odernn_reference`, as does an encoder whose ODE is not
-    Linear, tanh, Linear: model/fastpath.py)."""
+    Linear, tanh, Linear: fastpath.py)."""
     if batch.steps.requires_grad or not is_fast_odernn(encoder):
         return odernn_reference(encoder, batch)
     params = _parameters(encoder)
@@ -139,7 +139,7 @@ class _Weights:
     """The parameters (in `_parameters` order) in the forms the loops use.
 
     ih_t (F + 1, 4H): x [1] times it is [x W_irᵀ + b_ir + b_hr | x W_izᵀ + b_iz + b_hz | b_hn | x W_inᵀ + b_in], the
-    gates' pre-activations but for their terms in h. The ODE's layers are folded as model/folded.py's: σ of the
+    gates' pre-activations but for their terms in h. The ODE's layers are folded as folded.py's: σ of the
     hidden layer's output is s = σ(2a), tanh(a) = 2s − 1, and the output layer takes s."""
 
     def __init__(self, w_ih: torch.Tensor, w_hh: torch.Tensor, b_ih: torch.Tensor, b_hh: torch.Tensor,

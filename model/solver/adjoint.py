@@ -5,14 +5,14 @@ solver takes. torchdiffeq's `odeint_adjoint` does the same but costs 3-4x plain 
 vector-Jacobian product through a fresh autograd graph (about 1 ms per evaluation of the augmented state), and it
 restarts its backward solve at every output time with a new initial step-size search. This module:
 
-- computes f(z), a·∂f/∂z and a·∂f/∂θ for the Tanh MLP by hand (model/folded.py; no autograd graph);
-- integrates the adjoint state backwards with the lean dopri5 of model/rk.py, one segment per output time, each
+- computes f(z), a·∂f/∂z and a·∂f/∂θ for the Tanh MLP by hand (folded.py; no autograd graph);
+- integrates the adjoint state backwards with the lean dopri5 of rk.py, one segment per output time, each
   segment starting from the step size the previous one ended with;
 - at each output time resets z to the forward solution there and adds dL/dz(t_i) to a (as torchdiffeq does);
 - with `seminorm` (Kidger et al. 2021, as torchdiffeq's option), leaves g = ∫ a·∂f/∂θ out of the step-size error
   norm, and then out of the solver's state too (`_seminorm_backward`); without it, g rides in the state [z, a, g].
 
-Forward values are model/rk.py's dopri5 (torchdiffeq's steps); gradients match backprop through the solver to solver
+Forward values are rk.py's dopri5 (torchdiffeq's steps); gradients match backprop through the solver to solver
 tolerance (tests/model/test_training.py checks 1e-4 in float64).
 """
 
@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from model.errors import SolverError
-from model.fastpath import tanh_mlp
-from model.folded import FoldedMLP
-from model.rk import SOLUTION_WEIGHTS, Hits, RKFailure, dopri5
+from model.solver.fastpath import tanh_mlp
+from model.solver.folded import FoldedMLP
+from model.solver.rk import SOLUTION_WEIGHTS, Hits, RKFailure, dopri5
 
 if TYPE_CHECKING:
     from model.network import Dynamics
@@ -55,7 +55,7 @@ def adjoint_odeint(dynamics: Dynamics, z0: torch.Tensor, times: torch.Tensor, *,
                    hint: str) -> torch.Tensor:
     """z at `times` (U,) increasing from z0 (N, D) by dopri5: (U, N, D), differentiable by the adjoint method with
     respect to z0 and dynamics' parameters. `dynamics.net` must be an nn.Sequential of Linear layers with Tanh
-    between them (model/fastpath.py)."""
+    between them (fastpath.py)."""
     layers = tanh_mlp(dynamics.net)  # NotFastPath for any other network: never a different function
     params = [p for layer in layers for p in (layer.weight, layer.bias)]
     settings: _Settings = (dynamics, layers, rtol, atol, max_steps, adjoint_rtol, adjoint_atol, seminorm, hint)

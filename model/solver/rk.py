@@ -65,7 +65,7 @@ def dopri5(f: Func, y0: torch.Tensor, times: list[float], *, rtol: float, atol: 
     Output times inside a step come from the step's dense output, as torchdiffeq does: the last step may end past
     times[-1]. At most `max_steps` steps per call. `on_step(dt, [(output index, w), ...])` is called after each
     accepted step, w the output's dense-output weights (`interpolation_weights`; SOLUTION_WEIGHTS for an output at
-    the step's end): model/backprop.py replays the accepted steps backwards.
+    the step's end): backprop.py replays the accepted steps backwards.
     """
     f0 = f(y0)
     dt = first_step if first_step is not None else _initial_step(f, y0, f0, rtol, atol, norm)
