@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.errors import Conflict, NotFound
@@ -39,7 +39,7 @@ def everyone(_name: str, _series: Sequence[str]) -> bool:
     return True
 
 
-def _name_starts_with(prefix: str) -> Any:
+def _name_starts_with(prefix: str) -> ColumnElement[bool]:
     # substr, not LIKE: '_' and '%' are LIKE wildcards and SQLite's LIKE ignores case
     return func.substr(models.c.name, 1, len(prefix)) == prefix
 
@@ -66,7 +66,7 @@ class Version:
 _COLUMNS = [c for c in models.c if c.name != "artifact"]
 
 
-def _version(row: Any) -> Version:
+def _version(row: Row[tuple[object, ...]]) -> Version:
     m = row._mapping
     return Version(id=m["id"], name=m["name"], version=m["version"], status=m["status"], config=m["config"],
                    channels=m["channels"], series=m["series"], stats=m["stats"], metrics=m["metrics"],
@@ -81,10 +81,7 @@ def insert_version(conn: Connection, *, name: str, config: dict[str, Any], chann
     Numbers come from `model_names`, bumped by one atomic upsert (its row lock on PostgreSQL, the write lock on
     SQLite, serialise writers), so a number is never handed out twice, even after its version was deleted.
     """
-    upsert = _dialect_insert(conn)(model_names).values(name=name, last_version=1)
-    version = conn.execute(upsert.on_conflict_do_update(
-        index_elements=[model_names.c.name], set_={"last_version": model_names.c.last_version + 1},
-    ).returning(model_names.c.last_version)).scalar_one()
+    version = conn.execute(_bump(conn, name).returning(model_names.c.last_version)).scalar_one()
     # rows written around the counter (an older schema's, a restore) must not collide with it
     newest = conn.execute(select(func.max(models.c.version)).where(models.c.name == name)).scalar()
     if newest is not None and newest >= version:
@@ -121,10 +118,14 @@ def ready_trained_on(series_key: str, *, before: tuple[int, int] | None = None) 
     return query
 
 
-def _dialect_insert(conn: Connection) -> Any:
+def _bump(conn: Connection, name: str) -> postgresql.Insert | sqlite.Insert:
+    """The upsert that adds `name`'s counter at 1 or adds one to it, in the connection's dialect."""
+    key, bumped = [model_names.c.name], {"last_version": model_names.c.last_version + 1}
     if conn.dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
+        return postgresql.insert(model_names).values(name=name, last_version=1).on_conflict_do_update(
+            index_elements=key, set_=bumped)
+    return sqlite.insert(model_names).values(name=name, last_version=1).on_conflict_do_update(
+        index_elements=key, set_=bumped)
 
 
 def get_by_id(engine: Engine, model_id: int | None) -> Version:
