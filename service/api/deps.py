@@ -14,7 +14,9 @@ from service.forecasting.batcher import ForecastBatcher
 from service.storage import keys
 
 
-def get_app_settings(request: Request) -> Settings:
+# The dependencies that only read app.state are `async def`: FastAPI runs a plain `def` dependency in its thread
+# pool, a round trip through another thread for an attribute read, on every request.
+async def get_app_settings(request: Request) -> Settings:
     return cast(Settings, request.app.state.settings)  # app.state's attributes are Any: create_app sets them
 
 
@@ -23,14 +25,14 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return cast(Engine, request.app.state.engine)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_batcher(request: Request) -> ForecastBatcher:
+async def get_batcher(request: Request) -> ForecastBatcher:
     return cast(ForecastBatcher, request.app.state.batcher)
 
 

@@ -1,6 +1,8 @@
 """Observation request bodies → one validated batch of (channel, t, value), or a 422 naming every bad field.
 
-Three forms (see the README): rows JSON, columns JSON, and text/csv. JSON is decoded here from the raw bytes:
+Three forms (see the README): rows JSON, columns JSON, and text/csv. A well-formed JSON body is read by the fast path
+(`fastjson.decode_fast`, msgspec), which gives exactly what this module would; every other body, and so every error,
+is read here, the plain way, which the fast path's tests hold it to. JSON is decoded here from the raw bytes:
 numbers keep their decimal text (`Decimal`) so numeric times are exact, the `NaN`/`Infinity` literals some encoders
 write become a marker that is refused where it stands, and an object with a repeated key is refused. Values must be
 JSON numbers (not strings, not booleans), finite and at most MAX_ABS_VALUE in magnitude; null means "not observed".
@@ -22,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import Unprocessable, invalid_json
+from service.ingest.fastjson import decode_fast
 from service.times.timefmt import format_time, is_rounded
 from service.times.timevec import parse_times
 
@@ -307,6 +310,14 @@ def _merge_duplicates(batch: Batch, channels: Sequence[str], loc_of: Callable[[i
     return Batch(ch[keep], t[keep], v[keep], src[keep], batch.given_t)
 
 
+def _row_loc(i: int, name: str) -> list[str | int]:
+    return ["body", "observations", i, "values", name]
+
+
+def _column_loc(i: int, name: str) -> list[str | int]:
+    return ["body", "values", name, i]
+
+
 def parse_observations(body: bytes, content_type: str, channels: Sequence[str], max_values: int) -> Batch:
     """Validate a request body against the series' channels; returns the batch with duplicates merged.
 
@@ -314,7 +325,12 @@ def parse_observations(body: bytes, content_type: str, channels: Sequence[str], 
     the bad fields; nothing is written by then.
     """
     if content_type != "text/csv":
-        return parse_observation_document(decode_json(body), channels, max_values)
+        fast = decode_fast(body, channels, MAX_ABS_VALUE)
+        if fast is None:
+            return parse_observation_document(decode_json(body), channels, max_values)
+        loc_of = _row_loc if fast.form == "rows" else _column_loc
+        batch = Batch(fast.ch, fast.t, fast.v, fast.src, fast.given.__getitem__)
+        return _finish(batch, channels, max_values, loc_of, _Errors(), text_times=False)
     index = {name: i for i, name in enumerate(channels)}
     errors = _Errors()
     batch = _csv(body, index, errors)
@@ -334,13 +350,13 @@ def parse_observation_document(doc: Any, channels: Sequence[str], max_values: in
             errors.add(["body"], "give either rows {\"observations\"} or columns {\"t\", \"values\"}, not both")
         errors.raise_any()
         batch = _rows(doc, index, errors)
-        loc_of = lambda i, name: ["body", "observations", i, "values", name]  # noqa: E731
+        loc_of = _row_loc
     else:
         if isinstance(doc, dict) and not doc.keys() & {"t", "values"}:
             errors.add(["body"], "expected rows {\"observations\": [...]} or columns {\"t\": [...], \"values\": {...}}")
         errors.raise_any()
         batch = _columns(doc, index, errors)
-        loc_of = lambda i, name: ["body", "values", name, i]  # noqa: E731
+        loc_of = _column_loc
     return _finish(batch, channels, max_values, loc_of, errors, text_times=False)
 
 

@@ -3,13 +3,15 @@
 Inside one transaction that holds the series' write lock (see `lock_series`), the stored values at the batch's
 (channel, t) keys are read first. Each value is then new (inserted), different (updated) or equal (unchanged,
 not written). Because no other writer of the series can run in between, new rows can go in with the backend's
-fastest plain path: executemany INSERT on SQLite, binary COPY straight into the table on PostgreSQL (about 4x the
-rate of COPY into a staging table followed by INSERT … ON CONFLICT). Re-sending a batch writes nothing.
+fastest plain path: multi-row INSERT statements on SQLite (about 3x the rate of executemany, which steps the
+statement once per row), binary COPY straight into the table on PostgreSQL (about 4x the rate of COPY into a staging
+table followed by INSERT … ON CONFLICT). Re-sending a batch writes nothing.
 """
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import repeat
 
 import numpy as np
@@ -20,6 +22,8 @@ from service.storage.observations import add_counts, lock_series
 _PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _PGCOPY_TRAILER = b"\xff\xff"
 _STORED = np.dtype([("t", np.int64), ("v", np.float64)])
+# Rows per SQLite INSERT statement: 2 + 2·256 parameters, within the 999 that SQLite before 3.32 allows.
+_ROWS_PER_INSERT = 256
 
 
 @dataclass(frozen=True)
@@ -81,18 +85,38 @@ def _pg_copy(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: n
         copy.write(pgcopy_records(series_id, channel, t, v))
 
 
-def _insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
-    if conn.dialect.name == "postgresql":
-        _pg_copy(conn, series_id, channel, t, v)
-        return
+@lru_cache(maxsize=16)
+def _insert_sql(rows: int) -> str:
+    """INSERT of `rows` rows of one channel: ?1 the series id, ?2 the channel, then t and value of each row."""
+    values = ", ".join(f"(?1, ?2, ?{2 * i + 3}, ?{2 * i + 4})" for i in range(rows))
+    return f"INSERT INTO observations (series_id, channel, t, value) VALUES {values}"
+
+
+def _sqlite_insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    """New rows in statements of _ROWS_PER_INSERT rows, the rest in powers of two: a handful of statement shapes,
+    each prepared once per connection and kept in sqlite3's statement cache."""
+    n = len(t)
+    flat: list[int | float] = [0] * (2 * n)
+    flat[0::2] = t.tolist()
+    flat[1::2] = v.tolist()
     raw = conn.connection.driver_connection
     assert raw is not None  # a Connection in use holds its driver connection
     cur = raw.cursor()
     try:
-        cur.executemany("INSERT INTO observations (series_id, channel, t, value) VALUES (?, ?, ?, ?)",
-                        zip(repeat(series_id), repeat(channel), t.tolist(), v.tolist()))
+        start = 0
+        while start < n:
+            rows = min(_ROWS_PER_INSERT, 1 << ((n - start).bit_length() - 1))
+            cur.execute(_insert_sql(rows), [series_id, channel, *flat[2 * start:2 * (start + rows)]])
+            start += rows
     finally:
         cur.close()
+
+
+def _insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
+    if conn.dialect.name == "postgresql":
+        _pg_copy(conn, series_id, channel, t, v)
+    else:
+        _sqlite_insert(conn, series_id, channel, t, v)
 
 
 def _update(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:

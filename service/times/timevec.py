@@ -104,20 +104,33 @@ def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     if short.size < n:
         strings, lengths = [strings[i] for i in short.tolist()], lengths[short]
     try:
-        arr = np.array(strings, dtype=f"S{_MAX_LEN}")  # ASCII bytes; every valid time is ASCII
+        codes = _codes(strings, lengths)  # ASCII bytes; every valid time is ASCII
     except UnicodeEncodeError:
         return us, ok
-    codes = arr.view(np.uint8).reshape(short.size, _MAX_LEN)
-    # numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a digit, and fails.
+    # In the padded layout numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a
+    # digit, and fails.
     last = codes[np.arange(short.size), np.maximum(lengths - 1, 0)]
     has_z = (last == ord("Z")) | (last == ord("z"))
-    has_dot = codes[:, 19] == ord(".")
+    has_dot = codes[:, 19] == ord(".") if codes.shape[1] > 19 else np.zeros(short.size, bool)
     key = lengths * 4 + has_dot * 2 + has_z
+    if (key == key[0]).all():  # the usual body: one layout throughout
+        us[short], ok[short] = _layout(codes, int(key[0] // 4), bool(key[0] & 2), bool(key[0] & 1))
+        return us, ok
     for k in np.unique(key):
         rows = np.flatnonzero(key == k)
         got, good = _layout(codes[rows], int(k // 4), bool(k & 2), bool(k & 1))
         us[short[rows]], ok[short[rows]] = got, good
     return us, ok
+
+
+def _codes(strings: Sequence[str], lengths: np.ndarray) -> np.ndarray:
+    """(N, width) uint8: each string's bytes, one row each. Strings of one length are joined and viewed in place
+    (no padding); otherwise they are padded with NULs to _MAX_LEN. Raises UnicodeEncodeError for non-ASCII."""
+    width = int(lengths[0])
+    if width > 0 and (lengths == width).all():
+        joined = "".join(strings).encode("ascii")
+        return np.frombuffer(joined, dtype=np.uint8).reshape(len(strings), width)
+    return np.array(strings, dtype=f"S{_MAX_LEN}").view(np.uint8).reshape(len(strings), _MAX_LEN)
 
 
 def _decimal_us(x: object) -> int | None:

@@ -205,3 +205,19 @@ def test_a_batch_failing_at_its_last_channel_leaves_nothing(engine: Engine, monk
     times, values = storage.read_matrix(engine, rec.id, rec.channels)
     assert times.tolist() == [5] and values.tolist()[0][0] == 1.0 and np.isnan(values[0, 1:]).all()
     assert {c: s.count for c, s in storage.channel_stats(engine, [rec.id])[rec.id].items()} == {"a": 1}
+
+
+@pytest.mark.parametrize("n", [1, 3, 255, 256, 257, 1000, 2 * bulk._ROWS_PER_INSERT + 7])
+def test_new_rows_of_any_count_are_written_exactly(engine: Engine, rec: storage.SeriesRecord, n: int) -> None:
+    # SQLite writes them in statements of _ROWS_PER_INSERT rows and powers of two: every row once, every bit kept.
+    rng = np.random.default_rng(n)
+    t = np.sort(rng.choice(10**15, n, replace=False)).astype(np.int64) - 10**14
+    v = rng.normal(0, 1e3, n) * 10.0 ** rng.integers(-300, 95, n)
+    v[0] = 5e-324  # the smallest subnormal (SQLite stores -0.0 as 0, whichever statement writes it)
+    ch = rng.integers(0, 2, n)
+    assert storage.upsert_observations(engine, rec.id, rec.channels, ch, t, v) == storage.WriteCounts(n, n, 0, 0)
+    times, values = storage.read_matrix(engine, rec.id, rec.channels)
+    assert times.tolist() == t.tolist()
+    got = values[np.arange(n), ch]
+    assert got.view(np.int64).tolist() == v.view(np.int64).tolist()
+    assert storage.upsert_observations(engine, rec.id, rec.channels, ch, t, v) == storage.WriteCounts(n, 0, 0, n)

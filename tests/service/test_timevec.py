@@ -51,6 +51,23 @@ def test_odd_strings_agree() -> None:
     _check([v for v in ODD if v.isascii()])  # one non-ASCII string sends the whole list to the scalar path
 
 
+def test_strings_of_one_length_agree() -> None:
+    # A list of strings all of one length is read in place, unpadded: each length of ODD on its own, and a body's
+    # usual list, every time in one layout, with odd ones of the same length among them.
+    by_length: dict[int, list[str]] = {}
+    for v in ODD:
+        by_length.setdefault(len(v), []).append(v)
+    for group in by_length.values():
+        _check(group)
+        _check([v for v in group if v.isascii()])
+    rng = random.Random(3)
+    usual = [format_time(rng.randint(MIN_US, MAX_US)) for _ in range(500)]
+    _check(usual)
+    for odd in ("2026-03-01T12:00:00.123456\x00", "2026-02-29T12:00:00.123456Z", "2026-03-01T12:00:00.123456z",
+                "2026-03-01 12:00:00.1234+01:00", "9999-12-31T23:59:59.9999995Z"):
+        _check([*usual[:50], odd, *usual[50:100]])
+
+
 def test_random_times_agree() -> None:
     rng = random.Random(7)
     values = []
