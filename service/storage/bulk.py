@@ -9,7 +9,7 @@ table followed by INSERT … ON CONFLICT). Re-sending a batch writes nothing.
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -92,22 +92,29 @@ def _insert_sql(rows: int) -> str:
     return f"INSERT INTO observations (series_id, channel, t, value) VALUES {values}"
 
 
-def _sqlite_insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
-    """New rows in statements of _ROWS_PER_INSERT rows, the rest in powers of two: a handful of statement shapes,
-    each prepared once per connection and kept in sqlite3's statement cache."""
+def sqlite_inserts(series_id: int, channel: str, t: np.ndarray,
+                   v: np.ndarray) -> Iterator[tuple[str, list[int | float | str]]]:
+    """(statement, parameters) that insert one channel's new rows on SQLite: _ROWS_PER_INSERT rows per statement,
+    the rest in powers of two, so a handful of statement shapes, each prepared once per connection and kept in
+    sqlite3's statement cache (about 3.5x executemany's rate). The ingest benchmark writes with these too."""
     n = len(t)
     flat: list[int | float] = [0] * (2 * n)
     flat[0::2] = t.tolist()
     flat[1::2] = v.tolist()
+    start = 0
+    while start < n:
+        rows = min(_ROWS_PER_INSERT, 1 << ((n - start).bit_length() - 1))
+        yield _insert_sql(rows), [series_id, channel, *flat[2 * start:2 * (start + rows)]]
+        start += rows
+
+
+def _sqlite_insert(conn: Connection, series_id: int, channel: str, t: np.ndarray, v: np.ndarray) -> None:
     raw = conn.connection.driver_connection
     assert raw is not None  # a Connection in use holds its driver connection
     cur = raw.cursor()
     try:
-        start = 0
-        while start < n:
-            rows = min(_ROWS_PER_INSERT, 1 << ((n - start).bit_length() - 1))
-            cur.execute(_insert_sql(rows), [series_id, channel, *flat[2 * start:2 * (start + rows)]])
-            start += rows
+        for statement, parameters in sqlite_inserts(series_id, channel, t, v):
+            cur.execute(statement, parameters)
     finally:
         cur.close()
 
