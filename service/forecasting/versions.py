@@ -10,11 +10,12 @@ A version's horizon and context length come from its row (`stats`, written with 
 never rebuilds a model: the solver that answers reads the artifact (`stored_model`) and rebuilds it once.
 """
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from sqlalchemy import Engine, LargeBinary, func, select
 
@@ -28,9 +29,9 @@ m = models.c
 
 
 @dataclass(frozen=True)
-class ReadyVersion:
-    """A `ready` row of `models`, without its artifact. `size`: the artifact's length in bytes; horizon_s: how far
-    past a context's last observation it forecasts, context_s: the history it reads by default (seconds)."""
+class _Row:
+    """A `ready` row of `models` as `_ready_of` reads it, without its artifact. `size`: the artifact's length in
+    bytes."""
 
     id: int
     name: str
@@ -40,6 +41,13 @@ class ReadyVersion:
     sha256: str
     size: int
     trained_at: int  # µs since the epoch
+
+
+@dataclass(frozen=True)
+class ReadyVersion(_Row):
+    """The version that answers: its row, and horizon_s: how far past a context's last observation it forecasts,
+    context_s: the history it reads by default (seconds)."""
+
     horizon_s: float
     context_s: float
 
@@ -51,22 +59,9 @@ class ReadyVersion:
 RETAIN_EVERY_S = 10.0  # how often a process drops cached models whose version is no longer ready
 
 
-class _Row(NamedTuple):
-    """A ready version's row as `_ready_of` reads it: a ReadyVersion but for its limits, still in `stats`."""
-
-    id: int
-    name: str
-    version: int
-    channels: tuple[str, ...]
-    series: tuple[str, ...]
-    sha256: str
-    size: int
-    trained_at: int
-    stats: object
-
-
-def _ready_of(engine: Engine, name: str, version: int | None) -> list[_Row]:
-    """The ready versions of `name` (only `version`, when given), newest first: one index range (name, version)."""
+def _ready_of(engine: Engine, name: str, version: int | None) -> list[tuple[_Row, object]]:
+    """The ready versions of `name` (only `version`, when given), newest first, each with its `stats` (where its
+    limits are): one index range (name, version)."""
     query = (select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
                     func.length(m.artifact).label("size"), m.trained_at, m.created_at, m.stats)
              .where(m.name == name, m.status == VersionStatus.READY).order_by(m.version.desc()))
@@ -74,20 +69,18 @@ def _ready_of(engine: Engine, name: str, version: int | None) -> list[_Row]:
         query = query.where(m.version == version)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [_Row(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels), series=tuple(r.series or ()),
-                 sha256=r.artifact_sha256 or "", size=int(r.size or 0), trained_at=r.trained_at or r.created_at,
-                 stats=r.stats) for r in rows]
+    return [(_Row(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels), series=tuple(r.series or ()),
+                  sha256=r.artifact_sha256 or "", size=int(r.size or 0), trained_at=r.trained_at or r.created_at),
+             r.stats) for r in rows]
 
 
-def _ready(engine: Engine, row: _Row) -> ReadyVersion:
+def _ready(engine: Engine, row: _Row, stats: object) -> ReadyVersion:
     """The chosen row with its horizon and context length: from `stats`, else from its artifact's header."""
-    limits = _stats_limits(row.stats)
+    limits = _stats_limits(stats)
     if limits is None:
         header = _artifact_header(engine, row)
         limits = header.horizon, header.context_seconds
-    return ReadyVersion(id=row.id, name=row.name, version=row.version, channels=row.channels, series=row.series,
-                        sha256=row.sha256, size=row.size, trained_at=row.trained_at, horizon_s=limits[0],
-                        context_s=limits[1])
+    return ReadyVersion(**dataclasses.asdict(row), horizon_s=limits[0], context_s=limits[1])
 
 
 def _stats_limits(stats: object) -> tuple[float, float] | None:
@@ -179,10 +172,10 @@ def resolve(engine: Engine, *, name: str | None, version: int | None, series_key
         if name is None:
             raise NotFound(f"no ready model was trained on series {series_key!r}: train one (POST /v1/models) "
                            "or name one with 'model'", code="no_model")
-    candidates = [v for v in _ready_of(engine, name, version) if sees(v.name, v.series)]
+    candidates = [(v, stats) for v, stats in _ready_of(engine, name, version) if sees(v.name, v.series)]
     if not candidates:
         raise _not_ready(engine, name, version, sees)
-    return _ready(engine, candidates[0])  # the newest version
+    return _ready(engine, *candidates[0])  # the newest version
 
 
 # How a forecast names each baseline of a version's backtest.
