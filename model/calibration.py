@@ -61,8 +61,7 @@ class Calibration:
         counts = np.zeros((BANDS, channels), dtype=np.int64)
         for c in range(channels):
             finite = np.isfinite(residuals[:, c])
-            for b in range(BANDS):
-                counts[b, c] = int((finite & (band == b)).sum())
+            counts[:, c] = np.bincount(band[finite], minlength=BANDS)
             for b in range(BANDS):
                 # too few in the band: its neighbours' too, nearest first (later ones first at equal distance, so
                 # that the errors' growth with the horizon is not averaged away)

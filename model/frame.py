@@ -189,21 +189,24 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
         if not seen.any():
             continue
         x, y, w = design[seen], values[seen, c], weights[seen]
-        gram = (x * w[:, None]).T @ x
-        ridge = np.full(x.shape[1], RIDGE * w.sum())
-        ridge[0] = 1e-9 * w.sum()
-        coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y)
+        spread = float(np.std(y))
+        coef[:, c] = _ridge_fit(x, y, w)
         if component.robust:  # least absolute deviations by reweighting: the fit an MAE asks for
             for _ in range(ROBUST_ITERATIONS):
-                wr = w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (np.std(y) or 1.0))
-                gram = (x * wr[:, None]).T @ x
-                ridge = np.full(x.shape[1], RIDGE * wr.sum())
-                ridge[0] = 1e-9 * wr.sum()
-                coef[:, c] = np.linalg.solve(gram + np.diag(ridge), (x * wr[:, None]).T @ y)
+                coef[:, c] = _ridge_fit(x, y, w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (spread or 1.0)))
         if y.size > 1:
-            scale[c] = max(float(np.std(y)), floor[c])
+            scale[c] = max(spread, floor[c])
     residuals = (values - design @ coef) / scale
     return WindowFrame(component, coef, scale, end, times, residuals)
+
+
+def _ridge_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
+    """Coefficients (p,) of the weighted least squares of y (n,) on x (n, p), weights w (n,), with a ridge of RIDGE
+    times the weights' sum on every column but the first (the level: almost none)."""
+    gram = (x * w[:, None]).T @ x
+    ridge = np.full(x.shape[1], RIDGE * w.sum())
+    ridge[0] = 1e-9 * w.sum()
+    return np.asarray(np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y), dtype=np.float64)
 
 
 def median_gap(sequences: list[Sequence]) -> float:
