@@ -262,7 +262,7 @@ class SolverPool:
         live = self._live
         try:
             return child.forecast_batch(stored, _Batch(stored.key, None, list(requests), samples, tuple(quantiles),
-                                                       list(seeds), None if live is child.heard else live))
+                                                       list(seeds), None if live == child.heard else live))
         finally:
             child.heard = live
             idle.put(child)
