@@ -193,29 +193,40 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     return candidates[int(np.nanargmin(scores))]
 
 
-HIDDEN = 5  # choose_inside hides every HIDDEN-th inner observation of each series' newest context
+INSIDE_POINTS = 240  # choose_inside hides this many observations at most, over all series
+INSIDE_MARGIN = 0.8  # the component's curve is kept between observations only below this share of the line's error
 
 
 def choose_inside(sequences: list[Sequence], component: Component, std: FloatArray) -> Component:
-    """`component` with linear_inside set where the linear interpolation of the observations predicts held-out
-    ones (every HIDDEN-th inner point of each series' newest context) with a lower squared error than the
-    component's own interpolation (its curve plus the residuals' line)."""
+    """`component` with linear_inside set unless its own interpolation (its curve plus the residuals' line)
+    predicts held-out observations with a squared error below INSIDE_MARGIN times the observations' line's.
+
+    The held-out points are spread over each whole series (up to INSIDE_POINTS in all), each predicted from the
+    observations within half a context either side of it, as a query between observations is answered: a curve
+    that fits the newest context well can still bend away from the data between points elsewhere, and the line
+    is the safe default (it is what linear interpolation scores)."""
     floor = SCALE_FLOOR * std
     errors: dict[bool, list[FloatArray]] = {False: [], True: []}
+    per_series = max(1, INSIDE_POINTS // len(sequences))
+    budget = INSIDE_POINTS
     for s in sequences:
-        inner = np.flatnonzero(s.times >= s.times[-1] - component.context)[1:-1]
-        hidden = inner[::HIDDEN]
-        if hidden.size == 0:
+        if budget <= 0 or s.times.size < 3:
             continue
-        shown = np.setdiff1d(np.arange(s.times.size), hidden)
-        for linear in (False, True):
-            frame = frame_of(dataclasses.replace(component, linear_inside=linear), s.times[shown], s.values[shown],
-                             floor)
-            errors[linear].append(((frame.classical(s.times[hidden]) - s.values[hidden]) / std) ** 2)
+        hidden = np.unique(np.linspace(1, s.times.size - 2, min(per_series, budget, s.times.size - 2)).round())
+        for i in hidden.astype(np.int64):
+            near = np.flatnonzero(np.abs(s.times - s.times[i]) <= component.context / 2)
+            near = near[near != i]
+            if near.size < 2 or near[0] > i or near[-1] < i:
+                continue
+            budget -= 1
+            for linear in (False, True):
+                frame = frame_of(dataclasses.replace(component, linear_inside=linear), s.times[near],
+                                 s.values[near], floor)
+                errors[linear].append(((frame.classical(s.times[i:i + 1]) - s.values[i:i + 1]) / std) ** 2)
     if not errors[False]:
-        return component
+        return dataclasses.replace(component, linear_inside=True)
     mse = {linear: _mae(np.concatenate(e)) for linear, e in errors.items()}
-    return dataclasses.replace(component, linear_inside=bool(mse[True] < mse[False]))
+    return dataclasses.replace(component, linear_inside=not bool(mse[False] < INSIDE_MARGIN * mse[True]))
 
 
 def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Sequence, FloatArray]]:
