@@ -94,7 +94,8 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
     return us, ok
 
 
-def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _vector_rfc3339(strings: Sequence[str], joined: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(µs, ok) of RFC 3339 strings; `joined`: "".join(strings) when the caller has it."""
     n = len(strings)
     lengths = np.fromiter(map(len, strings), dtype=np.int64, count=n)
     us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
@@ -102,9 +103,9 @@ def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     if short.size == 0:
         return us, ok
     if short.size < n:
-        strings, lengths = [strings[i] for i in short.tolist()], lengths[short]
+        strings, lengths, joined = [strings[i] for i in short.tolist()], lengths[short], None
     try:
-        codes = _codes(strings, lengths)  # ASCII bytes; every valid time is ASCII
+        codes = _codes(strings, lengths, joined)  # ASCII bytes; every valid time is ASCII
     except UnicodeEncodeError:
         return us, ok
     # In the padded layout numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a
@@ -123,13 +124,14 @@ def _vector_rfc3339(strings: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return us, ok
 
 
-def _codes(strings: Sequence[str], lengths: np.ndarray) -> np.ndarray:
-    """(N, width) uint8: each string's bytes, one row each. Strings of one length are joined and viewed in place
-    (no padding); otherwise they are padded with NULs to _MAX_LEN. Raises UnicodeEncodeError for non-ASCII."""
+def _codes(strings: Sequence[str], lengths: np.ndarray, joined: str | None = None) -> np.ndarray:
+    """(N, width) uint8: each string's bytes, one row each. Strings of one length are joined (`joined`, when given,
+    is that join) and viewed in place (no padding); otherwise they are padded with NULs to _MAX_LEN. Raises
+    UnicodeEncodeError for non-ASCII."""
     width = int(lengths[0])
     if width > 0 and (lengths == width).all():
-        joined = "".join(strings).encode("ascii")
-        return np.frombuffer(joined, dtype=np.uint8).reshape(len(strings), width)
+        data = (joined if joined is not None else "".join(strings)).encode("ascii")
+        return np.frombuffer(data, dtype=np.uint8).reshape(len(strings), width)
     return np.array(strings, dtype=f"S{_MAX_LEN}").view(np.uint8).reshape(len(strings), _MAX_LEN)
 
 
@@ -156,9 +158,13 @@ def parse_times(values: Sequence[object], *, text: bool = False) -> tuple[np.nda
     text=True: the values are CSV cells, where Unix seconds arrive as text ("1772366460.5").
     """
     n = len(values)
-    types = set(map(type, values))
+    try:
+        joined: str | None = "".join(values)  # type: ignore[arg-type]  # raises TypeError unless all are strings
+    except TypeError:
+        joined = None
+    types = {str} if joined is not None else set(map(type, values))
     if types == {str}:
-        us, ok = _vector_rfc3339(values)  # type: ignore[arg-type]
+        us, ok = _vector_rfc3339(values, joined)  # type: ignore[arg-type]
     elif types <= {Decimal, int}:
         parsed = [_decimal_us(x) for x in values]
         ok = np.fromiter((p is not None for p in parsed), dtype=bool, count=n)
