@@ -20,7 +20,7 @@ from typing import Literal, NotRequired, TypedDict
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 import model
 from model.arrays import FloatArray, IntArray
@@ -202,47 +202,50 @@ def make_plan(version: ReadyVersion, t_us: TimesUs, values: FloatArray, at_us: T
                 inverse=inverse, origin_us=origin, last_us=int(t_us[-1]), warnings=tuple(warnings))
 
 
-def _last_at_or_before(engine: Engine, series_id: int, channels: list[str], t_us: int) -> int:
+def _last_at_or_before(conn: Connection, series_id: int, channels: list[str], t_us: int) -> int:
     """The latest observation time <= t_us over `channels` (t_us itself when there is none).
 
     The context must begin at or before the earliest query time: the model answers only inside its context and
     after it, and the observation just before that time is what pins the interpolation down."""
     found = []
-    with engine.connect() as conn:
-        for channel in channels:  # one probe of the primary key (series_id, channel, t) each
-            t = conn.execute(select(func.max(o.t)).where(o.series_id == series_id, o.channel == channel,
-                                                         o.t <= t_us)).scalar()
-            if t is not None:
-                found.append(int(t))
+    for channel in channels:  # one probe of the primary key (series_id, channel, t) each
+        t = conn.execute(select(func.max(o.t)).where(o.series_id == series_id, o.channel == channel,
+                                                     o.t <= t_us)).scalar()
+        if t is not None:
+            found.append(int(t))
     return max(found, default=t_us)
 
 
 def plan_series(engine: Engine, key: str, spec: TimeSpec, *, name: str | None, version: int | None,
                 context_us: int | None, sees: Sees = everyone) -> Plan:
     """Resolve series, version and context for `GET /v1/series/{key}/forecast` (blocking: run in a thread).
-    `sees`: which versions the caller may use (the series itself the route has checked)."""
-    record = get_series(engine, key)
-    chosen = versions.resolve(engine, name=name, version=version, series_key=key, sees=sees)
-    missing = [c for c in chosen.channels if c not in record.channels]
-    if missing:
-        raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
-                                                   f"channels {missing} that series {key!r} lacks")
-    channels = list(chosen.channels)
-    bounds = series_time_range(engine, record.id, channels)
-    if bounds is None:
-        raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
-                                                "nothing to condition a forecast on")
-    first_us, last_us = bounds
-    at_us = spec.times(last_us)
-    check_range(spec, at_us, first_us, last_us, chosen.horizon_s, "query")
-    history_us = context_us if context_us is not None else int(round(chosen.context_s * US_PER_S))
-    start_us = _last_at_or_before(engine, record.id, channels, min(last_us - history_us, int(at_us.min())))
-    t_us, values = read_matrix(engine, record.id, channels, start_us, last_us + 1)
-    if t_us.size > MAX_CONTEXT_POINTS:
-        raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds {t_us.size} "
-                                                     f"observation times, more than {MAX_CONTEXT_POINTS}: ask for "
-                                                     "later times or a shorter context")
-    return make_plan(chosen, t_us, values, at_us, versions.version_warnings(engine, chosen))
+    `sees`: which versions the caller may use (the series itself the route has checked). Every read runs on one
+    connection, in one transaction: one snapshot of the series, its versions and its observations."""
+    with engine.connect() as conn:
+        record = get_series(conn, key)
+        chosen = versions.resolve(conn, name=name, version=version, series_key=key, sees=sees)
+        missing = [c for c in chosen.channels if c not in record.channels]
+        if missing:
+            raise Unprocessable.at(["query", "model"], f"model {chosen.name!r} version {chosen.version} needs "
+                                                       f"channels {missing} that series {key!r} lacks")
+        channels = list(chosen.channels)
+        bounds = series_time_range(conn, record.id, channels)
+        if bounds is None:
+            raise Unprocessable.at(["path", "key"], f"series {key!r} has no observations in channels {channels}: "
+                                                    "nothing to condition a forecast on")
+        first_us, last_us = bounds
+        at_us = spec.times(last_us)
+        check_range(spec, at_us, first_us, last_us, chosen.horizon_s, "query")
+        history_us = context_us if context_us is not None else int(round(chosen.context_s * US_PER_S))
+        start_us = _last_at_or_before(conn, record.id, channels, min(last_us - history_us, int(at_us.min())))
+        t_us, values = read_matrix(conn, record.id, channels, start_us, last_us + 1)
+        if t_us.size > MAX_CONTEXT_POINTS:
+            raise Unprocessable.at(["query", "context"], f"the context from {format_time(start_us)} holds "
+                                                         f"{t_us.size} observation times, more than "
+                                                         f"{MAX_CONTEXT_POINTS}: ask for later times or a shorter "
+                                                         "context")
+        warnings = versions.version_warnings(conn, chosen)
+    return make_plan(chosen, t_us, values, at_us, warnings)
 
 
 def plan_inline(engine: Engine, observations: object, spec: TimeSpec, *, name: str, version: int | None,
@@ -251,7 +254,9 @@ def plan_inline(engine: Engine, observations: object, spec: TimeSpec, *, name: s
 
     observations: the decoded "observations" field, rows (a list) or columns (an object), as the observations
     API takes them. Blocking: run in a thread."""
-    chosen = versions.resolve(engine, name=name, version=version, series_key=None, sees=sees)
+    with engine.connect() as conn:  # one snapshot of the version's row
+        chosen = versions.resolve(conn, name=name, version=version, series_key=None, sees=sees)
+        warnings = versions.version_warnings(conn, chosen)
     channels = list(chosen.channels)
     batch = _parse_inline(observations, channels, max_values)
     if batch.t.size == 0:
@@ -265,7 +270,7 @@ def plan_inline(engine: Engine, observations: object, spec: TimeSpec, *, name: s
     values[pos, batch.ch] = batch.v
     at_us = spec.times(int(t_us[-1]))
     check_range(spec, at_us, int(t_us[0]), int(t_us[-1]), chosen.horizon_s, "body")
-    return make_plan(chosen, t_us, values, at_us, versions.version_warnings(engine, chosen))
+    return make_plan(chosen, t_us, values, at_us, warnings)
 
 
 def _parse_inline(observations: object, channels: list[str], max_values: int) -> ingest.Batch:

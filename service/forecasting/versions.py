@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from sqlalchemy import Engine, LargeBinary, func, select
+from sqlalchemy import Connection, Engine, LargeBinary, func, select
 
 import model
 from service.errors import Conflict, NotFound
 from service.forecasting.cache import CacheKey, StoredModel
+from service.storage.db import reading
 from service.storage.registry import Sees, VersionStatus, everyone, ready_trained_on
 from service.storage.tables import models
 
@@ -59,7 +60,7 @@ class ReadyVersion(_Row):
 RETAIN_EVERY_S = 10.0  # how often a process drops cached models whose version is no longer ready
 
 
-def _ready_of(engine: Engine, name: str, version: int | None) -> list[tuple[_Row, object]]:
+def _ready_of(source: Connection | Engine, name: str, version: int | None) -> list[tuple[_Row, object]]:
     """The ready versions of `name` (only `version`, when given), newest first, each with its `stats` (where its
     limits are): one index range (name, version)."""
     query = (select(m.id, m.name, m.version, m.channels, m.series, m.artifact_sha256,
@@ -67,18 +68,18 @@ def _ready_of(engine: Engine, name: str, version: int | None) -> list[tuple[_Row
              .where(m.name == name, m.status == VersionStatus.READY).order_by(m.version.desc()))
     if version is not None:
         query = query.where(m.version == version)
-    with engine.connect() as conn:
+    with reading(source) as conn:
         rows = conn.execute(query).all()
     return [(_Row(id=r.id, name=r.name, version=r.version, channels=tuple(r.channels), series=tuple(r.series or ()),
                   sha256=r.artifact_sha256 or "", size=int(r.size or 0), trained_at=r.trained_at or r.created_at),
              r.stats) for r in rows]
 
 
-def _ready(engine: Engine, row: _Row, stats: object) -> ReadyVersion:
+def _ready(source: Connection | Engine, row: _Row, stats: object) -> ReadyVersion:
     """The chosen row with its horizon and context length: from `stats`, else from its artifact's header."""
     limits = _stats_limits(stats)
     if limits is None:
-        header = _artifact_header(engine, row)
+        header = _artifact_header(source, row)
         limits = header.horizon, header.context_seconds
     return ReadyVersion(**dataclasses.asdict(row), horizon_s=limits[0], context_s=limits[1])
 
@@ -94,7 +95,7 @@ def _stats_limits(stats: object) -> tuple[float, float] | None:
     return float(horizon), float(context)
 
 
-def _artifact_header(engine: Engine, row: _Row) -> model.ArtifactHeader:
+def _artifact_header(source: Connection | Engine, row: _Row) -> model.ArtifactHeader:
     """The artifact's JSON header, read alone: its first 8 bytes say its length, then that many more bytes."""
 
     def prefix(n: int) -> bytes:
@@ -104,7 +105,7 @@ def _artifact_header(engine: Engine, row: _Row) -> model.ArtifactHeader:
             raise _changed(row.name, row.version)
         return bytes(head)
 
-    with engine.connect() as conn:
+    with reading(source) as conn:
         # A corrupt length reads the whole artifact at most, and read_header says what is wrong.
         return model.read_header(prefix(min(model.header_length(prefix(8)), row.size)))
 
@@ -112,14 +113,14 @@ def _artifact_header(engine: Engine, row: _Row) -> model.ArtifactHeader:
 _SEEN_PAGE = 32  # candidates read at a time after the first, for a caller that does not see the newest
 
 
-def _newest_trained_on(engine: Engine, series_key: str, sees: Sees) -> str | None:
+def _newest_trained_on(source: Connection | Engine, series_key: str, sees: Sees) -> str | None:
     """The name of the most recently trained ready version (that the caller sees) whose series hold `series_key`.
     Read by the index on `model_series.series_key`: only the versions trained on this series, newest first, the
     first alone (LIMIT 1), and more, a page at a time, only while the caller sees none of those read (a prefixed
     key: versions also trained on other tenants' series are not its)."""
     before: tuple[int, int] | None = None
     page = 1
-    with engine.connect() as conn:
+    with reading(source) as conn:
         while True:
             rows = conn.execute(ready_trained_on(series_key, before=before).limit(page)).all()
             for row in rows:
@@ -147,13 +148,13 @@ def retain(engine: Engine, holder: Retains) -> None:
     holder.retain(CacheKey(r.id, r.version, r.artifact_sha256 or "") for r in rows)
 
 
-def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Exception:
+def _not_ready(source: Connection | Engine, name: str, version: int | None, sees: Sees) -> Exception:
     """The error for a name (and version) with no ready version: 404 when it does not exist (or the caller may not
     see it), else 409."""
     query = select(m.version, m.status, m.series).where(m.name == name).order_by(m.version.desc())
     if version is not None:
         query = query.where(m.version == version)
-    with engine.connect() as conn:
+    with reading(source) as conn:
         row = next((r for r in conn.execute(query) if sees(name, r.series)), None)
     if row is None:
         if version is None:
@@ -162,20 +163,20 @@ def _not_ready(engine: Engine, name: str, version: int | None, sees: Sees) -> Ex
     return Conflict(f"model {name!r} version {row.version} is {row.status}, not ready", code="not_ready")
 
 
-def resolve(engine: Engine, *, name: str | None, version: int | None, series_key: str | None,
+def resolve(source: Connection | Engine, *, name: str | None, version: int | None, series_key: str | None,
             sees: Sees = everyone) -> ReadyVersion:
     """The version to use: `name`/`version` if given; by default the newest ready version of `name`, or, with no
     name, of the newest model trained on `series_key`; only versions the caller sees. Raises NotFound (no_model)
     or Conflict (not_ready)."""
     if name is None:
-        name = _newest_trained_on(engine, series_key or "", sees)
+        name = _newest_trained_on(source, series_key or "", sees)
         if name is None:
             raise NotFound(f"no ready model was trained on series {series_key!r}: train one (POST /v1/models) "
                            "or name one with 'model'", code="no_model")
-    candidates = [(v, stats) for v, stats in _ready_of(engine, name, version) if sees(v.name, v.series)]
+    candidates = [(v, stats) for v, stats in _ready_of(source, name, version) if sees(v.name, v.series)]
     if not candidates:
-        raise _not_ready(engine, name, version, sees)
-    return _ready(engine, *candidates[0])  # the newest version
+        raise _not_ready(source, name, version, sees)
+    return _ready(source, *candidates[0])  # the newest version
 
 
 # How a forecast names each baseline of a version's backtest.
@@ -183,9 +184,9 @@ _BASELINES = {"last_value": "last-value", "drift": "drift", "seasonal_naive": "s
               "classical": "classical (trend and seasonal)"}
 
 
-def version_warnings(engine: Engine, version: ReadyVersion) -> list[str]:
+def version_warnings(source: Connection | Engine, version: ReadyVersion) -> list[str]:
     """What a forecast by `version` should tell its reader about the version (one primary-key read)."""
-    with engine.connect() as conn:
+    with reading(source) as conn:
         row = conn.execute(select(m.metrics, m.config).where(m.id == version.id)).first()
     if row is None:  # deleted since `resolve`: loading its artifact says so
         return []

@@ -41,6 +41,17 @@ def private_file(path: Path) -> None:
         pass
 
 
+@contextlib.contextmanager
+def reading(source: Connection | Engine) -> Iterator[Connection]:
+    """A connection to read with: `source` itself when it is one (its caller's transaction, whose snapshot the
+    read then shares), else a new one from the engine, closed after."""
+    if isinstance(source, Connection):
+        yield source
+    else:
+        with source.connect() as conn:
+            yield conn
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""

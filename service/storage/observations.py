@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Connection, Delete, Engine, delete, select, text
 
 from service.errors import NotFound
+from service.storage.db import reading
 from service.storage.tables import observations, series
 
 o = observations.c
@@ -62,7 +63,7 @@ def _range(query: Delete, start_us: int | None, end_us: int | None) -> Delete:
     return query
 
 
-def read_matrix(engine: Engine, series_id: int, channels: Sequence[str], start_us: int | None = None,
+def read_matrix(source: Connection | Engine, series_id: int, channels: Sequence[str], start_us: int | None = None,
                 end_us: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All observations of `channels` with start_us <= t < end_us (either bound None: open), as a matrix.
 
@@ -77,7 +78,7 @@ def read_matrix(engine: Engine, series_id: int, channels: Sequence[str], start_u
     bounds, bound_params = _bounds(start_us, end_us)
     sql = (f"SELECT CASE channel {cases} END, t, value FROM observations "
            f"WHERE series_id = ? AND channel IN ({marks}){bounds}")
-    with engine.connect() as conn:
+    with reading(source) as conn:
         rows = _fetch(conn, sql, [*names, series_id, *names, *bound_params])
     return _assemble(channels, rows)
 

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, func, ins
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
+from service.storage.db import reading
 from service.storage.tables import channel_counts, observations, series
 from service.times.timefmt import now_us
 
@@ -53,11 +54,9 @@ def _get(conn: Connection, key: str, *, for_update: bool = False) -> SeriesRecor
     return _record(row)
 
 
-def get_series(conn_or_engine: Connection | Engine, key: str) -> SeriesRecord:
+def get_series(source: Connection | Engine, key: str) -> SeriesRecord:
     """The series named `key`; raises `NotFound` (404, code not_found) when there is none."""
-    if isinstance(conn_or_engine, Connection):
-        return _get(conn_or_engine, key)
-    with conn_or_engine.connect() as conn:
+    with reading(source) as conn:
         return _get(conn, key)
 
 
@@ -169,12 +168,12 @@ def channel_stats(engine: Engine, series_ids: Iterable[int]) -> dict[int, dict[s
     return out
 
 
-def series_time_range(engine: Engine, series_id: int, channels: Sequence[str]) -> tuple[int, int] | None:
+def series_time_range(source: Connection | Engine, series_id: int, channels: Sequence[str]) -> tuple[int, int] | None:
     """(first, last) observation time in µs over `channels`, or None when none has a value."""
     o = observations.c
     # One min/max per channel: each is two probes of the primary key (series_id, channel, t).
     firsts, lasts = [], []
-    with engine.connect() as conn:
+    with reading(source) as conn:
         for channel in channels:
             first, last = conn.execute(select(func.min(o.t), func.max(o.t))
                                        .where(o.series_id == series_id, o.channel == channel)).one()

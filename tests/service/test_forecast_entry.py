@@ -117,6 +117,33 @@ def test_a_row_without_limits_has_them_read_from_its_artifact_header(client: Tes
     assert len(loads) == 1  # the header alone was read: no model was rebuilt for the limits
 
 
+def test_a_plan_reads_everything_on_one_connection(engine: Engine, room: np.ndarray) -> None:
+    """Series, version, warnings and observations in one transaction: one snapshot, one checkout from the pool."""
+    from decimal import Decimal
+
+    from sqlalchemy import event
+
+    from service.forecasting.query import TimeSpec
+
+    t = room
+    checkouts: list[object] = []
+
+    def count(conn: object) -> None:
+        checkouts.append(conn)
+
+    at = TimeSpec(at=(T0 + int((t[-1] + 1) * S),))
+    event.listen(engine, "engine_connect", count)
+    try:
+        plan = forecast.plan_series(engine, "room", at, name=None, version=None, context_us=None)
+        body = {"t": [iso(x) for x in t], "values": {"temp": [Decimal("1.3")] * len(t)}}
+        inline = forecast.plan_inline(engine, body, at, name="toy", version=None, max_values=10_000)
+    finally:
+        event.remove(engine, "engine_connect", count)
+    assert len(checkouts) == 2  # one each
+    assert plan.version.name == inline.version.name == "toy"
+    assert plan.last_us == inline.last_us == T0 + int(round(t[-1] * S))
+
+
 def test_each_route_makes_one_forecasting_call(client: TestClient, room: np.ndarray,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The handlers hand the parsed request to `answer` once and return its answer as it is."""
