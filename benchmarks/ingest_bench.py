@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 
@@ -138,21 +139,13 @@ def sqlite_insert(conn, sid, t, v, c):
     conn.execute("COMMIT")
 
 
-def sqlite_multirow(conn, sid, t, v, c):
-    """The driver's fastest path: multi-row INSERT statements, the very ones the service writes new rows with."""
+def sqlite_multirow(conn, sid, t, v, c, on_conflict=""):
+    """The driver's fastest path: multi-row INSERT statements, the very ones the service writes new rows with;
+    with on_conflict=ON_CONFLICT, each statement an upsert (the driver's fastest)."""
     conn.execute("BEGIN IMMEDIATE")
     for j, name in enumerate(names(c)):
         for statement, parameters in bulk.sqlite_inserts(sid, name, t, v[:, j]):
-            conn.execute(statement, parameters)
-    conn.execute("COMMIT")
-
-
-def sqlite_multirow_upsert(conn, sid, t, v, c):
-    """The driver's fastest upsert: the same multi-row statements, each with an ON CONFLICT clause."""
-    conn.execute("BEGIN IMMEDIATE")
-    for j, name in enumerate(names(c)):
-        for statement, parameters in bulk.sqlite_inserts(sid, name, t, v[:, j]):
-            conn.execute(statement + ON_CONFLICT, parameters)
+            conn.execute(statement + on_conflict, parameters)
     conn.execute("COMMIT")
 
 
@@ -183,7 +176,8 @@ def pg_staging_upsert(conn, sid, t, v, c):
 
 DIRECT: dict[str, list[tuple[str, Callable]]] = {
     "sqlite": [("sqlite3 executemany INSERT", sqlite_insert), ("sqlite3 executemany upsert", sqlite_upsert),
-               ("sqlite3 multi-row INSERT", sqlite_multirow), ("sqlite3 multi-row upsert", sqlite_multirow_upsert)],
+               ("sqlite3 multi-row INSERT", sqlite_multirow),
+               ("sqlite3 multi-row upsert", partial(sqlite_multirow, on_conflict=ON_CONFLICT))],
     "postgresql": [("psycopg binary COPY", pg_copy), ("psycopg COPY to staging + upsert", pg_staging_upsert)],
 }
 

@@ -162,10 +162,9 @@ def parse_times(values: Sequence[object], *, text: bool = False) -> tuple[np.nda
         joined: str | None = "".join(values)  # type: ignore[arg-type]  # raises TypeError unless all are strings
     except TypeError:
         joined = None
-    types = {str} if joined is not None else set(map(type, values))
-    if types == {str}:
+    if joined is not None:
         us, ok = _vector_rfc3339(values, joined)  # type: ignore[arg-type]
-    elif types <= {Decimal, int}:
+    elif set(map(type, values)) <= {Decimal, int}:
         parsed = [_decimal_us(x) for x in values]
         ok = np.fromiter((p is not None for p in parsed), dtype=bool, count=n)
         us = np.fromiter((p or 0 for p in parsed), dtype=np.int64, count=n)
