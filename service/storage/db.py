@@ -57,10 +57,12 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             private_file(Path(path))  # an empty file is an empty database
-        # Pooled like PostgreSQL's: a connection closed on return (beyond the default 5) would be reopened, pragmas and
-        # all, by the next of the API's up to 40 concurrent request threads.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10,
-                               max_overflow=30)
+        # One pooled connection per request thread (anyio's default limit is 40): a connection closed on return
+        # would be reopened by the next request, its pragmas run and the schema parsed again on its first
+        # statement, several times a request under concurrent load. An open SQLite connection costs a file handle
+        # and its page cache.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=40,
+                               max_overflow=10)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:

@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints, WithJsonSchema
 
 from service.api.deps import BatcherDep, EngineDep, Reader, SettingsDep
+from service.api.responses import NumbersResponse
 from service.api.routes.series import check_sees
 from service.api.schemas import DURATION_PATTERN, KEY_PATTERN, TIME_PATTERN, TIME_SCHEMA
 from service.errors import Unprocessable, responses
@@ -103,14 +103,14 @@ async def forecast_series(
     context: Annotated[str | None, Query(max_length=64, json_schema_extra={"pattern": DURATION_PATTERN},
                                          description="History the encoder reads: seconds or ISO 8601; "
                                                      "default from the model")] = None,
-) -> JSONResponse:
+) -> NumbersResponse:
     spec = parse_time_spec(at, start, end, step, horizon)
     sample_spec = SampleSpec(quantiles=parse_query_quantiles(quantiles), samples=samples, seed=seed)
     context_us = parse_duration_param(context, ["query", "context"])
     check_sees(caller, key)
     request = ForecastRequest(StoredContext(key, context_us), spec, sample_spec, model=model_name, version=version,
                               sees=caller.sees_model)
-    return JSONResponse(await answer(request, engine=engine, batcher=batcher))
+    return NumbersResponse(await answer(request, engine=engine, batcher=batcher))
 
 
 _TIME = TIME_SCHEMA
@@ -161,11 +161,11 @@ def _inline_request(doc: object) -> tuple[str, int | None]:
              responses=_errors(401, 403, 404, 409, 413, 422, 503), openapi_extra=_INLINE_BODY,
              summary="Forecast observations given in the request (nothing is stored)")
 async def forecast_inline(request: Request, engine: EngineDep, settings: SettingsDep, batcher: BatcherDep,
-                          caller: Reader) -> JSONResponse:
+                          caller: Reader) -> NumbersResponse:
     doc = decode_json(await request.body())
     name, version = _inline_request(doc)
     spec = parse_body_times(doc["at"])
     sample_spec = parse_body_samples(doc)
     inline = ForecastRequest(InlineContext(doc["observations"], settings.max_values_per_request), spec, sample_spec,
                              model=name, version=version, sees=caller.sees_model)
-    return JSONResponse(await answer(inline, engine=engine, batcher=batcher))
+    return NumbersResponse(await answer(inline, engine=engine, batcher=batcher))

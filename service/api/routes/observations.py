@@ -7,11 +7,11 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
 from service import storage
 from service.api.deps import EngineDep, Reader, SettingsDep, Writer
 from service.api.pagination import after_time, time_cursor
+from service.api.responses import NumbersResponse
 from service.api.routes.series import SeriesKey, check_sees
 from service.api.schemas import TIME_PATTERN, TIME_SCHEMA, Deleted, ObservationPage, WriteResult
 from service.errors import Unprocessable, UnsupportedMedia, responses
@@ -118,7 +118,7 @@ def read_observations(key: SeriesKey, engine: EngineDep, caller: Reader, start: 
         col = values[:, j].astype(object)
         col[np.isnan(values[:, j])] = None
         columns[name] = col.tolist()
-    return JSONResponse({"t": stamps, "values": columns, "next_cursor": next_cursor})
+    return NumbersResponse({"t": stamps, "values": columns, "next_cursor": next_cursor})
 
 
 @router.delete("", responses=responses(401, 403, 404, 422, 503, 507, stored="`channels` naming one the series "
