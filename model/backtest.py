@@ -219,10 +219,10 @@ def choose_inside(sequences: list[Sequence], component: Component, std: FloatArr
             if near.size < 2 or near[0] > i or near[-1] < i:
                 continue
             budget -= 1
+            frame = frame_of(component, s.times[near], s.values[near], floor)  # the fit ignores linear_inside
             for linear in (False, True):
-                frame = frame_of(dataclasses.replace(component, linear_inside=linear), s.times[near],
-                                 s.values[near], floor)
-                errors[linear].append(((frame.classical(s.times[i:i + 1]) - s.values[i:i + 1]) / std) ** 2)
+                curve = dataclasses.replace(frame, component=dataclasses.replace(component, linear_inside=linear))
+                errors[linear].append(((curve.classical(s.times[i:i + 1]) - s.values[i:i + 1]) / std) ** 2)
     if not errors[False]:
         return dataclasses.replace(component, linear_inside=True)
     mse = {linear: _mae(np.concatenate(e)) for linear, e in errors.items()}

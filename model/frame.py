@@ -85,8 +85,7 @@ class Component:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
-                "linear_inside": self.linear_inside, "echo": self.echo,
-                "robust": self.robust}
+                "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
