@@ -10,9 +10,12 @@ import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Engine
 
-from service.api.quotas import RateLimiter
+from service.api.quotas import MovingWindow, RateLimiter
 from service.app import create_app
 from service.config import Settings
 from service.errors import TooManyRequests
@@ -206,3 +209,35 @@ def test_event_streams_per_key(settings: Settings, engine: Engine, admin_key: st
         r = http.get("/v1/jobs/00000000-0000-0000-0000-000000000000/events", headers=_auth(admin_key))
         assert r.status_code == 404  # an unknown job takes no slot
     assert app.state.stream_slots._open == {}
+
+
+def test_moving_window_at_its_boundaries() -> None:
+    now = [100.0]
+    window = MovingWindow(2, 10, clock=lambda: now[0])
+    assert [window.hit("k"), window.hit("k")] == [None, None]
+    assert window.hit("k") == 10.0 and window.hit("other") is None  # refused: not counted; keys apart
+    now[0] = 105.0
+    assert window.hit("k") == 5.0
+    now[0] = 110.0  # the first hits are exactly window_s old: still inside
+    assert window.hit("k") == 0.0
+    now[0] = 110.5  # both have left: two more fit
+    assert [window.hit("k"), window.hit("k"), window.hit("k")] == [None, None, 10.0]
+    with pytest.raises(ValueError, match="limit >= 1"):
+        MovingWindow(0, 10)
+
+
+def test_moving_window_decides_as_limits_in_memory_limiter() -> None:
+    """The oracle: limits' MovingWindowRateLimiter over its MemoryStorage, fed the same hits at the same times."""
+    oracle, item = MovingWindowRateLimiter(MemoryStorage()), RateLimitItemPerSecond(3, 1)
+    mine = MovingWindow(3, 1)
+    decisions = []
+    for pause, key in [(0, "k")] * 4 + [(0, "j"), (0.4, "k"), (0.7, "k"), (0, "k"), (0, "k"), (0, "k"), (0, "j")]:
+        time.sleep(pause)
+        wait = mine.hit(key)
+        allowed = oracle.hit(item, key)
+        decisions.append((wait is None, allowed))
+        if not allowed:
+            reset = oracle.get_window_stats(item, key).reset_time - time.time()
+            assert wait is not None and abs(wait - reset) < 0.05
+    assert [mine for mine, _ in decisions] == [theirs for _, theirs in decisions]
+    assert [ok for ok, _ in decisions] == [True, True, True, False, True, False, True, True, True, False, True]
