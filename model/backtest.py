@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
            "candidates_of", "choose_component", "choose_inside", "blend_weight", "validation_mae", "calibration_from",
-           "backtest", "BASELINES", "STAYS"]
+           "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -247,19 +247,23 @@ def validation_mae(fitted: FittedModel, sequences: list[Sequence], cutoffs: list
 
 
 BLENDS = np.linspace(0.0, 1.0, 5)
+MIN_BLEND_VALUES = 30  # observed values each half of the cut-offs must score for the network to get any weight
 
 
 def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> tuple[float, ...]:
     """Per channel, the weight (0, 1/4, ..., 1) of the network's forecast against the classical one: the lesser of
-    the weights with the lowest MAE on the older and on the newer half of the cut-offs (in time order per series).
+    the weights with the lowest MAE on the older and on the newer half of the cut-offs (in time order per series),
+    0 when either half scores fewer than MIN_BLEND_VALUES observed values of the channel (or there are no cut-offs).
 
-    A weight must earn its place on both halves: on few cut-offs one event can make the network look better, and a
-    network that only helps there hurts the forecast it is then used for."""
+    A weight must earn its place on both halves, and on enough values: on few cut-offs one event can make the
+    network look better, and a network that only helps there hurts the forecast it is then used for (on an annual
+    series of 30 points, 14-17 values per half chose a network that forecast 3.6x worse than the classical part
+    ten years out). The classical forecast is the default that needs no such evidence."""
     from model.predict import forecast_batch
 
     channels = len(fitted.channels)
     if not cutoffs:
-        return (1.0,) * channels
+        return (0.0,) * channels
     requests = _requests(sequences, cutoffs)
     model = forecast_batch(fitted, requests, samples=16, seeds=range(len(cutoffs)))
     classical = forecast_batch(fitted, requests, part="classical")
@@ -273,15 +277,16 @@ def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[C
 
 def blend_weight(parts: list[tuple[FloatArray, FloatArray, FloatArray]]) -> float:
     """The blend for one channel from (truth, network forecast, classical forecast) on each part of the cut-offs:
-    the least over the parts of the weight in BLENDS with the lowest MAE there (NaN truth: not observed; a part
-    with nothing observed has no say; none with any: 1)."""
+    the least over the parts of the weight in BLENDS with the lowest MAE there; 0 when a part has fewer than
+    MIN_BLEND_VALUES observed truths (NaN: not observed) or there are no parts."""
     best = []
     for truth, net, base in parts:
         seen = ~np.isnan(truth)
-        if seen.any():
-            errors = [np.mean(np.abs(base[seen] + w * (net[seen] - base[seen]) - truth[seen])) for w in BLENDS]
-            best.append(float(BLENDS[int(np.argmin(errors))]))
-    return min(best, default=1.0)
+        if seen.sum() < MIN_BLEND_VALUES:
+            return 0.0
+        errors = [np.mean(np.abs(base[seen] + w * (net[seen] - base[seen]) - truth[seen])) for w in BLENDS]
+        best.append(float(BLENDS[int(np.argmin(errors))]))
+    return min(best, default=0.0)
 
 
 def _halves(cutoffs: list[Cutoff]) -> list[list[int]]:

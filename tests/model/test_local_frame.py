@@ -18,6 +18,7 @@ from model import (
     to_bytes,
 )
 from model.backtest import (
+    MIN_BLEND_VALUES,
     STAYS,
     Cutoff,
     _halves,
@@ -347,14 +348,20 @@ def test_the_network_gets_weight_only_where_it_helps_on_both_halves_of_the_cutof
     cuts = [Cutoff(0, end, np.array([end + 1])) for end in (10, 20, 30, 40)] + [Cutoff(1, 5, np.array([6]))]
     older, newer = _halves(cuts)
     assert sorted(older) == [0, 1, 4] and sorted(newer) == [2, 3, 4]
-    truth, classical = np.zeros(20), np.ones(20)
+    n = MIN_BLEND_VALUES
+    truth, classical = np.zeros(n), np.ones(n)
     helps, hurts = truth.copy(), 2 * classical  # the network's forecast: right, or further off than the classical
     assert blend_weight([(truth, helps, classical), (truth, helps, classical)]) == 1.0
     assert blend_weight([(truth, helps, classical), (truth, hurts, classical)]) == 0.0
-    halfway = np.full(20, 0.5)  # on one half the network is right, on the other it is halfway there
+    halfway = np.full(n, 0.5)  # on one half the network is right, on the other it is halfway there
     assert blend_weight([(truth, helps, classical), (truth + 0.5, helps, classical)]) == 0.5
     assert blend_weight([(truth, halfway, classical), (truth, helps, classical)]) == 1.0
-    assert blend_weight([(np.full(3, np.nan), helps[:3], classical[:3])]) == 1.0  # nothing seen: the network
+    # too few values on either half to show the network helps: the classical forecast alone
+    few = truth.copy()
+    few[0] = np.nan
+    assert blend_weight([(truth, helps, classical), (few, helps, classical)]) == 0.0
+    assert blend_weight([(np.full(3, np.nan), helps[:3], classical[:3])]) == 0.0
+    assert blend_weight([]) == 0.0
 
 
 def test_interpolation_returns_the_observations_at_their_times(local_fit):
