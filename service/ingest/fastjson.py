@@ -11,7 +11,9 @@ How it differs from the plain parser, and why the results agree:
 - Values are decoded as float64 by msgspec, correctly rounded from their decimal text, as `float(Decimal(text))` is.
   A value beyond ±MAX_ABS_VALUE, a boolean, a string or a NaN literal: declined.
 - Times keep their text: msgspec's `float_hook=Decimal` gives a JSON number with a fraction or exponent as a
-  `Decimal` of its text, an integer as an int, a string as str: what json.loads(parse_float=Decimal) gives.
+  `Decimal` of its text, an integer as an int, a string as str: what json.loads(parse_float=Decimal) gives. The
+  columns form's `t` is kept as its JSON text: the usual array, strings of one RFC 3339 layout, is read in place
+  (`timevec.parse_json_strings`, tested against the list parser), and any other is decoded to a list first.
 - msgspec keeps the last of a repeated key where the plain parser refuses the body. A body with no backslash (no
   escape in any string) is checked instead: each key of each object is followed by exactly one structural colon, so
   the body's colons are the decoded objects' keys plus the colons inside decoded strings exactly when no object
@@ -21,14 +23,14 @@ How it differs from the plain parser, and why the results agree:
   declined.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
 
-from service.times.timevec import parse_times
+from service.times.timevec import parse_json_strings, parse_times
 
 _Value = float | None
 
@@ -42,22 +44,23 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True):
     """Both forms in one type, so one pass decodes either; which fields came tells the form."""
 
     observations: list[_Row] | msgspec.UnsetType = msgspec.UNSET
-    t: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    t: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # its text: the usual list is read in place
     values: dict[str, list[_Value]] | msgspec.UnsetType = msgspec.UNSET
 
 
 _DECODER = msgspec.json.Decoder(_Body, float_hook=Decimal)
+_TIMES = msgspec.json.Decoder(list[Any], float_hook=Decimal)
 
 
 class Decoded(NamedTuple):
-    """A body's values before duplicates are merged: ch, t, v, src as in `parse.Batch`; given: the times as the
-    body wrote them (`given[src[i]]`); form: "rows" or "columns"."""
+    """A body's values before duplicates are merged: ch, t, v, src as in `parse.Batch`; given_t: the time of a
+    row as the body wrote it (`given_t(src[i])`, for messages); form: "rows" or "columns"."""
 
     ch: np.ndarray
     t: np.ndarray
     v: np.ndarray
     src: np.ndarray
-    given: list[Any]
+    given_t: Callable[[int], Any]
     form: str
 
 
@@ -78,13 +81,10 @@ def _times(raw: list[Any]) -> np.ndarray | None:
 _Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ch, t, v, src
 
 
-def _columns(t: list[Any], values: dict[str, list[_Value]], index: dict[str, int], max_abs: float
+def _columns(us: np.ndarray, values: dict[str, list[_Value]], index: dict[str, int], max_abs: float
              ) -> _Arrays | None:
-    n = len(t)
+    n = len(us)
     if any(name not in index or len(col) != n for name, col in values.items()):
-        return None
-    us = _times(t)
-    if us is None:
         return None
     ch, ts, vs, src = [], [], [], []
     for name, col in values.items():
@@ -100,6 +100,29 @@ def _columns(t: list[Any], values: dict[str, list[_Value]], index: dict[str, int
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float64), empty
     return np.concatenate(ch), np.concatenate(ts), np.concatenate(vs), np.concatenate(src)
+
+
+def _column_times(raw: bytes, values: dict[str, list[_Value]]) -> tuple[np.ndarray, Callable[[int], Any]] | None:
+    """The columns form's times (µs) from the text of its `t` array, and the time of a row as written; None when
+    the array is not one of valid times. The usual array (strings of one layout, no spaces) is read in place, with
+    no string made of each time, and the times as written are decoded only when a message needs one."""
+    n = len(next(iter(values.values()))) if values else 0
+    us = parse_json_strings(raw, n)
+    if us is not None:
+        decoded: list[Any] = []
+
+        def given_t(i: int) -> Any:
+            if not decoded:
+                decoded.extend(_TIMES.decode(raw))
+            return decoded[i]
+
+        return us, given_t
+    try:
+        times = _TIMES.decode(raw)
+    except (msgspec.MsgspecError, ArithmeticError, ValueError):  # not a list, a number Decimal cannot hold
+        return None
+    us = _times(times)
+    return None if us is None else (us, times.__getitem__)
 
 
 def _rows(obs: list[_Row], index: dict[str, int], max_abs: float) -> _Arrays | None:
@@ -136,19 +159,26 @@ def decode_fast(body: bytes, channels: Sequence[str], max_abs: float) -> Decoded
     except (msgspec.MsgspecError, ArithmeticError, ValueError):  # malformed JSON, a wrong type, an unknown field,
         return None  # a number Decimal cannot hold
     index = {name: i for i, name in enumerate(channels)}
+    given_t: Callable[[int], Any]
     if isinstance(doc.observations, list) and doc.t is msgspec.UNSET and doc.values is msgspec.UNSET:
         times = [row.t for row in doc.observations]
         keys = 1 + sum(2 + len(row.values) for row in doc.observations)
         if body.count(b":") != keys + _colons_in(times):
             return None
         got = _rows(doc.observations, index, max_abs)
+        given_t = times.__getitem__
         form = "rows"
-    elif isinstance(doc.t, list) and isinstance(doc.values, dict) and doc.observations is msgspec.UNSET:
-        times = doc.t
-        if body.count(b":") != 2 + len(doc.values) + _colons_in(times):
+    elif isinstance(doc.t, msgspec.Raw) and isinstance(doc.values, dict) and doc.observations is msgspec.UNSET:
+        raw = bytes(doc.t)
+        # an array holds no colon outside its strings (an object in it is not a time: declined below)
+        if body.count(b":") != 2 + len(doc.values) + raw.count(b":"):
             return None
-        got = _columns(times, doc.values, index, max_abs)
+        column_times = _column_times(raw, doc.values)
+        if column_times is None:
+            return None
+        us, given_t = column_times
+        got = _columns(us, doc.values, index, max_abs)
         form = "columns"
     else:
         return None
-    return None if got is None else Decoded(*got, given=times, form=form)
+    return None if got is None else Decoded(*got, given_t=given_t, form=form)

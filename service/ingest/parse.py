@@ -329,7 +329,7 @@ def parse_observations(body: bytes, content_type: str, channels: Sequence[str], 
         if fast is None:
             return parse_observation_document(decode_json(body), channels, max_values)
         loc_of = _row_loc if fast.form == "rows" else _column_loc
-        batch = Batch(fast.ch, fast.t, fast.v, fast.src, fast.given.__getitem__)
+        batch = Batch(fast.ch, fast.t, fast.v, fast.src, fast.given_t)
         return _finish(batch, channels, max_values, loc_of, _Errors(), text_times=False)
     index = {name: i for i, name in enumerate(channels)}
     errors = _Errors()

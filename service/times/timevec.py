@@ -108,20 +108,52 @@ def _vector_rfc3339(strings: Sequence[str], joined: str | None = None) -> tuple[
         codes = _codes(strings, lengths, joined)  # ASCII bytes; every valid time is ASCII
     except UnicodeEncodeError:
         return us, ok
+    us[short], ok[short] = _by_layout(codes, lengths)
+    return us, ok
+
+
+def _by_layout(codes: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(µs, ok) of rows of ASCII codes (N, width ≥ each length), each read in the layout its length, its last
+    character and its 20th tell."""
+    n = len(codes)
     # In the padded layout numpy drops trailing NULs; such a string then has NUL where its layout wants 'Z' or a
     # digit, and fails.
-    last = codes[np.arange(short.size), np.maximum(lengths - 1, 0)]
+    last = codes[np.arange(n), np.maximum(lengths - 1, 0)]
     has_z = (last == ord("Z")) | (last == ord("z"))
-    has_dot = codes[:, 19] == ord(".") if codes.shape[1] > 19 else np.zeros(short.size, bool)
+    has_dot = codes[:, 19] == ord(".") if codes.shape[1] > 19 else np.zeros(n, bool)
     key = lengths * 4 + has_dot * 2 + has_z
     if (key == key[0]).all():  # the usual body: one layout throughout
-        us[short], ok[short] = _layout(codes, int(key[0] // 4), bool(key[0] & 2), bool(key[0] & 1))
-        return us, ok
+        return _layout(codes, int(key[0] // 4), bool(key[0] & 2), bool(key[0] & 1))
+    us, ok = np.zeros(n, np.int64), np.zeros(n, bool)
     for k in np.unique(key):
         rows = np.flatnonzero(key == k)
-        got, good = _layout(codes[rows], int(k // 4), bool(k & 2), bool(k & 1))
-        us[short[rows]], ok[short[rows]] = got, good
+        us[rows], ok[rows] = _layout(codes[rows], int(k // 4), bool(k & 2), bool(k & 1))
     return us, ok
+
+
+def parse_json_strings(raw: bytes, n: int) -> np.ndarray | None:
+    """(n,) µs of a JSON array of n RFC 3339 strings of one length, separated by "," or ", " (`["…","…"]`), read
+    straight from the array's text; None for any other text, and when any string is not a valid time (then
+    `parse_times` on the decoded list answers, and says which). Gives what `parse_times` gives whenever it gives
+    an array (tests/service/test_timevec.py).
+
+    Why the text can be read in place: a JSON string without a backslash ends at its next quote, so when the text
+    is n rows (the separator added after the last) of a quote, `width` bytes without one, a quote and the separator,
+    the rows are the array's strings, each `width` characters long. A text with a backslash is refused."""
+    if n < 1 or not raw.startswith(b'["') or not raw.endswith(b'"]') or b"\\" in raw:
+        return None
+    width = raw.find(b'"', 2, 3 + _MAX_LEN) - 2
+    sep = b", " if raw[width + 4:width + 5] == b" " else b","
+    stride = width + 2 + len(sep)
+    if not 19 <= width <= _MAX_LEN or len(raw) != n * stride - len(sep) + 2:
+        return None
+    rows = np.frombuffer(raw[1:-1] + sep, dtype=np.uint8).reshape(n, stride)
+    codes = rows[:, 1:width + 1]
+    if not ((rows[:, 0] == ord('"')).all() and (rows[:, width + 1] == ord('"')).all()
+            and (rows[:, width + 2:] == np.frombuffer(sep, np.uint8)).all() and not (codes == ord('"')).any()):
+        return None
+    us, ok = _by_layout(codes, np.full(n, width))
+    return us if ok.all() else None
 
 
 def _codes(strings: Sequence[str], lengths: np.ndarray, joined: str | None = None) -> np.ndarray:

@@ -115,6 +115,26 @@ def test_well_formed_bodies_take_the_fast_path_and_agree(seed: int) -> None:
     _same(_served(body), _plain(body))
 
 
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_times_of_one_layout_are_read_from_the_text_and_agree(monkeypatch, separators: tuple[str, str]) -> None:
+    # The usual columns body: every time a string of one layout. Its times are read from the body's text, never
+    # as a list of strings; duplicates with another value are refused naming the time as written.
+    import service.ingest.fastjson
+
+    def refuse(*_a: object, **_k: object) -> object:
+        raise AssertionError("the list parser was used")
+
+    monkeypatch.setattr(service.ingest.fastjson, "parse_times", refuse)
+    rng = random.Random(5)
+    t = [f"2026-03-{rng.randint(1, 31):02d}T{rng.randint(0, 23):02d}:00:00.{rng.randint(0, 999):03d}+01:00"
+         for _ in range(300)]
+    doc = {"t": t, "values": {"temp": [rng.choice([None, 1.5, 2.0]) for _ in t], "hum": [3.0 for _ in t]}}
+    body = json.dumps(doc, separators=separators).encode()
+    assert decode_fast(body, CHANNELS, MAX_ABS_VALUE) is not None
+    monkeypatch.undo()
+    _same(_served(body), _plain(body))
+
+
 def test_repeated_times_are_merged_or_refused_alike() -> None:
     same = b'{"t": ["2026-03-01T12:00:00Z", "2026-03-01T13:00:00+01:00", 1772366400], "values": {"temp": [1, 1, 1]}}'
     rounded = (b'{"observations": [{"t": "2026-03-01T12:00:00.0000005Z", "values": {"temp": 1}}, '

@@ -1,12 +1,13 @@
 """The vectorised time parser agrees with the scalar one on every input, valid or not."""
 
+import json
 import random
 from decimal import Decimal
 
 import numpy as np
 
 from service.times.timefmt import MAX_US, MIN_US, TimeParseError, format_time, parse_time
-from service.times.timevec import parse_times
+from service.times.timevec import parse_json_strings, parse_times
 
 ODD = ["2026-03-01T12:00:00Z", "2026-03-01t12:00:00z", "2026-03-01 12:00:00.5+01:00", "2024-02-29T00:00:00Z",
        "2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-10T00:00:00Z",
@@ -125,3 +126,40 @@ def test_csv_text_numbers() -> None:
     us, errors = parse_times(["1772366460.5", "2026-03-01T12:00:00Z", "1.0000015", "1.5.5"], text=True)
     assert us[:3].tolist() == [1_772_366_460_500_000, 1_772_366_400_000_000, 1_000_002]
     assert [i for i, _ in errors] == [3]
+
+
+def _in_place(texts: list[str], separators: tuple[str, str] = (",", ":")) -> np.ndarray | None:
+    raw = json.dumps(texts, separators=separators, ensure_ascii=False).encode()
+    got = parse_json_strings(raw, len(texts))
+    if got is not None:  # whenever it answers, it answers what the list parser does, with no bad time
+        want, errors = parse_times(json.loads(raw))
+        assert errors == [] and got.tolist() == want.tolist()
+    return got
+
+
+def test_json_text_of_one_layout_is_read_in_place() -> None:
+    rng = random.Random(11)
+    for layout in ("{}Z", "{}.123Z", "{}.123456z", "{}.123456789+05:30", "{} 12", "{}-00:00"):
+        base = [format_time(rng.randint(MIN_US, MAX_US))[:19] for _ in range(300)]
+        texts = [layout.format(b) if "{} 12" not in layout else b.replace("T", " ") + "Z" for b in base]
+        for separators in ((",", ":"), (", ", ": ")):
+            assert _in_place(texts, separators) is not None
+            assert _in_place(texts[:1], separators) is not None
+
+
+def test_json_text_it_cannot_read_in_place_is_declined() -> None:
+    usual = [format_time(1_772_366_400_000_000 + i * 1_000_123) for i in range(4)]
+    assert _in_place(usual) is not None
+    declined = [
+        [*usual[:2], "2026-02-29T12:00:00.000000Z", usual[3]],  # an invalid time: the list parser says which
+        [usual[0][:-2] + "Z", usual[1] + "0", *usual[2:]],  # lengths differ, the total as if they did not
+        [usual[0][:-1] + '"', *usual[1:]],  # a quote inside (escaped in the text)
+        [usual[0][:-1] + "é", *usual[1:]],  # not ASCII
+        ["2026-03-01", "2026-03-02"],  # too short for a time of day
+    ]
+    for texts in declined:
+        assert _in_place(texts) is None, texts
+    assert _in_place(usual, ("\n,", ":")) is None  # other spacing
+    raw = json.dumps(usual, separators=(",", ":")).encode()
+    assert parse_json_strings(raw, 3) is None and parse_json_strings(raw, 5) is None  # not n strings
+    assert parse_json_strings(b"[]", 0) is None and parse_json_strings(raw[:-1], 4) is None
