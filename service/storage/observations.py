@@ -6,7 +6,7 @@ Every query here walks the primary key (series_id, channel, t): one index range 
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Connection, Delete, Engine, delete, select, text
+from sqlalchemy import Connection, Delete, Engine, bindparam, delete, select, text
 
 from service.errors import NotFound
 from service.storage.db import reading
@@ -130,14 +130,16 @@ def add_counts(conn: Connection, series_id: int, deltas: dict[str, int]) -> None
     conn.execute(text("DELETE FROM channel_counts WHERE series_id = :s AND n <= 0"), {"s": series_id})
 
 
+_ID = select(series.c.id).where(series.c.id == bindparam("id"))  # built once: every write runs it
+_ID_LOCKED = _ID.with_for_update()
+
+
 def lock_series(conn: Connection, series_id: int) -> None:
     """Serialise writers of one series for the rest of the transaction; raises NotFound if it was deleted.
 
     PostgreSQL: a row lock on the series. SQLite: every transaction is BEGIN IMMEDIATE, so it holds the write lock
     already.
     """
-    query = select(series.c.id).where(series.c.id == series_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    if conn.execute(query).first() is None:
+    query = _ID_LOCKED if conn.dialect.name == "postgresql" else _ID
+    if conn.execute(query, {"id": series_id}).first() is None:
         raise NotFound(f"series {series_id} was deleted")

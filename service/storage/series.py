@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import Conflict, NotFound
@@ -44,11 +44,14 @@ def missing(key: str) -> NotFound:
     return NotFound(f"no series with key {key!r}")
 
 
+# Built once: most requests read their series by key, and building a statement costs about as much as running it.
+_BY_KEY = select(series).where(series.c.key == bindparam("key"))
+_BY_KEY_LOCKED = _BY_KEY.with_for_update()
+
+
 def _get(conn: Connection, key: str, *, for_update: bool = False) -> SeriesRecord:
-    query = select(series).where(series.c.key == key)
-    if for_update and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    query = _BY_KEY_LOCKED if for_update and conn.dialect.name == "postgresql" else _BY_KEY
+    row = conn.execute(query, {"key": key}).first()
     if row is None:
         raise missing(key)
     return _record(row)
