@@ -104,8 +104,8 @@ def _columns(us: np.ndarray, values: dict[str, list[_Value]], index: dict[str, i
 
 def _column_times(raw: bytes, values: dict[str, list[_Value]]) -> tuple[np.ndarray, Callable[[int], Any]] | None:
     """The columns form's times (µs) from the text of its `t` array, and the time of a row as written; None when
-    the array is not one of valid times. The usual array (strings of one layout, no spaces) is read in place, with
-    no string made of each time, and the times as written are decoded only when a message needs one."""
+    the array is not one of valid times. The usual array (strings of one layout, "," or ", " between them) is read
+    in place, with no string made of each time, and the times as written are decoded only when a message needs one."""
     n = len(next(iter(values.values()))) if values else 0
     us = parse_json_strings(raw, n)
     if us is not None:
