@@ -102,9 +102,10 @@ def panel_part(countries: list[Series], splits: list[Split], seed: int, args: ar
     path = CACHE / _slug(PANEL) / "_panel" / f"seed{seed}-model-{config_key(config, args.samples)}.json"
 
     def compute() -> dict:
-        sequences = [model.Sequence(s.train_t, s.train_x, c.channels) for c, s in zip(countries, splits, strict=True)]
+        sequences = [model.Sequence(s.train_t, s.train_x, c.channels, c.name)
+                     for c, s in zip(countries, splits, strict=True)]
         fitted, seconds = evaluate.fit_model(sequences, config)
-        scores = {c.name: evaluate.model_scores(fitted, s, c.channels, args.samples, seconds)
+        scores = {c.name: evaluate.model_scores(fitted, s, c.channels, args.samples, seconds, c.name)
                   for c, s in zip(countries, splits, strict=True)}
         return {"config": config.to_dict(), "countries": scores}
     try:

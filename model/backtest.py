@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
            "candidates_of", "choose_component", "choose_inside", "blend_weight", "validation_mae", "calibration_from",
-           "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES"]
+           "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -162,14 +162,19 @@ def candidates_of(sizes: Sizes) -> list[Component]:
             sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}), afters)]
 
 
+OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
+
+
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
-                     std: FloatArray) -> Component:
+                     std: FloatArray, shared: Component | None = None) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
-    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same.
+    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same. With `shared` (one
+    of the candidates, chosen on more series), that one unless the best has below OWN_MARGIN times its MAE.
 
     The classical forecast at a cut-off reads only what came before it, so cut-offs anywhere in the history are
     honest tests of a component: they keep the choice from riding on the few events in the newest part of a
-    series, while the newest cut-offs keep it close to how the series behaves now."""
+    series, while the newest cut-offs keep it close to how the series behaves now. A choice made on one series'
+    few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
     candidates = candidates_of(sizes)
     sets = [c for c in (cutoffs, history) if c]
     if not sets:
@@ -190,7 +195,10 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                     forecast = dataclasses.replace(frame, component=candidates[i]).classical(at)
                     errors[i][k].append(np.abs(forecast - truth) / std)
     scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
-    return candidates[int(np.nanargmin(scores))]
+    best = int(np.nanargmin(scores))
+    if shared is not None and shared in candidates and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
+        return shared
+    return candidates[best]
 
 
 INSIDE_POINTS = 240  # choose_inside hides this many observations at most, over all series
@@ -233,7 +241,7 @@ def _requests(sequences: list[Sequence], cutoffs: list[Cutoff]) -> list[tuple[Se
     out = []
     for c in cutoffs:
         s = sequences[c.series]
-        out.append((Sequence(s.times[:c.end + 1], s.values[:c.end + 1], s.channels), s.times[c.future]))
+        out.append((Sequence(s.times[:c.end + 1], s.values[:c.end + 1], s.channels, s.key), s.times[c.future]))
     return out
 
 

@@ -26,11 +26,14 @@ class Sequence:
     times: (T,) float64 seconds, strictly increasing, any origin (Unix seconds are fine).
     values: (T, C) float64; NaN where a channel was not observed at that time. A (T,) array is read as C = 1.
     channels: C distinct channel names, in the column order of `values`.
+    key: the series' name, or None. A model trained on several named series keeps a classical component for each
+    (model/local.py); a context with one of those names is forecast with its series' component.
     """
 
     times: FloatArray
     values: FloatArray
     channels: tuple[str, ...]
+    key: str | None = None
 
     def __post_init__(self) -> None:
         channels = _names(self.channels)
@@ -57,6 +60,9 @@ class Sequence:
             )
         if np.any(np.isinf(values)):
             raise InputError("values must be finite or NaN (not observed); found inf")
+        key: object = self.key  # from untyped callers, anything
+        if key is not None and (not isinstance(key, str) or not key):
+            raise InputError(f"key must be a non-empty string or None, got {key!r}")
         object.__setattr__(self, "times", times)
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "channels", channels)
@@ -68,7 +74,7 @@ class Sequence:
             raise InputError(f"sequence lacks channels {missing}; it has {list(self.channels)}")
         values = self.values[:, [self.channels.index(c) for c in channels]]
         keep = ~np.all(np.isnan(values), axis=1)
-        return Sequence(self.times[keep], values[keep], channels)
+        return Sequence(self.times[keep], values[keep], channels, self.key)
 
 
 def _names(channels: str | Iterable[object]) -> tuple[object, ...]:

@@ -58,6 +58,8 @@ class FittedModel:
     per-channel mean/std and the time scale (seconds per model-time unit).
     calibration: see model/calibration.py; `fit` always sets it.
     component: the local frame's classical component (model/frame.py); None for a global-frame model.
+    components: a local-frame model trained on several named series (Sequence.key): each one's own component,
+    chosen on its own cut-offs; a context with one of these keys is forecast with it, any other with `component`.
     backtest: a local-frame model's validation backtest beside the baselines (model/backtest.py), JSON-able.
     Forecasting never changes it.
     """
@@ -72,6 +74,11 @@ class FittedModel:
     calibration: Calibration | None = None  # bands fitted on held-out windows; None: the model's own spread
     component: Component | None = None
     backtest: Backtest | None = None
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def component_for(self, key: str | None) -> Component | None:
+        """The classical component a context of series `key` is forecast with."""
+        return self.component if key is None else self.components.get(key, self.component)
 
     @property
     def device(self) -> torch.device:

@@ -49,6 +49,7 @@ def to_bytes(fitted: FittedModel) -> bytes:
         "context_seconds": fitted.context_seconds, "history": fitted.history,
         "calibration": None if fitted.calibration is None else fitted.calibration.to_dict(),
         "component": None if fitted.component is None else fitted.component.to_dict(), "backtest": fitted.backtest,
+        "components": {key: c.to_dict() for key, c in fitted.components.items()},
     }
     return safetensors.torch.save(tensors, metadata={_KEY: json.dumps(meta)})
 
@@ -123,6 +124,7 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
                           time_scale=float(meta["time_scale"]))
         calibration = None if meta.get("calibration") is None else Calibration.from_dict(meta["calibration"])
         component = None if meta.get("component") is None else Component.from_dict(meta["component"])
+        components = {str(key): Component.from_dict(c) for key, c in meta.get("components", {}).items()}
         if (component is None) != (config.frame == "global"):
             raise ArtifactError(f"a {config.frame}-frame model {'without' if component is None else 'with'} a "
                                 "classical component")
@@ -135,7 +137,7 @@ def from_bytes(data: bytes, device: str = "cpu") -> FittedModel:
     return FittedModel(config=config, channels=channels, network=network, normaliser=norm,
                        horizon=float(meta["horizon"]), context_seconds=float(meta["context_seconds"]),
                        history=list(meta.get("history", [])), calibration=calibration, component=component,
-                       backtest=meta.get("backtest"))
+                       backtest=meta.get("backtest"), components=components)
 
 
 def save(fitted: FittedModel, path: str | os.PathLike[str]) -> None:

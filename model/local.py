@@ -3,7 +3,8 @@ in optimiser steps, early stopping on validation cut-offs in the newest part of 
 
     horizon, seasons, context ─► validation cut-offs ─► the classical component chosen by backtest on them
     (and on more cut-offs over the whole history: the component reads only the past of each), and whether between
-    observations it follows its own curve or the observations' line (on held-out points) ─► a pool of windows
+    observations it follows its own curve or the observations' line (on held-out points); on several named series
+    also each one's own, chosen the same way on its own cut-offs ─► a pool of windows
     drawn at random end times before the cut-offs ─► `train_steps` Adamax steps on random batches of the pool
     (scored on the cut-offs every so often; the best weights kept) ─► the blend (how much of the network's output
     to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs and the history's ─► the
@@ -43,7 +44,7 @@ from model.fitted import FittedModel, StepRecord, resolve_device
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
-__all__ = ["fit_local", "choose_sizes"]
+__all__ = ["fit_local", "choose_sizes", "own_components", "OWN_COMPONENTS"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -55,6 +56,7 @@ ENCODER_POINTS = 96  # the encoder reads about this many of the newest points of
 POOL = 2048  # windows drawn once; batches are drawn from them at random
 EVALUATIONS = 30  # validation scores over a run (early stopping picks the best)
 MAX_HISTORY = 240  # cut-offs over the whole history added to the validation ones (component choice, bands)
+OWN_COMPONENTS = 100  # a model of at most this many named series chooses a component per series (~2 s each)
 
 
 @dataclass(frozen=True)
@@ -107,16 +109,21 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     past = history_cutoffs(sequences, sizes)
     if len(past) > MAX_HISTORY:
         past = [past[i] for i in sorted(rng.choice(len(past), MAX_HISTORY, replace=False))]
-    component = choose_inside(sequences, choose_component(sequences, cutoffs, past, sizes, norm.std), norm.std)
-    pool = _pool(sequences, limits, component, sizes, norm, floor, rng)
+    shared = choose_component(sequences, cutoffs, past, sizes, norm.std)
+    component = choose_inside(sequences, shared, norm.std)
+    own = own_components(sequences, shared, sizes, norm.std, config.seed)
+    pool = _pool(sequences, limits, component, own, sizes, norm, floor, rng)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         network = LatentODE(len(channels), config).to(device)
     fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
-                         context_seconds=component.context, component=component)
+                         context_seconds=max(c.context for c in (component, *own.values())), component=component,
+                         components=own)
     history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
-    fitted.component = dataclasses.replace(component, blend=choose_blend(fitted, sequences, cutoffs))
+    blend = choose_blend(fitted, sequences, cutoffs)
+    fitted.component = dataclasses.replace(component, blend=blend)
+    fitted.components = {key: dataclasses.replace(c, blend=blend) for key, c in own.items()}
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
@@ -125,11 +132,34 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     return fitted
 
 
-def _pool(sequences: list[Sequence], limits: list[float], component: Component, sizes: Sizes, norm: Normaliser,
-          floor: FloatArray, rng: np.random.Generator) -> list[Example]:
+def own_components(sequences: list[Sequence], shared: Component, sizes: Sizes, std: FloatArray,
+                   seed: int) -> dict[str, Component]:
+    """For two to OWN_COMPONENTS sequences, each named one's (Sequence.key) own classical component: chosen among
+    the same candidates as the shared one (`shared`, as choose_component gave it), on that series' own validation
+    and history cut-offs alone, and taken only where it clearly beats the shared one there (OWN_MARGIN); {}
+    otherwise.
+
+    Series that share dynamics need not share a level, a trend or seasons: with one component for a whole panel
+    (its choice pooled over every series' cut-offs), a series whose trend turns gets the panel's trend. The network
+    is still one, trained on every series' residuals in its own frame. Past OWN_COMPONENTS series the choice would
+    cost minutes (each series tries every candidate on its cut-offs), and every series takes the shared one."""
+    if not 2 <= len(sequences) <= OWN_COMPONENTS:
+        return {}
+    out = {}
+    for s in sequences:
+        if s.key is not None:
+            cutoffs, _, _ = cutoffs_of([s], sizes, np.random.default_rng(seed))  # one series: fewer than MAX_CUTOFFS
+            chosen = choose_component([s], cutoffs, history_cutoffs([s], sizes), sizes, std, shared)
+            out[s.key] = choose_inside([s], chosen, std)
+    return out
+
+
+def _pool(sequences: list[Sequence], limits: list[float], component: Component, own: dict[str, Component],
+          sizes: Sizes, norm: Normaliser, floor: FloatArray, rng: np.random.Generator) -> list[Example]:
     """POOL training windows: a sequence chosen in proportion to its usable span, an end time uniform in it; each
     window's context is the points up to its end, its targets every point from encoder span before to horizon after
-    it (none past the sequence's limit), all in the window's own frame and model time."""
+    it (none past the sequence's limit), all in the window's own frame (the series' own component where `own` has
+    one, else `component`) and model time."""
     usable = np.array([max(limit - s.times[0] - sizes.encoder / 2, 0.0) for s, limit in zip(sequences, limits,
                                                                                             strict=True)])
     weights = usable / usable.sum() if usable.sum() > 0 else np.full(len(sequences), 1 / len(sequences))
@@ -140,7 +170,8 @@ def _pool(sequences: list[Sequence], limits: list[float], component: Component, 
         end = int(np.searchsorted(s.times, end_time, side="right")) - 1
         if end < 1:
             continue
-        frame = frame_of(component, s.times[:end + 1], s.values[:end + 1], floor)
+        mine = component if s.key is None else own.get(s.key, component)
+        frame = frame_of(mine, s.times[:end + 1], s.values[:end + 1], floor)
         origin = frame.end - sizes.encoder
         inside = (s.times >= origin) & (s.times <= min(frame.end + sizes.horizon, limit))
         t, x = s.times[inside], frame.to_local(s.times[inside], s.values[inside])

@@ -87,8 +87,9 @@ def _prepare(fitted: FittedModel, context: Sequence, at: object, start: float | 
     if ctx.times.size == 0:
         raise InputError(f"request {k}: the context has no observation of channels {list(fitted.channels)}")
     times, lower = _check_times(fitted, ctx, at, start, k)
-    if fitted.component is not None:
-        return _local_parts(fitted, fitted.component, ctx, times)
+    component = fitted.component_for(ctx.key)
+    if component is not None:
+        return _local_parts(fitted, component, ctx, times)
     norm = fitted.normaliser
     query, inverse = np.unique(norm.model_time(times, lower), return_inverse=True)
     return [_Request(norm.model_time(ctx.times, lower), norm.values(ctx.values), query, inverse,
@@ -244,8 +245,8 @@ def mixed(fitted: FittedModel, r: _Request, decoded: FloatArray) -> FloatArray:
     """Local frame: the residual samples (S, U, C) the model answers with at a part's times: inside the context the
     classical residual (its neighbours' residuals interpolated), after it the network's samples and the classical
     residual mixed by the component's blend."""
-    assert fitted.component is not None and r.frame is not None  # a local-frame model's part
-    blend = fitted.component.weights(decoded.shape[-1])[None, :]  # (1, C)
+    assert r.frame is not None  # a local-frame model's part
+    blend = r.frame.component.weights(decoded.shape[-1])[None, :]  # (1, C): the blend of the part's component
     weight = np.where((r.times <= r.frame.end)[:, None], 0.0, blend)  # (U, C)
     return weight * decoded + (1 - weight) * r.frame.residual(r.times)
 

@@ -26,7 +26,7 @@ Progress = Callable[[int, int, float, "float | None"], None]
 
 
 def check_training_sequences(sequences: Iterable[Sequence], what: str = "sequences") -> list[Sequence]:
-    """All Sequences, same channels, each with at least two observed times."""
+    """All Sequences, same channels, each with at least two observed times; no key given twice."""
     sequences = list(sequences)
     if not sequences:
         raise InputError(f"{what}: need at least one sequence")
@@ -35,6 +35,10 @@ def check_training_sequences(sequences: Iterable[Sequence], what: str = "sequenc
             raise InputError(f"{what}[{k}]: expected a model.Sequence, got {type(s).__name__}")
         if s.channels != sequences[0].channels:
             raise InputError(f"{what}[{k}]: channels {list(s.channels)} differ from {list(sequences[0].channels)}")
+    keys = [s.key for s in sequences if s.key is not None]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise InputError(f"{what}: key {twice!r} is given to more than one sequence")
     sequences = [s.select(s.channels) for s in sequences]  # drop rows with nothing observed
     for k, s in enumerate(sequences):
         if s.times.size < 2:

@@ -73,17 +73,18 @@ def has_classical() -> bool:
 
 
 def model_scores(fitted: model.FittedModel, split: Split, channels: tuple[str, ...], samples: int,
-                 fit_seconds: float) -> dict[str, dict]:
+                 fit_seconds: float, key: str | None = None) -> dict[str, dict]:
     """The model's forecast scores with its interpolation MSE at the held-out points, and, where model.forecast
-    offers it, its classical part's ("classical", point forecast only)."""
+    offers it, its classical part's ("classical", point forecast only). key: the series' name in a model trained
+    on several (its contexts carry it, as the service's do)."""
     idx = newest(split.train_t, split.cut, fitted.context_seconds)
-    context = model.Sequence(split.train_t[idx], split.train_x[idx], channels)
+    context = model.Sequence(split.train_t[idx], split.train_x[idx], channels, key)
     started = time.perf_counter()
     forecast = model.forecast(fitted, context, at=split.test_t, samples=samples, quantiles=(0.05, 0.5, 0.95),
                               seed=0)
     forecast_seconds = time.perf_counter() - started
     out = {"model": {**score(forecast.mean, split, forecast.quantiles[0], forecast.quantiles[-1]),
-                     "interp_mse": interpolation_mse(fitted, split, channels, samples),
+                     "interp_mse": interpolation_mse(fitted, split, channels, samples, key),
                      "seconds": fit_seconds, "forecast_seconds": forecast_seconds}}
     if has_classical():
         classical = model.forecast(fitted, context, at=split.test_t, samples=samples, seed=0, part="classical")
@@ -91,13 +92,14 @@ def model_scores(fitted: model.FittedModel, split: Split, channels: tuple[str, .
     return out
 
 
-def interpolation_mse(fitted: model.FittedModel, split: Split, channels: tuple[str, ...], samples: int) -> float:
+def interpolation_mse(fitted: model.FittedModel, split: Split, channels: tuple[str, ...], samples: int,
+                      key: str | None = None) -> float:
     """MSE (protocol units) of the model's mean at each held-out time, each query's context the training points
     within ±context_seconds/2 of it (at least 2)."""
     requests = []
     for t in split.held_t:
         idx = nearby(split.train_t, t, fitted.context_seconds / 2)
-        ctx = model.Sequence(split.train_t[idx], split.train_x[idx], channels)
+        ctx = model.Sequence(split.train_t[idx], split.train_x[idx], channels, key)
         requests.append((ctx, np.array([t]), min(t, float(ctx.times[0]))))  # start: a query before its context
     means = []
     for i in range(0, len(requests), INTERP_BATCH):
