@@ -193,10 +193,12 @@ def horizon_text(horizon_s: float) -> str:
 
 
 def make_plan(version: ReadyVersion, t_us: TimesUs, values: FloatArray, at_us: TimesUs,
-              warnings: list[str] | tuple[str, ...] = ()) -> Plan:
-    """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in version.channels order)."""
+              warnings: list[str] | tuple[str, ...] = (), key: str | None = None) -> Plan:
+    """Build the model's input from context (t_us (T,) int64 sorted, values (T, C) in version.channels order);
+    key: the stored series it comes from (a version trained on several series forecasts each with its own
+    classical component), None for observations sent in a request."""
     origin = int(t_us[0])
-    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=version.channels)
+    context = model.Sequence(times=(t_us - origin) / US_PER_S, values=values, channels=version.channels, key=key)
     unique_us, inverse = np.unique(at_us, return_inverse=True)
     return Plan(version=version, context=context, at_us=at_us, unique_s=(unique_us - origin) / US_PER_S,
                 inverse=inverse, origin_us=origin, last_us=int(t_us[-1]), warnings=tuple(warnings))
@@ -245,7 +247,7 @@ def plan_series(engine: Engine, key: str, spec: TimeSpec, *, name: str | None, v
                                                          f"{MAX_CONTEXT_POINTS}: ask for later times or a shorter "
                                                          "context")
         warnings = versions.version_warnings(conn, chosen)
-    return make_plan(chosen, t_us, values, at_us, warnings)
+    return make_plan(chosen, t_us, values, at_us, warnings, key)
 
 
 def plan_inline(engine: Engine, observations: object, spec: TimeSpec, *, name: str, version: int | None,

@@ -119,7 +119,7 @@ def load_sequences(engine: Engine, series_keys: list[str], channels: list[str], 
             train.append(Sequence(times[head], values[head], tuple(channels)))
             validation.append(Sequence(times[~head], values[~head], tuple(channels)))
         else:
-            train.append(Sequence(times, values, tuple(channels)))
+            train.append(Sequence(times, values, tuple(channels), record.key))
     return train, validation
 
 
@@ -223,7 +223,8 @@ def _statistics(fitted: FittedModel) -> dict[str, Any]:
 
 def _metrics(fitted: FittedModel) -> dict[str, Any]:
     """From the fit history. Local frame: `steps_run`, `val_mae` of the kept weights (the best validation score),
-    `best_step`, `last_val_mae`, `component` (the classical part chosen from the data) and `backtest`, the model's
+    `best_step`, `last_val_mae`, `component` (the classical part chosen from the data; on several series the shared
+    one, and `series_components` those series whose own differs) and `backtest`, the model's
     own backtest against the baselines (forecasts read it to warn when this version loses). Global frame: fit keeps
     the weights of the best epoch: `val_mse` is that epoch's score, `last_val_mse` the final epoch's, `epochs_run`."""
     history: list[Mapping[str, Any]] = list(fitted.history or [])  # StepRecords (local frame) or EpochRecords
@@ -233,6 +234,9 @@ def _metrics(fitted: FittedModel) -> dict[str, Any]:
                                "backtest": _json_safe(backtest)}
         if fitted.component is not None:  # what the data chose: seasons, context, trend...
             out["component"] = _json_safe(fitted.component.to_dict())
+        if fitted.components:  # several series: the ones whose own cut-offs chose another component
+            out["series_components"] = {key: _json_safe(c.to_dict()) for key, c in fitted.components.items()
+                                        if c != fitted.component}
         scored = [h for h in history if h.get("val_mae") is not None and math.isfinite(h["val_mae"])]
         if history:
             out["train_loss"] = _finite_or_none(history[-1].get("loss"))

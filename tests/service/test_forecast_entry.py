@@ -141,6 +141,7 @@ def test_a_plan_reads_everything_on_one_connection(engine: Engine, room: np.ndar
         event.remove(engine, "engine_connect", count)
     assert len(checkouts) == 2  # one each
     assert plan.version.name == inline.version.name == "toy"
+    assert plan.context.key == "room" and inline.context.key is None  # a stored series' own component, if any
     assert plan.last_us == inline.last_us == T0 + int(round(t[-1] * S))
 
 

@@ -92,6 +92,32 @@ def test_the_local_frame_gives_fit_each_series_whole(engine: Engine, settings: S
     assert version.stats["train_sequences"] == 1 and version.stats["validation_sequences"] == 0
 
 
+def test_several_series_train_one_model_with_each_series_named(engine: Engine, settings: Settings,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each series reaches fit under its key (fit chooses a component per named series); the version's metrics
+    hold the shared component and, by key, those series whose own differs from it."""
+    seen = {}
+    real_fit = trainer.fit
+
+    def spy(sequences, config, *, validation=None, **kwargs):
+        seen["keys"] = [s.key for s in sequences]
+        fitted = real_fit(sequences, config, validation=validation, **kwargs)
+        seen["components"] = fitted.components
+        return fitted
+
+    monkeypatch.setattr(trainer, "fit", spy)
+    add_series(engine, "room-1", ("a",), n=100, seed=7)
+    add_series(engine, "room-2", ("a",), n=100, seed=8)
+    job = _job(engine, ["room-1", "room-2"], frame="local", train_steps=2, time_limit=60.0)
+    assert _run(engine, settings, job) == "succeeded"
+    assert seen["keys"] == ["room-1", "room-2"] and set(seen["components"]) == {"room-1", "room-2"}
+    metrics = registry.get_version(engine, "rooms", 1).metrics
+    shared = from_bytes(registry.read_artifact(engine, "rooms", 1)).component
+    assert metrics["component"] == shared.to_dict()
+    assert metrics.get("series_components", {}) == {k: c.to_dict() for k, c in seen["components"].items()
+                                                     if c.to_dict() != metrics["component"]}
+
+
 def test_a_doubled_message_runs_the_job_once(engine: Engine, settings: Settings) -> None:
     add_series(engine, "room-1", seed=4)
     job = _job(engine, ["room-1"], epochs=1)

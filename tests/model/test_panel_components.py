@@ -1,0 +1,105 @@
+"""A model of several named series: one network, a classical component per series where the series' own cut-offs
+clearly prefer one to the component shared by the panel."""
+
+import numpy as np
+import pytest
+
+import model.backtest
+from model import InputError, ModelConfig, Sequence, fit, forecast, from_bytes, to_bytes
+from model.backtest import STAYS, candidates_of, choose_component, cutoffs_of, history_cutoffs
+from model.frame import SCALE_FLOOR, frame_of
+from model.local import OWN_COMPONENTS, choose_sizes
+
+HOUR = 3600.0
+DAY = 24 * HOUR
+T0 = 1.7e9
+
+
+def cycle(key: str | None = "cycle") -> Sequence:
+    """Hourly, 60% kept: a steady daily cycle with a little noise."""
+    rng = np.random.default_rng(1)
+    t = T0 + np.arange(24 * 30) * HOUR
+    keep = rng.random(t.size) < 0.6
+    x = 10 + 3 * np.sin(2 * np.pi * t / DAY) + 0.1 * rng.normal(size=t.size)
+    return Sequence(t[keep], x[keep], ("v",), key)
+
+
+def walk(key: str | None = "walk") -> Sequence:
+    """Hourly, 60% kept: a random walk (the last value is the best forecast)."""
+    rng = np.random.default_rng(2)
+    t = T0 + np.arange(24 * 30) * HOUR
+    keep = rng.random(t.size) < 0.6
+    return Sequence(t[keep], 10 + np.cumsum(rng.normal(size=t.size))[keep], ("v",), key)
+
+
+CONFIG = ModelConfig(frame="local", horizon=2 * DAY, train_steps=4, latent_dim=2, hidden_dim=8, units=8,
+                     batch_size=8, gradient="backprop")
+
+
+@pytest.fixture(scope="module")
+def panel():
+    return fit([cycle(), walk()], CONFIG)
+
+
+def test_each_named_series_keeps_the_component_its_own_cutoffs_prefer(panel):
+    own = panel.components
+    assert set(own) == {"cycle", "walk"}
+    assert own["cycle"].seasons and own["cycle"].persistence < panel.horizon, own["cycle"]  # the daily cycle
+    assert own["walk"].persistence >= panel.horizon / 2, own["walk"]  # the last residual carries: the last value
+    assert own["cycle"] != panel.component  # the panel's shared choice keeps the walk's last value
+    assert panel.context_seconds >= max(c.context for c in (panel.component, *own.values()))
+    assert all(c.blend == panel.component.blend for c in own.values())  # one network, one blend
+
+
+def test_a_context_is_forecast_with_its_series_component_and_any_other_with_the_shared_one(panel):
+    floor = SCALE_FLOOR * panel.normaliser.std
+    for key in ("cycle", "walk", None, "never-trained"):
+        series = walk(key) if key != "cycle" else cycle(key)
+        at = series.times[-1] + np.array([HOUR, DAY])
+        got = forecast(panel, series, at, part="classical").mean
+        component = panel.components.get(key, panel.component) if key else panel.component
+        np.testing.assert_allclose(got, frame_of(component, series.times, series.values, floor).classical(at))
+    at = cycle().times[-1] + np.array([HOUR, DAY])
+    assert not np.allclose(forecast(panel, cycle("cycle"), at, part="classical").mean,
+                           forecast(panel, cycle(None), at, part="classical").mean)  # the key chooses the answer
+
+
+def test_panel_components_round_trip_through_bytes(panel):
+    again = from_bytes(to_bytes(panel))
+    assert again.components == panel.components and again.component == panel.component
+    series = cycle()
+    at = series.times[-1] + np.array([60.0, DAY])
+    np.testing.assert_array_equal(forecast(again, series, at, samples=8, seed=3).quantiles,
+                                  forecast(panel, series, at, samples=8, seed=3).quantiles)
+
+
+def test_a_series_own_choice_must_clearly_beat_the_shared_one(monkeypatch):
+    """On a random walk a level that never fades is a poor forecast: its own choice replaces it, unless the margin
+    asks for more than any choice can give."""
+    series = walk()
+    sizes = choose_sizes([series], CONFIG)
+    cuts, _, _ = cutoffs_of([series], sizes, np.random.default_rng(0))
+    past, std = history_cutoffs([series], sizes), np.std(series.values, axis=0)
+    own = choose_component([series], cuts, past, sizes, std)
+    poor = next(c for c in candidates_of(sizes) if c.persistence == 0 and c.half_life >= STAYS * c.context
+                and not c.trend and not c.seasons)
+    assert choose_component([series], cuts, past, sizes, std, shared=poor) == own
+    assert choose_component([series], cuts, past, sizes, std, shared=own) == own
+    monkeypatch.setattr(model.backtest, "OWN_MARGIN", 1e-9)
+    assert choose_component([series], cuts, past, sizes, std, shared=poor) == poor
+
+
+def test_one_series_or_unnamed_series_share_one_component():
+    assert fit([cycle()], CONFIG).components == {}
+    assert fit([cycle(None), walk(None)], CONFIG).components == {}
+    assert OWN_COMPONENTS >= 50  # the panels the service is documented to treat one by one
+
+
+def test_keys_are_checked():
+    with pytest.raises(InputError, match="key 'a' is given to more than one"):
+        fit([cycle("a"), walk("a")], CONFIG)
+    with pytest.raises(InputError, match="key must be a non-empty string"):
+        Sequence([0.0, 1.0], [1.0, 2.0], ("v",), "")
+    with pytest.raises(InputError, match="key must be a non-empty string"):
+        Sequence([0.0, 1.0], [1.0, 2.0], ("v",), 7)  # type: ignore[arg-type]
+    assert cycle("k").select(("v",)).key == "k"
