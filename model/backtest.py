@@ -191,8 +191,9 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                 s = sequences[c.series]
                 frame = frame_of(fitted_part, s.times[:c.end + 1], s.values[:c.end + 1], floor)
                 at, truth = s.times[c.future], s.values[c.future]
+                base = frame.base(at)  # WindowFrame.classical, its shared part computed once
                 for i in members:
-                    forecast = dataclasses.replace(frame, component=candidates[i]).classical(at)
+                    forecast = base + dataclasses.replace(frame, component=candidates[i]).residual(at) * frame.scale
                     errors[i][k].append(np.abs(forecast - truth) / std)
     scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
     best = int(np.nanargmin(scores))

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import model.backtest
+import model.local
 from model import InputError, ModelConfig, Sequence, fit, forecast, from_bytes, to_bytes
 from model.backtest import STAYS, candidates_of, choose_component, cutoffs_of, history_cutoffs
 from model.frame import SCALE_FLOOR, frame_of
-from model.local import OWN_COMPONENTS, choose_sizes
+from model.local import OWN_COMPONENTS, choose_sizes, own_components
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -89,10 +90,15 @@ def test_a_series_own_choice_must_clearly_beat_the_shared_one(monkeypatch):
     assert choose_component([series], cuts, past, sizes, std, shared=poor) == poor
 
 
-def test_one_series_or_unnamed_series_share_one_component():
-    assert fit([cycle()], CONFIG).components == {}
-    assert fit([cycle(None), walk(None)], CONFIG).components == {}
-    assert OWN_COMPONENTS >= 50  # the panels the service is documented to treat one by one
+def test_one_series_unnamed_series_or_too_many_share_one_component(monkeypatch):
+    sizes = choose_sizes([cycle(), walk()], CONFIG)
+    shared, std = candidates_of(sizes)[0], np.ones(1)
+    assert own_components([cycle()], shared, sizes, std, 0) == {}
+    assert own_components([cycle(None), walk(None)], shared, sizes, std, 0) == {}
+    assert set(own_components([cycle(), walk(None)], shared, sizes, std, 0)) == {"cycle"}
+    assert OWN_COMPONENTS == 100  # the panel size the service's documentation names
+    monkeypatch.setattr(model.local, "OWN_COMPONENTS", 1)
+    assert own_components([cycle(), walk()], shared, sizes, std, 0) == {}
 
 
 def test_keys_are_checked():
