@@ -56,7 +56,7 @@ ENCODER_POINTS = 96  # the encoder reads about this many of the newest points of
 POOL = 2048  # windows drawn once; batches are drawn from them at random
 EVALUATIONS = 30  # validation scores over a run (early stopping picks the best)
 MAX_HISTORY = 240  # cut-offs over the whole history added to the validation ones (component choice, bands)
-OWN_COMPONENTS = 100  # a model of at most this many named series chooses a component per series (~2 s each)
+OWN_COMPONENTS = 50  # a model of at most this many named series chooses a component per series (~2 s each)
 
 
 @dataclass(frozen=True)

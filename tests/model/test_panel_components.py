@@ -96,7 +96,7 @@ def test_one_series_unnamed_series_or_too_many_share_one_component(monkeypatch):
     assert own_components([cycle()], shared, sizes, std, 0) == {}
     assert own_components([cycle(None), walk(None)], shared, sizes, std, 0) == {}
     assert set(own_components([cycle(), walk(None)], shared, sizes, std, 0)) == {"cycle"}
-    assert OWN_COMPONENTS == 100  # the panel size the service's documentation names
+    assert OWN_COMPONENTS == 50  # the panel size the service's documentation names
     monkeypatch.setattr(model.local, "OWN_COMPONENTS", 1)
     assert own_components([cycle(), walk()], shared, sizes, std, 0) == {}
 
