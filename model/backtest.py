@@ -197,8 +197,8 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                     errors[i][k].append(np.abs(forecast - truth) / std)
     scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
     best = int(np.nanargmin(scores))
-    if shared is not None and shared in candidates and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
-        return shared
+    if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
+        return shared  # (a `shared` that is not a candidate is a caller's error: ValueError)
     return candidates[best]
 
 

@@ -112,13 +112,13 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     shared = choose_component(sequences, cutoffs, past, sizes, norm.std)
     component = choose_inside(sequences, shared, norm.std)
     own = own_components(sequences, shared, sizes, norm.std, config.seed)
-    pool = _pool(sequences, limits, component, own, sizes, norm, floor, rng)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         network = LatentODE(len(channels), config).to(device)
     fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
                          context_seconds=max(c.context for c in (component, *own.values())), component=component,
                          components=own)
+    pool = _pool(sequences, limits, fitted, sizes, floor, rng)
     history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
     blend = choose_blend(fitted, sequences, cutoffs)
@@ -154,12 +154,12 @@ def own_components(sequences: list[Sequence], shared: Component, sizes: Sizes, s
     return out
 
 
-def _pool(sequences: list[Sequence], limits: list[float], component: Component, own: dict[str, Component],
-          sizes: Sizes, norm: Normaliser, floor: FloatArray, rng: np.random.Generator) -> list[Example]:
+def _pool(sequences: list[Sequence], limits: list[float], fitted: FittedModel, sizes: Sizes, floor: FloatArray,
+          rng: np.random.Generator) -> list[Example]:
     """POOL training windows: a sequence chosen in proportion to its usable span, an end time uniform in it; each
     window's context is the points up to its end, its targets every point from encoder span before to horizon after
-    it (none past the sequence's limit), all in the window's own frame (the series' own component where `own` has
-    one, else `component`) and model time."""
+    it (none past the sequence's limit), all in the window's own frame (the component a forecast of that series
+    uses: fitted.component_for) and model time."""
     usable = np.array([max(limit - s.times[0] - sizes.encoder / 2, 0.0) for s, limit in zip(sequences, limits,
                                                                                             strict=True)])
     weights = usable / usable.sum() if usable.sum() > 0 else np.full(len(sequences), 1 / len(sequences))
@@ -170,12 +170,13 @@ def _pool(sequences: list[Sequence], limits: list[float], component: Component, 
         end = int(np.searchsorted(s.times, end_time, side="right")) - 1
         if end < 1:
             continue
-        mine = component if s.key is None else own.get(s.key, component)
-        frame = frame_of(mine, s.times[:end + 1], s.values[:end + 1], floor)
+        component = fitted.component_for(s.key)
+        assert component is not None  # fit_local's model has one
+        frame = frame_of(component, s.times[:end + 1], s.values[:end + 1], floor)
         origin = frame.end - sizes.encoder
         inside = (s.times >= origin) & (s.times <= min(frame.end + sizes.horizon, limit))
         t, x = s.times[inside], frame.to_local(s.times[inside], s.values[inside])
-        model_t = norm.model_time(t, origin)
+        model_t = fitted.normaliser.model_time(t, origin)
         seen = t <= frame.end
         if seen.sum() < 1 or t.size < 2:
             continue

@@ -116,7 +116,7 @@ def load_sequences(engine: Engine, series_keys: list[str], channels: list[str], 
         cut = times[0] + (1 - VALIDATION_FRACTION) * (times[-1] - times[0])
         head = times < cut
         if holdout and head.sum() >= 2 and (~head).sum() >= 2:
-            train.append(Sequence(times[head], values[head], tuple(channels)))
+            train.append(Sequence(times[head], values[head], tuple(channels), record.key))
             validation.append(Sequence(times[~head], values[~head], tuple(channels)))
         else:
             train.append(Sequence(times, values, tuple(channels), record.key))
