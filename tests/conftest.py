@@ -103,7 +103,11 @@ def anon_client(settings: Settings) -> Iterator[TestClient]:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """The type check runs beside the suite from here on when the run holds it (tests/typecheck.py)."""
+    """The type check runs beside the suite from here on when the run holds it (tests/typecheck.py). Not in a
+    pytest-xdist worker: each worker collects every test but runs only some; the one given the type test starts
+    mypy then, beside the other worker's tests."""
+    if hasattr(session.config, "workerinput"):
+        return
     if importlib.util.find_spec("mypy") is not None and any(item.nodeid == typecheck.TEST for item in session.items):
         typecheck.start(session.config)
 

@@ -18,7 +18,7 @@ def test_mypy_finds_nothing(request: pytest.FixtureRequest) -> None:
     assert settings["strict"] is True and settings["files"] == ["model", "service"]
     assert "ignore-without-code" in settings["enable_error_code"]  # every type: ignore names what it hides
     check = request.config.stash.get(typecheck.KEY, None)
-    if check is None:  # collected another way than the conftest hook knows (e.g. a node id with a parameter)
+    if check is None:  # a pytest-xdist worker (the conftest hook starts nothing there), or another collection
         typecheck.start(request.config)
         check = request.config.stash[typecheck.KEY]
     status, out, err = check.verdict()
