@@ -5,7 +5,6 @@ creates its own database beside it, migrates it once and truncates the tables be
 never meet. Without a server the PostgreSQL cases skip locally and fail under CI=true.
 """
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from service.config import Settings
 from service.storage import keys
 from service.storage.db import make_engine, migrate
 from service.storage.tables import metadata_obj
-from tests import typecheck
 
 POSTGRES_URL = os.environ.get("LATENTCAST_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = tuple(t.name for t in metadata_obj.sorted_tables)  # every table of the schema, emptied per test
@@ -100,20 +98,3 @@ def anon_client(settings: Settings) -> Iterator[TestClient]:
     """An in-process client with no API key."""
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """The type check runs beside the suite from here on when the run holds it (tests/typecheck.py). Not in a
-    pytest-xdist worker: each worker collects every test but runs only some; the one given the type test starts
-    mypy then, beside the other worker's tests."""
-    if hasattr(session.config, "workerinput"):
-        return
-    if importlib.util.find_spec("mypy") is not None and any(item.nodeid == typecheck.TEST for item in session.items):
-        typecheck.start(session.config)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    check = session.config.stash.get(typecheck.KEY, None)
-    if check is not None:
-        check.stop()
-
