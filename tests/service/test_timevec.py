@@ -164,3 +164,37 @@ def test_json_text_it_cannot_read_in_place_is_declined() -> None:
     raw = json.dumps(usual, separators=(",", ":")).encode()
     assert parse_json_strings(raw, 3) is None and parse_json_strings(raw, 5) is None  # not n strings
     assert parse_json_strings(b"[]", 0) is None and parse_json_strings(raw[:-1], 4) is None
+
+
+def test_numpy_layout_agrees_with_the_plain_one() -> None:
+    # The common layouts go through numpy's ISO 8601 parser after a check of every character; `_layout`, the plain
+    # version, is its oracle: same µs whenever numpy's answers, and numpy's declines only a list with a bad row.
+    from service.times.timevec import _layout, _layout_numpy
+
+    rng = random.Random(5)
+    for frac in (0, 1, 3, 6):
+        for tz in ("Z", "+05:30", "-11:00"):
+            texts = []
+            for _ in range(200):
+                text = format_time(rng.randint(MIN_US + 86_400_000_000, MAX_US - 86_400_000_000))
+                texts.append(text[:19] + ("." + text[20:20 + frac] if frac else "") + tz)
+            for bad in range(40):  # the first list all valid; then one character changed in one row
+                rows = list(texts)
+                if bad:
+                    i, pos = rng.randrange(len(rows)), rng.randrange(len(rows[0]))
+                    rows[i] = rows[i][:pos] + rng.choice("0123456789:-+.TZ /a\"") + rows[i][pos + 1:]
+                layout = (len(rows[0]), frac > 0, tz == "Z")
+                if any(((row[19] == ".") != layout[1]) or ((row[-1] in "Zz") != layout[2]) for row in rows):
+                    continue  # a row of another layout: `_by_layout` reads it apart from the others
+                codes = np.frombuffer("".join(rows).encode(), np.uint8).reshape(len(rows), len(rows[0]))
+                plain_us, plain_ok = _layout(codes, *layout)
+                fast = _layout_numpy(codes, *layout)
+                if fast is None and plain_ok.all():  # "t" or " " between date and time: left to the plain one
+                    assert any(row[10] != "T" for row in rows)
+                    continue
+                assert (fast is not None) == bool(plain_ok.all()), rows
+                if fast is not None:
+                    assert fast.tolist() == plain_us.tolist()
+                    if not bad:
+                        assert [format_time(int(x)) for x in fast[:3]] == [
+                            format_time(parse_time(t)) for t in rows[:3]]
