@@ -49,6 +49,17 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
     return days
 
 
+def _zone(chars: np.ndarray, digits: np.ndarray, tz: int) -> tuple[np.ndarray, np.ndarray]:
+    """(µs east of UTC, ok) of the "±hh:mm" zone at position tz; chars: (position, N) code points, digits: the same
+    less 48 (as `_number` reads them)."""
+    sign = chars[tz]
+    ok = ((sign == ord("+")) | (sign == ord("-"))) & (chars[tz + 3] == ord(":"))
+    oh, good_h = _number(digits, tz + 1, 2)
+    om, good_m = _number(digits, tz + 4, 2)
+    ok &= good_h & good_m & (oh <= 23) & (om <= 59)
+    return np.where(sign == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S, ok
+
+
 def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple[np.ndarray, np.ndarray]:
     """Parse rows that all share one layout: (µs, ok). Rows not ok are left to the scalar parser."""
     n = len(codes)
@@ -83,13 +94,10 @@ def _layout(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) -> tuple
             frac_us, rest = np.divmod(frac, 10 ** (n_digits - 6))
             half = 5 * 10 ** (n_digits - 7)
             us += frac_us + ((rest > half) | ((rest == half) & (frac_us % 2 == 1)))
-    tz = 19 + frac_len
     if not has_z:
-        ok &= ((chars[tz] == ord("+")) | (chars[tz] == ord("-"))) & (chars[tz + 3] == ord(":"))
-        oh, good_h = _number(digits, tz + 1, 2)
-        om, good_m = _number(digits, tz + 4, 2)
-        ok &= good_h & good_m & (oh <= 23) & (om <= 59)
-        us -= np.where(chars[tz] == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S
+        shift, good = _zone(chars, digits, 19 + frac_len)
+        ok &= good
+        us -= shift
     ok &= (us >= MIN_US) & (us <= MAX_US)
     return us, ok
 
@@ -142,17 +150,11 @@ def _layout_numpy(codes: np.ndarray, length: int, has_dot: bool, has_z: bool) ->
     except ValueError:  # a field out of range
         return None
     if not has_z:
-        chars = codes[:, head:]
-        sign = chars[:, 0]
-        if not (((sign == ord("+")) | (sign == ord("-"))).all() and (chars[:, 3] == ord(":")).all()):
+        chars = np.ascontiguousarray(codes[:, head:].T)  # (position, N), as _zone reads them
+        shift, ok = _zone(chars, chars.astype(np.int16) - 48, 0)
+        if not ok.all():
             return None
-        digits = chars[:, [1, 2, 4, 5]].astype(np.int64) - 48
-        if not ((digits >= 0) & (digits <= 9)).all():
-            return None
-        oh, om = digits[:, 0] * 10 + digits[:, 1], digits[:, 2] * 10 + digits[:, 3]
-        if not ((oh <= 23) & (om <= 59)).all():
-            return None
-        us -= np.where(sign == ord("+"), 1, -1) * (oh * 60 + om) * 60 * US_PER_S
+        us -= shift
     if not ((us >= MIN_US) & (us <= MAX_US)).all():
         return None
     return us
