@@ -176,6 +176,8 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     series, while the newest cut-offs keep it close to how the series behaves now. A choice made on one series'
     few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
     candidates = candidates_of(sizes)
+    if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
+        candidates.append(shared)
     sets = [c for c in (cutoffs, history) if c]
     if not sets:
         return candidates[len(candidates) // 2]
@@ -198,7 +200,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
     best = int(np.nanargmin(scores))
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
-        return shared  # (a `shared` that is not a candidate is a caller's error: ValueError)
+        return shared
     return candidates[best]
 
 

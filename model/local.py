@@ -44,7 +44,7 @@ from model.fitted import FittedModel, StepRecord, resolve_device
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
-__all__ = ["fit_local", "choose_sizes", "own_components", "OWN_COMPONENTS"]
+__all__ = ["fit_local", "choose_sizes", "own_components", "own_sizes", "OWN_COMPONENTS"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -111,7 +111,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
         past = [past[i] for i in sorted(rng.choice(len(past), MAX_HISTORY, replace=False))]
     shared = choose_component(sequences, cutoffs, past, sizes, norm.std)
     component = choose_inside(sequences, shared, norm.std)
-    own = own_components(sequences, shared, sizes, norm.std, config.seed)
+    own = own_components(sequences, shared, sizes, norm.std, config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         network = LatentODE(len(channels), config).to(device)
@@ -133,25 +133,35 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
 
 
 def own_components(sequences: list[Sequence], shared: Component, sizes: Sizes, std: FloatArray,
-                   seed: int) -> dict[str, Component]:
+                   config: ModelConfig) -> dict[str, Component]:
     """For two to OWN_COMPONENTS sequences, each named one's (Sequence.key) own classical component: chosen among
-    the same candidates as the shared one (`shared`, as choose_component gave it), on that series' own validation
-    and history cut-offs alone, and taken only where it clearly beats the shared one there (OWN_MARGIN); {}
-    otherwise.
+    the candidates of its own sizes (own_sizes: its own seasons and context) and the shared one (`shared`, as
+    choose_component gave it), on that series' own validation and history cut-offs alone, and taken only where it
+    clearly beats the shared one there (OWN_MARGIN); {} otherwise.
 
     Series that share dynamics need not share a level, a trend or seasons: with one component for a whole panel
-    (its choice pooled over every series' cut-offs), a series whose trend turns gets the panel's trend. The network
-    is still one, trained on every series' residuals in its own frame. Past OWN_COMPONENTS series the choice would
+    (its choice pooled over every series' cut-offs), a series whose trend turns gets the panel's trend, and a
+    season found on the panel as a whole is offered to every series whether it shows it or not. The network is
+    still one, trained on every series' residuals in its own frame. Past OWN_COMPONENTS series the choice would
     cost minutes (each series tries every candidate on its cut-offs), and every series takes the shared one."""
     if not 2 <= len(sequences) <= OWN_COMPONENTS:
         return {}
     out = {}
     for s in sequences:
         if s.key is not None:
-            cutoffs, _, _ = cutoffs_of([s], sizes, np.random.default_rng(seed))  # one series: fewer than MAX_CUTOFFS
-            chosen = choose_component([s], cutoffs, history_cutoffs([s], sizes), sizes, std, shared)
+            mine = own_sizes(s, sizes, config)
+            cutoffs, _, _ = cutoffs_of([s], mine, np.random.default_rng(config.seed))  # fewer than MAX_CUTOFFS
+            chosen = choose_component([s], cutoffs, history_cutoffs([s], mine), mine, std, shared)
             out[s.key] = choose_inside([s], chosen, std)
     return out
+
+
+def own_sizes(sequence: Sequence, sizes: Sizes, config: ModelConfig) -> Sizes:
+    """One series' sizes inside a model of several (`sizes`): its own seasons and context, as a model of that
+    series alone would choose them (or the config's, where given), with the model's horizon and encoder span,
+    which the one network shares."""
+    mine = choose_sizes([sequence], dataclasses.replace(config, horizon=sizes.horizon))
+    return dataclasses.replace(mine, encoder=sizes.encoder)
 
 
 def _pool(sequences: list[Sequence], limits: list[float], fitted: FittedModel, sizes: Sizes, floor: FloatArray,

@@ -1,6 +1,8 @@
 """A model of several named series: one network, a classical component per series where the series' own cut-offs
 clearly prefer one to the component shared by the panel."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ import model.local
 from model import InputError, ModelConfig, Sequence, fit, forecast, from_bytes, to_bytes
 from model.backtest import STAYS, candidates_of, choose_component, cutoffs_of, history_cutoffs
 from model.frame import SCALE_FLOOR, frame_of
-from model.local import OWN_COMPONENTS, choose_sizes, own_components
+from model.local import OWN_COMPONENTS, choose_sizes, own_components, own_sizes
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -93,12 +95,12 @@ def test_a_series_own_choice_must_clearly_beat_the_shared_one(monkeypatch):
 def test_one_series_unnamed_series_or_too_many_share_one_component(monkeypatch):
     sizes = choose_sizes([cycle(), walk()], CONFIG)
     shared, std = candidates_of(sizes)[0], np.ones(1)
-    assert own_components([cycle()], shared, sizes, std, 0) == {}
-    assert own_components([cycle(None), walk(None)], shared, sizes, std, 0) == {}
-    assert set(own_components([cycle(), walk(None)], shared, sizes, std, 0)) == {"cycle"}
+    assert own_components([cycle()], shared, sizes, std, CONFIG) == {}
+    assert own_components([cycle(None), walk(None)], shared, sizes, std, CONFIG) == {}
+    assert set(own_components([cycle(), walk(None)], shared, sizes, std, CONFIG)) == {"cycle"}
     assert OWN_COMPONENTS == 50  # the panel size the service's documentation names
     monkeypatch.setattr(model.local, "OWN_COMPONENTS", 1)
-    assert own_components([cycle(), walk()], shared, sizes, std, 0) == {}
+    assert own_components([cycle(), walk()], shared, sizes, std, CONFIG) == {}
 
 
 def test_keys_are_checked():
@@ -109,3 +111,41 @@ def test_keys_are_checked():
     with pytest.raises(InputError, match="key must be a non-empty string"):
         Sequence([0.0, 1.0], [1.0, 2.0], ("v",), 7)  # type: ignore[arg-type]
     assert cycle("k").select(("v",)).key == "k"
+
+
+def weekly(key: str | None = "weekly") -> Sequence:
+    """Hourly, 60% kept: a weekly cycle (no daily one) with a little noise."""
+    rng = np.random.default_rng(3)
+    t = T0 + np.arange(24 * 30) * HOUR
+    keep = rng.random(t.size) < 0.6
+    x = 10 + 3 * np.sin(2 * np.pi * t / (7 * DAY)) + 0.1 * rng.normal(size=t.size)
+    return Sequence(t[keep], x[keep], ("v",), key)
+
+
+def test_each_series_of_a_panel_is_offered_its_own_seasons():
+    """The panel's seasons are found on all its series together; a series whose own season is not among them
+    (here the walk's none, the weekly series' week beside three daily ones) gets candidates with its own."""
+    panel = [cycle("a"), cycle("b"), cycle("c"), weekly(), walk()]
+    sizes = choose_sizes(panel, CONFIG)
+    assert any(abs(p - DAY) < HOUR for p in sizes.seasons), sizes.seasons
+    assert not any(abs(p - 7 * DAY) < DAY / 2 for p in sizes.seasons), sizes.seasons
+    mine = own_sizes(weekly(), sizes, CONFIG)
+    assert [abs(p - 7 * DAY) < DAY / 2 for p in mine.seasons] == [True], mine.seasons
+    assert own_sizes(walk(), sizes, CONFIG).seasons == ()
+    assert (mine.horizon, mine.encoder) == (sizes.horizon, sizes.encoder)  # one network: one window
+    assert own_sizes(weekly(), sizes, dataclasses.replace(CONFIG, seasons=(DAY,))).seasons == (DAY,)
+    shared = choose_component(panel, *_cuts(panel, sizes), sizes, np.ones(1))
+    own = own_components(panel, shared, sizes, np.ones(1), CONFIG)
+    assert [abs(p - 7 * DAY) < DAY / 2 for p in own["weekly"].seasons] == [True], own["weekly"]
+    week = np.array([DAY, 3 * DAY])
+    series = weekly()
+    truth = 10 + 3 * np.sin(2 * np.pi * (series.times[-1] + week) / (7 * DAY))
+    floor = SCALE_FLOOR * np.std(series.values, axis=0)
+    errors = {name: np.abs(frame_of(c, series.times, series.values, floor).classical(series.times[-1] + week)[:, 0]
+                           - truth).max() for name, c in (("own", own["weekly"]), ("shared", shared))}
+    assert errors["own"] < 0.5 * errors["shared"], errors
+
+
+def _cuts(sequences: list[Sequence], sizes):
+    cuts, _, _ = cutoffs_of(sequences, sizes, np.random.default_rng(0))
+    return cuts, history_cutoffs(sequences, sizes)
