@@ -52,7 +52,8 @@ def model_config(args: argparse.Namespace, horizon: float) -> model.ModelConfig:
 
 def config_key(config: model.ModelConfig, samples: int) -> str:
     """A short hash of everything that changes the model's scores besides the data."""
-    text = json.dumps({"protocol": PROTOCOL, "config": config.to_dict(), "samples": samples}, sort_keys=True)
+    text = json.dumps({"protocol": PROTOCOL, "scoring": evaluate.SCORING, "config": config.to_dict(),
+                       "samples": samples}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -25,9 +25,10 @@ from benchmarks.realdata.protocol import (
     spread_ratio,
 )
 
-__all__ = ["score", "baseline_scores", "fit_model", "model_scores", "MODEL_METHODS", "INTERP_BATCH"]
+__all__ = ["score", "baseline_scores", "fit_model", "model_scores", "MODEL_METHODS", "INTERP_BATCH", "SCORING"]
 
 MODEL_METHODS = ("model", "classical", "panel")  # the rest are baselines
+SCORING = "service-context/1"  # part of the model's cache key: change it when the model's scoring changes
 INTERP_BATCH = 256  # interpolation queries per forecast_batch call (memory: queries x samples trajectories)
 Z90 = 1.6448536269514722  # a normal's 95% quantile: mean ± Z90 std is a 90% band
 
@@ -75,9 +76,10 @@ def has_classical() -> bool:
 def model_scores(fitted: model.FittedModel, split: Split, channels: tuple[str, ...], samples: int,
                  fit_seconds: float, key: str | None = None) -> dict[str, dict]:
     """The model's forecast scores with its interpolation MSE at the held-out points, and, where model.forecast
-    offers it, its classical part's ("classical", point forecast only). key: the series' name in a model trained
-    on several (its contexts carry it, as the service's do)."""
-    idx = newest(split.train_t, split.cut, fitted.context_seconds)
+    offers it, its classical part's ("classical", point forecast only). The forecast reads the context the
+    service would read for the series (protocol.newest: the model's context before the newest training point).
+    key: the series' name in a model trained on several (its contexts carry it, as the service's do)."""
+    idx = newest(split.train_t, fitted.context_seconds)
     context = model.Sequence(split.train_t[idx], split.train_x[idx], channels, key)
     started = time.perf_counter()
     forecast = model.forecast(fitted, context, at=split.test_t, samples=samples, quantiles=(0.05, 0.5, 0.95),

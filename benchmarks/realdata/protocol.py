@@ -154,10 +154,10 @@ def nearby(t: np.ndarray, at: float, half_width: float, minimum: int = 2) -> np.
     return np.sort(np.argsort(np.abs(t - at), kind="stable")[:minimum])
 
 
-def newest(t: np.ndarray, end: float, seconds: float, minimum: int = 2) -> np.ndarray:
-    """Indices of the times in t (n,) sorted seconds within `seconds` before `end`; the `minimum` newest where
-    fewer fall inside."""
-    inside = np.flatnonzero((t >= end - seconds) & (t <= end))
-    if inside.size >= minimum:
-        return inside
-    return np.arange(max(t.size - minimum, 0), t.size)
+def newest(t: np.ndarray, seconds: float, minimum: int = 2) -> np.ndarray:
+    """Indices of the context the service reads for a forecast of a stored series (service/forecasting): the times
+    in t (n,) sorted seconds within `seconds` of the newest one, and the last one at or before that start (the
+    service starts its read there, so that the oldest stretch has a point on each side); the `minimum` newest
+    where fewer."""
+    first = max(int(np.searchsorted(t, t[-1] - seconds, side="right")) - 1, 0)
+    return np.arange(min(first, max(t.size - minimum, 0)), t.size)

@@ -130,8 +130,12 @@ def test_nearby_and_newest_fall_back_to_the_nearest_points():
     t = np.array([0.0, 10.0, 11.0, 12.0, 50.0])
     np.testing.assert_array_equal(protocol.nearby(t, 11.0, 1.5), [1, 2, 3])
     np.testing.assert_array_equal(protocol.nearby(t, 40.0, 1.0), [3, 4])
-    np.testing.assert_array_equal(protocol.newest(t, 50.0, 40.0), [1, 2, 3, 4])
-    np.testing.assert_array_equal(protocol.newest(t, 60.0, 5.0), [3, 4])
+    np.testing.assert_array_equal(protocol.newest(t, 40.0), [1, 2, 3, 4])  # 10.0 is 40 s before 50.0
+    np.testing.assert_array_equal(protocol.newest(t, 39.5), [1, 2, 3, 4])  # the last one before the start too
+    np.testing.assert_array_equal(protocol.newest(t, 38.5), [2, 3, 4])
+    np.testing.assert_array_equal(protocol.newest(t, 5.0), [3, 4])
+    np.testing.assert_array_equal(protocol.newest(t, 100.0), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(protocol.newest(t[:1], 5.0), [0])
 
 
 # --- baselines ---
