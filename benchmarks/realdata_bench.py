@@ -13,9 +13,8 @@ interpolation, the rest forecast. Model: ModelConfig(frame="local", horizon=<tes
 
 Each (data set, series, seed) is cached as JSON under benchmarks/out/realdata/ (git-ignored): the baselines keyed by
 the protocol version, the model by a hash of its config and its scoring's version (evaluate.SCORING), so changing
-the model's config never recomputes the
-baselines and an interrupted run resumes. Writes benchmarks/results/realdata.md and realdata.json for the data sets
-and seeds asked for.
+the model's config never recomputes the baselines and an interrupted run resumes. Writes
+benchmarks/results/realdata.md and realdata.json for the data sets and seeds asked for.
 """
 
 from __future__ import annotations

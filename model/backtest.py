@@ -176,11 +176,11 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     series, while the newest cut-offs keep it close to how the series behaves now. A choice made on one series'
     few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
     candidates = candidates_of(sizes)
-    if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
-        candidates.append(shared)
     sets = [c for c in (cutoffs, history) if c]
     if not sets:
         return candidates[len(candidates) // 2]
+    if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
+        candidates.append(shared)
     floor = SCALE_FLOOR * std
     # Candidates that differ only in how the residual goes on after the context share one fit per cut-off.
     fits: dict[Component, list[int]] = {}

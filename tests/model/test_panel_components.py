@@ -81,8 +81,7 @@ def test_a_series_own_choice_must_clearly_beat_the_shared_one(monkeypatch):
     asks for more than any choice can give."""
     series = walk()
     sizes = choose_sizes([series], CONFIG)
-    cuts, _, _ = cutoffs_of([series], sizes, np.random.default_rng(0))
-    past, std = history_cutoffs([series], sizes), np.std(series.values, axis=0)
+    (cuts, past), std = _cuts([series], sizes), np.std(series.values, axis=0)
     own = choose_component([series], cuts, past, sizes, std)
     poor = next(c for c in candidates_of(sizes) if c.persistence == 0 and c.half_life >= STAYS * c.context
                 and not c.trend and not c.seasons)
