@@ -154,7 +154,7 @@ def candidates_of(sizes: Sizes) -> list[Component]:
     return [
         Component(trend=damping > 0, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
                   half_life=float(h), damping=damping or sizes.horizon, context=context, encoder=sizes.encoder,
-                  persistence=float(persistence), echo=float(echo), robust=robust)
+                  persistence=float(persistence), echo=float(echo), robust=robust, log=sizes.log)
         for robust in (False, True)
         for context in contexts
         for damping, seasons, h, (persistence, echo) in itertools.product(
@@ -195,7 +195,8 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                 at, truth = s.times[c.future], s.values[c.future]
                 base = frame.base(at)  # WindowFrame.classical, its shared part computed once
                 for i in members:
-                    forecast = base + dataclasses.replace(frame, component=candidates[i]).residual(at) * frame.scale
+                    residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
+                    forecast = frame.original(base + residual * frame.scale)
                     errors[i][k].append(np.abs(forecast - truth) / std)
     scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
     best = int(np.nanargmin(scores))

@@ -4,7 +4,10 @@ A classical component (a level, optionally a damped trend, and Fourier terms of 
 weighted ridge least squares on each window's context alone; recent points weigh more (a half-life in seconds).
 The latent ODE models what the component leaves, scaled by the context's own spread:
 
-    x(t) = base(t) + scale * r(t),   base and scale from the context, r from the ODE.
+    x(t) = base(t) + scale * r(t),   base and scale from the context, r from the ODE,
+
+or, for a channel whose values are all positive (`Component.log`), log x(t) = base(t) + scale * r(t): its level,
+trend and seasons multiplicative, a growth a rate, a forecast that never falls below zero.
 
 So a forecast starts at the level of the latest observations, carries the seasons the context shows, and the
 network sees the same kind of numbers whatever the series' level or units (RevIN, Kim et al. 2022; the hybrid of
@@ -21,7 +24,7 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
-from model.arrays import FloatArray, IntArray
+from model.arrays import BoolArray, FloatArray, IntArray
 
 if TYPE_CHECKING:
     from model.data import Sequence
@@ -32,6 +35,7 @@ RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum 
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
 ROBUST_ITERATIONS = 8  # reweighted least-squares passes of a robust fit
 SCALE_FLOOR = 0.05  # a window's scale is at least this fraction of the training data's own std per channel
+MAX_LOG = 700.0  # exp of at most this on the log scale: a far band edge stays a finite number (e^709 overflows)
 
 
 class ComponentData(TypedDict):
@@ -49,6 +53,7 @@ class ComponentData(TypedDict):
     linear_inside: NotRequired[bool]
     echo: NotRequired[float]
     robust: NotRequired[bool]
+    log: NotRequired[list[bool]]
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,8 @@ class Component:
     context (chosen on the validation cut-offs: 1 = the network's alone, 0 = the classical alone; empty = 1 for
     every channel). linear_inside: between the context's observations the forecast is their linear interpolation
     (the residuals' interpolation less the component's curvature), chosen where it interpolates held-out points
-    better than the component does."""
+    better than the component does. log: per channel, whether it is fitted on the log scale (its level, trend,
+    seasons and residuals multiplicative) in a window whose values of it are all positive; empty = none."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -80,12 +86,13 @@ class Component:
     linear_inside: bool = False
     echo: float = 0.0
     robust: bool = False
+    log: tuple[bool, ...] = ()
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
-                "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust}
+                "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log)}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -95,7 +102,11 @@ class Component:
                    blend=tuple(float(w) for w in data.get("blend", ())),
                    persistence=float(data.get("persistence", 0.0)),
                    linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)),
-                   robust=bool(data.get("robust", False)))
+                   robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())))
+
+    def logs(self, channels: int) -> BoolArray:
+        """(C,) whether each channel is fitted on the log scale where its values allow."""
+        return np.asarray(self.log, dtype=bool) if self.log else np.zeros(channels, dtype=bool)
 
     def weights(self, channels: int) -> FloatArray:
         """(C,) the blend per channel."""
@@ -118,8 +129,12 @@ class Component:
 
 @dataclass(frozen=True)
 class WindowFrame:
-    """One window's frame: coef (p, C) of the component, scale (C,), the end (s) of its context, and the context's
-    residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed)."""
+    """One window's frame: coef (p, C) of the component, scale (C,), the end (s) of its context, the context's
+    residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed) and logged (C,): the channels
+    fitted on the log scale in this window (the component's, where the context's values are all positive).
+
+    base, scale, coef and the residuals are on the fitted scale (the log of the values for a logged channel);
+    classical, to_local and to_original take and give original units."""
 
     component: Component
     coef: FloatArray
@@ -127,10 +142,32 @@ class WindowFrame:
     end: float
     knot_t: FloatArray
     knot_r: FloatArray
+    logged: BoolArray
 
     def base(self, times: FloatArray) -> FloatArray:
-        """(n, C) the classical component at `times` (s)."""
+        """(n, C) the classical component at `times` (s), on the fitted scale."""
         return self.component.columns(np.asarray(times, dtype=np.float64), self.end) @ self.coef
+
+    def fitted_scale(self, values: FloatArray) -> FloatArray:
+        """Values (..., C) in original units -> the fitted scale (a non-positive value of a logged channel: NaN)."""
+        out = np.array(values, dtype=np.float64)
+        if self.logged.any():
+            x = out[..., self.logged]
+            out[..., self.logged] = np.log(np.where(x > 0, x, np.nan))
+        return out
+
+    def original(self, values: FloatArray) -> FloatArray:
+        """Values (..., C) on the fitted scale -> original units."""
+        out = np.array(values, dtype=np.float64)
+        if self.logged.any():
+            out[..., self.logged] = np.exp(np.minimum(out[..., self.logged], MAX_LOG))
+        return out
+
+    def spread_to_original(self, times: FloatArray, local_mean: FloatArray, local_std: FloatArray) -> FloatArray:
+        """A std (U, C) in local units around local_mean (U, C) -> original units (on a logged channel to first
+        order: the std on the log scale times the value)."""
+        std = local_std * self.scale
+        return np.where(self.logged, std * self.to_original(times, local_mean), std)
 
     def residual(self, times: FloatArray) -> FloatArray:
         """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
@@ -146,9 +183,13 @@ class WindowFrame:
                 continue
             t, r = self.knot_t[seen], self.knot_r[seen, c]
             inside = np.interp(times, t, r)
-            if base_at is not None:  # the values' own line between neighbours, in local units
+            if base_at is not None:  # the values' own line between neighbours (in original units), in local units
                 knots = self.base(t)[:, c] + r * self.scale[c]
-                inside = (np.interp(times, t, knots) - base_at[:, c]) / self.scale[c]
+                if self.logged[c]:
+                    line = np.log(np.interp(times, t, np.exp(np.minimum(knots, MAX_LOG))))
+                else:
+                    line = np.interp(times, t, knots)
+                inside = (line - base_at[:, c]) / self.scale[c]
             if self.component.echo > 0:
                 period = self.component.echo
                 back = np.ceil(np.maximum(times - t[-1], 0.0) / period) * period
@@ -160,21 +201,23 @@ class WindowFrame:
 
     def classical(self, times: FloatArray) -> FloatArray:
         """(n, C) the whole classical forecast at `times`, original units: the component and its residual's."""
-        return self.base(times) + self.residual(times) * self.scale
+        return self.original(self.base(times) + self.residual(times) * self.scale)
 
     def to_local(self, times: FloatArray, values: FloatArray) -> FloatArray:
         """Values (n, C) in original units -> what the network sees (NaN stays NaN)."""
-        return (values - self.base(times)) / self.scale
+        return (self.fitted_scale(values) - self.base(times)) / self.scale
 
     def to_original(self, times: FloatArray, local: FloatArray) -> FloatArray:
         """Network outputs (..., n, C) at `times` -> original units."""
-        return self.base(times) + local * self.scale
+        return self.original(self.base(times) + local * self.scale)
 
 
 def frame_of(component: Component, times: FloatArray, values: FloatArray, floor: FloatArray) -> WindowFrame:
     """Fit `component` on one context: times (n,) s increasing, values (n, C) NaN = missing (points older than
-    component.context before the last are left out); floor (C,): the least scale per channel. A channel with no
-    observation keeps base 0 and the floor as its scale."""
+    component.context before the last are left out); floor (C,): the least scale per channel, original units (on
+    the log scale: the floor over the context's mean). A channel with no observation keeps base 0 and the floor as
+    its scale. A channel the component logs is fitted on the log scale where all its values here are positive,
+    else as it is (a forecast from a context with a zero in it still answers)."""
     end = float(times[-1])
     recent = times >= end - component.context
     times, values = times[recent], values[recent]
@@ -183,6 +226,13 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
+    logged = component.logs(channels).copy()
+    for c in np.flatnonzero(logged).tolist():
+        observed = values[~np.isnan(values[:, c]), c]
+        logged[c] = bool(observed.size) and bool(np.all(observed > 0))
+        if logged[c]:
+            scale[c] = floor[c] / float(np.mean(observed))
+    values = np.where(logged & ~np.isnan(values), np.log(np.where(values > 0, values, 1.0)), values)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
         if not seen.any():
@@ -196,7 +246,7 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
         if y.size > 1:
             scale[c] = max(spread, floor[c])
     residuals = (values - design @ coef) / scale
-    return WindowFrame(component, coef, scale, end, times, residuals)
+    return WindowFrame(component, coef, scale, end, times, residuals, logged)
 
 
 def _ridge_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:

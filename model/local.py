@@ -44,7 +44,7 @@ from model.fitted import FittedModel, StepRecord, resolve_device
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
-__all__ = ["fit_local", "choose_sizes", "own_components", "own_sizes", "OWN_COMPONENTS"]
+__all__ = ["fit_local", "choose_sizes", "own_components", "own_sizes", "positive_channels", "OWN_COMPONENTS"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -62,7 +62,8 @@ OWN_COMPONENTS = 50  # a model of at most this many named series chooses a compo
 @dataclass(frozen=True)
 class Sizes:
     """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s); room: the longest
-    history (s) a window may hold before its horizon; context_given: whether the config fixed the context."""
+    history (s) a window may hold before its horizon; context_given: whether the config fixed the context; log: per
+    channel, whether the component fits it on the log scale (Component.log)."""
 
     horizon: float
     context: float
@@ -71,6 +72,7 @@ class Sizes:
     gap: float
     room: float = math.inf
     context_given: bool = False
+    log: tuple[bool, ...] = ()
 
 
 def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
@@ -92,7 +94,17 @@ def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
     seasons = tuple(p for p in seasons if p <= context / 1.5)  # a season needs most of two cycles to be fitted
     encoder = min(context, ENCODER_POINTS * gap)
     return Sizes(horizon=float(horizon), context=float(context), encoder=float(encoder), seasons=seasons, gap=gap,
-                 room=float(room), context_given=config.context is not None)
+                 room=float(room), context_given=config.context is not None,
+                 log=positive_channels(sequences) if config.log_scale else ())
+
+
+def positive_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
+    """Per channel, whether every observed value of it in `sequences` is positive: such a channel is fitted on the
+    log scale, where a level, a trend and seasons are multiplicative (a growth a rate, a season a share of the
+    level) and a forecast never falls below zero; a channel that is ever zero or negative stays as it is."""
+    channels = sequences[0].values.shape[1]
+    return tuple(bool(all(np.all(v[~np.isnan(v)] > 0) for v in (s.values[:, c] for s in sequences)))
+                 for c in range(channels))
 
 
 def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress | None,

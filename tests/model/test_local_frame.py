@@ -31,7 +31,7 @@ from model.backtest import (
     history_cutoffs,
 )
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
-from model.local import choose_sizes
+from model.local import choose_sizes, positive_channels
 
 DAY = 86_400.0
 T0 = 1.7e9
@@ -45,6 +45,45 @@ def seasonal(n: int, seed: int, noise: float = 0.1, keep: float = 0.6) -> Sequen
     x = x + noise * rng.normal(size=n)
     kept = rng.random(n) < keep
     return Sequence(t[kept], x[kept], ("v",))
+
+
+def test_a_positive_channel_is_fitted_on_the_log_scale():
+    """A channel the component logs: a growth at a constant rate is a straight line there, so the forecast keeps
+    the rate (a line fitted to the values would fall behind); between observations the forecast is still the
+    values' own straight line; a channel that is zero somewhere in the context is fitted as it is."""
+    t = T0 + np.arange(40) * DAY
+    grow = lambda s: 2.0 * np.exp(0.05 * (s - T0) / DAY)  # noqa: E731
+    x = np.stack([grow(t), np.where(np.arange(40) == 10, 0.0, 1.0 + 0.01 * np.arange(40))], axis=1)
+    component = Component(trend=True, seasons=(), harmonics=(), half_life=1e12, damping=1e12, context=60 * DAY,
+                          encoder=DAY, log=(True, True))
+    frame = frame_of(component, t, x, np.array([0.01, 0.01]))
+    assert frame.logged.tolist() == [True, False]
+    ahead = t[-1] + np.array([5.0, 10.0]) * DAY
+    np.testing.assert_allclose(frame.classical(ahead)[:, 0], grow(ahead), rtol=0.01)
+    linear = dataclasses.replace(component, log=())
+    assert np.all(frame_of(linear, t, x, np.array([0.01, 0.01])).classical(ahead)[:, 0] < 0.9 * grow(ahead))
+    np.testing.assert_allclose(frame.classical(ahead)[:, 1], 1.0 + 0.01 * (ahead - T0) / DAY, atol=0.05)
+    np.testing.assert_allclose(frame.to_original(t, frame.to_local(t, x)), x)
+    between = dataclasses.replace(frame, component=dataclasses.replace(component, linear_inside=True))
+    mid = t[20] + DAY / 4
+    np.testing.assert_allclose(between.classical(np.array([mid]))[0, 0], 0.75 * x[20, 0] + 0.25 * x[21, 0])
+    assert np.isnan(frame.to_local(t[:1], np.array([[-1.0, 1.0]]))[0, 0])  # no log of a negative value
+
+
+def test_channels_with_only_positive_values_are_the_ones_logged():
+    t = T0 + np.arange(30) * DAY
+    x = np.stack([1.0 + np.arange(30.0), np.arange(30.0), np.full(30, np.nan)], axis=1)
+    x[0, 2] = 3.0
+    x[5, 0] = np.nan
+    series = [Sequence(t, x, ("up", "from zero", "once"))]
+    assert positive_channels(series) == (True, False, True)
+    assert choose_sizes(series, ModelConfig(horizon=5 * DAY)).log == (True, False, True)
+    assert choose_sizes(series, ModelConfig(horizon=5 * DAY, log_scale=False)).log == ()
+    component = Component(trend=False, seasons=(), harmonics=(), half_life=DAY, damping=DAY, context=DAY,
+                          encoder=DAY, log=(True, False, True))
+    assert Component.from_dict(component.to_dict()) == component
+    old = {k: v for k, v in component.to_dict().items() if k != "log"}  # saved before the log scale existed
+    assert Component.from_dict(old).log == ()
 
 
 def test_component_reproduces_a_noise_free_season_and_trend_and_extrapolates_it():
@@ -252,13 +291,18 @@ def test_local_forecast_reaches_the_horizon_and_refuses_past_it(local_fit):
 
 
 def test_local_forecast_starts_at_the_level_of_the_last_observations(local_fit):
+    """The series is positive, so its channel is fitted on the log scale: the frame scales with the data. A context
+    far below the training range (every value negative) is fitted as it is, and answers at its own level too."""
     series, fitted = local_fit
-    shifted = Sequence(series.times, series.values + 1000.0, series.channels)  # far outside the training range
+    assert fitted.component.log == (True,)
     near = series.times[-1] + 600.0
     plain = forecast(fitted, series, [near], samples=16, seed=0).mean
-    moved = forecast(fitted, shifted, [near], samples=16, seed=0).mean
-    np.testing.assert_allclose(moved - plain, 1000.0, atol=1e-6)  # the frame moves with the data
+    scaled = Sequence(series.times, series.values * 1000.0, series.channels)  # far outside the training range
+    np.testing.assert_allclose(forecast(fitted, scaled, [near], samples=16, seed=0).mean, plain * 1000.0, rtol=1e-6)
     assert abs(plain[0, 0] - np.nanmean(series.values[-6:])) < 1.5
+    below = Sequence(series.times, series.values - 1000.0, series.channels)
+    moved = forecast(fitted, below, [near], samples=16, seed=0).mean
+    assert abs(moved[0, 0] - (np.nanmean(series.values[-6:]) - 1000.0)) < 1.5
 
 
 def test_times_far_back_and_ahead_in_one_request_match_their_own_answers(local_fit):
@@ -276,7 +320,7 @@ def test_classical_part_is_the_component_alone(local_fit):
     at = series.times[-1] + np.array([3600.0, DAY])
     classical = forecast(fitted, series, at, part="classical")
     frame = frame_of(fitted.component, series.times, series.values, SCALE_FLOOR * fitted.normaliser.std)
-    np.testing.assert_allclose(classical.mean, frame.base(at) + frame.residual(at) * frame.scale)
+    np.testing.assert_allclose(classical.mean, np.exp(frame.base(at) + frame.residual(at) * frame.scale))  # logged
     assert np.all(classical.std == 0)
     with pytest.raises(InputError, match="part"):
         forecast_batch(fitted, [(series, at)], part="ode")
