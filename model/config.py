@@ -76,7 +76,7 @@ class ModelConfig:
     # the data (local frame; the global frame derives it from its windows)
     context: float | None = None  # seconds of history the encoder sees; None = chosen from the data (local frame)
     seasons: tuple[float, ...] | None = None  # seasonal periods in seconds; None = detected in the data, () = none
-    log_scale: bool = True  # local frame: a channel whose training values are all positive is modelled on the log
+    log_scale: bool = False  # local frame: True models a channel whose training values are all positive on the log
     # scale (level, trend and seasons multiplicative; forecasts stay above zero); False: every channel as it is
     train_steps: int = 800  # optimiser steps (local frame): the training budget, whatever the data's size
     time_limit: float | None = 240.0  # seconds of training at most (local frame); a run that hits it says so

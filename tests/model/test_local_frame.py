@@ -77,8 +77,8 @@ def test_channels_with_only_positive_values_are_the_ones_logged():
     x[5, 0] = np.nan
     series = [Sequence(t, x, ("up", "from zero", "once"))]
     assert positive_channels(series) == (True, False, True)
-    assert choose_sizes(series, ModelConfig(horizon=5 * DAY)).log == (True, False, True)
-    assert choose_sizes(series, ModelConfig(horizon=5 * DAY, log_scale=False)).log == ()
+    assert choose_sizes(series, ModelConfig(horizon=5 * DAY, log_scale=True)).log == (True, False, True)
+    assert choose_sizes(series, ModelConfig(horizon=5 * DAY)).log == ()
     component = Component(trend=False, seasons=(), harmonics=(), half_life=DAY, damping=DAY, context=DAY,
                           encoder=DAY, log=(True, False, True))
     assert Component.from_dict(component.to_dict()) == component
@@ -291,18 +291,37 @@ def test_local_forecast_reaches_the_horizon_and_refuses_past_it(local_fit):
 
 
 def test_local_forecast_starts_at_the_level_of_the_last_observations(local_fit):
-    """The series is positive, so its channel is fitted on the log scale: the frame scales with the data. A context
-    far below the training range (every value negative) is fitted as it is, and answers at its own level too."""
     series, fitted = local_fit
+    assert fitted.component.log == ()  # log_scale is off by default
+    shifted = Sequence(series.times, series.values + 1000.0, series.channels)  # far outside the training range
+    near = series.times[-1] + 600.0
+    plain = forecast(fitted, series, [near], samples=16, seed=0).mean
+    moved = forecast(fitted, shifted, [near], samples=16, seed=0).mean
+    np.testing.assert_allclose(moved - plain, 1000.0, atol=1e-6)  # the frame moves with the data
+    assert abs(plain[0, 0] - np.nanmean(series.values[-6:])) < 1.5
+
+
+def test_on_the_log_scale_the_frame_scales_with_the_data():
+    """With log_scale the positive series' channel is fitted on the log scale: a context a thousand times larger is
+    forecast a thousand times larger. A context far below the training range (every value negative) is fitted as
+    it is, and answers at its own level too."""
+    series = head(seasonal(24 * 20, 2), T0 + 18 * DAY)
+    config = ModelConfig(frame="local", horizon=DAY, train_steps=10, latent_dim=4, hidden_dim=16, units=16,
+                         batch_size=16, gradient="backprop", log_scale=True)
+    fitted = fit([series], config)
     assert fitted.component.log == (True,)
     near = series.times[-1] + 600.0
     plain = forecast(fitted, series, [near], samples=16, seed=0).mean
-    scaled = Sequence(series.times, series.values * 1000.0, series.channels)  # far outside the training range
+    scaled = Sequence(series.times, series.values * 1000.0, series.channels)
     np.testing.assert_allclose(forecast(fitted, scaled, [near], samples=16, seed=0).mean, plain * 1000.0, rtol=1e-6)
     assert abs(plain[0, 0] - np.nanmean(series.values[-6:])) < 1.5
     below = Sequence(series.times, series.values - 1000.0, series.channels)
     moved = forecast(fitted, below, [near], samples=16, seed=0).mean
     assert abs(moved[0, 0] - (np.nanmean(series.values[-6:]) - 1000.0)) < 1.5
+    at = series.times[-1] + np.array([3600.0, DAY])
+    frame = frame_of(fitted.component, series.times, series.values, SCALE_FLOOR * fitted.normaliser.std)
+    np.testing.assert_allclose(forecast(fitted, series, at, part="classical").mean,
+                               np.exp(frame.base(at) + frame.residual(at) * frame.scale))
 
 
 def test_times_far_back_and_ahead_in_one_request_match_their_own_answers(local_fit):
@@ -320,7 +339,7 @@ def test_classical_part_is_the_component_alone(local_fit):
     at = series.times[-1] + np.array([3600.0, DAY])
     classical = forecast(fitted, series, at, part="classical")
     frame = frame_of(fitted.component, series.times, series.values, SCALE_FLOOR * fitted.normaliser.std)
-    np.testing.assert_allclose(classical.mean, np.exp(frame.base(at) + frame.residual(at) * frame.scale))  # logged
+    np.testing.assert_allclose(classical.mean, frame.base(at) + frame.residual(at) * frame.scale)
     assert np.all(classical.std == 0)
     with pytest.raises(InputError, match="part"):
         forecast_batch(fitted, [(series, at)], part="ode")
