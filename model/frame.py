@@ -149,25 +149,29 @@ class WindowFrame:
         return self.component.columns(np.asarray(times, dtype=np.float64), self.end) @ self.coef
 
     def fitted_scale(self, values: FloatArray) -> FloatArray:
-        """Values (..., C) in original units -> the fitted scale (a non-positive value of a logged channel: NaN)."""
+        """Values (..., C) in original units -> the fitted scale (a non-positive value of a logged channel: NaN);
+        `values` itself where no channel is logged."""
+        if not self.logged.any():
+            return values
         out = np.array(values, dtype=np.float64)
-        if self.logged.any():
-            x = out[..., self.logged]
-            out[..., self.logged] = np.log(np.where(x > 0, x, np.nan))
+        x = out[..., self.logged]
+        out[..., self.logged] = np.log(np.where(x > 0, x, np.nan))
         return out
 
     def original(self, values: FloatArray) -> FloatArray:
-        """Values (..., C) on the fitted scale -> original units."""
+        """Values (..., C) on the fitted scale -> original units; `values` itself where no channel is logged (this
+        runs for every candidate at every cut-off of choose_component)."""
+        if not self.logged.any():
+            return values
         out = np.array(values, dtype=np.float64)
-        if self.logged.any():
-            out[..., self.logged] = np.exp(np.minimum(out[..., self.logged], MAX_LOG))
+        out[..., self.logged] = np.exp(np.minimum(out[..., self.logged], MAX_LOG))
         return out
 
-    def spread_to_original(self, times: FloatArray, local_mean: FloatArray, local_std: FloatArray) -> FloatArray:
-        """A std (U, C) in local units around local_mean (U, C) -> original units (on a logged channel to first
-        order: the std on the log scale times the value)."""
+    def spread_to_original(self, local_std: FloatArray, mean: FloatArray) -> FloatArray:
+        """A std (U, C) in local units around `mean` (U, C, original units) -> original units (on a logged channel
+        to first order: the std on the log scale times the value)."""
         std = local_std * self.scale
-        return np.where(self.logged, std * self.to_original(times, local_mean), std)
+        return np.where(self.logged, std * mean, std)
 
     def residual(self, times: FloatArray) -> FloatArray:
         """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
@@ -185,8 +189,8 @@ class WindowFrame:
             inside = np.interp(times, t, r)
             if base_at is not None:  # the values' own line between neighbours (in original units), in local units
                 knots = self.base(t)[:, c] + r * self.scale[c]
-                if self.logged[c]:
-                    line = np.log(np.interp(times, t, np.exp(np.minimum(knots, MAX_LOG))))
+                if self.logged[c]:  # knots: the logs of the observed values
+                    line = np.log(np.interp(times, t, np.exp(knots)))
                 else:
                     line = np.interp(times, t, knots)
                 inside = (line - base_at[:, c]) / self.scale[c]
@@ -226,17 +230,15 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
-    logged = component.logs(channels).copy()
-    for c in np.flatnonzero(logged).tolist():
-        observed = values[~np.isnan(values[:, c]), c]
-        logged[c] = bool(observed.size) and bool(np.all(observed > 0))
-        if logged[c]:
-            scale[c] = floor[c] / float(np.mean(observed))
-    values = np.where(logged & ~np.isnan(values), np.log(np.where(values > 0, values, 1.0)), values)
+    logged = component.logs(channels)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
+        logged[c] &= bool(seen.any()) and bool(np.all(values[seen, c] > 0))
         if not seen.any():
             continue
+        if logged[c]:  # `values` is this function's own copy (the boolean index above)
+            scale[c] = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
+            values[seen, c] = np.log(values[seen, c])
         x, y, w = design[seen], values[seen, c], weights[seen]
         spread = float(np.std(y))
         coef[:, c] = _ridge_fit(x, y, w)
@@ -244,7 +246,7 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
             for _ in range(ROBUST_ITERATIONS):
                 coef[:, c] = _ridge_fit(x, y, w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (spread or 1.0)))
         if y.size > 1:
-            scale[c] = max(spread, floor[c])
+            scale[c] = max(spread, scale[c])
     residuals = (values - design @ coef) / scale
     return WindowFrame(component, coef, scale, end, times, residuals, logged)
 

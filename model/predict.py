@@ -282,8 +282,8 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: FloatArray, levels: Fl
         quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)
         std = scale * calibration.scale[band]
     if r.frame is not None:
-        return (r.frame.to_original(r.times, mean), r.frame.spread_to_original(r.times, mean, std),
-                r.frame.to_original(r.times, quantiles))
+        original = r.frame.to_original(r.times, mean)
+        return original, r.frame.spread_to_original(std, original), r.frame.to_original(r.times, quantiles)
     norm = fitted.normaliser
     return mean * norm.std + norm.mean, std * norm.std, quantiles * norm.std + norm.mean
 

@@ -68,6 +68,8 @@ def test_a_positive_channel_is_fitted_on_the_log_scale():
     mid = t[20] + DAY / 4
     np.testing.assert_allclose(between.classical(np.array([mid]))[0, 0], 0.75 * x[20, 0] + 0.25 * x[21, 0])
     assert np.isnan(frame.to_local(t[:1], np.array([[-1.0, 1.0]]))[0, 0])  # no log of a negative value
+    large = frame_of(component, t, x * 1000.0, np.array([50.0, 50.0]))  # the floor is in original units
+    assert large.scale[0] == pytest.approx(np.std(np.log(x[:, 0] * 1000.0)))  # the spread of the logs, not 50
 
 
 def test_channels_with_only_positive_values_are_the_ones_logged():
