@@ -50,6 +50,10 @@ class ModelConfig:
     train_output_times: int | None = 25  # score at most this many distinct times per batch (a random subset, an
     # unbiased estimate): torchdiffeq's adjoint solves backwards segment by segment between output times, so its
     # cost grows with their number (100 times: ~10x the forward pass). None = all
+    target_grid: int | None = 16  # a batch whose windows have times of their own (more distinct target times than
+    # this and than twice the longest window's) is solved on this many evenly spaced times and every target read
+    # from that solution (cubic Hermite with the dynamics' slopes, model/solver/dense.py): all targets scored at a
+    # cost that does not grow with the batch. None = always at the targets' own times (train_output_times applies)
     # --- objective
     iwae_samples: int = 3  # k posterior samples per window; k > 1 is the IWAE bound
     obs_std: float = 0.01  # observation noise in normalised units (the reference's sigma = 0.01) ...
@@ -105,6 +109,8 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None and not value > 0 and not (name == "horizon_factor" and value == 0):
                 raise ConfigError(name, f"must be > 0, got {value!r}")
+        if self.target_grid is not None and self.target_grid < 2:
+            raise ConfigError("target_grid", f"must be at least 2 (or null), got {_shown(self.target_grid)}")
         for name in ("dynamics_layers", "decoder_layers", "kl_warmup_epochs", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, f"must be >= 0, got {_shown(getattr(self, name))}")
@@ -175,6 +181,7 @@ _UPPER: dict[str, tuple[float, str]] = {
     "latent_dim": (256, "256"), "hidden_dim": (1024, "1024"), "units": (1024, "1024"),
     "dynamics_layers": (16, "16"), "decoder_layers": (16, "16"), "max_steps": (100_000, "100000"),
     "iwae_samples": (64, "64"), "epochs": (100_000, "100000"), "batch_size": (4096, "4096"),
+    "target_grid": (4096, "4096"),
     "train_steps": (1_000_000, "1000000"), "time_limit": (7 * _DAY_S, "604800 seconds (7 days)"),
     "horizon": (_CENTURY_S, "3155760000 seconds (100 years)"),
     "context": (_CENTURY_S, "3155760000 seconds (100 years)"),
@@ -182,8 +189,8 @@ _UPPER: dict[str, tuple[float, str]] = {
 }
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(?::(0|[1-9][0-9]?))?")
 _MAX_CUDA_INDEX = 64
-_OPTIONAL = ("adjoint_rtol", "adjoint_atol", "train_output_times", "patience", "window", "horizon", "context",
-             "seasons", "time_limit")
+_OPTIONAL = ("adjoint_rtol", "adjoint_atol", "train_output_times", "target_grid", "patience", "window", "horizon",
+             "context", "seasons", "time_limit")
 
 
 def _finite(value: float) -> bool:
@@ -215,7 +222,7 @@ def _check_type(name: str, value: object, default: object) -> None:
     elif isinstance(default, bool) or name == "seminorm":
         ok = isinstance(value, bool)
         kind = "a boolean"
-    elif isinstance(default, int) or name in ("train_output_times", "patience"):
+    elif isinstance(default, int) or name in ("train_output_times", "target_grid", "patience"):
         ok = isinstance(value, int) and not isinstance(value, bool)
         kind = "an integer"
     elif name in _FLOATS:

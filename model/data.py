@@ -16,7 +16,8 @@ import torch
 from model.arrays import FloatArray, IntArray
 from model.errors import InputError
 
-__all__ = ["Sequence", "Normaliser", "Example", "EncoderBatch", "TargetBatch", "encoder_batch", "target_batch"]
+__all__ = ["Sequence", "Normaliser", "Example", "EncoderBatch", "TargetBatch", "RowTargets", "encoder_batch",
+           "target_batch", "row_targets", "distinct_times"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,6 +148,19 @@ class TargetBatch:
     mask: torch.Tensor
 
 
+@dataclass(frozen=True)
+class RowTargets:
+    """Each window's targets on its own row, for a solve on a shared grid (model/solver/dense.py reads them).
+
+    grid: (G,) evenly spaced from 0 to the batch's last target time, the times the solver outputs; at: (B, T) each
+    window's own target times (a short row padded with 0); values, mask: (B, T, C), mask 0 on padding."""
+
+    grid: torch.Tensor
+    at: torch.Tensor
+    values: torch.Tensor
+    mask: torch.Tensor
+
+
 def _stacked(pairs: list[tuple[FloatArray, FloatArray]]) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
     """(lengths (B,), row (n,) the pair each point comes from, times (n,), values (n, C)) of (t, x) pairs, all
     points one after another."""
@@ -194,3 +208,38 @@ def target_batch(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtyp
         return torch.as_tensor(a, dtype=dtype, device=device)
 
     return TargetBatch(as_tensor(grid), as_tensor(values), as_tensor(mask))
+
+
+def distinct_times(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype) -> int:
+    """How many distinct times (after the cast to `dtype`, and 0) a target_batch of `targets` would solve at."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    return int(np.unique(np.concatenate([np.zeros(1, np_dtype)] + [t.astype(np_dtype) for t, _ in targets])).size)
+
+
+def row_targets(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype, device: torch.device,
+                points: int) -> RowTargets:
+    """Each (tgt_t (n,), tgt_x (n, C)) on a row of its own, and a grid of `points` (>= 2) times spanning them all.
+
+    Where windows have their own times (irregular data), the union of a batch's target times grows with the batch
+    (50 windows of 100 points: ~5,000 times) and so does the solve; on a grid the solve costs the same whatever the
+    batch, and every target of every window is scored."""
+    if points < 2:
+        raise ValueError(f"a grid needs at least 2 points, got {points}")
+    lengths, row, times, x = _stacked(targets)
+    starts = np.cumsum(lengths) - lengths
+    within = np.arange(times.size) - starts[row]
+    width = int(lengths.max(initial=1))
+    at = np.zeros((len(targets), width))
+    values = np.zeros((len(targets), width, x.shape[1]))
+    mask = np.zeros_like(values)
+    observed = ~np.isnan(x)
+    at[row, within] = times
+    values[row, within] = np.where(observed, x, 0.0)
+    mask[row, within] = observed
+    last = float(times.max(initial=0.0))
+    grid = np.linspace(0.0, last if last > 0 else 1.0, points)
+
+    def as_tensor(a: npt.NDArray[np.floating]) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype, device=device)
+
+    return RowTargets(as_tensor(grid), as_tensor(at), as_tensor(values), as_tensor(mask))

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.data import EncoderBatch, TargetBatch
+from model.data import EncoderBatch, RowTargets, TargetBatch
+from model.solver.dense import hermite
 from model.solver.folded import sigmoid_tanh
 from model.solver.odernn import odernn
 
@@ -154,19 +155,25 @@ class LatentODE(nn.Module):
         mean, raw = self.head(self.encoder(batch)).chunk(2, dim=-1)
         return mean, nn.functional.softplus(raw) + 1e-4
 
-    def loss(self, enc: EncoderBatch, tgt: TargetBatch, eps: torch.Tensor, kl_coef: float,
+    def loss(self, enc: EncoderBatch, tgt: TargetBatch | RowTargets, eps: torch.Tensor, kl_coef: float,
              solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """IWAE loss (scalar) and the squared error of the decoded mean per observed point (scalar, normalised).
 
-        eps: (k, B, D) standard normal draws; solve(z0 (N, D), times (U,)) -> (U, N, D).
+        eps: (k, B, D) standard normal draws; solve(z0 (N, D), times (U,)) -> (U, N, D). With RowTargets the
+        solve runs on its grid and each window's own targets are read from it (model/solver/dense.py).
         As the reference: log-likelihood averaged per observed point of a window, KL averaged over latent dims,
         loss = -mean_B logsumexp_k(ll - kl_coef * kl). A point whose mask is 0 contributes exactly nothing.
         """
         mean, std = self.posterior(enc)
         k, batch, dim = eps.shape
         z0 = (mean + std * eps).reshape(k * batch, dim)
-        zt = solve(z0, tgt.times)  # (U, k*B, D)
-        xhat = self.decoder(zt).reshape(zt.shape[0], k, batch, -1).permute(1, 2, 0, 3)  # (k, B, U, C)
+        if isinstance(tgt, RowTargets):
+            on_grid = solve(z0, tgt.grid)  # (G, k*B, D)
+            zt = hermite(tgt.grid, on_grid, lambda z: self.dynamics(None, z), tgt.at.repeat(k, 1))  # (k*B, T, D)
+            xhat = self.decoder(zt).reshape(k, batch, zt.shape[1], -1)  # (k, B, T, C)
+        else:
+            zt = solve(z0, tgt.times)  # (U, k*B, D)
+            xhat = self.decoder(zt).reshape(zt.shape[0], k, batch, -1).permute(1, 2, 0, 3)  # (k, B, U, C)
         mask = tgt.mask
         err = torch.where(mask > 0, xhat - tgt.values, torch.zeros_like(xhat))
         count = mask.sum(dim=(1, 2)).clamp(min=1)  # (B,)

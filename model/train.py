@@ -12,7 +12,17 @@ import torch
 
 from model.calibration import Calibration, hide_context_points
 from model.config import ModelConfig
-from model.data import Example, Normaliser, Sequence, encoder_batch, target_batch
+from model.data import (
+    Example,
+    Normaliser,
+    RowTargets,
+    Sequence,
+    TargetBatch,
+    distinct_times,
+    encoder_batch,
+    row_targets,
+    target_batch,
+)
 from model.errors import InputError, NonFiniteLossError, TrainingCancelled
 from model.fitted import EpochRecord, FittedModel, resolve_device
 from model.network import LatentODE
@@ -99,17 +109,26 @@ class Adamax:
 
 def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,
                generator: torch.Generator, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IWAE loss, normalised MSE) of one batch. With `rng` and config.train_output_times, the loss covers a random
-    subset of the batch's distinct target times (always keeping time 0)."""
+    """(IWAE loss, normalised MSE) of one batch. Where the windows have times of their own (the batch's distinct
+    target times number more than config.target_grid and more than twice the longest window's), the solve runs on
+    target_grid evenly spaced times and every target is read from it (model.data.row_targets); otherwise (windows
+    on one shared grid, as the papers' tasks) at the targets' own times, and with `rng` and
+    config.train_output_times the loss covers a random subset of them (always keeping time 0)."""
     device = next(network.parameters()).device
     dtype = next(network.parameters()).dtype
     enc = encoder_batch([(e.ctx_t, e.ctx_x) for e in examples], dtype, device)
-    tgt = target_batch([(e.tgt_t, e.tgt_x) for e in examples], dtype, device)
-    limit = config.train_output_times
-    if rng is not None and limit is not None and tgt.times.numel() > limit + 1:
-        keep = np.sort(rng.choice(np.arange(1, tgt.times.numel()), size=limit, replace=False))
-        index = torch.as_tensor(np.concatenate([[0], keep]), device=device)
-        tgt = type(tgt)(tgt.times[index], tgt.values[:, index], tgt.mask[:, index])
+    targets = [(e.tgt_t, e.tgt_x) for e in examples]
+    tgt: TargetBatch | RowTargets
+    own = max((len(t) for t, _ in targets), default=0)
+    if config.target_grid is not None and distinct_times(targets, dtype) > max(config.target_grid, 2 * own):
+        tgt = row_targets(targets, dtype, device, config.target_grid)
+    else:
+        tgt = target_batch(targets, dtype, device)
+        limit = config.train_output_times
+        if rng is not None and limit is not None and tgt.times.numel() > limit + 1:
+            keep = np.sort(rng.choice(np.arange(1, tgt.times.numel()), size=limit, replace=False))
+            index = torch.as_tensor(np.concatenate([[0], keep]), device=device)
+            tgt = TargetBatch(tgt.times[index], tgt.values[:, index], tgt.mask[:, index])
     eps = torch.randn(config.iwae_samples, len(examples), config.latent_dim, generator=generator,
                       dtype=dtype, device=generator.device).to(device)
     return network.loss(enc, tgt, eps, kl_coef, lambda z0, t: train_solve(network.dynamics, z0, t, config))

@@ -1,10 +1,10 @@
-"""encoder_batch and target_batch (built for all contexts at once) against the plain per-context construction."""
+"""encoder_batch, target_batch and row_targets (built for all windows at once) against the plain construction."""
 
 import numpy as np
 import pytest
 import torch
 
-from model.data import encoder_batch, target_batch
+from model.data import distinct_times, encoder_batch, row_targets, target_batch
 
 
 def _windows(seed: int, lengths: list[int], channels: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -63,3 +63,28 @@ def test_target_batch_grid_stays_unique_in_float32():
     batch = target_batch([(t, np.array([[1.0], [2.0], [3.0]]))], torch.float32, torch.device("cpu"))
     assert batch.times.tolist() == [0.0, 1.0, 2.0]
     assert batch.mask[0, :, 0].tolist() == [0.0, 1.0, 1.0]
+
+
+def test_row_targets_put_each_window_on_its_own_row():
+    targets = _windows(2, [6, 2, 7])
+    rows = row_targets(targets, torch.float64, torch.device("cpu"), 16)
+    grid = rows.grid.numpy()
+    assert grid.size == 16 and grid[0] == 0.0 and np.all(np.diff(grid) > 0)
+    assert grid[-1] == max(t.max() for t, _ in targets)
+    assert rows.at.shape == (3, 7) and rows.values.shape == rows.mask.shape == (3, 7, 2)
+    for i, (t, x) in enumerate(targets):
+        observed = ~np.isnan(x)
+        np.testing.assert_array_equal(rows.at[i, :len(t)].numpy(), t)
+        np.testing.assert_array_equal(rows.mask[i, :len(t)].numpy(), observed)
+        np.testing.assert_array_equal(rows.values[i, :len(t)].numpy(), np.where(observed, x, 0.0))
+        assert not rows.mask[i, len(t):].any() and not rows.at[i, len(t):].any()  # padding: time 0, never scored
+    with pytest.raises(ValueError, match="at least 2"):
+        row_targets(targets, torch.float64, torch.device("cpu"), 1)
+
+
+def test_distinct_times_counts_what_target_batch_would_solve_at():
+    for dtype in (torch.float64, torch.float32):
+        targets = _windows(3, [5, 8, 1])
+        targets.append((targets[1][0][:4].copy(), np.ones((4, 2))))  # shared times count once
+        targets.append((np.array([0.0, 1.0 + 1e-9]), np.ones((2, 2))))  # 0 is always in; float32 merges 1e-9
+        assert distinct_times(targets, dtype) == target_batch(targets, dtype, torch.device("cpu")).times.numel()
