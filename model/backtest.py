@@ -317,7 +317,7 @@ def _halves(cutoffs: list[Cutoff]) -> list[list[int]]:
 
 def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
     """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
-    from model.predict import _prepare, _sample, mixed, observation_std, spread
+    from model.predict import _prepare, _sample, local_spread, mixed, observation_std
 
     obs_std = observation_std(fitted)
     offsets, residuals = [], []
@@ -325,7 +325,7 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
         parts = _prepare(fitted, context, at, None, k)
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
         for p, (decoded, _) in zip(parts, draws, strict=True):
-            mean, scale = spread(mixed(fitted, p, decoded), obs_std)
+            mean, scale = local_spread(mixed(fitted, p, decoded), obs_std)
             assert p.frame is not None  # the local frame's parts carry their window's frame
             truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
                 np.searchsorted(at, p.times)])

@@ -1,6 +1,7 @@
 """The local frame: the classical component, season detection, sizes chosen from the data, training on windows at
 random times, forecasts stitched from windows, the backtest, and artifacts that keep all of it."""
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -266,6 +267,29 @@ def test_local_bands_hold_the_later_values(local_fit):
     assert 0.75 <= inside.mean() <= 1.0
     assert np.mean(np.abs(fc.mean[:, 0] - truth)) < 0.5 * np.mean(np.abs(truth - series.values[-1, 0]))
     assert fc.mean[:, 0].std() > 0.5 * truth.std()
+
+
+def test_local_band_width_comes_from_the_calibration_not_the_network_samples(local_fit):
+    """In the local frame a band is the calibrated quantiles per quarter of the horizon in the window's own scale:
+    with the network's residual given full weight, forecasts drawn with other seeds and sample counts move the
+    mean a little but not the band's width, and the width is the window's scale times obs_std times the calibrated
+    quantile spread of each time's quarter (standardising by the samples' spread narrowed it where they agree)."""
+    series, fitted = local_fit
+    weighted = copy.copy(fitted)
+    weighted.component = dataclasses.replace(fitted.component, blend=(1.0,))
+    at = series.times[-1] + np.linspace(0.1, 1.0, 12) * fitted.horizon
+    widths = []
+    for seed, samples in ((0, 16), (1, 64)):
+        fc = forecast(weighted, series, at, samples=samples, quantiles=(0.05, 0.95), seed=seed)
+        widths.append(fc.quantiles[1, :, 0] - fc.quantiles[0, :, 0])
+    np.testing.assert_allclose(widths[0], widths[1], rtol=1e-9)
+    frame = frame_of(fitted.component, series.times, series.values, SCALE_FLOOR * fitted.normaliser.std)
+    calibration = fitted.calibration
+    table = calibration.table(np.array([0.05, 0.95]))  # (bands, C, 2)
+    band = calibration.bands(fitted.normaliser.model_time(at, series.times[-1]))
+    obs_std = float(fitted.network.observation_std()[0])
+    expected = frame.scale[0] * obs_std * (table[band, 0, 1] - table[band, 0, 0])
+    np.testing.assert_allclose(widths[0], expected, rtol=1e-6)
 
 
 def test_local_fit_sizes_component_and_backtest(local_fit):
