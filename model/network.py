@@ -155,6 +155,17 @@ class LatentODE(nn.Module):
         mean, raw = self.head(self.encoder(batch)).chunk(2, dim=-1)
         return mean, nn.functional.softplus(raw) + 1e-4
 
+    def decode_at(self, z0: torch.Tensor, tgt: TargetBatch | RowTargets,
+                  solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The decoded mean (N, T, C) at each window's own targets (RowTargets: the solve on its grid, read by
+        model/solver/dense.py; z0's N rows are the B windows repeated N / B times) or (N, U, C) at the union's
+        times (TargetBatch). solve(z0 (N, D), times) -> (len(times), N, D)."""
+        if isinstance(tgt, RowTargets):
+            on_grid = solve(z0, tgt.grid)  # (G, N, D)
+            at = tgt.at.repeat(z0.shape[0] // tgt.at.shape[0], 1)
+            return cast(torch.Tensor, self.decoder(hermite(tgt.grid, on_grid, lambda z: self.dynamics(None, z), at)))
+        return cast(torch.Tensor, self.decoder(solve(z0, tgt.times))).transpose(0, 1)
+
     def loss(self, enc: EncoderBatch, tgt: TargetBatch | RowTargets, eps: torch.Tensor, kl_coef: float,
              solve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """IWAE loss (scalar) and the squared error of the decoded mean per observed point (scalar, normalised).
@@ -167,13 +178,8 @@ class LatentODE(nn.Module):
         mean, std = self.posterior(enc)
         k, batch, dim = eps.shape
         z0 = (mean + std * eps).reshape(k * batch, dim)
-        if isinstance(tgt, RowTargets):
-            on_grid = solve(z0, tgt.grid)  # (G, k*B, D)
-            zt = hermite(tgt.grid, on_grid, lambda z: self.dynamics(None, z), tgt.at.repeat(k, 1))  # (k*B, T, D)
-            xhat = self.decoder(zt).reshape(k, batch, zt.shape[1], -1)  # (k, B, T, C)
-        else:
-            zt = solve(z0, tgt.times)  # (U, k*B, D)
-            xhat = self.decoder(zt).reshape(zt.shape[0], k, batch, -1).permute(1, 2, 0, 3)  # (k, B, U, C)
+        decoded = self.decode_at(z0, tgt, solve)  # (k*B, T or U, C)
+        xhat = decoded.reshape(k, batch, *decoded.shape[1:])  # (k, B, T or U, C)
         mask = tgt.mask
         err = torch.where(mask > 0, xhat - tgt.values, torch.zeros_like(xhat))
         count = mask.sum(dim=(1, 2)).clamp(min=1)  # (B,)

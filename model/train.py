@@ -30,7 +30,8 @@ from model.predict import _Request, _sample, observation_std, spread
 from model.solver import train_solve
 from model.windows import draw_examples, window_spans
 
-__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "lr_factor", "Adamax"]
+__all__ = ["fit", "calibrate", "check_training_sequences", "batch_loss", "evaluate_mse", "targets_of", "lr_factor",
+           "Adamax"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -107,28 +108,33 @@ class Adamax:
             p.grad = None
 
 
+def targets_of(examples: list[Example], config: ModelConfig, dtype: torch.dtype,
+               device: torch.device) -> TargetBatch | RowTargets:
+    """The examples' targets as the solve reads them: each window on its own row of a grid (RowTargets) where the
+    windows have times of their own (more distinct target times than config.target_grid and than twice the longest
+    window's), else on the union of their times (TargetBatch: windows on one shared grid, or target_grid None)."""
+    targets = [(e.tgt_t, e.tgt_x) for e in examples]
+    own = max((len(t) for t, _ in targets), default=0)
+    if config.target_grid is not None and distinct_times(targets, dtype) > max(config.target_grid, 2 * own):
+        return row_targets(targets, dtype, device, config.target_grid)
+    return target_batch(targets, dtype, device)
+
+
 def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig, kl_coef: float,
                generator: torch.Generator, rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(IWAE loss, normalised MSE) of one batch. Where the windows have times of their own (the batch's distinct
-    target times number more than config.target_grid and more than twice the longest window's), the solve runs on
-    target_grid evenly spaced times and every target is read from it (model.data.row_targets); otherwise (windows
-    on one shared grid, as the papers' tasks) at the targets' own times, and with `rng` and
+    """(IWAE loss, normalised MSE) of one batch, its targets as `targets_of` lays them out: where the windows have
+    times of their own, solved on config.target_grid evenly spaced times with every target read from it;
+    otherwise (windows on one shared grid, as the papers' tasks) at the targets' own times, and with `rng` and
     config.train_output_times the loss covers a random subset of them (always keeping time 0)."""
     device = next(network.parameters()).device
     dtype = next(network.parameters()).dtype
     enc = encoder_batch([(e.ctx_t, e.ctx_x) for e in examples], dtype, device)
-    targets = [(e.tgt_t, e.tgt_x) for e in examples]
-    tgt: TargetBatch | RowTargets
-    own = max((len(t) for t, _ in targets), default=0)
-    if config.target_grid is not None and distinct_times(targets, dtype) > max(config.target_grid, 2 * own):
-        tgt = row_targets(targets, dtype, device, config.target_grid)
-    else:
-        tgt = target_batch(targets, dtype, device)
-        limit = config.train_output_times
-        if rng is not None and limit is not None and tgt.times.numel() > limit + 1:
-            keep = np.sort(rng.choice(np.arange(1, tgt.times.numel()), size=limit, replace=False))
-            index = torch.as_tensor(np.concatenate([[0], keep]), device=device)
-            tgt = TargetBatch(tgt.times[index], tgt.values[:, index], tgt.mask[:, index])
+    tgt = targets_of(examples, config, dtype, device)
+    limit = config.train_output_times
+    if isinstance(tgt, TargetBatch) and rng is not None and limit is not None and tgt.times.numel() > limit + 1:
+        keep = np.sort(rng.choice(np.arange(1, tgt.times.numel()), size=limit, replace=False))
+        index = torch.as_tensor(np.concatenate([[0], keep]), device=device)
+        tgt = TargetBatch(tgt.times[index], tgt.values[:, index], tgt.mask[:, index])
     eps = torch.randn(config.iwae_samples, len(examples), config.latent_dim, generator=generator,
                       dtype=dtype, device=generator.device).to(device)
     return network.loss(enc, tgt, eps, kl_coef, lambda z0, t: train_solve(network.dynamics, z0, t, config))
@@ -136,16 +142,17 @@ def batch_loss(network: LatentODE, examples: list[Example], config: ModelConfig,
 
 @torch.no_grad()
 def evaluate_mse(network: LatentODE, examples: list[Example], norm: Normaliser, config: ModelConfig) -> float:
-    """MSE in original units over all target points, decoding the posterior mean of z0 (deterministic)."""
+    """MSE in original units over all target points, decoding the posterior mean of z0 (deterministic); the
+    targets laid out as training reads them (`targets_of`)."""
     device = next(network.parameters()).device
     dtype = next(network.parameters()).dtype
     total, count = 0.0, 0
     for start in range(0, len(examples), config.batch_size):
         chunk = examples[start:start + config.batch_size]
         enc = encoder_batch([(e.ctx_t, e.ctx_x) for e in chunk], dtype, device)
-        tgt = target_batch([(e.tgt_t, e.tgt_x) for e in chunk], dtype, device)
+        tgt = targets_of(chunk, config, dtype, device)
         mean, _ = network.posterior(enc)
-        xhat = network.decoder(train_solve(network.dynamics, mean, tgt.times, config)).transpose(0, 1)  # (B, U, C)
+        xhat = network.decode_at(mean, tgt, lambda z0, t: train_solve(network.dynamics, z0, t, config))  # (B, T, C)
         scale = torch.as_tensor(norm.std, dtype=dtype, device=device)
         err = (xhat - tgt.values) * scale * tgt.mask
         total += float((err**2).sum())

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from model import ModelConfig
-from model.data import Example, row_targets, target_batch
+from model.data import Example, Normaliser, RowTargets, row_targets, target_batch
 from model.network import LatentODE
 from model.solver import train_solve
 from model.solver.dense import hermite
-from model.train import batch_loss
+from model.train import batch_loss, evaluate_mse, targets_of
 
 TIGHT = {"rtol": 1e-9, "atol": 1e-10, "max_steps": 100_000}
 
@@ -111,3 +111,16 @@ def test_batch_loss_takes_the_grid_only_for_windows_with_their_own_times(monkeyp
         batch_loss(net, examples, config, 1.0, torch.Generator().manual_seed(0))
     batch_loss(net, examples, ModelConfig(target_grid=None), 1.0, torch.Generator().manual_seed(0))
     assert [kind.__name__ for kind in seen] == ["TargetBatch", "RowTargets", "TargetBatch"]
+
+
+def test_validation_on_a_grid_scores_what_the_solve_at_every_target_scores():
+    config = ModelConfig(**TIGHT)
+    net, targets = _network(config, gain=2.0), _targets(12, 25, seed=5)
+    examples = [Example(ctx_t=t[:8], ctx_x=np.nan_to_num(x[:8]), tgt_t=t, tgt_x=x) for t, x in targets]
+    norm = Normaliser(mean=np.zeros(2), std=np.array([1.0, 3.0]), time_scale=1.0)
+    on_grid = evaluate_mse(net, examples, norm, ModelConfig(target_grid=64, **TIGHT))
+    at_targets = evaluate_mse(net, examples, norm, ModelConfig(target_grid=None, **TIGHT))
+    assert isinstance(targets_of(examples, ModelConfig(target_grid=64), torch.float64, torch.device("cpu")),
+                      RowTargets)
+    assert on_grid == pytest.approx(at_targets, rel=1e-5)
+    assert on_grid != at_targets  # a different path did run
