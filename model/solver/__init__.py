@@ -11,6 +11,8 @@ the default network takes and the plain code it is held to:
     odernn.py    the ODE-RNN encoder's loop and its hand-written backward (odernn_reference: the plain oracle)
     fastpath.py  which networks the fast code computes (it raises NotFastPath for any other); the rest take
                  autograd through their own modules
+    dense.py     reading a solution between its output times (cubic Hermite with the dynamics' slopes): training
+                 on irregular windows solves on a grid and reads every window's own targets from it
 """
 
 from model.solver.solve import forecast_solve, train_solve
