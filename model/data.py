@@ -161,12 +161,24 @@ class RowTargets:
     mask: torch.Tensor
 
 
-def _stacked(pairs: list[tuple[FloatArray, FloatArray]]) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-    """(lengths (B,), row (n,) the pair each point comes from, times (n,), values (n, C)) of (t, x) pairs, all
-    points one after another."""
+def _stacked(pairs: list[tuple[FloatArray, FloatArray]]) -> tuple[IntArray, IntArray, IntArray, FloatArray,
+                                                                    FloatArray]:
+    """(lengths (B,), row (n,) the pair each point comes from, within (n,) its index within that pair, times (n,),
+    values (n, C)) of (t, x) pairs, all points one after another."""
     lengths = np.array([len(t) for t, _ in pairs])
-    return (lengths, np.repeat(np.arange(len(pairs)), lengths), np.concatenate([t for t, _ in pairs]),
-            np.concatenate([x for _, x in pairs]))
+    row = np.repeat(np.arange(len(pairs)), lengths)
+    within = np.arange(row.size) - (np.cumsum(lengths) - lengths)[row]
+    return lengths, row, within, np.concatenate([t for t, _ in pairs]), np.concatenate([x for _, x in pairs])
+
+
+def _tensors(dtype: torch.dtype, device: torch.device, *arrays: npt.NDArray[np.floating]) -> list[torch.Tensor]:
+    return [torch.as_tensor(a, dtype=dtype, device=device) for a in arrays]
+
+
+def _union(times: FloatArray, dtype: torch.dtype) -> FloatArray:
+    """0 and the distinct `times`, cast to `dtype` first (two float64 times that round to one float32 are one)."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    return np.unique(np.concatenate([np.zeros(1, np_dtype), times.astype(np_dtype)]))
 
 
 def encoder_batch(contexts: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype,
@@ -175,11 +187,9 @@ def encoder_batch(contexts: list[tuple[FloatArray, FloatArray]], dtype: torch.dt
 
     All contexts are handled together (one concatenation and one scatter, not a loop over them): a batch is built for
     every training step, and the per-context loop took a millisecond of each ~45 ms step."""
-    lengths, row, times, values = _stacked(contexts)
-    starts = np.cumsum(lengths) - lengths
-    within = np.arange(times.size) - starts[row]  # index of each point within its context
+    lengths, row, within, times, values = _stacked(contexts)
     gaps = np.diff(times, prepend=0.0)
-    firsts = starts[lengths > 0]
+    firsts = (np.cumsum(lengths) - lengths)[lengths > 0]
     gaps[firsts] = times[firsts]  # a context's first gap: from the window start
     observed = ~np.isnan(values)
     steps = np.zeros((len(contexts), int(lengths.max(initial=0)), 2 * values.shape[1] + 1))
@@ -193,27 +203,20 @@ def target_batch(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtyp
                  device: torch.device) -> TargetBatch:
     """Put every (tgt_t (n,), tgt_x (n, C)) on the union of their times (cast to `dtype` first so it stays unique);
     all targets together, as `encoder_batch`."""
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    _, row, times, x = _stacked(targets)
-    times = times.astype(np_dtype)
-    grid = np.unique(np.concatenate([np.zeros(1, np_dtype), times]))
-    where = np.searchsorted(grid, times)
+    _, row, _, times, x = _stacked(targets)
+    grid = _union(times, dtype)
+    where = np.searchsorted(grid, times.astype(grid.dtype))
     values = np.zeros((len(targets), grid.size, x.shape[1]))
     mask = np.zeros_like(values)
     observed = ~np.isnan(x)
     values[row, where] = np.where(observed, x, 0.0)
     mask[row, where] = observed
-
-    def as_tensor(a: npt.NDArray[np.floating]) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=dtype, device=device)
-
-    return TargetBatch(as_tensor(grid), as_tensor(values), as_tensor(mask))
+    return TargetBatch(*_tensors(dtype, device, grid, values, mask))
 
 
 def distinct_times(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype) -> int:
     """How many distinct times (after the cast to `dtype`, and 0) a target_batch of `targets` would solve at."""
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    return int(np.unique(np.concatenate([np.zeros(1, np_dtype)] + [t.astype(np_dtype) for t, _ in targets])).size)
+    return int(_union(np.concatenate([t for t, _ in targets]), dtype).size)
 
 
 def row_targets(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype, device: torch.device,
@@ -225,9 +228,7 @@ def row_targets(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype
     batch, and every target of every window is scored."""
     if points < 2:
         raise ValueError(f"a grid needs at least 2 points, got {points}")
-    lengths, row, times, x = _stacked(targets)
-    starts = np.cumsum(lengths) - lengths
-    within = np.arange(times.size) - starts[row]
+    lengths, row, within, times, x = _stacked(targets)
     width = int(lengths.max(initial=1))
     at = np.zeros((len(targets), width))
     values = np.zeros((len(targets), width, x.shape[1]))
@@ -238,8 +239,4 @@ def row_targets(targets: list[tuple[FloatArray, FloatArray]], dtype: torch.dtype
     mask[row, within] = observed
     last = float(times.max(initial=0.0))
     grid = np.linspace(0.0, last if last > 0 else 1.0, points)
-
-    def as_tensor(a: npt.NDArray[np.floating]) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=dtype, device=device)
-
-    return RowTargets(as_tensor(grid), as_tensor(at), as_tensor(values), as_tensor(mask))
+    return RowTargets(*_tensors(dtype, device, grid, at, values, mask))
