@@ -325,8 +325,8 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
         parts = _prepare(fitted, context, at, None, k)
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
         for p, (decoded, _) in zip(parts, draws, strict=True):
-            mean, scale = local_spread(mixed(fitted, p, decoded), obs_std)
             assert p.frame is not None  # the local frame's parts carry their window's frame
+            mean, scale = local_spread(mixed(fitted, p, decoded), obs_std, p.frame.unit)
             truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
                 np.searchsorted(at, p.times)])
             offsets.append(p.query - p.ctx_t[-1])

@@ -54,6 +54,7 @@ class ComponentData(TypedDict):
     echo: NotRequired[float]
     robust: NotRequired[bool]
     log: NotRequired[list[bool]]
+    residual_bands: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class Component:
     every channel). linear_inside: between the context's observations the forecast is their linear interpolation
     (the residuals' interpolation less the component's curvature), chosen where it interpolates held-out points
     better than the component does. log: per channel, whether it is fitted on the log scale (its level, trend,
-    seasons and residuals multiplicative) in a window whose values of it are all positive; empty = none."""
+    seasons and residuals multiplicative) in a window whose values of it are all positive; empty = none.
+    residual_bands: a band's width scales with the spread of what the component leaves in the context
+    (WindowFrame.unit), not with the spread of the context's values; False only in models saved before it existed,
+    whose bands were calibrated the older way."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -87,12 +91,14 @@ class Component:
     echo: float = 0.0
     robust: bool = False
     log: tuple[bool, ...] = ()
+    residual_bands: bool = True
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
-                "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log)}
+                "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log),
+                "residual_bands": self.residual_bands}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -102,7 +108,8 @@ class Component:
                    blend=tuple(float(w) for w in data.get("blend", ())),
                    persistence=float(data.get("persistence", 0.0)),
                    linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)),
-                   robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())))
+                   robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())),
+                   residual_bands=bool(data.get("residual_bands", False)))
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""
@@ -130,8 +137,9 @@ class Component:
 @dataclass(frozen=True)
 class WindowFrame:
     """One window's frame: coef (p, C) of the component, scale (C,), the end (s) of its context, the context's
-    residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed) and logged (C,): the channels
-    fitted on the log scale in this window (the component's, where the context's values are all positive).
+    residuals (knot_t (n,) s, knot_r (n, C) in local units, NaN = not observed), logged (C,): the channels
+    fitted on the log scale in this window (the component's, where the context's values are all positive), and
+    unit (C,): the unit of a forecast band's width in local units (see frame_of).
 
     base, scale, coef and the residuals are on the fitted scale (the log of the values for a logged channel);
     classical, to_local and to_original take and give original units."""
@@ -143,6 +151,7 @@ class WindowFrame:
     knot_t: FloatArray
     knot_r: FloatArray
     logged: BoolArray
+    unit: FloatArray
 
     def base(self, times: FloatArray) -> FloatArray:
         """(n, C) the classical component at `times` (s), on the fitted scale."""
@@ -221,7 +230,13 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     component.context before the last are left out); floor (C,): the least scale per channel, original units (on
     the log scale: the floor over the context's mean). A channel with no observation keeps base 0 and the floor as
     its scale. A channel the component logs is fitted on the log scale where all its values here are positive,
-    else as it is (a forecast from a context with a zero in it still answers)."""
+    else as it is (a forecast from a context with a zero in it still answers).
+
+    The band unit (with component.residual_bands) is the residuals' standard deviation, n - p degrees of freedom
+    for the p columns fitted (no fewer than the floor; the values' spread where n <= p): how far the values stray
+    from the component, which is what a forecast's error grows from. The values' own spread (the scale) also
+    holds the seasons and the trend the component forecasts, so bands standardised by it were wide where the
+    context's season was strong and narrow where it was weak, whatever the errors."""
     end = float(times[-1])
     recent = times >= end - component.context
     times, values = times[recent], values[recent]
@@ -231,13 +246,14 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
     logged = component.logs(channels)
+    floor_fitted = np.array(floor, dtype=np.float64)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
         logged[c] &= bool(seen.any()) and bool(np.all(values[seen, c] > 0))
         if not seen.any():
             continue
         if logged[c]:  # `values` is this function's own copy (the boolean index above)
-            scale[c] = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
+            scale[c] = floor_fitted[c] = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
             values[seen, c] = np.log(values[seen, c])
         x, y, w = design[seen], values[seen, c], weights[seen]
         spread = float(np.std(y))
@@ -248,7 +264,13 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
         if y.size > 1:
             scale[c] = max(spread, scale[c])
     residuals = (values - design @ coef) / scale
-    return WindowFrame(component, coef, scale, end, times, residuals, logged)
+    unit = np.ones(channels)
+    if component.residual_bands:
+        for c in range(channels):
+            r = residuals[~np.isnan(residuals[:, c]), c]
+            if r.size > design.shape[1]:
+                unit[c] = max(float(np.sqrt(r @ r / (r.size - design.shape[1]))), floor_fitted[c] / scale[c])
+    return WindowFrame(component, coef, scale, end, times, residuals, logged, unit)
 
 
 def _ridge_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:

@@ -257,14 +257,16 @@ def spread(decoded: FloatArray, obs_std: FloatArray) -> tuple[FloatArray, FloatA
     return decoded.mean(axis=0), np.sqrt(decoded.var(axis=0) + obs_std**2)
 
 
-def local_spread(decoded: FloatArray, obs_std: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """`spread` for the local frame's mixed residual samples (S, U, C): the mean, and obs_std (C,) at every time.
+def local_spread(decoded: FloatArray, obs_std: FloatArray, unit: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`spread` for the local frame's mixed residual samples (S, U, C): the mean, and obs_std (C,) times the
+    window's band unit (C,, WindowFrame.unit) at every time.
 
-    In the local frame a residual is already in units of its window's own scale, and the calibrated quantiles per
-    quarter of the horizon (from the backtest's errors) give the band its width and its growth with the horizon. The
-    network's sample spread is left out: it says how unsure the encoder is about a residual the blend may weigh
-    little, and standardising by it let the band narrow towards the horizon where the errors grow."""
-    return decoded.mean(axis=0), np.broadcast_to(obs_std, decoded.shape[1:]).copy()
+    In the local frame a residual is in units of its window's own scale; the band unit is the spread of what the
+    component leaves in the context in those units, and the calibrated quantiles per quarter of the horizon (from
+    the backtest's errors) give the band its width and its growth with the horizon. The network's sample spread is
+    left out: it says how unsure the encoder is about a residual the blend may weigh little, and standardising by
+    it let the band narrow towards the horizon where the errors grow."""
+    return decoded.mean(axis=0), np.broadcast_to(obs_std * unit, decoded.shape[1:]).copy()
 
 
 def observation_std(fitted: FittedModel) -> FloatArray:
@@ -287,7 +289,7 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: FloatArray, levels: Fl
         mean, std, quantiles = draws.mean(axis=0), draws.std(axis=0), np.quantile(draws, levels, axis=0)
     else:
         assert table is not None  # the caller's calibration.table(levels)
-        mean, scale = (spread if r.frame is None else local_spread)(decoded, obs_std)
+        mean, scale = spread(decoded, obs_std) if r.frame is None else local_spread(decoded, obs_std, r.frame.unit)
         band = calibration.bands(r.query - r.ctx_t[-1])  # (U,)
         quantiles = mean[None] + scale[None] * table[band].transpose(2, 0, 1)  # (K, U, C)
         std = scale * calibration.scale[band]

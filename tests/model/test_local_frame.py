@@ -288,8 +288,41 @@ def test_local_band_width_comes_from_the_calibration_not_the_network_samples(loc
     table = calibration.table(np.array([0.05, 0.95]))  # (bands, C, 2)
     band = calibration.bands(fitted.normaliser.model_time(at, series.times[-1]))
     obs_std = float(fitted.network.observation_std()[0])
-    expected = frame.scale[0] * obs_std * (table[band, 0, 1] - table[band, 0, 0])
+    assert fitted.component.residual_bands and frame.unit[0] != 1.0
+    expected = frame.scale[0] * frame.unit[0] * obs_std * (table[band, 0, 1] - table[band, 0, 0])
     np.testing.assert_allclose(widths[0], expected, rtol=1e-6)
+    # a model saved before residual_bands: its calibration standardised by the window's scale alone
+    older = copy.copy(weighted)
+    older.component = dataclasses.replace(weighted.component, residual_bands=False)
+    fc = forecast(older, series, at, samples=16, quantiles=(0.05, 0.95), seed=0)
+    np.testing.assert_allclose(fc.quantiles[1, :, 0] - fc.quantiles[0, :, 0], expected / frame.unit[0], rtol=1e-6)
+
+
+def test_band_unit_is_the_spread_the_component_leaves():
+    """A forecast band's unit is the standard deviation of what the component leaves in the context (n - p degrees
+    of freedom), not the spread of the values: a strong season the component fits does not widen it. Models saved
+    before it existed keep the values' spread (unit 1), as their calibration was made with it."""
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 40 * DAY, 600))
+    noise = 0.1 * rng.standard_normal(t.size)
+    component = Component(trend=False, seasons=(DAY,), harmonics=(2,), half_life=1e12, damping=DAY,
+                          context=100 * DAY, encoder=10 * DAY)
+    floor = np.array([1e-3])
+    seasonal = frame_of(component, t, (10 + 5 * np.sin(2 * np.pi * t / DAY) + noise)[:, None], floor)
+    quiet = frame_of(component, t, (10 + noise)[:, None], floor)
+    assert seasonal.scale[0] > 10 * quiet.scale[0]  # the values' spread: the season's
+    for frame in (seasonal, quiet):
+        assert frame.scale[0] * frame.unit[0] == pytest.approx(0.1, rel=0.1)  # the noise's
+    older = dataclasses.replace(component, residual_bands=False)
+    assert frame_of(older, t, (10 + noise)[:, None], floor).unit[0] == 1.0
+    assert Component.from_dict(component.to_dict()) == component
+    saved = {k: v for k, v in component.to_dict().items() if k != "residual_bands"}  # saved before it existed
+    assert Component.from_dict(saved).residual_bands is False
+    # as many points as columns: nothing left to measure the residuals by, the values' spread stays the unit
+    assert frame_of(component, t[:5], (10 + noise[:5])[:, None], floor).unit[0] == 1.0
+    # a perfect fit: the floor (in local units) bounds the unit from below
+    exact = frame_of(component, t, (10 + 5 * np.sin(2 * np.pi * t / DAY))[:, None], np.array([0.05]))
+    assert exact.scale[0] * exact.unit[0] == pytest.approx(0.05)
 
 
 def test_local_fit_sizes_component_and_backtest(local_fit):
