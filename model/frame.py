@@ -246,14 +246,15 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
     logged = component.logs(channels)
-    floor_fitted = np.array(floor, dtype=np.float64)
+    unit = np.ones(channels)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
         logged[c] &= bool(seen.any()) and bool(np.all(values[seen, c] > 0))
         if not seen.any():
             continue
+        least = floor[c]
         if logged[c]:  # `values` is this function's own copy (the boolean index above)
-            scale[c] = floor_fitted[c] = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
+            scale[c] = least = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
             values[seen, c] = np.log(values[seen, c])
         x, y, w = design[seen], values[seen, c], weights[seen]
         spread = float(np.std(y))
@@ -263,13 +264,10 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
                 coef[:, c] = _ridge_fit(x, y, w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (spread or 1.0)))
         if y.size > 1:
             scale[c] = max(spread, scale[c])
+        if component.residual_bands and y.size > x.shape[1]:
+            r = y - x @ coef[:, c]
+            unit[c] = max(float(np.sqrt(r @ r / (y.size - x.shape[1]))), least) / scale[c]
     residuals = (values - design @ coef) / scale
-    unit = np.ones(channels)
-    if component.residual_bands:
-        for c in range(channels):
-            r = residuals[~np.isnan(residuals[:, c]), c]
-            if r.size > design.shape[1]:
-                unit[c] = max(float(np.sqrt(r @ r / (r.size - design.shape[1]))), floor_fitted[c] / scale[c])
     return WindowFrame(component, coef, scale, end, times, residuals, logged, unit)
 
 
