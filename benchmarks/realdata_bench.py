@@ -198,9 +198,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--time-limit", type=float, help="ModelConfig.time_limit, seconds")
     ap.add_argument("--config", type=json.loads, default={}, help="JSON object merged into the ModelConfig last")
     ap.add_argument("--samples", type=int, default=100, help="forecast samples")
-    ap.add_argument("--panel-countries", type=int, default=10,
-                    help=f"per-country models for the first N of the {PANEL_SIZE} {PANEL} countries (each is a full "
-                         f"fit per seed, about a minute here; the panel model always sees all {PANEL_SIZE})")
+    ap.add_argument("--panel-countries", type=int, default=PANEL_SIZE,
+                    help=f"per-country models for the first N of the {PANEL_SIZE} {PANEL} countries (default all; "
+                         f"each is a fit per seed, a few seconds: too short to weigh the network, none is trained; "
+                         f"the panel model always sees all {PANEL_SIZE})")
     ap.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     args = ap.parse_args(argv)
     unknown = [name for name in args.only if name not in LOADERS]

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from model.local import Sizes
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
-           "candidates_of", "choose_component", "choose_inside", "blend_weight", "validation_mae", "calibration_from",
-           "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
+           "candidates_of", "choose_component", "choose_inside", "blend_weight", "weighable", "validation_mae",
+           "calibration_from", "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -64,6 +64,7 @@ class Backtest(TypedDict):
     beats_baselines: NotRequired[bool | None]
     overlap: NotRequired[bool]
     hit_time_limit: NotRequired[bool]
+    network_trained: NotRequired[bool]
     steps: NotRequired[int]
     seconds: NotRequired[float]
 
@@ -274,7 +275,7 @@ def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[C
     from model.predict import forecast_batch
 
     channels = len(fitted.channels)
-    if not cutoffs:
+    if not weighable(sequences, cutoffs).any():
         return (0.0,) * channels
     requests = _requests(sequences, cutoffs)
     model = forecast_batch(fitted, requests, samples=16, seeds=range(len(cutoffs)))
@@ -285,6 +286,20 @@ def choose_blend(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[C
         return (np.concatenate([truth[k][:, c] for k in half]), np.concatenate([model[k].mean[:, c] for k in half]),
                 np.concatenate([classical[k].mean[:, c] for k in half]))
     return tuple(blend_weight([part(half, c) for half in _halves(cutoffs)]) for c in range(channels))
+
+
+def weighable(sequences: list[Sequence], cutoffs: list[Cutoff]) -> BoolArray:
+    """(C,) per channel, whether each half of the cut-offs (_halves) scores at least MIN_BLEND_VALUES observed
+    values of it: only such a channel can get any network weight from choose_blend (none without cut-offs). Where
+    no channel can, the network's training would change no forecast, and fit_local skips it."""
+    channels = sequences[0].values.shape[1]
+    if not cutoffs:
+        return np.zeros(channels, dtype=bool)
+    enough = np.ones(channels, dtype=bool)
+    for half in _halves(cutoffs):
+        seen = sum((~np.isnan(sequences[cutoffs[k].series].values[cutoffs[k].future])).sum(axis=0) for k in half)
+        enough &= np.asarray(seen) >= MIN_BLEND_VALUES
+    return enough
 
 
 def blend_weight(parts: list[tuple[FloatArray, FloatArray, FloatArray]]) -> float:

@@ -10,6 +10,10 @@ in optimiser steps, early stopping on validation cut-offs in the newest part of 
     to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs and the history's ─► the
     backtest beside the baselines (model/backtest.py).
 
+Where no channel's cut-offs hold enough values to weigh the network (backtest.weighable: a short series), the blend
+would be 0 whatever the network learnt, so the network is not trained at all (`"network_trained": false`): the
+forecasts are the classical part's, as they would be after training, in seconds instead of minutes.
+
 Every size is in seconds. Where a series is too short to keep its newest part apart, the cut-offs lie inside the
 training data and the backtest says so (`"overlap": true`).
 """
@@ -36,6 +40,7 @@ from model.backtest import (
     choose_inside,
     cutoffs_of,
     history_cutoffs,
+    weighable,
 )
 from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
@@ -130,8 +135,12 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
                          context_seconds=max(c.context for c in (component, *own.values())), component=component,
                          components=own)
-    pool = _pool(sequences, limits, fitted, sizes, floor, rng)
-    history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
+    trained = bool(weighable(sequences, cutoffs).any())
+    history: list[StepRecord] = []
+    hit_limit = False
+    if trained:  # else choose_blend gives the network no weight on any channel: training would change no forecast
+        pool = _pool(sequences, limits, fitted, sizes, floor, rng)
+        history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
     blend = choose_blend(fitted, sequences, cutoffs)
     fitted.component = dataclasses.replace(component, blend=blend)
@@ -139,6 +148,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
+    fitted.backtest["network_trained"] = trained
     fitted.backtest["steps"] = history[-1]["step"] if history else 0
     fitted.backtest["seconds"] = round(time.perf_counter() - started, 3)
     return fitted

@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import model.local
 from model import (
     InputError,
     ModelConfig,
@@ -30,6 +31,7 @@ from model.backtest import (
     choose_inside,
     cutoffs_of,
     history_cutoffs,
+    weighable,
 )
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
 from model.local import choose_sizes, positive_channels
@@ -484,6 +486,40 @@ def test_the_network_gets_weight_only_where_it_helps_on_both_halves_of_the_cutof
     assert blend_weight([(truth, helps, classical), (few, helps, classical)]) == 0.0
     assert blend_weight([(np.full(3, np.nan), helps[:3], classical[:3])]) == 0.0
     assert blend_weight([]) == 0.0
+
+
+def test_a_channel_is_weighable_only_with_enough_values_on_both_halves_of_the_cutoffs():
+    n = MIN_BLEND_VALUES
+    values = np.ones((4 * n, 2))
+    values[2 * n + 1:, 1] = np.nan  # the second channel: nothing observed in the newer half's future
+    series = Sequence(T0 + np.arange(4 * n) * 60.0, values, ("full", "gappy"))
+    cuts = [Cutoff(0, 0, np.arange(1, n + 1)), Cutoff(0, 2 * n, np.arange(2 * n + 1, 3 * n + 1))]
+    assert weighable([series], cuts).tolist() == [True, False]
+    short = [Cutoff(0, 0, np.arange(1, n)), cuts[1]]  # one value short on the older half
+    assert weighable([series], short).tolist() == [False, False]
+    assert weighable([series], []).tolist() == [False, False]
+
+
+def test_a_series_too_short_to_weigh_the_network_skips_its_training_and_forecasts_the_same(monkeypatch):
+    """30 yearly points: each half of the cut-offs scores fewer values than the blend needs, so the network would
+    get no weight; the fit skips training, says so, and forecasts (mean and bands) exactly what the same fit with
+    the network trained gives."""
+    rng = np.random.default_rng(3)
+    t = T0 + np.arange(30) * 365.25 * DAY
+    series = Sequence(t, (6 - 0.1 * np.arange(30) + 0.1 * rng.normal(size=30))[:, None], ("rate",))
+    config = ModelConfig(frame="local", horizon=6 * 365.25 * DAY, train_steps=20, latent_dim=2, hidden_dim=8,
+                         units=8, batch_size=8)
+    calls = []
+    skipped = fit([series], config, progress=lambda *a: calls.append(a))
+    assert skipped.backtest["network_trained"] is False and skipped.backtest["steps"] == 0
+    assert skipped.history == [] and calls == [] and skipped.component.weights(1).tolist() == [0.0]
+    monkeypatch.setattr(model.local, "weighable", lambda sequences, cutoffs: np.ones(1, dtype=bool))
+    trained = fit([series], config)
+    assert trained.backtest["network_trained"] is True and trained.backtest["steps"] == 20
+    at = t[-1] + np.linspace(0.1, 6, 7) * 365.25 * DAY
+    a, b = (forecast(f, series, at, samples=16, seed=0) for f in (skipped, trained))
+    np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
+    np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-9)
 
 
 def test_interpolation_returns_the_observations_at_their_times(local_fit):
