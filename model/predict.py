@@ -213,11 +213,14 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             seeds: list[int | None]) -> tuple[list[tuple[FloatArray, FloatArray | None]], int]:
     """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal, or None for a calibrated
     model) at its distinct query times, normalised units, all solved together; and the solve's function
-    evaluations."""
+    evaluations. Where the network's output has no weight in any part (network_unused), zeros (1, U, C) each and
+    no solve: mixed() would discard whatever it decoded."""
     network, config = fitted.network, fitted.config
     device = fitted.device
     dtype = next(network.parameters()).dtype
     channels = len(fitted.channels)
+    if network_unused(fitted, prepared):
+        return [(np.zeros((1, r.query.size, channels)), None) for r in prepared], 0
     with torch.no_grad(), inference_tanh():
         mean, std = network.posterior(encoder_batch([(r.ctx_t, r.ctx_x) for r in prepared], dtype, device))
         eps = []
@@ -239,6 +242,16 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
         decoded = network.decoder(zt).reshape(len(prepared), samples, longest, channels).double().cpu()
     return [(decoded[i, :, : r.query.size].numpy(), noise[i].numpy() if noise else None)
             for i, r in enumerate(prepared)], nfe
+
+
+def network_unused(fitted: FittedModel, prepared: list[_Request]) -> bool:
+    """Whether no part's answer reads the network: a calibrated local-frame model whose blend is 0 on every channel
+    of every part's component (mixed() then weighs the network's samples 0 at every time, and the band's width
+    comes from the calibration, not from the samples: local_spread). A model whose network could get no weight is
+    not trained at all (model/local.py), and answers without solving its ODE."""
+    channels = len(fitted.channels)
+    return fitted.calibration is not None and all(
+        r.frame is not None and not r.frame.component.weights(channels).any() for r in prepared)
 
 
 def mixed(fitted: FittedModel, r: _Request, decoded: FloatArray) -> FloatArray:

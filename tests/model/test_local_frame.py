@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import model.local
+import model.predict
 from model import (
     InputError,
     ModelConfig,
@@ -520,6 +521,18 @@ def test_a_series_too_short_to_weigh_the_network_skips_its_training_and_forecast
     a, b = (forecast(f, series, at, samples=16, seed=0) for f in (skipped, trained))
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
     np.testing.assert_allclose(a.quantiles, b.quantiles, rtol=1e-9)
+    # a blend of 0 everywhere: forecasts answer without solving the network's ODE, and the same as solving it
+    assert a.nfe == 0
+    monkeypatch.setattr(model.predict, "network_unused", lambda fitted, prepared: False)
+    solved = forecast(skipped, series, at, samples=16, seed=0)
+    assert solved.nfe > 0
+    np.testing.assert_allclose(solved.mean, a.mean, rtol=1e-12)
+    np.testing.assert_allclose(solved.quantiles, a.quantiles, rtol=1e-12)
+    np.testing.assert_allclose(solved.std, a.std, rtol=1e-12)
+    monkeypatch.undo()
+    weighed = copy.copy(skipped)
+    weighed.component = dataclasses.replace(skipped.component, blend=(0.5,))  # the network's output counts: solved
+    assert forecast(weighed, series, at, samples=16, seed=0).nfe > 0
 
 
 def test_interpolation_returns_the_observations_at_their_times(local_fit):
