@@ -57,6 +57,9 @@ class _Request:
     frame: WindowFrame | None = None  # local frame: the window's classical component and scale
 
 
+UPPER_ULPS = 8  # _check_times: the last time answered may exceed last + horizon by this many units in the last place
+
+
 def _check_times(fitted: FittedModel, ctx: Sequence, at: object, start: float | None,
                  k: int) -> tuple[FloatArray, float]:
     """The asked times (Q,) s, refused when outside [lower, last + horizon]; and lower."""
@@ -68,6 +71,9 @@ def _check_times(fitted: FittedModel, ctx: Sequence, at: object, start: float | 
     if not np.all(np.isfinite(times)):
         raise InputError(f"request {k}: `at` must be finite")
     lower, upper = float(ctx.times[0]), float(ctx.times[-1] + fitted.horizon)
+    # a few units in the last place to spare: a caller that adds the horizon in other units (the service: integer
+    # microseconds, then seconds) may land one rounding past this sum, and that time is still the horizon's end
+    upper += UPPER_ULPS * float(np.spacing(upper))
     if start is not None:
         if not np.isfinite(start) or start > lower:
             raise InputError(f"request {k}: start {start!r} must be finite and <= the context's first time {lower!r}")

@@ -352,6 +352,21 @@ def test_local_forecast_reaches_the_horizon_and_refuses_past_it(local_fit):
         forecast(fitted, series, [last + fitted.horizon * 1.01], samples=8, seed=0)
 
 
+def test_the_horizons_end_is_answered_however_its_time_was_rounded(local_fit):
+    """The service sends times in seconds from integer microseconds: the horizon's end, last_us + horizon_us over
+    1e6, can be one rounding past last + horizon summed in seconds. It is answered; a microsecond later is not."""
+    series, fitted = local_fit
+    h_us = round(fitted.horizon * 1e6)
+    rng = np.random.default_rng(0)
+    last_us = next(k for k in (int(rng.integers(1, 10**13)) for _ in range(100_000))
+                   if (k + h_us) / 1e6 > k / 1e6 + fitted.horizon)
+    context = Sequence(series.times - series.times[-1] + last_us / 1e6, series.values, series.channels)
+    end = (last_us + h_us) / 1e6
+    assert np.all(np.isfinite(forecast(fitted, context, [end], samples=4, seed=0).mean))
+    with pytest.raises(OutOfRangeError, match="horizon"):
+        forecast(fitted, context, [(last_us + h_us + 1) / 1e6], samples=4, seed=0)
+
+
 def test_local_forecast_starts_at_the_level_of_the_last_observations(local_fit):
     series, fitted = local_fit
     assert fitted.component.log == ()  # log_scale is off by default

@@ -241,6 +241,28 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
     assert past.status_code == 422 and "horizon" in past.json()["error"]["message"]
 
 
+def test_a_series_too_short_to_weigh_the_network_is_served_by_its_classical_part(
+        client: TestClient, engine: Engine, settings: Settings) -> None:
+    """30 points: the validation cut-offs hold too few values to give the network any weight, so the version is
+    ready without training it, says so, and still serves forecasts with bands up to its horizon."""
+    add_series(engine, "short-1", n=30)
+    response = client.post("/v1/models", json={"name": "short", "series": ["short-1"], "horizon": 6,
+                                               "config": TINY_LOCAL})
+    assert response.status_code == 202, response.text
+    job = response.json()["job"]
+    assert trainer.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
+    metrics = client.get("/v1/models/short/versions/1").json()["metrics"]
+    assert metrics["steps_run"] == 0 and "val_mae" not in metrics
+    assert metrics["backtest"]["network_trained"] is False and metrics["backtest"]["steps"] == 0
+    assert metrics["component"]["blend"] == [0.0, 0.0]
+    answer = client.get("/v1/series/short-1/forecast", params={"model": "short", "horizon": "6", "step": "2"})
+    assert answer.status_code == 200, answer.text
+    channel = answer.json()["channels"]["a"]
+    assert len(channel["mean"]) == 3 and all(math.isfinite(v) for v in channel["mean"])
+    lower, upper = channel["quantiles"]["0.05"], channel["quantiles"]["0.95"]
+    assert all(math.isfinite(lo) and lo < hi for lo, hi in zip(lower, upper, strict=True))  # calibrated bands
+
+
 def test_metrics_are_made_json_safe() -> None:
     """numpy numbers become JSON numbers and a non-finite one null (PostgreSQL's JSON refuses NaN)."""
     import numpy as np
