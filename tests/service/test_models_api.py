@@ -2,6 +2,7 @@
 
 import math
 import threading
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -205,16 +206,23 @@ def test_openapi_shows_the_training_fields(client: TestClient) -> None:
         assert "ISO 8601" in props[field]["description"]
 
 
-def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: Engine,
-                                                    settings: Settings) -> None:
-    """A local-frame training stores fit's backtest beside the baselines in the version's metrics."""
-    add_series(engine, "room-1", n=400)
-    response = client.post("/v1/models", json={"name": "rooms", "series": ["room-1"], "horizon": 20,
+def _train_local(client: TestClient, engine: Engine, settings: Settings, name: str, key: str, points: int,
+                 horizon: float) -> dict[str, Any]:
+    """Version 1 of model `name`, trained (TINY_LOCAL, `horizon` s) on a new series `key` of `points` points."""
+    add_series(engine, key, n=points)
+    response = client.post("/v1/models", json={"name": name, "series": [key], "horizon": horizon,
                                                "config": TINY_LOCAL})
     assert response.status_code == 202, response.text
     job = response.json()["job"]
     assert trainer.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
-    version = client.get("/v1/models/rooms/versions/1").json()
+    version: dict[str, Any] = client.get(f"/v1/models/{name}/versions/1").json()
+    return version
+
+
+def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: Engine,
+                                                    settings: Settings) -> None:
+    """A local-frame training stores fit's backtest beside the baselines in the version's metrics."""
+    version = _train_local(client, engine, settings, "rooms", "room-1", points=400, horizon=20)
     metrics = version["metrics"]
     assert metrics["steps_run"] == TINY_LOCAL["train_steps"] and metrics["val_mae"] is not None
     component = metrics["component"]  # the classical part chosen from the data, as the artifact holds it
@@ -245,13 +253,7 @@ def test_a_series_too_short_to_weigh_the_network_is_served_by_its_classical_part
         client: TestClient, engine: Engine, settings: Settings) -> None:
     """30 points: the validation cut-offs hold too few values to give the network any weight, so the version is
     ready without training it, says so, and still serves forecasts with bands up to its horizon."""
-    add_series(engine, "short-1", n=30)
-    response = client.post("/v1/models", json={"name": "short", "series": ["short-1"], "horizon": 6,
-                                               "config": TINY_LOCAL})
-    assert response.status_code == 202, response.text
-    job = response.json()["job"]
-    assert trainer.run_job(engine, settings, job["id"], worker_id="w", shutdown=threading.Event()) == "succeeded"
-    metrics = client.get("/v1/models/short/versions/1").json()["metrics"]
+    metrics = _train_local(client, engine, settings, "short", "short-1", points=30, horizon=6)["metrics"]
     assert metrics["steps_run"] == 0 and "val_mae" not in metrics
     assert metrics["backtest"]["network_trained"] is False and metrics["backtest"]["steps"] == 0
     assert metrics["component"]["blend"] == [0.0, 0.0]
