@@ -219,25 +219,26 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
             seeds: list[int | None]) -> tuple[list[tuple[FloatArray, FloatArray | None]], int]:
     """Per request, (decoded (S, U, C), observation noise (S, U, C) standard normal, or None for a calibrated
     model) at its distinct query times, normalised units, all solved together; and the solve's function
-    evaluations. Where the network's output has no weight in any part (network_unused), zeros (1, U, C) each and
-    no solve: mixed() would discard whatever it decoded."""
+    evaluations. Where the network's output has no weight in any part (network_unused), decoded is zeros (1, U, C)
+    and nothing is solved: mixed() would discard whatever it decoded (the noise is drawn all the same)."""
     network, config = fitted.network, fitted.config
     device = fitted.device
     dtype = next(network.parameters()).dtype
     channels = len(fitted.channels)
+    eps = []
+    noise = []
+    for r, seed in zip(prepared, seeds, strict=True):
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seed) if seed is not None else int(np.random.default_rng().integers(2**62)))
+        eps.append(torch.randn(samples, config.latent_dim, generator=gen, dtype=torch.float64))
+        if fitted.calibration is None:  # calibrated bands need no noise draws
+            noise.append(torch.randn(samples, r.query.size, channels, generator=gen, dtype=torch.float64))
     if network_unused(fitted, prepared):
-        return [(np.zeros((1, r.query.size, channels)), None) for r in prepared], 0
+        return [(np.zeros((1, r.query.size, channels)), noise[i].numpy() if noise else None)
+                for i, r in enumerate(prepared)], 0
     with torch.no_grad(), inference_tanh():
         mean, std = network.posterior(encoder_batch([(r.ctx_t, r.ctx_x) for r in prepared], dtype, device))
-        eps = []
-        noise = []
         longest = max(r.query.size for r in prepared)
-        for r, seed in zip(prepared, seeds, strict=True):
-            gen = torch.Generator(device="cpu")
-            gen.manual_seed(int(seed) if seed is not None else int(np.random.default_rng().integers(2**62)))
-            eps.append(torch.randn(samples, config.latent_dim, generator=gen, dtype=torch.float64))
-            if fitted.calibration is None:  # calibrated bands need no noise draws
-                noise.append(torch.randn(samples, r.query.size, channels, generator=gen, dtype=torch.float64))
         eps_t = torch.stack(eps).to(device=device, dtype=dtype)  # (R, S, D)
         z0 = (mean[:, None] + std[:, None] * eps_t).reshape(-1, config.latent_dim)
         # pad each request's times by repeating its last one: the solver's end point (and answer) stays its own
@@ -251,13 +252,13 @@ def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
 
 
 def network_unused(fitted: FittedModel, prepared: list[_Request]) -> bool:
-    """Whether no part's answer reads the network: a calibrated local-frame model whose blend is 0 on every channel
-    of every part's component (mixed() then weighs the network's samples 0 at every time, and the band's width
-    comes from the calibration, not from the samples: local_spread). A model whose network could get no weight is
-    not trained at all (model/local.py), and answers without solving its ODE."""
+    """Whether no part's answer reads the network: every part is a local-frame window whose component's blend is 0
+    on every channel (mixed() then weighs the network's samples 0 at every time; the band's width comes from the
+    calibration or, uncalibrated, from the observation noise, never from the samples' spread). So a model whose
+    network got no weight, or was never trained (model/local.py), forecasts and calibrates without solving its
+    ODE."""
     channels = len(fitted.channels)
-    return fitted.calibration is not None and all(
-        r.frame is not None and not r.frame.component.weights(channels).any() for r in prepared)
+    return all(r.frame is not None and not r.frame.component.weights(channels).any() for r in prepared)
 
 
 def mixed(fitted: FittedModel, r: _Request, decoded: FloatArray) -> FloatArray:

@@ -544,7 +544,14 @@ def test_a_series_too_short_to_weigh_the_network_skips_its_training_and_forecast
     np.testing.assert_allclose(solved.mean, a.mean, rtol=1e-12)
     np.testing.assert_allclose(solved.quantiles, a.quantiles, rtol=1e-12)
     np.testing.assert_allclose(solved.std, a.std, rtol=1e-12)
+    raw = copy.copy(skipped)
+    raw.calibration = None  # uncalibrated: bands from the observation noise, drawn the same either way
+    raw_solved = forecast(raw, series, at, samples=16, seed=0)
     monkeypatch.undo()
+    raw_unsolved = forecast(raw, series, at, samples=16, seed=0)
+    assert raw_unsolved.nfe == 0 and raw_solved.nfe > 0
+    np.testing.assert_allclose(raw_unsolved.mean, raw_solved.mean, rtol=1e-12)
+    np.testing.assert_allclose(raw_unsolved.quantiles, raw_solved.quantiles, rtol=1e-12)
     weighed = copy.copy(skipped)
     weighed.component = dataclasses.replace(skipped.component, blend=(0.5,))  # the network's output counts: solved
     assert forecast(weighed, series, at, samples=16, seed=0).nfe > 0
