@@ -73,7 +73,7 @@ def _check_times(fitted: FittedModel, ctx: Sequence, at: object, start: float | 
     lower, upper = float(ctx.times[0]), float(ctx.times[-1] + fitted.horizon)
     # a few units in the last place to spare: a caller that adds the horizon in other units (the service: integer
     # microseconds, then seconds) may land one rounding past this sum, and that time is still the horizon's end
-    upper += UPPER_ULPS * float(np.spacing(upper))
+    upper += UPPER_ULPS * float(np.spacing(abs(upper)))  # np.spacing of a negative number is negative
     if start is not None:
         if not np.isfinite(start) or start > lower:
             raise InputError(f"request {k}: start {start!r} must be finite and <= the context's first time {lower!r}")

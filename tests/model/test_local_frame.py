@@ -365,6 +365,10 @@ def test_the_horizons_end_is_answered_however_its_time_was_rounded(local_fit):
     assert np.all(np.isfinite(forecast(fitted, context, [end], samples=4, seed=0).mean))
     with pytest.raises(OutOfRangeError, match="horizon"):
         forecast(fitted, context, [(last_us + h_us + 1) / 1e6], samples=4, seed=0)
+    # times before 1970 are negative seconds: the horizon's end is answered there too (the spare goes up, not down)
+    before = Sequence(series.times - series.times[-1] - 3e9, series.values, series.channels)
+    end = before.times[-1] + fitted.horizon
+    assert end < 0 and np.all(np.isfinite(forecast(fitted, before, [end], samples=4, seed=0).mean))
 
 
 def test_local_forecast_starts_at_the_level_of_the_last_observations(local_fit):
