@@ -239,3 +239,17 @@ def test_targets_report_met_and_not_met():
     assert worse["90% band covers 80-95% on every series"] is False
     assert all(met is None for _, met, _ in report.targets(report.rows([{**record(0, 1, 1), "methods": {
         "last value": {"mae": 1.0, "mse": 1.0, "spread": 0.0, "seconds": 0.0}}}])))
+
+
+def test_standings_judge_every_method_by_the_models_error_targets():
+    table = report.rows([record(0, 0.5, 9), record(1, 1.5, 8),
+                         {**record(0, 3.0, 5), "dataset": "pbs", "series": "pbs"}])
+    ranks = {r["method"]: r for r in report.standings(table)}
+    assert list(ranks) == ["model", "last value", "drift", "ETS"]  # in ORDER; interpolation has no forecast
+    # nile: drift is the best baseline on both seeds (the model 0.5x and 1.5x of it); pbs: the model 3x of it
+    assert ranks["model"]["median"] == pytest.approx(np.median([1.0, 3.0]))
+    assert (ranks["model"]["above_1_5"], ranks["model"]["rmae_1"], ranks["model"]["series"]) == (1, 1, 2)
+    assert ranks["drift"]["median"] == 1.0 and ranks["drift"]["above_1_5"] == 0
+    assert ranks["last value"]["median"] == 2.0 and ranks["last value"]["rmae_1"] == 2
+    assert ranks["ETS"]["median"] == 4.0  # the seed where it failed does not count
+    assert "| drift | 2 | 1.000 | 0 of 2 | 0 of 2 |" in report.markdown(table, report.targets(table), [])
