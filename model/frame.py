@@ -293,8 +293,11 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
     nearest cell, cells without one left empty (not interpolated: filling a gap of two quarters with a line wipes
     out a yearly cycle on a quarterly series). Its linear trend is removed and its autocorrelation, each lag over
     the pairs of filled cells it spans, searched for local maxima that stand 0.2 above the lowest value
-    at shorter lags (a random walk's autocorrelation falls smoothly and has none; a false find costs little, since
-    the component with seasons must beat the one without on the backtest to be chosen). Peaks are taken shortest first;
+    at shorter lags (a random walk's autocorrelation falls smoothly and has none) and SEASON_Z times above the
+    spread white noise gives at that lag (1 / sqrt(pairs) per channel, combined over channels and sequences as the
+    autocorrelation is). On a short, noisy series chance maxima stand 0.2 clear easily, and a false season is not
+    harmless: among hundreds of candidates scored on a few dozen cut-offs, one that carries it can win the backtest
+    by chance and then forecast cycles that are not there. Peaks are taken shortest first;
     one at a multiple of a period already taken counts only when 3% stronger (a weekly cycle over a daily one, not
     the daily cycle's echo a week on). The autocorrelation is averaged over channels and sequences by length."""
     if not any(s.times.size > 2 for s in sequences):
@@ -305,6 +308,7 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
     if max_lag < 4:
         return ()
     total = np.zeros(max_lag + 1)
+    noise = np.zeros(max_lag + 1)  # sum of weight² / pairs: the variance of the weighted mean under white noise
     weight = 0.0
     for s in sequences:
         cells = int(round((s.times[-1] - s.times[0]) / step)) + 1
@@ -314,20 +318,23 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
             seen = ~np.isnan(s.values[:, c])
             if seen.sum() < 8:
                 continue
-            acf = _masked_acf(np.rint((s.times[seen] - s.times[0]) / step).astype(np.int64), s.values[seen, c],
-                              cells, min(max_lag, cells // 3))  # longer lags rest on too few pairs
-            if acf is None:
+            found = _masked_acf(np.rint((s.times[seen] - s.times[0]) / step).astype(np.int64), s.values[seen, c],
+                                cells, min(max_lag, cells // 3))  # longer lags rest on too few pairs
+            if found is None:
                 continue
+            acf, pairs = found
             total[: acf.size] += acf * seen.sum()
+            noise[: acf.size] += np.where(pairs >= MIN_PAIRS, seen.sum() ** 2 / np.maximum(pairs, 1), 0.0)
             weight += seen.sum()
     if weight == 0:
         return ()
     acf = total / weight
+    noise = np.sqrt(noise) / weight
     trough = np.minimum.accumulate(acf)
     # maxima over their neighbourhood (a twentieth of the lag each side: the gaps leave the autocorrelation
     # ragged, and one cycle must not show as two peaks a step apart) standing well clear of the lowest value before
     peaks = [lag for lag in range(2, max_lag)
-             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2
+             if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2 and acf[lag] > SEASON_Z * noise[lag]
              and acf[lag] >= acf[max(1, lag - 1 - lag // 20):lag].max(initial=-np.inf)
              and acf[lag] > acf[lag + 1:lag + 2 + lag // 20].max(initial=-np.inf)]
     chosen: list[tuple[int, float]] = []
@@ -345,10 +352,11 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
     return tuple(refine_period(sequences, lag * step, step) for lag, _ in chosen)
 
 
-def _masked_acf(cell: IntArray, y: FloatArray, cells: int, lags: int) -> FloatArray | None:
+def _masked_acf(cell: IntArray, y: FloatArray, cells: int, lags: int) -> tuple[FloatArray, FloatArray] | None:
     """Autocorrelation (lags + 1,) of values `y` observed in grid cells `cell` (several in one cell: their mean)
     out of `cells`, its least-squares line removed; each lag averages the products over the pairs of filled cells
-    it spans (a lag spanning fewer than MIN_PAIRS pairs: 0). None when the values do not vary."""
+    it spans (a lag spanning fewer than MIN_PAIRS pairs: 0). Returned with those pair counts (lags + 1,); None
+    when the values do not vary."""
     counts = np.bincount(cell, minlength=cells)
     filled = counts > 0
     where = np.flatnonzero(filled)
@@ -361,10 +369,12 @@ def _masked_acf(cell: IntArray, y: FloatArray, cells: int, lags: int) -> FloatAr
     grid[where] = mean
     products = np.fft.irfft(np.abs(np.fft.rfft(grid, 2 * cells)) ** 2)[: lags + 1]
     pairs = np.rint(np.fft.irfft(np.abs(np.fft.rfft(mask, 2 * cells)) ** 2)[: lags + 1])
-    return np.where(pairs >= MIN_PAIRS, products / np.maximum(pairs, 1) / variance, 0.0)
+    return np.where(pairs >= MIN_PAIRS, products / np.maximum(pairs, 1) / variance, 0.0), pairs
 
 
 MIN_PAIRS = 8  # _masked_acf: a lag needs this many pairs of filled cells
+SEASON_Z = 3.0  # a season's autocorrelation is at least this many times what white noise gives at its lag: tens of
+# lags are searched, and the largest of their chance values must stay below it on most series without a season
 
 
 REFINE_STEPS = 101  # candidate periods tried around an autocorrelation peak

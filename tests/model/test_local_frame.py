@@ -124,6 +124,20 @@ def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
         assert detect_seasons([walk], longest=200.0) == ()
 
 
+def test_noise_on_a_short_series_shows_no_season():
+    # 160 months of counts with no cycle, 60% kept: maxima of the autocorrelation stand 0.2 clear of the trough by
+    # chance on every one of these series; they must also stand clear of what noise gives at their lag
+    month = 365.2425 / 12 * DAY
+    found = []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        t = T0 + np.arange(160) * month
+        kept = rng.random(t.size) < 0.6
+        found.append(detect_seasons([Sequence(t[kept], rng.poisson(1.5, t.size)[kept, None] * 1.0, ("v",))],
+                                    longest=60 * month))
+    assert sum(bool(f) for f in found) <= 2, found
+
+
 def test_a_yearly_season_is_found_on_a_thinned_quarterly_series():
     # with 60% of the quarters kept, gaps of two quarters are common; filling them with a line (as an
     # interpolated grid does) flattens a four-quarter cycle, so the autocorrelation reads only the quarters seen
