@@ -29,7 +29,8 @@ from model.arrays import BoolArray, FloatArray, IntArray
 if TYPE_CHECKING:
     from model.data import Sequence
 
-__all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "median_gap", "harmonics"]
+__all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "steadiness", "median_gap",
+           "harmonics"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
@@ -338,6 +339,7 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
              and acf[lag] >= acf[max(1, lag - 1 - lag // 20):lag].max(initial=-np.inf)
              and acf[lag] > acf[lag + 1:lag + 2 + lag // 20].max(initial=-np.inf)]
     chosen: list[tuple[int, float]] = []
+    periods: list[float] = []
     for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
         bases = [(p, a) for p, a in chosen if _near_multiple(lag, p)]
         if any(acf[lag] < 1.03 * a for _, a in bases):
@@ -346,10 +348,52 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
             lag = max((m for m in peaks if all(_near_multiple(m, p) for p, _ in bases)), key=lambda m: acf[m])
             if any(lag == p for p, _ in chosen):
                 continue
+        period = refine_period(sequences, lag * step, step)
+        if steadiness(sequences, period) < STEADY:
+            continue  # a quasi-cycle (its phase wanders) or the echo of a curved trend: not a season
         chosen.append((lag, float(acf[lag])))
+        periods.append(period)
         if len(chosen) == limit:
             break
-    return tuple(refine_period(sequences, lag * step, step) for lag, _ in chosen)
+    return tuple(periods)
+
+
+STEADY = 0.5  # detect_seasons: the cosine of a season's phase shift between the older and the newer half at least
+STEADY_POINTS = 20_000  # observations (newest series first) steadiness reads at most
+
+
+def steadiness(sequences: list[Sequence], period: float) -> float:
+    """Whether a cycle of `period` seconds keeps its phase through each series' history: the cosine of the shift
+    between its phase in the older half and in the newer half (each fitted by least squares, a sine and a cosine of
+    the period beside a level and a line, on that half alone), averaged over channels and series by their
+    observations. A season repeats in step throughout (near 1); an autocorrelation peak can also come from a
+    quasi-cycle, whose phase wanders (El Niño's 4-8 years), or, averaged over channels, from a period between two
+    channels' different cycles, and then the halves disagree. 0.0 where no series holds two periods in each half:
+    a season must show that it repeats. One comparison per series: a period the data does not hold agrees by
+    chance about one time in three, so this rules out what the autocorrelation alone lets through, not all of it."""
+    total = weight = 0.0
+    budget = STEADY_POINTS
+    for s in sorted(sequences, key=lambda s: -s.times[-1]):
+        if budget <= 0:
+            break
+        budget -= s.times.size
+        for c in range(s.values.shape[1]):
+            seen = ~np.isnan(s.values[:, c])
+            t, y = s.times[seen], s.values[seen, c]
+            halves = [t <= (t[0] + t[-1]) / 2, t > (t[0] + t[-1]) / 2] if t.size else []
+            if t.size < 12 or any(h.sum() < 6 or np.ptp(t[h]) < 2 * period for h in halves):
+                continue
+            phases = []
+            for h in halves:
+                th = t[h]
+                angle = 2 * np.pi * np.remainder(th, period) / period
+                design = np.column_stack([np.ones_like(th), (th - th[0]) / np.ptp(th), np.sin(angle), np.cos(angle)])
+                phases.append(np.linalg.lstsq(design, y[h], rcond=None)[0][2:])
+            older, newer = phases
+            norm = float(np.linalg.norm(older) * np.linalg.norm(newer))
+            total += (float(older @ newer) / norm if norm > 0 else 0.0) * t.size
+            weight += t.size
+    return total / weight if weight else 0.0
 
 
 def _masked_acf(cell: IntArray, y: FloatArray, cells: int, lags: int) -> tuple[FloatArray, FloatArray] | None:

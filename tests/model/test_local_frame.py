@@ -34,11 +34,12 @@ from model.backtest import (
     history_cutoffs,
     weighable,
 )
-from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period
+from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period, steadiness
 from model.local import choose_sizes, positive_channels
 
 DAY = 86_400.0
 T0 = 1.7e9
+YEAR = 365.2425 * DAY
 
 
 def seasonal(n: int, seed: int, noise: float = 0.1, keep: float = 0.6) -> Sequence:
@@ -136,6 +137,37 @@ def test_noise_on_a_short_series_shows_no_season():
         found.append(detect_seasons([Sequence(t[kept], rng.poisson(1.5, t.size)[kept, None] * 1.0, ("v",))],
                                     longest=60 * month))
     assert sum(bool(f) for f in found) <= 2, found
+
+
+def wandering_cycle(seed: int, jump: float) -> Sequence:
+    """40 years of monthly readings (60% kept) of a 4-year cycle whose phase turns by `jump` halfway."""
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(480) * YEAR / 12
+    x = np.sin(2 * np.pi * (t - T0) / (4 * YEAR) + np.where(t > t[240], jump, 0.0)) + 0.3 * rng.normal(size=t.size)
+    kept = rng.random(t.size) < 0.6
+    return Sequence(t[kept], x[kept, None], ("v",))
+
+
+def test_a_cycle_whose_phase_wanders_is_not_a_season():
+    # a quasi-cycle (El Nino's) shows in the autocorrelation as a season does, but its shape in the older half of
+    # the history disagrees with the newer half's: forecast as a season, it would put the peaks in the wrong place
+    for seed in range(3):
+        steady, wandering = wandering_cycle(seed, 0.0), wandering_cycle(seed, np.pi)
+        assert any(abs(p / YEAR - 4) < 0.1 for p in detect_seasons([steady], longest=12 * YEAR))
+        assert not any(abs(p / YEAR - 4) < 0.1 for p in detect_seasons([wandering], longest=12 * YEAR))
+        assert steadiness([steady], 4 * YEAR) > 0.9 > -0.9 > steadiness([wandering], 4 * YEAR)
+        assert steadiness([steady], 12 * YEAR) == 0.0  # 20 years a half: too short to show 12 years repeat
+
+
+def test_channels_with_different_cycles_do_not_make_a_season_between_them():
+    # two channels whose cycles differ by half (the README's example): averaged over channels, the autocorrelation
+    # peaks between the two periods, at a cycle neither channel has
+    rng = np.random.default_rng(0)
+    t = T0 + np.cumsum(rng.uniform(30, 90, 2000))
+    x = np.stack([21 + 2 * np.sin(t / 3600), 40 + 5 * np.cos(t / 5400)], axis=1)
+    own = (2 * np.pi * 3600, 2 * np.pi * 5400)
+    for p in detect_seasons([Sequence(t, x, ("temp", "hum"))], longest=float(np.ptp(t)) / 2.5):
+        assert any(abs(p / q - 1) < 0.05 for q in own), p
 
 
 def test_a_yearly_season_is_found_on_a_thinned_quarterly_series():
