@@ -338,24 +338,22 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
              if acf[lag] > 0.1 and acf[lag] - trough[lag] > 0.2 and acf[lag] > SEASON_Z * noise[lag]
              and acf[lag] >= acf[max(1, lag - 1 - lag // 20):lag].max(initial=-np.inf)
              and acf[lag] > acf[lag + 1:lag + 2 + lag // 20].max(initial=-np.inf)]
-    chosen: list[tuple[int, float]] = []
-    periods: list[float] = []
+    chosen: list[tuple[int, float, float]] = []  # (lag, its autocorrelation, the refined period in seconds)
     for lag in peaks:  # shortest first: a longer season must beat each shorter one it is a multiple of
-        bases = [(p, a) for p, a in chosen if _near_multiple(lag, p)]
+        bases = [(p, a) for p, a, _ in chosen if _near_multiple(lag, p)]
         if any(acf[lag] < 1.03 * a for _, a in bases):
             continue  # an echo of a period already taken (2P, 3P, ...), not a season of its own
         if bases:  # a longer season over a shorter one: the strongest of the multiples (a week, not six days)
             lag = max((m for m in peaks if all(_near_multiple(m, p) for p, _ in bases)), key=lambda m: acf[m])
-            if any(lag == p for p, _ in chosen):
+            if any(lag == p for p, _, _ in chosen):
                 continue
         period = refine_period(sequences, lag * step, step)
         if steadiness(sequences, period) < STEADY:
-            continue  # a quasi-cycle (its phase wanders) or the echo of a curved trend: not a season
-        chosen.append((lag, float(acf[lag])))
-        periods.append(period)
+            continue  # a quasi-cycle (its phase wanders) or a period between two channels' cycles: not a season
+        chosen.append((lag, float(acf[lag]), period))
         if len(chosen) == limit:
             break
-    return tuple(periods)
+    return tuple(period for _, _, period in chosen)
 
 
 STEADY = 0.5  # detect_seasons: the cosine of a season's phase shift between the older and the newer half at least
@@ -380,8 +378,11 @@ def steadiness(sequences: list[Sequence], period: float) -> float:
         for c in range(s.values.shape[1]):
             seen = ~np.isnan(s.values[:, c])
             t, y = s.times[seen], s.values[seen, c]
-            halves = [t <= (t[0] + t[-1]) / 2, t > (t[0] + t[-1]) / 2] if t.size else []
-            if t.size < 12 or any(h.sum() < 6 or np.ptp(t[h]) < 2 * period for h in halves):
+            if t.size < 12:
+                continue
+            middle = (t[0] + t[-1]) / 2
+            halves = [t <= middle, t > middle]
+            if any(h.sum() < 6 or np.ptp(t[h]) < 2 * period for h in halves):
                 continue
             phases = []
             for h in halves:

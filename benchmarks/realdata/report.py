@@ -92,11 +92,11 @@ def panel_summary(table: list[dict]) -> dict[str, float] | None:
 
 
 def _median_dataset(rows_: list[dict]) -> float:
-    """The median over data sets of each one's ratio to the best baseline, PANEL's countries counting as one."""
+    """The median over data sets of each one's ratio to the best baseline, PANEL's countries counting as one (NaN
+    where a row has none: a method that failed on a whole data set)."""
     by_dataset: dict[str, list[float]] = defaultdict(list)
     for r in rows_:
-        if not math.isnan(r["vs_best"]):
-            by_dataset[r["dataset"]].append(r["vs_best"])
+        by_dataset[r["dataset"]].append(r["vs_best"])
     return float(np.median([np.median(v) for v in by_dataset.values()])) if by_dataset else math.nan
 
 
