@@ -3,9 +3,14 @@
 The model's own spread (z0 posterior samples plus the fixed `obs_std`) says how unsure the encoder is, not how
 wrong the model tends to be, so its bands alone cover far less than they claim. After training, `calibrate`
 forecasts held-out windows and records, per band and channel, the empirical quantiles of the standardised
-residual r = (truth - mean) / spread. A forecast then answers quantile q with mean + spread * Q_band(q) and std
-with spread * std(r): bands cover what they claim on data like the held-out windows, whatever the residuals'
-shape.
+residual r = (truth - mean) / spread, symmetrised: the quantiles of ±|r|. A forecast then answers quantile q with
+mean + spread * Q_band(q) and std with spread * rms(r): bands cover what they claim on data like the held-out
+windows, whatever the size of the residuals' tails.
+
+The residuals' signs are left out (the band is the split-conformal one on |r|, centred on the mean) because on
+real series they say where the history went, not where the future goes: on a falling series whose fall slowed,
+every held-out forecast overshot it, and bands shaped by those residuals lay wholly below the mean, missing
+every later value once the series turned or held.
 
 Bands, by model time past the context's last observation: 0 = at or before it (interpolation), then the four
 quarters of the horizon (later times use the last).
@@ -71,7 +76,8 @@ class Calibration:
                 if taken is None:
                     quantiles[b, :, c], scale[b, c] = normal, 1.0
                     continue
-                r = residuals[finite & np.isin(band, taken), c]
+                size = np.abs(residuals[finite & np.isin(band, taken), c])
+                r = np.concatenate([-size, size])  # the residuals' sizes, their signs left out
                 quantiles[b, :, c], scale[b, c] = np.quantile(r, LEVELS), r.std()
         return cls(edges=edges, quantiles=quantiles, scale=np.maximum(scale, 1e-6), counts=counts)
 

@@ -53,9 +53,23 @@ def test_a_sparse_band_pools_with_its_nearest_bands_first():
     cal = Calibration.from_residuals(offsets, residuals[:, None], 4.0)
     assert cal.counts[4, 0] == 10
     band3 = residuals[(offsets > 2.0) & (offsets <= 3.0)]
-    pooled = np.concatenate([band3, residuals[offsets > 3.0]])
-    assert _at(cal, 4, 0.95) == pytest.approx(np.quantile(pooled, 0.95))
-    assert _at(cal, 4, 0.95) > np.quantile(residuals, 0.95)
+    pooled = np.abs(np.concatenate([band3, residuals[offsets > 3.0]]))
+    assert _at(cal, 4, 0.95) == pytest.approx(np.quantile(np.concatenate([-pooled, pooled]), 0.95))
+    assert _at(cal, 4, 0.95) > np.quantile(np.abs(residuals), 0.9)
+
+
+def test_bands_keep_the_residuals_sizes_but_not_their_signs():
+    # every held-out forecast overshot (a falling series the component ran ahead of): the band must still reach
+    # above the mean, as far as the errors were large, in case the future turns
+    rng = np.random.default_rng(3)
+    offsets = rng.uniform(0.01, 4.0, 2000)
+    residuals = -np.abs(1.0 + rng.standard_normal(offsets.size))
+    cal = Calibration.from_residuals(offsets, residuals[:, None], 4.0)
+    for band in range(1, BANDS):
+        assert _at(cal, band, 0.95) == pytest.approx(-_at(cal, band, 0.05))
+        assert _at(cal, band, 0.95) == pytest.approx(np.quantile(np.abs(residuals), 0.9), rel=0.1)
+        assert _at(cal, band, 0.5) == pytest.approx(0.0, abs=1e-9)
+    assert cal.scale[1, 0] == pytest.approx(np.sqrt(np.mean(residuals**2)), rel=0.05)
 
 
 def _held_out(sequences: list[Sequence], horizon: float, rng: np.random.Generator):
