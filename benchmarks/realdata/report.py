@@ -16,7 +16,7 @@ import numpy as np
 from benchmarks.realdata.data import PANEL
 from benchmarks.realdata.evaluate import MODEL_METHODS
 
-__all__ = ["ORDER", "rows", "targets", "panel_summary", "standings", "markdown"]
+__all__ = ["ORDER", "rows", "targets", "panel_summary", "standings", "band_summary", "markdown"]
 
 ORDER = ("model", "classical", "panel", "last value", "drift", "seasonal naive", "GP", "ETS", "ARIMA",
          "linear interpolation")
@@ -57,8 +57,8 @@ def rows(records: list[dict]) -> list[dict]:
             for key in ("mae", "rmae", "vs_best", "interp_mse", "interp_ratio", "spread", "seconds"):
                 row[key] = _mean([s[key] for s in ran])
             row["seconds_max"] = max((s["seconds"] for s in ran), default=math.nan)
-            total = sum(s["total"] for s in ran)
-            row["coverage"] = sum(s["inside"] for s in ran) / total if total else math.nan
+            row["inside"], row["total"] = sum(s["inside"] for s in ran), sum(s["total"] for s in ran)
+            row["coverage"] = row["inside"] / row["total"] if row["total"] else math.nan
             out.append(row)
     return out
 
@@ -114,6 +114,27 @@ def standings(table: list[dict]) -> list[dict]:
                     "above_1_5": sum(r["vs_best"] > 1.5 for r in mine),
                     "rmae_1": sum(r["rmae"] >= 1 for r in mine),
                     "datasets": len({r["dataset"] for r in mine})})
+    return out
+
+
+def band_summary(table: list[dict]) -> list[dict]:
+    """Per method with a 90% band: over its series, the median coverage and how many fall below 80%, inside 80-95%
+    and above 95%; and the coverage pooled over every test point of PANEL's countries (NaN without them). A series'
+    test points lie in one span per seed, so its coverage moves in large steps (a span the band misses as a whole);
+    the pooled figure says whether the bands hold what they promise across many series."""
+    out = []
+    for method in ORDER:
+        mine = [r for r in table if r["method"] == method and not math.isnan(r["coverage"])]
+        if not mine:
+            continue
+        panel = [r for r in mine if r["dataset"] == PANEL]
+        total = sum(r["total"] for r in panel)
+        out.append({"method": method, "series": len(mine),
+                    "median": float(np.median([r["coverage"] for r in mine])),
+                    "below": sum(r["coverage"] < 0.80 for r in mine),
+                    "inside": sum(0.80 <= r["coverage"] <= 0.95 for r in mine),
+                    "above": sum(r["coverage"] > 0.95 for r in mine),
+                    "panel_pooled": sum(r["inside"] for r in panel) / total if total else math.nan})
     return out
 
 
@@ -219,6 +240,13 @@ def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], head
                   "series with rMAE >= 1 |", "|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['datasets']} | {r['median']:.3f} | {r['above_1_5']} of {r['series']} | "
                   f"{r['rmae_1']} of {r['series']} |" for r in ranks]
+    bands = band_summary(table)
+    if bands:
+        lines += ["", f"90% bands (coverage per series pooled over its seeds; {PANEL}: pooled over all its countries' "
+                  "test points):", "", f"| method | series | median coverage | below 80% | 80-95% | above 95% | "
+                  f"{PANEL} pooled |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['method']} | {r['series']} | {100 * r['median']:.1f} | {r['below']} | {r['inside']} | "
+                  f"{r['above']} | {_num(100 * r['panel_pooled'], '.1f')} |" for r in bands]
     lines += ["", f"Targets (each judged on the mean over seeds; the median series is the median over data sets, "
               f"{PANEL}'s countries counting as one: their median):", ""]
     for name, met, detail in checks:

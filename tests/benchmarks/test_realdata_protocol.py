@@ -253,3 +253,17 @@ def test_standings_judge_every_method_by_the_models_error_targets():
     assert ranks["last value"]["median"] == 2.0 and ranks["last value"]["rmae_1"] == 2
     assert ranks["ETS"]["median"] == 4.0  # the seed where it failed does not count
     assert "| drift | 2 | 1.000 | 0 of 2 | 0 of 2 |" in report.markdown(table, report.targets(table), [])
+
+
+def test_band_summary_counts_series_by_coverage_and_pools_the_panels_points():
+    def country(name: str, inside: int, total: int, dataset: str = "fertility") -> dict:
+        return {"dataset": dataset, "series": name, "seed": 0, "methods": {
+            "last value": {"mae": 2.0, "mse": 4.0, "spread": 0.0, "seconds": 0.0},
+            "model": {"mae": 1.0, "mse": 1.0, "spread": 1.0, "seconds": 1.0, "inside": inside, "total": total}}}
+    table = report.rows([country("A", 7, 7), country("B", 0, 7), country("C", 6, 7),
+                         country("nile", 19, 20, dataset="nile")])
+    (model,) = report.band_summary(table)  # no other method has a band
+    assert (model["series"], model["below"], model["inside"], model["above"]) == (4, 1, 2, 1)
+    assert model["median"] == pytest.approx(np.median([1.0, 0.0, 6 / 7, 0.95]))
+    assert model["panel_pooled"] == pytest.approx(13 / 21)  # nile's points are not the panel's
+    assert "| model | 4 | 90.4 | 1 | 2 | 1 | 61.9 |" in report.markdown(table, report.targets(table), [])
