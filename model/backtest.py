@@ -330,6 +330,25 @@ def _halves(cutoffs: list[Cutoff]) -> list[list[int]]:
     return [older, newer]
 
 
+def unit_prior(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> tuple[float, ...]:
+    """(C,) per channel, the median over the cut-offs' contexts of the spread of what the component leaves in them
+    (WindowFrame.unit on the fitted scale, each series' own component; the values' spread in a context with no
+    residual freedom; 0.0 for a channel no context observes): Component.unit_prior."""
+    floor = SCALE_FLOOR * fitted.normaliser.std
+    channels = len(fitted.channels)
+    spreads: list[list[float]] = [[] for _ in range(channels)]
+    for c in cutoffs:
+        s = sequences[c.series]
+        component = fitted.component_for(s.key)
+        assert component is not None  # a local-frame model has a component
+        frame = frame_of(component, s.times[:c.end + 1], s.values[:c.end + 1], floor)
+        wanted = component.logs(channels)
+        for k in range(channels):
+            if frame.logged[k] == wanted[k] and not np.isnan(frame.knot_r[:, k]).all():
+                spreads[k].append(float(frame.unit[k] * frame.scale[k]))
+    return tuple(float(np.median(v)) if v else 0.0 for v in spreads)
+
+
 def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
     """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
     from model.predict import _prepare, _sample, local_spread, mixed, observation_std

@@ -36,6 +36,7 @@ RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum 
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
 ROBUST_ITERATIONS = 8  # reweighted least-squares passes of a robust fit
 SCALE_FLOOR = 0.05  # a window's scale is at least this fraction of the training data's own std per channel
+PRIOR_DOF = 16.0  # the weight of Component.unit_prior against a context's own residual spread, in residuals
 MAX_LOG = 700.0  # exp of at most this on the log scale: a far band edge stays a finite number (e^709 overflows)
 
 
@@ -56,6 +57,7 @@ class ComponentData(TypedDict):
     robust: NotRequired[bool]
     log: NotRequired[list[bool]]
     residual_bands: NotRequired[bool]
+    unit_prior: NotRequired[list[float]]
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,9 @@ class Component:
     seasons and residuals multiplicative) in a window whose values of it are all positive; empty = none.
     residual_bands: a band's width scales with the spread of what the component leaves in the context
     (WindowFrame.unit), not with the spread of the context's values; False only in models saved before it existed,
-    whose bands were calibrated the older way."""
+    whose bands were calibrated the older way. unit_prior: per channel, the typical context's residual spread on
+    the fitted scale (over the cut-offs the bands are calibrated on), towards which each context's own is shrunk
+    (frame_of); empty = no shrinking (models saved before it existed)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -93,13 +97,14 @@ class Component:
     robust: bool = False
     log: tuple[bool, ...] = ()
     residual_bands: bool = True
+    unit_prior: tuple[float, ...] = ()
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
                 "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log),
-                "residual_bands": self.residual_bands}
+                "residual_bands": self.residual_bands, "unit_prior": list(self.unit_prior)}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -110,7 +115,8 @@ class Component:
                    persistence=float(data.get("persistence", 0.0)),
                    linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)),
                    robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())),
-                   residual_bands=bool(data.get("residual_bands", False)))
+                   residual_bands=bool(data.get("residual_bands", False)),
+                   unit_prior=tuple(float(v) for v in data.get("unit_prior", ())))
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""
@@ -234,8 +240,9 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     else as it is (a forecast from a context with a zero in it still answers).
 
     The band unit (with component.residual_bands) is the residuals' standard deviation, n - p degrees of freedom
-    for the p columns fitted (no fewer than the floor; the values' spread where n <= p): how far the values stray
-    from the component, which is what a forecast's error grows from. The values' own spread (the scale) also
+    for the p columns fitted, shrunk towards component.unit_prior (_band_unit; no less than the floor; the values'
+    spread where n <= p and there is no prior): how far the values stray from the component, which is what a
+    forecast's error grows from. The values' own spread (the scale) also
     holds the seasons and the trend the component forecasts, so bands standardised by it were wide where the
     context's season was strong and narrow where it was weak, whatever the errors."""
     end = float(times[-1])
@@ -246,7 +253,7 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
-    logged = component.logs(channels)
+    logged, wanted = component.logs(channels), component.logs(channels)
     unit = np.ones(channels)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
@@ -265,11 +272,31 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
                 coef[:, c] = _ridge_fit(x, y, w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (spread or 1.0)))
         if y.size > 1:
             scale[c] = max(spread, scale[c])
-        if component.residual_bands and y.size > x.shape[1]:
-            r = y - x @ coef[:, c]
-            unit[c] = max(float(np.sqrt(r @ r / (y.size - x.shape[1]))), least) / scale[c]
+        if component.residual_bands:
+            prior = component.unit_prior[c] if component.unit_prior and logged[c] == wanted[c] else 0.0
+            band = _band_unit(y - x @ coef[:, c], x.shape[1], prior, least)
+            if band is not None:  # else the unit stays the values' own spread
+                unit[c] = band / scale[c]
     residuals = (values - design @ coef) / scale
     return WindowFrame(component, coef, scale, end, times, residuals, logged, unit)
+
+
+def _band_unit(residuals: FloatArray, columns: int, prior: float, least: float) -> float | None:
+    """A context's band unit on the fitted scale: its residuals' standard deviation with `columns` degrees of
+    freedom taken, shrunk towards `prior` (the typical context's, Component.unit_prior; 0 = none) as if that were
+    measured on PRIOR_DOF more residuals; no less than `least`. None where there is neither (no residual freedom,
+    no prior).
+
+    A context's own spread, from a few residuals, is noisy: a smooth stretch gives a unit near zero, and the
+    calibrated quantiles, which must cover the errors that follow such stretches, grew large enough to make every
+    other band too wide. The shrunk spread (a moderated variance) follows a noisier context where it has the
+    residuals to show it and stays near the typical one where it has not."""
+    dof = residuals.size - columns
+    squares = float(residuals @ residuals) if dof > 0 else 0.0
+    weight = PRIOR_DOF if prior > 0 else 0.0
+    if dof <= 0 and weight == 0:
+        return None
+    return max(float(np.sqrt((squares + weight * prior**2) / (max(dof, 0) + weight))), least)
 
 
 def _ridge_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:

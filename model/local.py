@@ -40,6 +40,7 @@ from model.backtest import (
     choose_inside,
     cutoffs_of,
     history_cutoffs,
+    unit_prior,
     weighable,
 )
 from model.config import ModelConfig
@@ -142,9 +143,9 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
         pool = _pool(sequences, limits, fitted, sizes, floor, rng)
         history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
     fitted.history = history
-    blend = choose_blend(fitted, sequences, cutoffs)
-    fitted.component = dataclasses.replace(component, blend=blend)
-    fitted.components = {key: dataclasses.replace(c, blend=blend) for key, c in own.items()}
+    blend, prior = choose_blend(fitted, sequences, cutoffs), unit_prior(fitted, sequences, cutoffs + past)
+    fitted.component = dataclasses.replace(component, blend=blend, unit_prior=prior)
+    fitted.components = {key: dataclasses.replace(c, blend=blend, unit_prior=prior) for key, c in own.items()}
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit

@@ -34,7 +34,7 @@ from model.backtest import (
     history_cutoffs,
     weighable,
 )
-from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period, steadiness
+from model.frame import PRIOR_DOF, SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period, steadiness
 from model.local import choose_sizes, positive_channels
 
 DAY = 86_400.0
@@ -374,8 +374,36 @@ def test_band_unit_is_the_spread_the_component_leaves():
     assert exact.scale[0] * exact.unit[0] == pytest.approx(0.05)
 
 
+def test_band_unit_shrinks_towards_the_typical_contexts():
+    """With a unit prior (the typical context's residual spread on the cut-offs), a context's own spread is shrunk
+    towards it as if the prior were PRIOR_DOF more residuals: a short smooth context no longer gets a unit near
+    zero, a long noisy one keeps about its own, and a context with no residual freedom takes the prior."""
+    rng = np.random.default_rng(1)
+    component = Component(trend=False, seasons=(), harmonics=(), half_life=1e12, damping=DAY, context=1e9,
+                          encoder=DAY, unit_prior=(0.1,))
+    floor = np.array([1e-6])
+
+    def spread(values: np.ndarray) -> float:
+        frame = frame_of(component, np.arange(values.size) * 60.0, values[:, None], floor)
+        return float(frame.scale[0] * frame.unit[0])
+
+    smooth = 5.0 + 1e-3 * rng.standard_normal(6)
+    squares = float(np.sum((smooth - smooth.mean()) ** 2))  # one column (the level) fitted
+    assert spread(smooth) == pytest.approx(np.sqrt((squares + PRIOR_DOF * 0.1**2) / (5 + PRIOR_DOF)), rel=1e-6)
+    assert spread(smooth) > 0.08
+    noisy = 5.0 + rng.standard_normal(4000)
+    assert spread(noisy) == pytest.approx(noisy.std(), rel=0.01)
+    assert spread(np.array([5.0])) == pytest.approx(0.1)  # no residual freedom: the prior alone
+    alone = frame_of(dataclasses.replace(component, unit_prior=()), np.arange(6) * 60.0, smooth[:, None], floor)
+    assert alone.scale[0] * alone.unit[0] == pytest.approx(np.sqrt(squares / 5))  # without a prior: its own
+    assert Component.from_dict(component.to_dict()) == component
+    saved = {k: v for k, v in component.to_dict().items() if k != "unit_prior"}  # saved before it existed
+    assert Component.from_dict(saved).unit_prior == ()
+
+
 def test_local_fit_sizes_component_and_backtest(local_fit):
     _series, fitted = local_fit
+    assert len(fitted.component.unit_prior) == 1 and 0 < fitted.component.unit_prior[0] < 1  # noise 0.1 around seasons
     assert fitted.horizon == 2 * DAY
     assert fitted.component is not None and fitted.context_seconds >= fitted.horizon
     assert fitted.component.encoder <= fitted.context_seconds
