@@ -253,7 +253,8 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
-    logged, wanted = component.logs(channels), component.logs(channels)
+    wanted = component.logs(channels)  # the component's log scale; `logged`: this window's (all values positive)
+    logged = component.logs(channels)
     unit = np.ones(channels)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
