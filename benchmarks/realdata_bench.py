@@ -170,9 +170,11 @@ def header(args: argparse.Namespace) -> list[str]:
               "(everything but model, classical and panel) on that seed. MAE and interpolation MSE are in the "
               "data's units, except on uschange (5 channels): there each channel's error is in units of its "
               "training std, then averaged. Coverage: share of test points inside the 90% band (model: its 5/95% "
-              "quantiles; GP: mean ± 1.645 std), pooled over seeds. Spread: std of the forecast mean over the test "
-              "points ÷ the truth's std there. fit s: fitting (baselines: and forecasting) seconds, mean over "
-              "seeds. Other columns: means over the seeds where the method ran."]
+              "quantiles; GP: mean ± 1.645 std), pooled over seeds. Interval score: that band's width plus 20 times "
+              "the distance by which a test point falls outside it, averaged over the points in the MAE's units "
+              "(lower is better; a wide band that holds everything scores badly). Spread: std of the forecast "
+              "mean over the test points ÷ the truth's std there. fit s: fitting (baselines: and forecasting) "
+              "seconds, mean over seeds. Other columns: means over the seeds where the method ran."]
     return lines
 
 

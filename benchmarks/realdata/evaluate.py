@@ -2,7 +2,8 @@
 
 A method's scores are a dict: mae, mse (see protocol.channel_errors for units), spread (protocol.spread_ratio),
 seconds (a baseline's fit and forecast, summed over channels; the model's fit alone), and where the method has a
-90% band, inside/total (points in it / points scored). A method that raised has {"failed": message} instead.
+90% band, inside/total (points in it / points scored) and interval (its interval score,
+protocol.interval_score). A method that raised has {"failed": message} instead.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from benchmarks.realdata.protocol import (
     Split,
     band_counts,
     channel_errors,
+    interval_score,
     linear_interpolation,
     nearby,
     newest,
@@ -40,6 +42,7 @@ def score(mean: np.ndarray, split: Split, lower: np.ndarray | None = None,
     out = {"mae": mae, "mse": mse, "spread": spread_ratio(mean, split.test_x)}
     if lower is not None:
         out["inside"], out["total"] = band_counts(lower, upper, split.test_x)
+        out["interval"] = interval_score(lower, upper, split.test_x, split.scale)
     return out
 
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PROTOCOL", "Series", "Split", "thin", "reach", "channel_errors", "band_counts", "spread_ratio",
-           "linear_interpolation", "nearby", "newest"]
+__all__ = ["PROTOCOL", "Series", "Split", "thin", "reach", "channel_errors", "band_counts", "interval_score",
+           "spread_ratio", "linear_interpolation", "nearby", "newest"]
 
-PROTOCOL = "realdata/1"  # part of every cache key: change it when the protocol or a baseline changes
+PROTOCOL = "realdata/2"  # part of every cache key: change it when the protocol, a baseline or a score changes
 KEEP, DROP, TRAIN, HOLD = 0.6, 0.2, 0.8, 0.2
 
 
@@ -123,6 +123,23 @@ def band_counts(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray) -> tupl
     seen = np.isfinite(truth)
     inside = (lower <= truth) & (truth <= upper) & seen
     return int(inside.sum()), int(seen.sum())
+
+
+def interval_score(lower: np.ndarray, upper: np.ndarray, truth: np.ndarray, scale: np.ndarray,
+                   alpha: float = 0.1) -> float:
+    """The (1 - alpha) band's interval score (Gneiting & Raftery 2007), all (Q, C) but scale (C,): per point the
+    band's width plus 2/alpha times the distance by which the truth falls outside it; per channel the mean over its
+    scored points in units of scale, then the mean over channels (NaN with no point to score). Lower is better, and
+    a band lowers it only by being narrow where it holds: coverage alone rewards a band wide enough to hold
+    everything."""
+    scores = []
+    for c in range(truth.shape[1]):
+        seen = np.isfinite(truth[:, c])
+        if seen.any():
+            lo, hi, y = lower[seen, c], upper[seen, c], truth[seen, c]
+            miss = np.maximum(lo - y, 0.0) + np.maximum(y - hi, 0.0)
+            scores.append(np.mean(hi - lo + 2.0 / alpha * miss) / scale[c])
+    return float(np.mean(scores)) if scores else math.nan
 
 
 def spread_ratio(mean: np.ndarray, truth: np.ndarray) -> float:

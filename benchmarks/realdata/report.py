@@ -34,7 +34,7 @@ def _per_seed(methods: dict[str, dict]) -> dict[str, dict]:
         row = {"mae": s.get("mae", math.nan), "rmae": s.get("mae", math.nan) / last,
                "vs_best": s.get("mae", math.nan) / best, "interp_mse": s.get("interp_mse", math.nan),
                "interp_ratio": s.get("interp_mse", math.nan) / linear, "spread": s.get("spread", math.nan),
-               "seconds": s.get("seconds", math.nan)}
+               "seconds": s.get("seconds", math.nan), "interval": s.get("interval", math.nan)}
         out[m] = row | {"inside": s.get("inside", 0), "total": s.get("total", 0)}
     return out
 
@@ -54,7 +54,7 @@ def rows(records: list[dict]) -> list[dict]:
                                if "failed" in r["methods"].get(method, {})})
             row = {"dataset": dataset, "series": series, "method": method, "seeds": len(ran),
                    "of": sum(method in r["methods"] for r in group), "failed": failures}
-            for key in ("mae", "rmae", "vs_best", "interp_mse", "interp_ratio", "spread", "seconds"):
+            for key in ("mae", "rmae", "vs_best", "interp_mse", "interp_ratio", "spread", "seconds", "interval"):
                 row[key] = _mean([s[key] for s in ran])
             row["seconds_max"] = max((s["seconds"] for s in ran), default=math.nan)
             row["inside"], row["total"] = sum(s["inside"] for s in ran), sum(s["total"] for s in ran)
@@ -119,9 +119,12 @@ def standings(table: list[dict]) -> list[dict]:
 
 def band_summary(table: list[dict]) -> list[dict]:
     """Per method with a 90% band: over its series, the median coverage and how many fall below 80%, inside 80-95%
-    and above 95%; and the coverage pooled over every test point of PANEL's countries (NaN without them). A series'
-    test points lie in one span per seed, so its coverage moves in large steps (a span the band misses as a whole);
-    the pooled figure says whether the bands hold what they promise across many series."""
+    and above 95%; the coverage pooled over every test point of PANEL's countries (NaN without them); and against
+    the GP's band on the same series, the median ratio of the interval scores (mean over seeds each) and on how many
+    series it is lower (NaN and 0 without a GP row). A series' test points lie in one span per seed, so its coverage
+    moves in large steps (a span the band misses as a whole); the pooled figure says whether the bands hold what
+    they promise across many series, and the interval score whether they are narrow where they hold."""
+    gp = {(r["dataset"], r["series"]): r["interval"] for r in table if r["method"] == "GP"}
     out = []
     for method in ORDER:
         mine = [r for r in table if r["method"] == method and not math.isnan(r["coverage"])]
@@ -134,8 +137,18 @@ def band_summary(table: list[dict]) -> list[dict]:
                     "below": sum(r["coverage"] < 0.80 for r in mine),
                     "inside": sum(0.80 <= r["coverage"] <= 0.95 for r in mine),
                     "above": sum(r["coverage"] > 0.95 for r in mine),
-                    "panel_pooled": sum(r["inside"] for r in panel) / total if total else math.nan})
+                    "panel_pooled": sum(r["inside"] for r in panel) / total if total else math.nan,
+                    **_against_gp(mine, gp)})
     return out
+
+
+def _against_gp(mine: list[dict], gp: dict[tuple[str, str], float]) -> dict[str, float]:
+    """vs_gp: the median over `mine`'s series of its interval score ÷ the GP's on the same series; better_than_gp:
+    on how many it is lower; compared: on how many both were scored."""
+    ratios = [r["interval"] / gp[r["dataset"], r["series"]] for r in mine
+              if not math.isnan(r["interval"]) and not math.isnan(gp.get((r["dataset"], r["series"]), math.nan))]
+    return {"vs_gp": float(np.median(ratios)) if ratios else math.nan,
+            "better_than_gp": sum(v < 1 for v in ratios), "compared": len(ratios)}
 
 
 def targets(table: list[dict]) -> list[tuple[str, bool | None, str]]:
@@ -220,12 +233,13 @@ def _num(value: float, fmt: str) -> str:
 def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], header: list[str]) -> str:
     """The whole results page: header lines, the table, the panel summary, the targets."""
     lines = [*header, "", "| data set | series | method | rMAE | MAE ÷ best baseline | MAE | 90% coverage "
-             "| interp MSE | interp ÷ linear | spread | fit s | seeds |", "|" + "---|" * 12]
+             "| 90% interval score | interp MSE | interp ÷ linear | spread | fit s | seeds |", "|" + "---|" * 13]
     for r in table:
         seeds = f"{r['seeds']}/{r['of']}" + (f" (failed: {'; '.join(r['failed'])[:80]})" if r["failed"] else "")
         lines.append(
             f"| {r['dataset']} | {r['series']} | {r['method']} | {_num(r['rmae'], '.3f')} | "
             f"{_num(r['vs_best'], '.3f')} | {_num(r['mae'], '.4g')} | {_num(100 * r['coverage'], '.1f')} | "
+            f"{_num(r['interval'], '.4g')} | "
             f"{_num(r['interp_mse'], '.4g')} | {_num(r['interp_ratio'], '.3f')} | {_num(r['spread'], '.2f')} | "
             f"{_num(r['seconds'], '.2f')} | {seeds} |")
     summary = panel_summary(table)
@@ -243,10 +257,13 @@ def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], head
     bands = band_summary(table)
     if bands:
         lines += ["", f"90% bands (coverage per series pooled over its seeds; {PANEL}: pooled over all its countries' "
-                  "test points):", "", f"| method | series | median coverage | below 80% | 80-95% | above 95% | "
-                  f"{PANEL} pooled |", "|---|---|---|---|---|---|---|"]
+                  "test points; interval score: the band's width plus 20 times the distance by which a value "
+                  "falls outside it, lower is better):", "", f"| method | series | median coverage | below 80% | "
+                  f"80-95% | above 95% | {PANEL} pooled | interval score ÷ GP's (median) | lower than GP's |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['method']} | {r['series']} | {100 * r['median']:.1f} | {r['below']} | {r['inside']} | "
-                  f"{r['above']} | {_num(100 * r['panel_pooled'], '.1f')} |" for r in bands]
+                  f"{r['above']} | {_num(100 * r['panel_pooled'], '.1f')} | {_num(r['vs_gp'], '.3f')} | "
+                  f"{r['better_than_gp']} of {r['compared']} |" for r in bands]
     lines += ["", f"Targets (each judged on the mean over seeds; the median series is the median over data sets, "
               f"{PANEL}'s countries counting as one: their median):", ""]
     for name, met, detail in checks:

@@ -120,6 +120,19 @@ def test_band_counts_and_spread_ratio():
     assert protocol.spread_ratio(np.nan_to_num(truth) * 0.5, truth) == pytest.approx(0.5)
 
 
+def test_interval_score_adds_twenty_times_each_miss_to_the_width_in_each_channels_units():
+    truth = np.array([[0.0, 10.0], [5.0, np.nan], [-3.0, 50.0]])
+    lower = np.array([[-1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]])
+    upper = np.array([[1.0, 20.0], [4.0, 0.0], [1.0, 20.0]])
+    # channel 0: widths 2, 4, 2; misses 0, 1 above, 2 below -> (2 + (4 + 20) + (2 + 40)) / 3
+    # channel 1 (in tens): widths 2, 2; misses 0, 3 above -> (2 + (2 + 60)) / 2
+    score = protocol.interval_score(lower, upper, truth, np.array([1.0, 10.0]))
+    assert score == pytest.approx(((2 + 24 + 42) / 3 + (2 + 62) / 2) / 2)
+    assert protocol.interval_score(lower, upper, truth, np.ones(2), alpha=0.5) == pytest.approx(
+        ((2 + 8 + 10) / 3 + (20 + (20 + 4 * 30)) / 2) / 2)  # 2/alpha = 4; channel 1 in its own units
+    assert math.isnan(protocol.interval_score(lower[:0], upper[:0], truth[:0], np.ones(2)))
+
+
 def test_linear_interpolation_per_channel_over_its_own_points():
     t = np.array([0.0, 1.0, 2.0, 4.0])
     x = np.array([[0.0, 0.0], [1.0, np.nan], [2.0, 20.0], [4.0, 40.0]])
@@ -267,3 +280,21 @@ def test_band_summary_counts_series_by_coverage_and_pools_the_panels_points():
     assert model["median"] == pytest.approx(np.median([1.0, 0.0, 6 / 7, 0.95]))
     assert model["panel_pooled"] == pytest.approx(13 / 21)  # nile's points are not the panel's
     assert "| model | 4 | 90.4 | 1 | 2 | 1 | 61.9 |" in report.markdown(table, report.targets(table), [])
+
+
+def test_band_summary_compares_interval_scores_with_the_gps_on_the_same_series():
+    def series(name: str, model: float, gp: float | None) -> dict:
+        methods = {"last value": {"mae": 2.0, "mse": 4.0, "spread": 0.0, "seconds": 0.0},
+                   "model": {"mae": 1.0, "mse": 1.0, "spread": 1.0, "seconds": 1.0, "inside": 9, "total": 10,
+                             "interval": model}}
+        if gp is not None:
+            methods["GP"] = {"mae": 1.0, "mse": 1.0, "spread": 1.0, "seconds": 1.0, "inside": 9, "total": 10,
+                             "interval": gp}
+        return {"dataset": name, "series": name, "seed": 0, "methods": methods}
+    table = report.rows([series("a", 2.0, 4.0), series("b", 3.0, 2.0), series("c", 1.0, 1.25),
+                         series("d", 9.0, None)])
+    bands = {r["method"]: r for r in report.band_summary(table)}
+    # d has no GP row: compared on a, b and c only (ratios 0.5, 1.5, 0.8)
+    assert (bands["model"]["vs_gp"], bands["model"]["better_than_gp"], bands["model"]["compared"]) == (0.8, 2, 3)
+    assert (bands["GP"]["vs_gp"], bands["GP"]["better_than_gp"], bands["GP"]["compared"]) == (1.0, 0, 3)
+    assert "| model | 4 | 90.0 | 0 | 4 | 0 |  | 0.800 | 2 of 3 |" in report.markdown(table, report.targets(table), [])
