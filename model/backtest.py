@@ -42,15 +42,19 @@ class BandScores(TypedDict):
     until_s: float
     mae: float | None
     coverage90: float | None
+    interval90: NotRequired[float | None]
 
 
 class MethodScores(TypedDict):
-    """A method's backtest scores (None: nothing to score); coverage90 only for the model, rmae added by backtest."""
+    """A method's backtest scores (None: nothing to score); coverage90 and interval90 (the 90% band's interval
+    score, _scores) only for the model (versions saved before interval90 existed lack it), rmae added by
+    backtest."""
 
     mae: float | None
     mse: float | None
     coverage90: float | None
     bands: list[BandScores]
+    interval90: NotRequired[float | None]
     rmae: NotRequired[float | None]
 
 
@@ -415,13 +419,11 @@ def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutof
             predictions[name] = [baseline(name, sequences[c.series], c.end, at, season)
                                  for c, (_, at) in zip(cutoffs, requests, strict=True)]
     truth = np.concatenate([sequences[c.series].values[c.future] for c in cutoffs])
-    inside = np.concatenate([(f.quantiles[0] <= sequences[c.series].values[c.future])
-                             & (sequences[c.series].values[c.future] <= f.quantiles[1])
-                             for c, f in zip(cutoffs, model, strict=True)])
+    band = (np.concatenate([f.quantiles[0] for f in model]), np.concatenate([f.quantiles[1] for f in model]))
     for name, forecasts in predictions.items():
         pred = np.concatenate(forecasts)
         err = np.abs(pred - truth) / std
-        out["methods"][name] = _scores(err, offsets, sizes.horizon, inside if name == "model" else None, truth)
+        out["methods"][name] = _scores(err, offsets, sizes.horizon, band if name == "model" else None, truth, std)
     last = out["methods"]["last_value"]["mae"]
     for scores in out["methods"].values():
         scores["rmae"] = scores["mae"] / last if last and scores["mae"] is not None else None
@@ -433,22 +435,41 @@ def backtest(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutof
     return out
 
 
-def _scores(err: FloatArray, offsets: FloatArray, horizon: float, inside: BoolArray | None,
-            truth: FloatArray) -> MethodScores:
+INTERVAL_MISS = 20.0  # the 90% band's interval score: 2 / (1 - 0.9) per unit by which a value falls outside it
+
+
+def _scores(err: FloatArray, offsets: FloatArray, horizon: float, band: tuple[FloatArray, FloatArray] | None,
+            truth: FloatArray, std: FloatArray) -> MethodScores:
+    """MAE and MSE (err: absolute errors in std units, (points, C)), and with the 90% band (lower, upper (points,
+    C)) its coverage (the share of observed values inside it) and interval score (per point its width plus
+    INTERVAL_MISS times the distance by which the value falls outside it, in std units, averaged like the MAE: a
+    band lowers it only by being narrow where it holds, where coverage alone rewards a band wide enough to hold
+    everything); the same per quarter of the horizon (offsets (points,): seconds past each point's cut-off)."""
     observed = ~np.isnan(truth)
+    inside = interval = None
+    if band is not None:
+        lower, upper = band
+        inside = (lower <= truth) & (truth <= upper)
+        miss = np.maximum(lower - truth, 0.0) + np.maximum(truth - upper, 0.0)
+        interval = np.where(observed, (upper - lower + INTERVAL_MISS * miss) / std, np.nan)
 
     def coverage(mask: BoolArray) -> float | None:
         if inside is None or not (observed & mask[:, None]).any():
             return None
         return float(inside[observed & mask[:, None]].mean())
 
+    def interval_score(mask: BoolArray) -> float | None:
+        return None if interval is None else _finite(_mae(interval[mask]))
+
     every = np.ones(offsets.size, dtype=bool)
     bands: list[BandScores] = []
     for b in range(BANDS):
         lo, hi = horizon * b / BANDS, horizon * (b + 1) / BANDS
         mask = (offsets > lo) & (offsets <= hi)
-        bands.append({"until_s": hi, "mae": _finite(_mae(err[mask])), "coverage90": coverage(mask)})
-    return {"mae": _finite(_mae(err)), "mse": _finite(_mae(err**2)), "coverage90": coverage(every), "bands": bands}
+        bands.append({"until_s": hi, "mae": _finite(_mae(err[mask])), "coverage90": coverage(mask),
+                      "interval90": interval_score(mask)})
+    return {"mae": _finite(_mae(err)), "mse": _finite(_mae(err**2)), "coverage90": coverage(every),
+            "interval90": interval_score(every), "bands": bands}
 
 
 def _finite(x: float) -> float | None:

@@ -365,7 +365,7 @@
       const table = el("table", null, "backtest");
       const head = el("tr");
       const columns = [["mae", "MAE (std units)"], ["mse", "MSE (std units)"], ["rmae", "MAE ÷ last value's"],
-                       ["coverage90", "90% band coverage"]];
+                       ["coverage90", "90% band coverage"], ["interval90", "90% band interval score"]];
       head.append(el("th", "Method"), ...columns.map(([, label]) => el("th", label, "num")));
       const body = el("tbody");
       for (const [method, m] of Object.entries(backtest.methods)) {

@@ -255,6 +255,8 @@ def test_dashboard_in_a_real_browser(browser, server, tmp_path: Path) -> None:
              for r in driver.find_elements(By.CSS_SELECTOR, "#metrics table.backtest tbody tr")}
     assert set(table) == set(methods)
     assert float(table["model"][1]) == pytest.approx(methods["model"]["mae"], rel=1e-2)
+    assert float(table["model"][5]) == pytest.approx(methods["model"]["interval90"], rel=1e-2)
+    assert table["last_value"][5] == "–"  # no band, no interval score
     assert "cut-offs" in driver.find_element(By.CLASS_NAME, "backtest-summary").text
     by_horizon = {r.get_attribute("data-method"): [c.text for c in r.find_elements(By.TAG_NAME, "td")]
                   for r in driver.find_elements(By.CSS_SELECTOR, "#metrics table.backtest-bands tbody tr")}

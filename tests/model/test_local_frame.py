@@ -25,6 +25,7 @@ from model.backtest import (
     STAYS,
     Cutoff,
     _halves,
+    _scores,
     baseline,
     blend_weight,
     candidates_of,
@@ -415,6 +416,25 @@ def test_local_fit_sizes_component_and_backtest(local_fit):
     best = backtest["best_baseline"]
     assert backtest["beats_baselines"] == (backtest["methods"]["model"]["mae"] <= backtest["methods"][best]["mae"])
     assert 0 <= backtest["methods"]["model"]["coverage90"] <= 1
+    assert backtest["methods"]["model"]["interval90"] > 0 and backtest["methods"]["classical"]["interval90"] is None
+    assert all(band["interval90"] is not None for band in backtest["methods"]["model"]["bands"])
+
+
+def test_backtest_scores_a_bands_width_and_misses_per_quarter_of_the_horizon():
+    """Two channels (std 1 and 10), four points at 1-4 s past their cut-offs (one per quarter of a 4 s horizon)."""
+    truth = np.array([[0.0, 0.0], [5.0, np.nan], [-3.0, 50.0], [1.0, 10.0]])
+    lower = np.array([[-1.0, -10.0], [0.0, 0.0], [-1.0, 0.0], [-1.0, 0.0]])
+    upper = np.array([[1.0, 10.0], [4.0, 0.0], [1.0, 20.0], [1.0, 20.0]])
+    std = np.array([1.0, 10.0])
+    scores = _scores(np.abs(truth) / std, np.array([1.0, 2.0, 3.0, 4.0]), 4.0, (lower, upper), truth, std)
+    # channel 0: widths 2, 4, 2, 2; misses 0, 1 above, 2 below, 0 -> 2, 24, 42, 2
+    # channel 1 in tens: widths 2, -, 2, 2; misses 0, -, 3 above, 0 -> 2, -, 62, 2
+    assert scores["interval90"] == pytest.approx(((2 + 24 + 42 + 2) / 4 + (2 + 62 + 2) / 3) / 2)
+    assert [b["interval90"] for b in scores["bands"]] == pytest.approx([2.0, 24.0, (42 + 62) / 2, 2.0])
+    assert scores["coverage90"] == pytest.approx(4 / 7)  # the observed values inside, over both channels
+    assert [b["coverage90"] for b in scores["bands"]] == pytest.approx([1.0, 0.0, 0.0, 1.0])
+    plain = _scores(np.abs(truth) / std, np.array([1.0, 2.0, 3.0, 4.0]), 4.0, None, truth, std)
+    assert plain["interval90"] is None and plain["coverage90"] is None and plain["mae"] == scores["mae"]
 
 
 def test_local_forecast_reaches_the_horizon_and_refuses_past_it(local_fit):
