@@ -254,7 +254,7 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
     wanted = component.logs(channels)  # the component's log scale; `logged`: this window's (all values positive)
-    logged = component.logs(channels)
+    logged = wanted.copy()
     unit = np.ones(channels)
     for c in range(channels):
         seen = ~np.isnan(values[:, c])
