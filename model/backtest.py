@@ -69,6 +69,7 @@ class Backtest(TypedDict):
     overlap: NotRequired[bool]
     hit_time_limit: NotRequired[bool]
     network_trained: NotRequired[bool]
+    stopped_early: NotRequired[bool]
     steps: NotRequired[int]
     seconds: NotRequired[float]
 

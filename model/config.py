@@ -70,7 +70,8 @@ class ModelConfig:
     lr_decay: float = 0.998  # per optimiser step, "decay" and "exponential" (the reference: 0.999)
     grad_clip: float = 1e4  # global gradient-norm clip; large because the per-point loss with obs_std 0.01 has
     # gradients of order 1e2-1e3 when healthy: it only stops blow-ups
-    patience: int | None = None  # epochs without validation (or training-loss) improvement before stopping
+    patience: int | None = None  # global frame: epochs without validation (or training-loss) improvement before
+    # stopping (None: never); local frame: validation scores without a better one (None: model.local.PATIENCE)
     # --- data
     frame: str = "local"  # "local": each window is seen relative to its own context (a classical level, trend and
     # seasonal component fitted on the context, the rest scaled by the context's own spread), trained for

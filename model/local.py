@@ -6,9 +6,9 @@ in optimiser steps, early stopping on validation cut-offs in the newest part of 
     observations it follows its own curve or the observations' line (on held-out points); on several named series
     also each one's own, chosen the same way on its own cut-offs ─► a pool of windows
     drawn at random end times before the cut-offs ─► `train_steps` Adamax steps on random batches of the pool
-    (scored on the cut-offs every so often; the best weights kept) ─► the blend (how much of the network's output
-    to add, per channel) chosen on the cut-offs ─► bands calibrated on the cut-offs and the history's ─► the
-    backtest beside the baselines (model/backtest.py).
+    (scored on the cut-offs every so often; the best weights kept; stopped once PATIENCE scores in a row find
+    none better) ─► the blend (how much of the network's output to add, per channel) chosen on the cut-offs ─►
+    bands calibrated on the cut-offs and the history's ─► the backtest beside the baselines (model/backtest.py).
 
 Where no channel's cut-offs hold enough values to weigh the network (backtest.weighable: a short series), the blend
 would be 0 whatever the network learnt, so the network is not trained at all (`"network_trained": false`): the
@@ -61,6 +61,7 @@ CONTEXT_SEASONS = 2.5  # ... and this many of the longest season, when the serie
 ENCODER_POINTS = 96  # the encoder reads about this many of the newest points of the context
 POOL = 2048  # windows drawn once; batches are drawn from them at random
 EVALUATIONS = 30  # validation scores over a run (early stopping picks the best)
+PATIENCE = 10  # evaluations without a better score before training stops (config.patience None: this)
 MAX_HISTORY = 240  # cut-offs over the whole history added to the validation ones (component choice, bands)
 OWN_COMPONENTS = 50  # a model of at most this many named series chooses a component per series (~2 s each)
 
@@ -138,10 +139,11 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
                          components=own)
     trained = bool(weighable(sequences, cutoffs).any())
     history: list[StepRecord] = []
-    hit_limit = False
+    hit_limit = stopped_early = False
     if trained:  # else choose_blend gives the network no weight on any channel: training would change no forecast
         pool = _pool(sequences, limits, fitted, sizes, floor, rng)
-        history, hit_limit = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop, started)
+        history, hit_limit, stopped_early = _train(fitted, pool, sequences, cutoffs, rng, progress, should_stop,
+                                                   started)
     fitted.history = history
     blend, prior = choose_blend(fitted, sequences, cutoffs), unit_prior(fitted, sequences, cutoffs + past)
     fitted.component = dataclasses.replace(component, blend=blend, unit_prior=prior)
@@ -149,7 +151,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
-    fitted.backtest["network_trained"] = trained
+    fitted.backtest["network_trained"], fitted.backtest["stopped_early"] = trained, stopped_early
     fitted.backtest["steps"] = history[-1]["step"] if history else 0
     fitted.backtest["seconds"] = round(time.perf_counter() - started, 3)
     return fitted
@@ -219,9 +221,17 @@ def _pool(sequences: list[Sequence], limits: list[float], fitted: FittedModel, s
 
 def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], cutoffs: list[Cutoff],
            rng: np.random.Generator, progress: Progress | None, should_stop: Callable[[], bool] | None,
-           started: float) -> tuple[list[StepRecord], bool]:
-    """Adamax on random batches of `pool` for config.train_steps steps (or until config.time_limit); the weights
-    with the lowest validation MAE on `cutoffs` are kept. Returns (history, whether the time limit stopped it)."""
+           started: float) -> tuple[list[StepRecord], bool, bool]:
+    """Adamax on random batches of `pool` for config.train_steps steps (or until config.time_limit), scored on
+    `cutoffs` EVALUATIONS times; the weights with the lowest validation MAE are kept, and training stops once
+    `patience` scores in a row (config.patience, else PATIENCE) found none lower. Returns (history, whether the
+    time limit stopped it, whether the patience did).
+
+    Stopping early changes nothing that was kept: the steps up to the stop are those of the whole run (the
+    learning rate's schedule is set by train_steps), so the kept weights are the whole run's wherever its best
+    score came before the stop. On a short series the validation error is often lowest at the first score and
+    rises from there while the training loss falls (the network learns the training windows' noise): the rest
+    of the budget would only have been spent."""
     from model.backtest import validation_mae
     from model.train import Adamax, batch_loss, lr_factor
 
@@ -231,9 +241,10 @@ def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], 
     total = config.train_steps
     every = max(1, math.ceil(total / EVALUATIONS))
     warmup = 0.1 * total  # the KL weight: 0, then rising as the reference's does per epoch (an epoch ~ `every`)
+    patience = config.patience or PATIENCE
     history: list[StepRecord] = []
-    best, best_state, losses = math.inf, None, []
-    hit_limit = False
+    best, best_state, losses, stale = math.inf, None, [], 0
+    hit_limit = patient = False
     for step in range(total):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training cancelled at step {step + 1}", step + 1)
@@ -259,11 +270,16 @@ def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], 
             if progress is not None:
                 progress(step + 1, total, history[-1]["loss"], score)
             if score is not None and score < best:
-                best, best_state = score, copy.deepcopy(network.state_dict())
+                best, best_state, stale = score, copy.deepcopy(network.state_dict()), 0
+            elif score is not None:
+                stale += 1
             if out_of_time:
                 hit_limit = step + 1 < total
+                break
+            if stale >= patience and step + 1 < total:
+                patient = True
                 break
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
-    return history, hit_limit
+    return history, hit_limit, patient

@@ -408,9 +408,12 @@ def test_local_fit_sizes_component_and_backtest(local_fit):
     assert fitted.horizon == 2 * DAY
     assert fitted.component is not None and fitted.context_seconds >= fitted.horizon
     assert fitted.component.encoder <= fitted.context_seconds
-    assert [h["step"] for h in fitted.history][-1] == 30
+    steps, scores = [h["step"] for h in fitted.history], [h["val_mae"] for h in fitted.history]
     backtest = fitted.backtest
-    assert backtest["cutoffs"] > 5 and backtest["points"] > 0 and backtest["steps"] == 30
+    assert backtest["cutoffs"] > 5 and backtest["points"] > 0 and backtest["steps"] == steps[-1] <= 30
+    assert backtest["stopped_early"] is (steps[-1] < 30)
+    if backtest["stopped_early"]:  # the default patience ran out: that many scores after the best, none lower
+        assert len(scores) - 1 - int(np.argmin(scores)) == model.local.PATIENCE
     assert set(backtest["methods"]) >= {"model", "classical", "last_value", "drift"}
     assert backtest["methods"]["last_value"]["rmae"] == pytest.approx(1.0)
     best = backtest["best_baseline"]
@@ -612,6 +615,29 @@ def test_a_channel_is_weighable_only_with_enough_values_on_both_halves_of_the_cu
     short = [Cutoff(0, 0, np.arange(1, n)), cuts[1]]  # one value short on the older half
     assert weighable([series], short).tolist() == [False, False]
     assert weighable([series], []).tolist() == [False, False]
+
+
+def test_training_stops_once_patience_scores_find_nothing_better_and_keeps_what_the_whole_run_would():
+    """The default patience: training stops after model.local.PATIENCE validation scores in a row without a lower
+    one. The same fit with a patience longer than the run goes to the end (the oracle): every step before the stop
+    is the same, its best score came before the stop, and so the kept weights, the blend, the bands and the
+    forecasts are the whole run's."""
+    series = head(seasonal(24 * 40, 2), T0 + 38 * DAY)
+    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=60, latent_dim=4, hidden_dim=16, units=16,
+                         batch_size=16, gradient="backprop")
+    stopped, whole_run = fit([series], config), fit([series], dataclasses.replace(config, patience=1000))
+    scores = [h["val_mae"] for h in whole_run.history]
+    best = int(np.argmin(scores))
+    assert not whole_run.backtest["stopped_early"] and whole_run.history[-1]["step"] == 60
+    assert stopped.backtest["stopped_early"] and len(stopped.history) == best + model.local.PATIENCE + 1
+    assert stopped.backtest["steps"] == stopped.history[-1]["step"] < 60
+    assert [(h["step"], h["loss"], h["val_mae"]) for h in stopped.history] == [
+        (h["step"], h["loss"], h["val_mae"]) for h in whole_run.history[:len(stopped.history)]]
+    assert stopped.component == whole_run.component
+    at = series.times[-1] + np.linspace(0.1, 2, 9) * DAY
+    a, b = (forecast(f, series, at, samples=16, quantiles=(0.05, 0.95), seed=0) for f in (stopped, whole_run))
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.quantiles, b.quantiles)
 
 
 def test_a_series_too_short_to_weigh_the_network_skips_its_training_and_forecasts_the_same(monkeypatch):

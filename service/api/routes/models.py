@@ -93,7 +93,7 @@ class VersionPublic(BaseModel):
     metrics: dict[str, Any] | None = Field(
         description="Set when training ends: epochs_run, train_loss, val_mse (the saved weights'), best_epoch, "
                     "last_val_mse; and `backtest` when training ran one: cutoffs, points, steps, hit_time_limit, "
-                    "network_trained, "
+                    "network_trained, stopped_early, "
                     "per method (model, classical, last_value, drift, seasonal_naive) mae, mse, rmae, coverage90, "
                     "interval90 and bands by horizon, best_baseline, beats_baselines")
     horizon_s: float | None = Field(
