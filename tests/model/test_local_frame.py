@@ -655,7 +655,7 @@ def test_a_series_too_short_to_weigh_the_network_skips_its_training_and_forecast
     assert skipped.history == [] and calls == [] and skipped.component.weights(1).tolist() == [0.0]
     monkeypatch.setattr(model.local, "weighable", lambda sequences, cutoffs: np.ones(1, dtype=bool))
     trained = fit([series], config)
-    assert trained.backtest["network_trained"] is True and trained.backtest["steps"] == 20
+    assert trained.backtest["network_trained"] is True and trained.backtest["steps"] == trained.history[-1]["step"] > 0
     at = t[-1] + np.linspace(0.1, 6, 7) * 365.25 * DAY
     a, b = (forecast(f, series, at, samples=16, seed=0) for f in (skipped, trained))
     np.testing.assert_allclose(a.mean, b.mean, rtol=1e-12)
