@@ -244,7 +244,7 @@ def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], 
     patience = config.patience or PATIENCE
     history: list[StepRecord] = []
     best, best_state, losses, stale = math.inf, None, [], 0
-    hit_limit = patient = False
+    hit_limit = stopped = False
     for step in range(total):
         if should_stop is not None and should_stop():
             raise TrainingCancelled(f"training cancelled at step {step + 1}", step + 1)
@@ -277,9 +277,9 @@ def _train(fitted: FittedModel, pool: list[Example], sequences: list[Sequence], 
                 hit_limit = step + 1 < total
                 break
             if stale >= patience and step + 1 < total:
-                patient = True
+                stopped = True
                 break
     if best_state is not None:
         network.load_state_dict(best_state)
     network.eval()
-    return history, hit_limit, patient
+    return history, hit_limit, stopped
