@@ -174,8 +174,9 @@ OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below t
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
                      std: FloatArray, shared: Component | None = None) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
-    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same. With `shared` (one
-    of the candidates, chosen on more series), that one unless the best has below OWN_MARGIN times its MAE.
+    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same, each set's MAE
+    without the candidate's worst cut-offs (_trimmed_mae). With `shared` (one of the candidates, chosen on more
+    series), that one unless the best has below OWN_MARGIN times its MAE.
 
     The classical forecast at a cut-off reads only what came before it, so cut-offs anywhere in the history are
     honest tests of a component: they keep the choice from riding on the few events in the newest part of a
@@ -204,11 +205,37 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                     residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
                     forecast = frame.original(base + residual * frame.scale)
                     errors[i][k].append(np.abs(forecast - truth) / std)
-    scores = [np.mean([_mae(np.concatenate(per_set)) for per_set in mine]) for mine in errors]
+    scores = [np.mean([_trimmed_mae(per_set, cuts) for per_set, cuts in zip(mine, sets, strict=True)])
+              for mine in errors]
     best = int(np.nanargmin(scores))
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
         return shared
     return candidates[best]
+
+
+TRIM = 0.1  # _trimmed_mae leaves out this share (rounded down) of each series' cut-offs in a set
+
+
+def _trimmed_mae(errors: list[FloatArray], cutoffs: list[Cutoff]) -> float:
+    """The MAE (_mae) over the points of `cutoffs` (errors[j]: cut-off j's absolute errors (n, C)) without each
+    series' worst TRIM of them, ranked by each cut-off's own MAE (a cut-off with no value observed is never left
+    out); all of them where a series has fewer than 1 / TRIM.
+
+    A pooled MAE weighs most the few cut-offs just before an event no candidate foresaw (a level shift, a storm
+    in a load curve), and there the candidates differ in how badly they miss, not in how well they forecast: on
+    one series the choice could then turn on one or two cut-offs out of 36. Leaving each candidate's worst tenth
+    out makes it rest on how the candidate does on the rest. Per series, so that in a model of many short series
+    (each with a few cut-offs) nothing is left out, and a series with many cut-offs cannot lose another's."""
+    by_series: dict[int, list[int]] = {}
+    for j, c in enumerate(cutoffs):
+        by_series.setdefault(c.series, []).append(j)
+    dropped: set[int] = set()
+    for js in by_series.values():
+        count = int(TRIM * len(js))
+        if count:
+            own = {j: _mae(errors[j]) for j in js}
+            dropped.update(sorted((j for j in js if np.isfinite(own[j])), key=lambda j: -own[j])[:count])
+    return _mae(np.concatenate([e for j, e in enumerate(errors) if j not in dropped]))
 
 
 INSIDE_POINTS = 240  # choose_inside hides this many observations at most, over all series

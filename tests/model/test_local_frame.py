@@ -26,6 +26,7 @@ from model.backtest import (
     Cutoff,
     _halves,
     _scores,
+    _trimmed_mae,
     baseline,
     blend_weight,
     candidates_of,
@@ -222,15 +223,20 @@ def test_a_season_is_measured_finer_than_the_grid_it_was_found_on():
     assert refine_period([series], 367.2 * DAY, 0.01 * DAY) == pytest.approx(367.2 * DAY, abs=0.02 * DAY)
 
 
-def test_component_choice_keeps_the_last_value_on_a_random_walk_and_the_whole_history_on_a_steady_cycle():
+def test_component_choice_starts_from_the_last_value_on_a_random_walk_and_keeps_the_history_of_a_steady_cycle():
     rng = np.random.default_rng(3)
     walk_t = np.arange(2000.0)[rng.random(2000) < 0.6]
     walk = Sequence(walk_t, np.cumsum(rng.normal(size=2000))[walk_t.astype(int)], ("v",))
     sizes = choose_sizes([walk], ModelConfig(horizon=200.0))
-    assert any(c.persistence >= STAYS * sizes.horizon for c in candidates_of(sizes))
+    assert any(c.persistence >= STAYS * sizes.horizon for c in candidates_of(sizes))  # the last value is offered
+    std = np.std(walk.values, axis=0)
     cuts, _, _ = cutoffs_of([walk], sizes, np.random.default_rng(0))
-    chosen = choose_component([walk], cuts, history_cutoffs([walk], sizes), sizes, np.std(walk.values, axis=0))
-    assert chosen.persistence >= sizes.horizon / 2, chosen  # the last value carries (almost) all the way
+    chosen = choose_component([walk], cuts, history_cutoffs([walk], sizes), sizes, std)
+    assert not chosen.seasons, chosen
+    # one step on, the forecast is within half a step's spread (1) of the last value: the walk's level is where it
+    # ended, not a mean over its past (the walk wanders tens of steps over the context)
+    start = frame_of(chosen, walk.times, walk.values, SCALE_FLOOR * std).classical(walk.times[-1:] + 1.0)
+    assert abs(float(start[0, 0]) - float(walk.values[-1, 0])) < 0.5, chosen
 
     climate = monthly_climate(40, 1)
     sizes = choose_sizes([climate], ModelConfig(horizon=8 * 365 * DAY))
@@ -239,6 +245,24 @@ def test_component_choice_keeps_the_last_value_on_a_random_walk_and_the_whole_hi
                               np.std(climate.values, axis=0))
     assert chosen.seasons and not chosen.trend, chosen
     assert chosen.context > 3 * sizes.context / 2 or chosen.half_life >= chosen.context, chosen  # a long memory
+
+
+def test_a_candidates_score_leaves_out_each_series_worst_tenth_of_its_cut_offs():
+    """_trimmed_mae: the MAE pooled over the points of the cut-offs but each series' worst tenth of them (by each
+    cut-off's own MAE); nothing out of a series with fewer than ten; a cut-off with nothing observed never out."""
+    first = [np.full((3, 1), 0.1 * (j + 1)) for j in range(20)]  # cut-off MAEs 0.1 ... 2.0: 1.9 and 2.0 go
+    second = [np.full((2, 1), 0.5) for _ in range(8)] + [np.full((2, 1), 50.0)]  # 9 cut-offs: all stay
+    third = [np.full((1, 1), np.nan)] + [np.full((1, 1), 1.0 + j) for j in range(9)]  # 10: the 9.0 goes, not NaN
+    errors = first + second + third
+    cutoffs = [Cutoff(k, 1, np.arange(2, 3)) for k, part in enumerate((first, second, third)) for _ in part]
+    order = np.random.default_rng(0).permutation(len(errors))  # the series' cut-offs interleaved
+    kept = np.concatenate(first[:18] + second + third[:-1])
+    got = _trimmed_mae([errors[i] for i in order], [cutoffs[i] for i in order])
+    assert got == pytest.approx(float(np.nanmean(kept)))
+    assert got < float(np.nanmean(np.concatenate(errors)))  # the plain pooled MAE: more than that
+    # per channel, as _mae: a cut-off's MAE is its channels' mean, the pooled one each channel's mean averaged
+    two = [np.array([[1.0, np.nan]]), np.array([[np.nan, 3.0]])] + [np.array([[0.0, 0.0]])] * 8
+    assert _trimmed_mae(two, [Cutoff(0, 1, np.arange(2, 3))] * 10) == pytest.approx((1.0 / 9 + 0.0) / 2)
 
 
 def test_between_observations_the_line_or_the_curve_whichever_interpolates_held_out_points_better():
