@@ -217,25 +217,35 @@ TRIM = 0.1  # _trimmed_mae leaves out this share (rounded down) of each series' 
 
 
 def _trimmed_mae(errors: list[FloatArray], cutoffs: list[Cutoff]) -> float:
-    """The MAE (_mae) over the points of `cutoffs` (errors[j]: cut-off j's absolute errors (n, C)) without each
-    series' worst TRIM of them, ranked by each cut-off's own MAE (a cut-off with no value observed is never left
-    out); all of them where a series has fewer than 1 / TRIM.
+    """The MAE (as _mae) over the points of `cutoffs` (errors[j]: cut-off j's absolute errors (n, C), n >= 1)
+    without each series' worst TRIM of them, ranked by each cut-off's own MAE (a cut-off with no value observed is
+    never left out); all of them where a series has fewer than 1 / TRIM.
 
     A pooled MAE weighs most the few cut-offs just before an event no candidate foresaw (a level shift, a storm
     in a load curve), and there the candidates differ in how badly they miss, not in how well they forecast: on
     one series the choice could then turn on one or two cut-offs out of 36. Leaving each candidate's worst tenth
     out makes it rest on how the candidate does on the rest. Per series, so that in a model of many short series
-    (each with a few cut-offs) nothing is left out, and a series with many cut-offs cannot lose another's."""
-    by_series: dict[int, list[int]] = {}
-    for j, c in enumerate(cutoffs):
-        by_series.setdefault(c.series, []).append(j)
-    dropped: set[int] = set()
-    for js in by_series.values():
-        count = int(TRIM * len(js))
+    (each with a few cut-offs) nothing is left out, and a series with many cut-offs cannot lose another's. This
+    runs for every candidate on every set of cut-offs: one pass of array sums, no loop over the cut-offs."""
+    stacked = np.concatenate(errors)
+    seen = np.isfinite(stacked)
+    starts = np.cumsum([0] + [e.shape[0] for e in errors[:-1]])
+    sums = np.add.reduceat(np.where(seen, stacked, 0.0), starts, axis=0)  # (cut-offs, C)
+    counts = np.add.reduceat(seen.astype(np.int64), starts, axis=0)
+    kept = np.ones(len(errors), dtype=bool)
+    series = np.fromiter((c.series for c in cutoffs), dtype=np.int64, count=len(cutoffs))
+    for k in np.unique(series):
+        mine = np.flatnonzero(series == k)
+        count = int(TRIM * mine.size)
         if count:
-            own = {j: _mae(errors[j]) for j in js}
-            dropped.update(sorted((j for j in js if np.isfinite(own[j])), key=lambda j: -own[j])[:count])
-    return _mae(np.concatenate([e for j, e in enumerate(errors) if j not in dropped]))
+            observed = counts[mine] > 0
+            means = np.divide(sums[mine], counts[mine], out=np.zeros(observed.shape), where=observed)
+            channels = observed.sum(axis=1)
+            own = np.divide(means.sum(axis=1), channels, out=np.full(mine.size, np.nan), where=channels > 0)
+            ranked = mine[np.argsort(np.where(np.isfinite(own), -own, np.inf), kind="stable")]
+            kept[ranked[:min(count, int(np.isfinite(own).sum()))]] = False
+    total, n = sums[kept].sum(axis=0), counts[kept].sum(axis=0)
+    return float(np.mean(total[n > 0] / n[n > 0])) if (n > 0).any() else float("nan")
 
 
 INSIDE_POINTS = 240  # choose_inside hides this many observations at most, over all series
