@@ -205,7 +205,8 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                     residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
                     forecast = frame.original(base + residual * frame.scale)
                     errors[i][k].append(np.abs(forecast - truth) / std)
-    scores = [np.mean([_trimmed_mae(per_set, cuts) for per_set, cuts in zip(mine, sets, strict=True)])
+    trims = [_Trim.of(cuts) for cuts in sets]
+    scores = [np.mean([_trimmed_mae(per_set, trim) for per_set, trim in zip(mine, trims, strict=True)])
               for mine in errors]
     best = int(np.nanargmin(scores))
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
@@ -216,10 +217,32 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
 TRIM = 0.1  # _trimmed_mae leaves out this share (rounded down) of each series' cut-offs in a set
 
 
-def _trimmed_mae(errors: list[FloatArray], cutoffs: list[Cutoff]) -> float:
-    """The MAE (as _mae) over the points of `cutoffs` (errors[j]: cut-off j's absolute errors (n, C), n >= 1)
-    without each series' worst TRIM of them, ranked by each cut-off's own MAE (a cut-off with no value observed is
-    never left out); all of them where a series has fewer than 1 / TRIM.
+@dataclass(frozen=True)
+class _Trim:
+    """How _trimmed_mae reads one set of cut-offs, the same for every candidate: where each cut-off's points start
+    in the candidate's errors stacked in cut-off order, and per series with at least 1 / TRIM cut-offs, their
+    indices and how many of them to leave out."""
+
+    starts: IntArray
+    groups: tuple[tuple[IntArray, int], ...]
+
+    @classmethod
+    def of(cls, cutoffs: list[Cutoff]) -> _Trim:
+        starts = np.cumsum([0] + [c.future.size for c in cutoffs[:-1]]).astype(np.int64)
+        series = np.fromiter((c.series for c in cutoffs), dtype=np.int64, count=len(cutoffs))
+        groups = []
+        for k in np.unique(series):
+            mine = np.flatnonzero(series == k)
+            if int(TRIM * mine.size):
+                groups.append((mine, int(TRIM * mine.size)))
+        return cls(starts=starts, groups=tuple(groups))
+
+
+def _trimmed_mae(errors: list[FloatArray], trim: _Trim) -> float:
+    """The MAE (as _mae) over the points of a set of cut-offs (errors[j]: cut-off j's absolute errors (n, C), n =
+    its future's size >= 1; `trim`: _Trim.of those cut-offs) without each series' worst TRIM of them, ranked by
+    each cut-off's own MAE (a cut-off with no value observed is never left out); all of them where a series has
+    fewer than 1 / TRIM.
 
     A pooled MAE weighs most the few cut-offs just before an event no candidate foresaw (a level shift, a storm
     in a load curve), and there the candidates differ in how badly they miss, not in how well they forecast: on
@@ -229,21 +252,16 @@ def _trimmed_mae(errors: list[FloatArray], cutoffs: list[Cutoff]) -> float:
     runs for every candidate on every set of cut-offs: one pass of array sums, no loop over the cut-offs."""
     stacked = np.concatenate(errors)
     seen = np.isfinite(stacked)
-    starts = np.cumsum([0] + [e.shape[0] for e in errors[:-1]])
-    sums = np.add.reduceat(np.where(seen, stacked, 0.0), starts, axis=0)  # (cut-offs, C)
-    counts = np.add.reduceat(seen.astype(np.int64), starts, axis=0)
+    sums = np.add.reduceat(np.where(seen, stacked, 0.0), trim.starts, axis=0)  # (cut-offs, C)
+    counts = np.add.reduceat(seen.astype(np.int64), trim.starts, axis=0)
     kept = np.ones(len(errors), dtype=bool)
-    series = np.fromiter((c.series for c in cutoffs), dtype=np.int64, count=len(cutoffs))
-    for k in np.unique(series):
-        mine = np.flatnonzero(series == k)
-        count = int(TRIM * mine.size)
-        if count:
-            observed = counts[mine] > 0
-            means = np.divide(sums[mine], counts[mine], out=np.zeros(observed.shape), where=observed)
-            channels = observed.sum(axis=1)
-            own = np.divide(means.sum(axis=1), channels, out=np.full(mine.size, np.nan), where=channels > 0)
-            ranked = mine[np.argsort(np.where(np.isfinite(own), -own, np.inf), kind="stable")]
-            kept[ranked[:min(count, int(np.isfinite(own).sum()))]] = False
+    for mine, count in trim.groups:
+        observed = counts[mine] > 0
+        means = np.divide(sums[mine], counts[mine], out=np.zeros(observed.shape), where=observed)
+        channels = observed.sum(axis=1)
+        own = np.divide(means.sum(axis=1), channels, out=np.full(mine.size, np.nan), where=channels > 0)
+        ranked = mine[np.argsort(np.where(np.isfinite(own), -own, np.inf), kind="stable")]
+        kept[ranked[:min(count, int(np.isfinite(own).sum()))]] = False
     total, n = sums[kept].sum(axis=0), counts[kept].sum(axis=0)
     return float(np.mean(total[n > 0] / n[n > 0])) if (n > 0).any() else float("nan")
 

@@ -26,6 +26,7 @@ from model.backtest import (
     Cutoff,
     _halves,
     _scores,
+    _Trim,
     _trimmed_mae,
     baseline,
     blend_weight,
@@ -254,15 +255,16 @@ def test_a_candidates_score_leaves_out_each_series_worst_tenth_of_its_cut_offs()
     second = [np.full((2, 1), 0.5) for _ in range(8)] + [np.full((2, 1), 50.0)]  # 9 cut-offs: all stay
     third = [np.full((1, 1), np.nan)] + [np.full((1, 1), 1.0 + j) for j in range(9)]  # 10: the 9.0 goes, not NaN
     errors = first + second + third
-    cutoffs = [Cutoff(k, 1, np.arange(2, 3)) for k, part in enumerate((first, second, third)) for _ in part]
+    cutoffs = [Cutoff(k, 1, np.arange(2, 2 + e.shape[0])) for k, part in enumerate((first, second, third))
+               for e in part]
     order = np.random.default_rng(0).permutation(len(errors))  # the series' cut-offs interleaved
     kept = np.concatenate(first[:18] + second + third[:-1])
-    got = _trimmed_mae([errors[i] for i in order], [cutoffs[i] for i in order])
+    got = _trimmed_mae([errors[i] for i in order], _Trim.of([cutoffs[i] for i in order]))
     assert got == pytest.approx(float(np.nanmean(kept)))
     assert got < float(np.nanmean(np.concatenate(errors)))  # the plain pooled MAE: more than that
     # per channel, as _mae: a cut-off's MAE is its channels' mean, the pooled one each channel's mean averaged
     two = [np.array([[1.0, np.nan]]), np.array([[np.nan, 3.0]])] + [np.array([[0.0, 0.0]])] * 8
-    assert _trimmed_mae(two, [Cutoff(0, 1, np.arange(2, 3))] * 10) == pytest.approx((1.0 / 9 + 0.0) / 2)
+    assert _trimmed_mae(two, _Trim.of([Cutoff(0, 1, np.arange(2, 3))] * 10)) == pytest.approx((1.0 / 9 + 0.0) / 2)
 
 
 def test_between_observations_the_line_or_the_curve_whichever_interpolates_held_out_points_better():
