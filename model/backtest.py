@@ -233,8 +233,8 @@ class _Trim:
         groups = []
         for k in np.unique(series):
             mine = np.flatnonzero(series == k)
-            if int(TRIM * mine.size):
-                groups.append((mine, int(TRIM * mine.size)))
+            if count := int(TRIM * mine.size):
+                groups.append((mine, count))
         return cls(starts=starts, groups=tuple(groups))
 
 
