@@ -231,7 +231,8 @@ def _num(value: float, fmt: str) -> str:
 
 
 def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], header: list[str]) -> str:
-    """The whole results page: header lines, the table, the panel summary, the targets."""
+    """The whole results page: header lines, the table, the panel summary, the targets (none where `checks` is
+    empty)."""
     lines = [*header, "", "| data set | series | method | rMAE | MAE ÷ best baseline | MAE | 90% coverage "
              "| 90% interval score | interp MSE | interp ÷ linear | spread | fit s | seeds |", "|" + "---|" * 13]
     for r in table:
@@ -264,8 +265,9 @@ def markdown(table: list[dict], checks: list[tuple[str, bool | None, str]], head
         lines += [f"| {r['method']} | {r['series']} | {100 * r['median']:.1f} | {r['below']} | {r['inside']} | "
                   f"{r['above']} | {_num(100 * r['panel_pooled'], '.1f')} | {_num(r['vs_gp'], '.3f')} | "
                   f"{r['better_than_gp']} of {r['compared']} |" for r in bands]
-    lines += ["", f"Targets (each judged on the mean over seeds; the median series is the median over data sets, "
-              f"{PANEL}'s countries counting as one: their median):", ""]
+    if checks:
+        lines += ["", f"Targets (each judged on the mean over seeds; the median series is the median over data sets, "
+                  f"{PANEL}'s countries counting as one: their median):", ""]
     for name, met, detail in checks:
         verdict = "not evaluated" if met is None else ("met" if met else "NOT met")
         lines.append(f"- {name}: **{verdict}** ({detail})")

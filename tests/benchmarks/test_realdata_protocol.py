@@ -215,6 +215,32 @@ def test_the_protocol_does_not_need_the_bench_extra():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
+def test_held_out_runs_its_own_data_sets_and_no_other():
+    bench = pytest.importorskip("benchmarks.realdata_bench")
+    from benchmarks.realdata.data import HELD_OUT, LOADERS
+
+    assert not set(HELD_OUT) & set(LOADERS)
+    assert bench.parse_args([]).only == list(LOADERS)
+    assert bench.parse_args(["--held-out"]).only == list(HELD_OUT)
+    assert bench.parse_args(["--held-out", "--only", "co2,lynx"]).only == ["co2", "lynx"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--held-out", "--only", "nile"])  # a target's data set
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--only", "co2"])  # held out: only with --held-out
+
+
+def test_each_held_out_loader_gives_one_series_on_its_grid():
+    pytest.importorskip("statsmodels", reason="the held-out data ship in the bench extra")
+    pytest.importorskip("pmdarima", reason="the held-out data ship in the bench extra")
+    from benchmarks.realdata.data import HELD_OUT
+
+    for name, load in HELD_OUT.items():
+        (s,) = load()
+        assert (s.dataset, s.name, s.values.shape[1]) == (name, name, 1)
+        assert np.all(np.diff(s.times) > 0) and np.isfinite(s.values[[0, -1], 0]).all(), name
+        assert np.isfinite(s.values).mean() > 0.95, name
+
+
 # --- seeds to rows, rows to targets ---
 
 def record(seed: int, model_mae: float, inside: int) -> dict:
@@ -266,6 +292,8 @@ def test_standings_judge_every_method_by_the_models_error_targets():
     assert ranks["last value"]["median"] == 2.0 and ranks["last value"]["rmae_1"] == 2
     assert ranks["ETS"]["median"] == 4.0  # the seed where it failed does not count
     assert "| drift | 2 | 1.000 | 0 of 2 | 0 of 2 |" in report.markdown(table, report.targets(table), [])
+    assert "Targets (" in report.markdown(table, report.targets(table), [])
+    assert "Targets (" not in report.markdown(table, [], [])  # the held-out data sets judge no target
 
 
 def test_band_summary_counts_series_by_coverage_and_pools_the_panels_points():
