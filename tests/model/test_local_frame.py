@@ -142,6 +142,24 @@ def test_noise_on_a_short_series_shows_no_season():
     assert sum(bool(f) for f in found) <= 2, found
 
 
+def test_a_season_named_in_the_config_is_tried_beside_none_where_the_history_holds_three_of_its_cycles():
+    # counts with no cycle the data would show: the named year is offered anyway, and the backtest decides
+    month = YEAR / 12
+    rng = np.random.default_rng(0)
+    t = T0 + np.arange(160) * month
+    kept = rng.random(t.size) < 0.6
+    counts = Sequence(t[kept], rng.poisson(1.5, t.size)[kept, None] * 1.0, ("v",))
+    assert choose_sizes([counts], ModelConfig(horizon=YEAR)).seasons == ()
+    sizes = choose_sizes([counts], ModelConfig(horizon=YEAR, seasons=[YEAR]))
+    assert sizes.seasons == (YEAR,)
+    assert {c.seasons for c in candidates_of(sizes)} == {(), (YEAR,)}
+    def first(months: int) -> Sequence:
+        early = counts.times < T0 + months * month
+        return Sequence(counts.times[early], counts.values[early], ("v",))
+    assert choose_sizes([first(50)], ModelConfig(horizon=YEAR, seasons=[YEAR])).seasons == ()  # 2.9 years less it
+    assert choose_sizes([first(52)], ModelConfig(horizon=YEAR, seasons=[YEAR])).seasons == (YEAR,)  # 3.2 years
+
+
 def wandering_cycle(seed: int, jump: float) -> Sequence:
     """40 years of monthly readings (60% kept) of a 4-year cycle whose phase turns by `jump` halfway."""
     rng = np.random.default_rng(seed)
