@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from model.local import Sizes
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
-           "candidates_of", "choose_component", "choose_inside", "blend_weight", "weighable", "validation_mae",
-           "calibration_from", "backtest", "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
+           "candidates_of", "candidate_errors", "candidate_scores", "choose_component", "choose_inside",
+           "blend_weight", "weighable", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS",
+           "MIN_BLEND_VALUES", "OWN_MARGIN"]
 
 CUTOFFS_PER_SERIES = 12
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
@@ -188,6 +189,17 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
         return candidates[len(candidates) // 2]
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
+    scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)
+    best = int(np.nanargmin(scores))
+    if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
+        return shared
+    return candidates[best]
+
+
+def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candidates: list[Component],
+                     std: FloatArray) -> list[list[list[FloatArray]]]:
+    """errors[i][k][j]: candidate i's absolute errors in units of `std` (n, C), NaN where unobserved, at the points
+    of cut-off j of set k, its classical forecast reading only what came before the cut-off."""
     floor = SCALE_FLOOR * std
     # Candidates that differ only in how the residual goes on after the context share one fit per cut-off.
     fits: dict[Component, list[int]] = {}
@@ -205,13 +217,15 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
                     residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
                     forecast = frame.original(base + residual * frame.scale)
                     errors[i][k].append(np.abs(forecast - truth) / std)
+    return errors
+
+
+def candidate_scores(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]]) -> FloatArray:
+    """(candidates,) what choose_component ranks: the mean over the sets of each one's _trimmed_mae (errors as
+    candidate_errors gives them for these sets)."""
     trims = [_Trim.of(cuts) for cuts in sets]
-    scores = [np.mean([_trimmed_mae(per_set, trim) for per_set, trim in zip(mine, trims, strict=True)])
-              for mine in errors]
-    best = int(np.nanargmin(scores))
-    if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
-        return shared
-    return candidates[best]
+    return np.array([np.mean([_trimmed_mae(per_set, trim) for per_set, trim in zip(mine, trims, strict=True)])
+                     for mine in errors], dtype=np.float64)
 
 
 TRIM = 0.1  # _trimmed_mae leaves out this share (rounded down) of each series' cut-offs in a set

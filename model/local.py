@@ -50,7 +50,8 @@ from model.fitted import FittedModel, StepRecord, resolve_device
 from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
 from model.network import LatentODE
 
-__all__ = ["fit_local", "choose_sizes", "own_components", "own_sizes", "positive_channels", "OWN_COMPONENTS"]
+__all__ = ["fit_local", "choice_setup", "ChoiceSetup", "choose_sizes", "own_components", "own_sizes",
+           "positive_channels", "OWN_COMPONENTS"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -114,20 +115,43 @@ def positive_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
                  for c in range(channels))
 
 
+@dataclass
+class ChoiceSetup:
+    """What fit_local chooses the component on: the sizes, the normaliser, the newest cut-offs (with per sequence
+    the last time training may use, and whether any cut-off overlaps training data), those over the history (at
+    most MAX_HISTORY), and the random generator, drawn from as far as these."""
+
+    sizes: Sizes
+    norm: Normaliser
+    cutoffs: list[Cutoff]
+    limits: list[float]
+    overlap: bool
+    history: list[Cutoff]
+    rng: np.random.Generator
+
+
+def choice_setup(sequences: list[Sequence], config: ModelConfig) -> ChoiceSetup:
+    """fit_local's first steps, before anything is chosen (also what benchmarks/component_bench.py replays)."""
+    sizes = choose_sizes(sequences, config)
+    norm = Normaliser.fit(sequences, np.array([sizes.encoder + sizes.horizon]), config.time_span)
+    rng = np.random.default_rng(config.seed)
+    cutoffs, limits, overlap = cutoffs_of(sequences, sizes, rng)
+    past = history_cutoffs(sequences, sizes)
+    if len(past) > MAX_HISTORY:
+        past = [past[i] for i in sorted(rng.choice(len(past), MAX_HISTORY, replace=False))]
+    return ChoiceSetup(sizes, norm, cutoffs, limits, overlap, past, rng)
+
+
 def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress | None,
               should_stop: Callable[[], bool] | None) -> FittedModel:
     """`model.fit` for config.frame == "local"; sequences are checked already (same channels, >= 2 times)."""
     started = time.perf_counter()
     channels = sequences[0].channels
     device = resolve_device(config.device)
-    sizes = choose_sizes(sequences, config)
-    norm = Normaliser.fit(sequences, np.array([sizes.encoder + sizes.horizon]), config.time_span)
+    setup = choice_setup(sequences, config)
+    sizes, norm, rng, cutoffs, limits, overlap, past = (setup.sizes, setup.norm, setup.rng, setup.cutoffs,
+                                                        setup.limits, setup.overlap, setup.history)
     floor = SCALE_FLOOR * norm.std
-    rng = np.random.default_rng(config.seed)
-    cutoffs, limits, overlap = cutoffs_of(sequences, sizes, rng)
-    past = history_cutoffs(sequences, sizes)
-    if len(past) > MAX_HISTORY:
-        past = [past[i] for i in sorted(rng.choice(len(past), MAX_HISTORY, replace=False))]
     shared = choose_component(sequences, cutoffs, past, sizes, norm.std)
     component = choose_inside(sequences, shared, norm.std)
     own = own_components(sequences, shared, sizes, norm.std, config)
