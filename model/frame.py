@@ -58,6 +58,7 @@ class ComponentData(TypedDict):
     log: NotRequired[list[bool]]
     residual_bands: NotRequired[bool]
     unit_prior: NotRequired[list[float]]
+    weighted_unit: NotRequired[bool]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class Component:
     (WindowFrame.unit), not with the spread of the context's values; False only in models saved before it existed,
     whose bands were calibrated the older way. unit_prior: per channel, the typical context's residual spread on
     the fitted scale (over the cut-offs the bands are calibrated on), towards which each context's own is shrunk
-    (frame_of); empty = no shrinking (models saved before it existed)."""
+    (frame_of); empty = no shrinking (models saved before it existed). weighted_unit: that spread weighs each
+    residual as the fit weighs its point (by `half_life`); False only in models saved before it existed, whose
+    bands were calibrated on the plain spread over the whole context."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -98,13 +101,15 @@ class Component:
     log: tuple[bool, ...] = ()
     residual_bands: bool = True
     unit_prior: tuple[float, ...] = ()
+    weighted_unit: bool = True
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
                 "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log),
-                "residual_bands": self.residual_bands, "unit_prior": list(self.unit_prior)}
+                "residual_bands": self.residual_bands, "unit_prior": list(self.unit_prior),
+                "weighted_unit": self.weighted_unit}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -116,7 +121,8 @@ class Component:
                    linear_inside=bool(data.get("linear_inside", False)), echo=float(data.get("echo", 0.0)),
                    robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())),
                    residual_bands=bool(data.get("residual_bands", False)),
-                   unit_prior=tuple(float(v) for v in data.get("unit_prior", ())))
+                   unit_prior=tuple(float(v) for v in data.get("unit_prior", ())),
+                   weighted_unit=bool(data.get("weighted_unit", False)))
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""
@@ -275,25 +281,34 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
             scale[c] = max(spread, scale[c])
         if component.residual_bands:
             prior = component.unit_prior[c] if component.unit_prior and logged[c] == wanted[c] else 0.0
-            band = _band_unit(y - x @ coef[:, c], x.shape[1], prior, least)
+            band = _band_unit(y - x @ coef[:, c], x.shape[1], prior, least,
+                              w if component.weighted_unit else np.ones_like(w))
             if band is not None:  # else the unit stays the values' own spread
                 unit[c] = band / scale[c]
     residuals = (values - design @ coef) / scale
     return WindowFrame(component, coef, scale, end, times, residuals, logged, unit)
 
 
-def _band_unit(residuals: FloatArray, columns: int, prior: float, least: float) -> float | None:
-    """A context's band unit on the fitted scale: its residuals' standard deviation with `columns` degrees of
-    freedom taken, shrunk towards `prior` (the typical context's, Component.unit_prior; 0 = none) as if that were
-    measured on PRIOR_DOF more residuals; no less than `least`. None where there is neither (no residual freedom,
-    no prior).
+def _band_unit(residuals: FloatArray, columns: int, prior: float, least: float, weights: FloatArray) -> float | None:
+    """A context's band unit on the fitted scale: its residuals' standard deviation, each weighing as the fit
+    weighed its point (`weights`), with `columns` degrees of freedom taken from their effective number
+    (sum(w)^2 / sum(w^2)), shrunk towards `prior` (the typical context's, Component.unit_prior; 0 = none) as if
+    that were measured on PRIOR_DOF more residuals; no less than `least`. None where there is neither (no residual
+    freedom, no prior). With equal weights: the plain standard deviation with n - p degrees of freedom.
 
     A context's own spread, from a few residuals, is noisy: a smooth stretch gives a unit near zero, and the
     calibrated quantiles, which must cover the errors that follow such stretches, grew large enough to make every
     other band too wide. The shrunk spread (a moderated variance) follows a noisier context where it has the
-    residuals to show it and stays near the typical one where it has not."""
-    dof = residuals.size - columns
-    squares = float(residuals @ residuals) if dof > 0 else 0.0
+    residuals to show it and stays near the typical one where it has not.
+
+    The weights matter where the half-life is short beside the context: a fit that follows the newest days leaves
+    large residuals far back that say nothing of its forecast's errors, and their share grows with the context's
+    length, so a full context's plain spread was several times that of the shorter contexts early in a series
+    whose errors the bands are calibrated on (half-hourly load: bands 13 times the error wide)."""
+    total = float(weights.sum())
+    count = total**2 / float(weights @ weights) if total > 0 else 0.0  # the effective number of residuals
+    dof = count - columns
+    squares = count * float(weights @ residuals**2) / total if dof > 0 else 0.0
     weight = PRIOR_DOF if prior > 0 else 0.0
     if dof <= 0 and weight == 0:
         return None

@@ -446,6 +446,37 @@ def test_band_unit_shrinks_towards_the_typical_contexts():
     assert Component.from_dict(saved).unit_prior == ()
 
 
+def test_band_unit_weighs_the_residuals_as_the_fit_weighs_their_points():
+    """With a half-life short beside the context, the band unit is the spread of the residuals the fit weighs: a
+    level that follows the newest days leaves large residuals far back, and they neither widen the unit nor make
+    it grow with the context's length. The plain spread over the whole context (models saved before
+    weighted_unit existed) grows with it."""
+    rng = np.random.default_rng(2)
+    t = np.arange(0.0, 40 * DAY, 600.0)
+    values = (np.where(t < 30 * DAY, 0.0, 10.0) + 0.1 * rng.standard_normal(t.size))[:, None]
+    component = Component(trend=False, seasons=(), harmonics=(), half_life=DAY / 2, damping=DAY,
+                          context=40 * DAY, encoder=DAY)
+    plain = dataclasses.replace(component, weighted_unit=False)
+    floor = np.array([1e-6])
+
+    def unit(c: Component, days: float) -> float:
+        recent = t >= t[-1] - days * DAY
+        frame = frame_of(c, t[recent], values[recent], floor)
+        return float(frame.scale[0] * frame.unit[0])
+
+    for days in (5, 20, 40):
+        assert unit(component, days) == pytest.approx(0.1, rel=0.15)  # the noise's
+    assert unit(plain, 5) == pytest.approx(0.1, rel=0.15)  # all of it after the jump: the same either way
+    assert unit(plain, 20) > 20 * unit(component, 20) and unit(plain, 40) > unit(plain, 20)
+    # a half-life that keeps every point's weight: the plain spread with n - p degrees of freedom
+    flat = dataclasses.replace(component, half_life=1e12)
+    x = values[t >= t[-1] - 5 * DAY, 0]
+    assert unit(flat, 5) == pytest.approx(float(np.std(x, ddof=1)), rel=1e-6)
+    assert Component.from_dict(component.to_dict()) == component
+    saved = {k: v for k, v in component.to_dict().items() if k != "weighted_unit"}  # saved before it existed
+    assert Component.from_dict(saved).weighted_unit is False
+
+
 def test_local_fit_sizes_component_and_backtest(local_fit):
     _series, fitted = local_fit
     assert len(fitted.component.unit_prior) == 1 and 0 < fitted.component.unit_prior[0] < 1  # noise 0.1 around seasons
