@@ -59,6 +59,7 @@ class ComponentData(TypedDict):
     residual_bands: NotRequired[bool]
     unit_prior: NotRequired[list[float]]
     weighted_unit: NotRequired[bool]
+    nonnegative: NotRequired[list[bool]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,10 @@ class Component:
     the fitted scale (over the cut-offs the bands are calibrated on), towards which each context's own is shrunk
     (frame_of); empty = no shrinking (models saved before it existed). weighted_unit: that spread weighs each
     residual as the fit weighs its point (by `half_life`); False only in models saved before it existed, whose
-    bands were calibrated on the plain spread over the whole context."""
+    bands were calibrated on the plain spread over the whole context. nonnegative: per channel, whether forecasts
+    (means and band edges) are kept at or above zero: the training values of it were never negative and some were
+    exactly zero (counts, amounts: `model.local.nonnegative_channels`); empty = none (models saved before it
+    existed)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -102,6 +106,7 @@ class Component:
     residual_bands: bool = True
     unit_prior: tuple[float, ...] = ()
     weighted_unit: bool = True
+    nonnegative: tuple[bool, ...] = ()
 
     def to_dict(self) -> ComponentData:
         return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
@@ -109,7 +114,7 @@ class Component:
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
                 "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log),
                 "residual_bands": self.residual_bands, "unit_prior": list(self.unit_prior),
-                "weighted_unit": self.weighted_unit}
+                "weighted_unit": self.weighted_unit, "nonnegative": list(self.nonnegative)}
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -122,7 +127,8 @@ class Component:
                    robust=bool(data.get("robust", False)), log=tuple(bool(v) for v in data.get("log", ())),
                    residual_bands=bool(data.get("residual_bands", False)),
                    unit_prior=tuple(float(v) for v in data.get("unit_prior", ())),
-                   weighted_unit=bool(data.get("weighted_unit", False)))
+                   weighted_unit=bool(data.get("weighted_unit", False)),
+                   nonnegative=tuple(bool(v) for v in data.get("nonnegative", ())))
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""

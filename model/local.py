@@ -51,7 +51,7 @@ from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median
 from model.network import LatentODE
 
 __all__ = ["fit_local", "choice_setup", "ChoiceSetup", "choose_sizes", "own_components", "own_sizes",
-           "positive_channels", "OWN_COMPONENTS"]
+           "positive_channels", "nonnegative_channels", "OWN_COMPONENTS"]
 
 Progress = Callable[[int, int, float, "float | None"], None]
 
@@ -115,6 +115,16 @@ def positive_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
                  for c in range(channels))
 
 
+def nonnegative_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
+    """Per channel, whether no observed value of it in `sequences` is negative and some are exactly zero: a count
+    or an amount, bounded below by zero, whose forecasts and bands the model keeps at or above it
+    (Component.nonnegative). A channel that never reaches zero may be a level that only happens to be positive in
+    the history (a temperature in a warm season), so it is left unbounded."""
+    channels = sequences[0].values.shape[1]
+    observed = [[v[~np.isnan(v)] for v in (s.values[:, c] for s in sequences)] for c in range(channels)]
+    return tuple(bool(all(np.all(v >= 0) for v in per) and any(np.any(v == 0) for v in per)) for per in observed)
+
+
 @dataclass
 class ChoiceSetup:
     """What fit_local chooses the component on: the sizes, the normaliser, the newest cut-offs (with per sequence
@@ -170,8 +180,10 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
                                                    started)
     fitted.history = history
     blend, prior = choose_blend(fitted, sequences, cutoffs), unit_prior(fitted, sequences, cutoffs + past)
-    fitted.component = dataclasses.replace(component, blend=blend, unit_prior=prior)
-    fitted.components = {key: dataclasses.replace(c, blend=blend, unit_prior=prior) for key, c in own.items()}
+    bounds = nonnegative_channels(sequences)
+    fitted.component = dataclasses.replace(component, blend=blend, unit_prior=prior, nonnegative=bounds)
+    fitted.components = {key: dataclasses.replace(c, blend=blend, unit_prior=prior, nonnegative=bounds)
+                         for key, c in own.items()}
     fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit

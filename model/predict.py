@@ -211,8 +211,17 @@ def _is_request(value: object) -> bool:
 def _classical(r: _Request, levels: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The classical component alone at a part's distinct times: mean, std 0, every quantile the mean."""
     assert r.frame is not None  # part="classical" is refused for a model without a component
-    mean = r.frame.classical(r.times)
+    mean = _bounded(r.frame, r.frame.classical(r.times))
     return mean, np.zeros_like(mean), np.repeat(mean[None], levels.size, axis=0)
+
+
+def _bounded(frame: WindowFrame, values: FloatArray) -> FloatArray:
+    """Values (..., C) in original units with each channel the component keeps at or above zero
+    (Component.nonnegative) clipped there: a count's band does not reach below what it can be."""
+    bounded = np.asarray(frame.component.nonnegative, dtype=bool)
+    if not bounded.any():
+        return values
+    return np.where(bounded, np.maximum(values, 0.0), values)
 
 
 def _sample(fitted: FittedModel, prepared: list[_Request], samples: int,
@@ -315,7 +324,8 @@ def _summarise(fitted: FittedModel, r: _Request, decoded: FloatArray, levels: Fl
         std = scale * calibration.scale[band]
     if r.frame is not None:
         original = r.frame.to_original(r.times, mean)
-        return original, r.frame.spread_to_original(std, original), r.frame.to_original(r.times, quantiles)
+        return (_bounded(r.frame, original), r.frame.spread_to_original(std, original),
+                _bounded(r.frame, r.frame.to_original(r.times, quantiles)))
     norm = fitted.normaliser
     return mean * norm.std + norm.mean, std * norm.std, quantiles * norm.std + norm.mean
 

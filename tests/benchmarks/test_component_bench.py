@@ -28,7 +28,7 @@ def case():
 def test_the_record_names_the_component_the_models_fit_takes_and_scores_it_as_the_benchmark_does(case):
     series, split, config, rec = case
     fitted = model.fit([model.Sequence(split.train_t, split.train_x, series.channels)], config)
-    taken = dataclasses.replace(fitted.component, blend=(), unit_prior=(), linear_inside=False)
+    taken = dataclasses.replace(fitted.component, blend=(), unit_prior=(), linear_inside=False, nonnegative=())
     assert taken == rec["candidates"][rec["chosen"]]
     classical = evaluate.model_scores(fitted, split, series.channels, 8, 0.0)["classical"]["mae"]
     assert rec["test"][rec["chosen"]] == pytest.approx(classical, rel=1e-9)

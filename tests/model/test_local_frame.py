@@ -38,7 +38,7 @@ from model.backtest import (
     weighable,
 )
 from model.frame import PRIOR_DOF, SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period, steadiness
-from model.local import choose_sizes, positive_channels
+from model.local import choose_sizes, nonnegative_channels, positive_channels
 
 DAY = 86_400.0
 T0 = 1.7e9
@@ -78,6 +78,41 @@ def test_a_positive_channel_is_fitted_on_the_log_scale():
     assert np.isnan(frame.to_local(t[:1], np.array([[-1.0, 1.0]]))[0, 0])  # no log of a negative value
     large = frame_of(component, t, x * 1000.0, np.array([50.0, 50.0]))  # the floor is in original units
     assert large.scale[0] == pytest.approx(np.std(np.log(x[:, 0] * 1000.0)))  # the spread of the logs, not 50
+
+
+def test_a_count_that_reaches_zero_keeps_its_forecasts_and_bands_at_or_above_zero():
+    """A channel never negative and sometimes exactly zero (a count: a few events a day, none on most days) is
+    bounded below by zero: its band's lower edge, which the calibrated residuals put below zero, and its mean stop
+    there. The other channels are left as they are: one with a negative value, one always positive (a level that
+    might fall below zero later) and the counts in a model saved before the bound existed."""
+    rng = np.random.default_rng(3)
+    t = T0 + np.sort(rng.uniform(0, 60 * DAY, 500))
+    counts = rng.poisson(0.4 * (1 + np.sin(2 * np.pi * (t - T0) / DAY)), t.size).astype(float)
+    x = np.stack([counts, counts - 0.2, counts + 0.5], axis=1)
+    series = Sequence(t, x, ("events", "shifted", "positive"))
+    assert nonnegative_channels([series]) == (True, False, False)
+    assert nonnegative_channels([Sequence(t, np.full((t.size, 1), 1.0), ("v",)),
+                                 Sequence(t, np.full((t.size, 1), 0.0), ("v",))]) == (True,)  # zero in one series
+    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=1)
+    fitted = fit([series], config)
+    assert fitted.component.nonnegative == (True, False, False)
+    at = t[-1] + np.linspace(0.05, 1.0, 30) * fitted.horizon
+    inside = np.sort(rng.uniform(t[-200], t[-1], 20))
+    fc = forecast(fitted, series, np.concatenate([inside, at]), samples=16, quantiles=(0.05, 0.5, 0.95), seed=0)
+    older = copy.copy(fitted)
+    older.component = dataclasses.replace(fitted.component, nonnegative=())
+    unbounded = forecast(older, series, np.concatenate([inside, at]), samples=16, quantiles=(0.05, 0.5, 0.95),
+                         seed=0)
+    assert unbounded.quantiles[0, :, 0].min() < 0  # the calibrated band reaches below zero unbounded
+    np.testing.assert_array_equal(fc.quantiles[:, :, 0], np.maximum(unbounded.quantiles[:, :, 0], 0.0))
+    np.testing.assert_array_equal(fc.mean[:, 0], np.maximum(unbounded.mean[:, 0], 0.0))
+    np.testing.assert_array_equal(fc.quantiles[:, :, 1:], unbounded.quantiles[:, :, 1:])
+    assert fc.quantiles[0, :, 1].min() < 0  # the shifted counts may go below zero: they have
+    classical = forecast(fitted, series, at, part="classical")
+    assert classical.mean[:, 0].min() >= 0
+    assert Component.from_dict(fitted.component.to_dict()) == fitted.component
+    saved = {k: v for k, v in fitted.component.to_dict().items() if k != "nonnegative"}  # saved before it existed
+    assert Component.from_dict(saved).nonnegative == ()
 
 
 def test_channels_with_only_positive_values_are_the_ones_logged():
