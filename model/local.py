@@ -110,9 +110,7 @@ def positive_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
     """Per channel, whether every observed value of it in `sequences` is positive: such a channel is fitted on the
     log scale, where a level, a trend and seasons are multiplicative (a growth a rate, a season a share of the
     level) and a forecast never falls below zero; a channel that is ever zero or negative stays as it is."""
-    channels = sequences[0].values.shape[1]
-    return tuple(bool(all(np.all(v[~np.isnan(v)] > 0) for v in (s.values[:, c] for s in sequences)))
-                 for c in range(channels))
+    return tuple(all(bool(np.all(v > 0)) for v in per) for per in _observed(sequences))
 
 
 def nonnegative_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
@@ -120,9 +118,14 @@ def nonnegative_channels(sequences: list[Sequence]) -> tuple[bool, ...]:
     or an amount, bounded below by zero, whose forecasts and bands the model keeps at or above it
     (Component.nonnegative). A channel that never reaches zero may be a level that only happens to be positive in
     the history (a temperature in a warm season), so it is left unbounded."""
-    channels = sequences[0].values.shape[1]
-    observed = [[v[~np.isnan(v)] for v in (s.values[:, c] for s in sequences)] for c in range(channels)]
-    return tuple(bool(all(np.all(v >= 0) for v in per) and any(np.any(v == 0) for v in per)) for per in observed)
+    return tuple(all(bool(np.all(v >= 0)) for v in per) and any(bool(np.any(v == 0)) for v in per)
+                 for per in _observed(sequences))
+
+
+def _observed(sequences: list[Sequence]) -> list[list[FloatArray]]:
+    """Per channel, per sequence, the observed (non-NaN) values of that channel."""
+    return [[v[~np.isnan(v)] for v in (s.values[:, c] for s in sequences)]
+            for c in range(sequences[0].values.shape[1])]
 
 
 @dataclass
