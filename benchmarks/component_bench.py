@@ -14,11 +14,19 @@ the model's classical part. It also holds the index `choose_component` takes, an
 same score recomputed from the record, picks a candidate that scores otherwise: a record says what the model does.
 
 A rule is a function of a record that returns a candidate's index; `RULES` maps names to rules (add one to measure
-it). The table gives, per data set and rule, the test MAE ÷ the last value's (rMAE) and ÷ the best baseline's,
-means over the seeds, and the median over the data set's series of their MAE (fertility: over its countries). The
-baselines are the real-data benchmark's, read from its cache (`realdata_bench.baseline_part`: computed and cached
-there first where missing). Records are cached under benchmarks/out/components/ by data set, series, seed and
-config (pickle: numpy arrays and the candidates).
+it). The record also holds the version's baselines (`baseline_record`): a rule may return one's name, as `the
+baseline where it backtests better` does (what a service that answered with the baseline wherever the version lost
+to it on its backtest would give). A combination (`COMBINATIONS`) returns weights over the candidates instead: its
+forecast is their weighted mean (the record holds every candidate's test forecast). With `--gp`, the record also
+holds a Gaussian process as one more candidate (`gp_record`): the rule `GP alone` takes it always, `GP where it
+backtests best` where its score is the lowest.
+
+The table gives, per data set and rule, the test MAE ÷ the last value's (rMAE) and ÷ the best baseline's, means over
+the seeds, and over the data set's series (fertility: its countries) the median of their MAE and of their MAE ÷ the
+best baseline's (each a mean over the seeds); last, per rule, the median over the data sets of that median series'
+ratio. The baselines are the real-data benchmark's, read from its cache (`realdata_bench.baseline_part`: computed
+and cached there first where missing). Records are cached under benchmarks/out/components/ by data set, series, seed
+and config (pickle: numpy arrays and the candidates).
 """
 
 from __future__ import annotations
@@ -56,15 +64,68 @@ def record(series: Series, split: Split, config: model.ModelConfig) -> dict:
     candidates = backtest.candidates_of(setup.sizes)
     errors = backtest.candidate_errors([sequence], sets, candidates, setup.norm.std)
     floor = SCALE_FLOOR * setup.norm.std
-    test = np.empty(len(candidates))
-    for i, candidate in enumerate(candidates):
-        frame = frame_of(candidate, split.train_t, split.train_x, floor)
-        test[i] = protocol.channel_errors(frame.classical(split.test_t), split.test_x, split.scale)[0]
+    forecasts = np.stack([frame_of(candidate, split.train_t, split.train_x, floor).classical(split.test_t)
+                          for candidate in candidates])
+    test = np.array([protocol.channel_errors(f, split.test_x, split.scale)[0] for f in forecasts])
     chosen = backtest.choose_component([sequence], setup.cutoffs, setup.history, setup.sizes, setup.norm.std)
     return {"series": series.name, "candidates": candidates, "errors": errors, "test": test,
+            "forecasts": forecasts, "truth": split.test_x, "scale": split.scale,
             "leads": [[split.train_t[c.future] - split.train_t[c.end] for c in cuts] for cuts in sets],
             "cutoffs": [[(c.series, c.end, c.future.size) for c in cuts] for cuts in sets],
             "horizon": setup.sizes.horizon, "chosen": candidates.index(chosen)}
+
+
+GP_POINTS = 400  # the GP reads at most the newest this many observations of a channel (its fit is cubic in them)
+
+
+def gp_record(series: Series, split: Split, config: model.ModelConfig) -> dict:
+    """A Gaussian process per channel as one more candidate: scikit-learn's, constant x RBF + constant x
+    ExpSineSquared at each season the model found + white noise, time in median gaps, its hyperparameters fitted
+    once by maximum likelihood on the training data (2 restarts) and then held fixed, as a stored model would
+    hold them, while it forecasts each cut-off's future from the observations before it. Its absolute errors on
+    the record's cut-offs in training-std units (as `candidate_errors` gives them), and its test forecast."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, ExpSineSquared, WhiteKernel
+
+    sequence = model.Sequence(split.train_t, split.train_x, series.channels)
+    setup = choice_setup([sequence], config)
+    gap, channels = setup.sizes.gap, split.train_x.shape[1]
+
+    def newest(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen = np.isfinite(x)
+        return t[seen][-GP_POINTS:], x[seen][-GP_POINTS:]
+
+    kernels = []
+    for c in range(channels):
+        t, x = newest(split.train_t, split.train_x[:, c])
+        span = max((t[-1] - t[0]) / gap, 1.0)
+        kernel = ConstantKernel() * RBF(length_scale=span / 10, length_scale_bounds=(1e-2, 1e2 * span))
+        for season in setup.sizes.seasons:
+            kernel += ConstantKernel() * ExpSineSquared(periodicity=season / gap, periodicity_bounds="fixed")
+        kernel += WhiteKernel(noise_level=0.1)
+        gp = GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            kernels.append(gp.fit(((t - t[-1]) / gap)[:, None], x).kernel_)
+
+    def forecast(times: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+        out = np.full((at.size, channels), np.nan)
+        for c in range(channels):
+            t, x = newest(times, values[:, c])
+            if t.size == 1:
+                out[:, c] = x[0]
+            elif t.size:
+                gp = GaussianProcessRegressor(kernels[c], normalize_y=True, optimizer=None)
+                out[:, c] = gp.fit(((t - t[-1]) / gap)[:, None], x).predict(((at - t[-1]) / gap)[:, None])
+        return out
+
+    errors = [[np.abs(forecast(split.train_t[:c.end + 1], split.train_x[:c.end + 1], split.train_t[c.future])
+                      - split.train_x[c.future]) / setup.norm.std for c in cuts]
+              for cuts in (setup.cutoffs, setup.history) if cuts]
+    return {"errors": errors, "forecast": forecast(split.train_t, split.train_x, split.test_t)}
 
 
 def scores(rec: dict) -> np.ndarray:
@@ -84,17 +145,110 @@ def hindsight(rec: dict) -> int:
     return int(np.argmin(rec["test"]))
 
 
-RULES: dict[str, Callable[[dict], int]] = {"plain": plain, "hindsight": hindsight}
+def baseline_record(series: Series, split: Split, config: model.ModelConfig) -> dict:
+    """The version's baselines (`model.backtest.BASELINES`, seasonal naive at the shortest season found) as its
+    backtest scores them: per baseline its MAE on the validation cut-offs in training-std units and its test
+    forecast from the training data; {"validation": False} where the split has no validation cut-off."""
+    sequence = model.Sequence(split.train_t, split.train_x, series.channels)
+    setup = choice_setup([sequence], config)
+    if not setup.cutoffs:
+        return {"validation": False}
+    season = min(setup.sizes.seasons) if setup.sizes.seasons else None
+    out: dict = {"validation": True, "mae": {}, "forecast": {}}
+    for name in backtest.BASELINES:
+        if name == "seasonal_naive" and season is None:
+            continue
+        errors = [np.abs(backtest.baseline(name, sequence, c.end, split.train_t[c.future], season)
+                         - split.train_x[c.future]) / setup.norm.std for c in setup.cutoffs]
+        out["mae"][name] = backtest._mae(np.concatenate(errors))
+        out["forecast"][name] = backtest.baseline(name, sequence, split.train_t.size - 1, split.test_t, season)
+    return out
 
 
-def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig) -> dict:
-    """record(series, split, config with the split's horizon), from the cache where it is (`split`: seed's)."""
-    key = hashlib.sha256(json.dumps(config.to_dict() | {"protocol": protocol.PROTOCOL}, sort_keys=True,
-                                    default=str).encode()).hexdigest()[:12]
-    path = CACHE / series.dataset / series.name / f"seed{seed}-{key}.pkl"
+def baseline_where_it_wins(rec: dict) -> int | str:
+    """The baseline with the lowest validation MAE where that is below the model's choice's (what a service
+    answering with the baseline wherever the version lost to it on its backtest would give), else that choice."""
+    chosen = plain(rec)
+    base = rec["baselines"]
+    if not base["validation"]:
+        return chosen
+    name = min(base["mae"], key=base["mae"].__getitem__)
+    mine = backtest._mae(np.concatenate(rec["errors"][chosen][0]))  # the first set: the validation cut-offs
+    return name if base["mae"][name] < mine else chosen
+
+
+def gp_where_best(rec: dict) -> int:
+    """The GP (index len(candidates)) where its score is below every candidate's, else the model's own choice."""
+    s = scores(rec | {"errors": rec["errors"] + [rec["gp"]["errors"]]})
+    return len(rec["candidates"]) if s[-1] < np.nanmin(s[:-1]) else plain(rec)
+
+
+RULES: dict[str, Callable[[dict], int | str]] = {"plain": plain, "hindsight": hindsight,
+                                                 "the baseline where it backtests better": baseline_where_it_wins}
+GP_RULES: dict[str, Callable[[dict], int]] = {"GP alone": lambda rec: len(rec["candidates"]),
+                                               "GP where it backtests best": gp_where_best}
+
+
+def best_k(k: int) -> Callable[[dict], np.ndarray]:
+    def weights(rec: dict) -> np.ndarray:
+        s = scores(rec)
+        w = np.zeros(s.size)
+        w[np.argsort(np.where(np.isfinite(s), s, np.inf), kind="stable")[:k]] = 1.0 / k
+        return w
+    weights.__doc__ = f"The mean of the {k} candidates with the lowest scores."
+    return weights
+
+
+def within(share: float) -> Callable[[dict], np.ndarray]:
+    def weights(rec: dict) -> np.ndarray:
+        s = scores(rec)
+        near = np.isfinite(s) & (s <= share * np.nanmin(s))
+        return near / near.sum()
+    weights.__doc__ = f"The mean of the candidates scoring within {share}x the lowest score."
+    return weights
+
+
+COMBINATIONS: dict[str, Callable[[dict], np.ndarray]] = {
+    "mean of the best 3": best_k(3), "mean of the best 5": best_k(5), "mean of the best 20": best_k(20),
+    "mean within 1.02x the best score": within(1.02)}
+
+
+def test_mae(rec: dict, choice: int | str | np.ndarray) -> float:
+    """The test MAE of a rule's candidate (an index; len(candidates): the GP), a combination's weights or a
+    baseline (its name)."""
+    if isinstance(choice, np.ndarray):
+        forecast = np.tensordot(choice, rec["forecasts"], axes=1)
+    elif isinstance(choice, str):
+        forecast = rec["baselines"]["forecast"][choice]
+    elif choice == len(rec["candidates"]):
+        forecast = rec["gp"]["forecast"]
+    else:
+        return float(rec["test"][choice])
+    return protocol.channel_errors(forecast, rec["truth"], rec["scale"])[0]
+
+
+RECORD = 2  # what a record holds (2: every candidate's test forecast)
+
+
+def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False) -> dict:
+    """record(series, split, config with the split's horizon), from the cache where it is (`split`: seed's), with
+    its baseline_record under "baselines" and, with `gp`, its gp_record under "gp" (each cached beside it)."""
+    key = hashlib.sha256(json.dumps(config.to_dict() | {"protocol": protocol.PROTOCOL, "record": RECORD},
+                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
+    folder = CACHE / series.dataset / series.name
+    config = config.replace(horizon=split.horizon)
+    rec = _cached(folder / f"seed{seed}-{key}.pkl", lambda: record(series, split, config))
+    rec["baselines"] = _cached(folder / f"seed{seed}-{key}-baselines.pkl",
+                               lambda: baseline_record(series, split, config))
+    if gp:
+        rec["gp"] = _cached(folder / f"seed{seed}-{key}-gp.pkl", lambda: gp_record(series, split, config))
+    return rec
+
+
+def _cached(path: Path, make: Callable[[], dict]) -> dict:
     if path.exists():
         return pickle.loads(path.read_bytes())
-    rec = record(series, split, config.replace(horizon=split.horizon))
+    rec = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(rec))
     return rec
@@ -115,32 +269,49 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--only", type=lambda s: s.split(","), help="data sets, comma-separated (default all)")
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     ap.add_argument("--config", type=json.loads, default={}, help="JSON object of ModelConfig fields")
+    ap.add_argument("--gp", action="store_true", help="add a Gaussian process as one more candidate (gp_record)")
+    ap.add_argument("--out", type=Path, help="also write the table to this file, with the command above it")
     args = ap.parse_args(argv)
     loaders = HELD_OUT if args.held_out else LOADERS
     unknown = sorted(set(args.only or ()) - set(loaders))
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; known: {', '.join(loaders)}")
     config = model.ModelConfig.from_dict({"frame": "local", **args.config})
-    print("| data set | rule | rMAE | ÷ best baseline | median MAE over series |\n|---|---|---|---|---|")
+    rules: dict[str, Callable[[dict], int | str | np.ndarray]] = {**RULES, **COMBINATIONS,
+                                                                  **(GP_RULES if args.gp else {})}
+    lines = ["| data set | rule | rMAE | ÷ best baseline | median MAE over series | median series ÷ best baseline |",
+             "|---|---|---|---|---|---|"]
+    print("\n".join(lines))
+    medians: dict[str, list[float]] = {r: [] for r in rules}  # per rule, each data set's median series ratio
     for name in args.only or list(loaders):
-        rows: dict[str, dict[str, list[float]]] = {r: {"rmae": [], "ratio": []} for r in RULES}
-        per_series: dict[str, dict[str, list[float]]] = {r: {} for r in RULES}
+        mae: dict[str, dict[str, list[float]]] = {r: {} for r in rules}
+        last: dict[str, list[float]] = {}
+        best: dict[str, list[float]] = {}
         for series in loaders[name]():
             for seed in args.seeds:
                 split = protocol.thin(series, seed)
-                rec = cached_record(series, split, seed, config)
+                rec = cached_record(series, split, seed, config, args.gp)
                 check(rec)
                 baselines = baseline_part(series, split, seed)
-                best = min(s["mae"] for s in baselines.values() if "mae" in s)
-                for rule_name, rule in RULES.items():
-                    mae = float(rec["test"][rule(rec)])
-                    rows[rule_name]["rmae"].append(mae / baselines["last value"]["mae"])
-                    rows[rule_name]["ratio"].append(mae / best)
-                    per_series[rule_name].setdefault(series.name, []).append(mae)
-        for rule_name in RULES:
-            median = np.median([np.mean(v) for v in per_series[rule_name].values()])
-            print(f"| {name} | {rule_name} | {np.mean(rows[rule_name]['rmae']):.3f} | "
-                  f"{np.mean(rows[rule_name]['ratio']):.3f} | {median:.4g} |")
+                best.setdefault(series.name, []).append(min(s["mae"] for s in baselines.values() if "mae" in s))
+                last.setdefault(series.name, []).append(baselines["last value"]["mae"])
+                for rule_name, rule in rules.items():
+                    mae[rule_name].setdefault(series.name, []).append(test_mae(rec, rule(rec)))
+        for rule_name in rules:
+            mine = mae[rule_name]
+            rmae = np.mean([m / d for s in mine for m, d in zip(mine[s], last[s], strict=True)])
+            ratio = np.mean([m / d for s in mine for m, d in zip(mine[s], best[s], strict=True)])
+            median = np.median([np.mean(v) for v in mine.values()])
+            median_ratio = np.median([np.mean(np.divide(v, best[s])) for s, v in mine.items()])
+            medians[rule_name].append(float(median_ratio))
+            lines.append(f"| {name} | {rule_name} | {rmae:.3f} | {ratio:.3f} | {median:.4g} | {median_ratio:.3f} |")
+            print(lines[-1])
+    for rule_name, ratios in medians.items():
+        lines.append(f"| median data set | {rule_name} | | | | {np.median(ratios):.3f} |")
+        print(lines[-1])
+    if args.out:
+        command = " ".join(["python benchmarks/component_bench.py", *(argv if argv is not None else sys.argv[1:])])
+        args.out.write_text(f"# Ways of choosing the classical component\n\n`{command}`\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,47 @@ def test_the_records_own_score_picks_what_the_model_picks_and_a_drifted_record_s
     with pytest.raises(SystemExit, match="choose_component"):
         component_bench.check({**rec, "chosen": worst})
     assert rec["test"][component_bench.hindsight(rec)] == rec["test"].min()
+
+
+def test_a_combination_of_one_candidate_is_that_candidate_and_the_gp_is_scored_on_the_same_cut_offs(case):
+    series, split, config, rec = case
+    one = component_bench.best_k(1)(rec)
+    assert one.sum() == 1.0 and int(np.argmax(one)) == component_bench.plain(rec)
+    assert component_bench.test_mae(rec, one) == pytest.approx(rec["test"][component_bench.plain(rec)], rel=1e-12)
+    three = component_bench.best_k(3)(rec)
+    mean = rec["forecasts"][three > 0].mean(axis=0)
+    assert component_bench.test_mae(rec, three) == pytest.approx(
+        protocol.channel_errors(mean, split.test_x, split.scale)[0], rel=1e-12)
+
+    gp = component_bench.gp_record(series, split, config)
+    assert [[e.shape for e in per_set] for per_set in gp["errors"]] == \
+        [[e.shape for e in per_set] for per_set in rec["errors"][0]]
+    with_gp = rec | {"gp": gp}
+    taken = component_bench.gp_where_best(with_gp)
+    assert taken in (len(rec["candidates"]), component_bench.plain(rec))
+    gp_mae = protocol.channel_errors(gp["forecast"], split.test_x, split.scale)[0]
+    assert component_bench.test_mae(with_gp, len(rec["candidates"])) == gp_mae
+    # a seasonal series with a trend: the GP's forecast holds the season, so it is far better than its mean level
+    assert gp_mae < protocol.channel_errors(np.full_like(split.test_x, np.nanmean(split.train_x)), split.test_x,
+                                            split.scale)[0] / 2
+
+
+def test_the_baseline_rule_answers_with_the_baseline_only_where_it_beat_the_choice_on_the_validation_cut_offs(case):
+    series, split, config, rec = case
+    base = component_bench.baseline_record(series, split, config)
+    assert base["validation"] and set(base["mae"]) == {"last_value", "drift", "seasonal_naive"}
+    chosen = component_bench.plain(rec)
+    mine = float(np.mean(np.concatenate(rec["errors"][chosen][0])))  # one channel: the validation set's MAE
+    with_base = rec | {"baselines": base}
+    if min(base["mae"].values()) < mine:
+        assert component_bench.baseline_where_it_wins(with_base) == min(base["mae"], key=base["mae"].get)
+    else:
+        assert component_bench.baseline_where_it_wins(with_base) == chosen
+    # the same record with the drift's validation error made the lowest: the rule answers with the drift
+    tiny = with_base | {"baselines": base | {"mae": base["mae"] | {"drift": mine / 2}}}
+    assert component_bench.baseline_where_it_wins(tiny) == "drift"
+    drift = model.backtest.baseline("drift", model.Sequence(split.train_t, split.train_x, series.channels),
+                                    split.train_t.size - 1, split.test_t, None)
+    assert component_bench.test_mae(tiny, "drift") == protocol.channel_errors(drift, split.test_x, split.scale)[0]
+    assert component_bench.baseline_where_it_wins(
+        with_base | {"baselines": base | {"mae": {k: 2 * mine for k in base["mae"]}}}) == chosen
