@@ -148,7 +148,10 @@ def candidates_of(sizes: Sizes) -> list[Component]:
     with any subset of the seasons found, with each half-life
     from a few gaps to none at all, and the last residual fading over none, an eighth, half or beyond the horizon
     (the last value kept: what wins on a random walk or after a change of level) or, for each season found, the
-    residual one season back repeated (the seasonal naive forecast, on top of the component)."""
+    residual one season back repeated (the seasonal naive forecast, on top of the component); then each of those with
+    seasons again with as many Fourier pairs per season as the fine gap allows, where that is more than the median
+    gap allows (a sharp seasonal peak, such as a December's, needs more pairs than a smooth cycle, and where a
+    fifth of the gaps are that short the data shows them), last, so that a tie keeps the plainer one."""
     gap = sizes.gap
     whole = sizes.room + sizes.horizon  # the longest series' whole span
     contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context, sizes.room),
@@ -158,7 +161,7 @@ def candidates_of(sizes: Sizes) -> list[Component]:
                           for subset in itertools.combinations(sizes.seasons, n)]
     afters = [(p, 0.0) for p in (0.0, sizes.horizon / 8, sizes.horizon / 2, STAYS * sizes.horizon)]
     afters += [(0.0, p) for p in sizes.seasons]  # the residual one season back: the seasonal naive forecast's way
-    return [
+    plain = [
         Component(trend=damping > 0, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
                   half_life=float(h), damping=damping or sizes.horizon, context=context, encoder=sizes.encoder,
                   persistence=float(persistence), echo=float(echo), robust=robust, log=sizes.log)
@@ -167,6 +170,9 @@ def candidates_of(sizes: Sizes) -> list[Component]:
         for damping, seasons, h, (persistence, echo) in itertools.product(
             (0.0, sizes.horizon / 4, sizes.horizon), season_sets,
             sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}), afters)]
+    finer = [dataclasses.replace(c, harmonics=pairs) for c in plain
+             if (pairs := tuple(harmonics(p, sizes.fine_gap) for p in c.seasons)) != c.harmonics]
+    return plain + finer
 
 
 OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
@@ -185,8 +191,9 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
     candidates = candidates_of(sizes)
     sets = [c for c in (cutoffs, history) if c]
-    if not sets:
-        return candidates[len(candidates) // 2]
+    if not sets:  # nothing to choose on: a middling plain candidate (with the median gap's Fourier pairs)
+        plain = [c for c in candidates if c.harmonics == tuple(harmonics(p, sizes.gap) for p in c.seasons)]
+        return plain[len(plain) // 2]
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
     scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)

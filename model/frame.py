@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from model.data import Sequence
 
 __all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "steadiness", "median_gap",
-           "harmonics"]
+           "fine_gap", "harmonics"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
@@ -336,10 +336,22 @@ def median_gap(sequences: list[Sequence]) -> float:
     return float(np.median(gaps)) if gaps.size else 1.0
 
 
+FINE = 0.2  # fine_gap's quantile of the gaps
+
+
+def fine_gap(sequences: list[Sequence], shortest: int = 2) -> float:
+    """The FINE quantile of the gaps (s) between consecutive observation times, over the sequences with at least
+    `shortest` times (1.0 where there are none): the spacing of the data's densest stretches. Where a fifth of the
+    gaps are this short, a pattern this fine shows in the data (detect_seasons' grid; the Fourier pairs a season
+    may carry besides those the median gap allows, backtest.candidates_of)."""
+    gaps = [np.diff(s.times) for s in sequences if s.times.size >= max(shortest, 2)]
+    return float(np.quantile(np.concatenate(gaps), FINE)) if gaps else 1.0
+
+
 def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) -> tuple[float, ...]:
     """Seasonal periods (s) the data shows, shortest first, each at most `longest` seconds.
 
-    Each channel of each sequence is put on a regular grid (its 20th-percentile gap): each observation in its
+    Each channel of each sequence is put on a regular grid (the fine gap, fine_gap): each observation in its
     nearest cell, cells without one left empty (not interpolated: filling a gap of two quarters with a line wipes
     out a yearly cycle on a quarterly series). Its linear trend is removed and its autocorrelation, each lag over
     the pairs of filled cells it spans, searched for local maxima that stand 0.2 above the lowest value
@@ -352,8 +364,7 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
     the daily cycle's echo a week on). The autocorrelation is averaged over channels and sequences by length."""
     if not any(s.times.size > 2 for s in sequences):
         return ()
-    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 2])
-    step = float(np.quantile(gaps, 0.2))
+    step = fine_gap(sequences, shortest=3)
     max_lag = int(longest / step)
     if max_lag < 4:
         return ()

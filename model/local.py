@@ -47,7 +47,7 @@ from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
 from model.fitted import FittedModel, StepRecord, resolve_device
-from model.frame import SCALE_FLOOR, Component, detect_seasons, frame_of, median_gap
+from model.frame import SCALE_FLOOR, Component, detect_seasons, fine_gap, frame_of, median_gap
 from model.network import LatentODE
 
 __all__ = ["fit_local", "choice_setup", "ChoiceSetup", "choose_sizes", "own_components", "own_sizes",
@@ -69,15 +69,17 @@ OWN_COMPONENTS = 50  # a model of at most this many named series chooses a compo
 
 @dataclass(frozen=True)
 class Sizes:
-    """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s); room: the longest
-    history (s) a window may hold before its horizon; context_given: whether the config fixed the context; log: per
-    channel, whether the component fits it on the log scale (Component.log)."""
+    """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s); fine_gap: the data's
+    fine gap (s, frame.fine_gap); room: the longest history (s) a window may hold before its horizon; context_given:
+    whether the config fixed the context; log: per channel, whether the component fits it on the log scale
+    (Component.log)."""
 
     horizon: float
     context: float
     encoder: float
     seasons: tuple[float, ...]
     gap: float
+    fine_gap: float
     room: float = math.inf
     context_given: bool = False
     log: tuple[bool, ...] = ()
@@ -102,7 +104,7 @@ def choose_sizes(sequences: list[Sequence], config: ModelConfig) -> Sizes:
     seasons = tuple(p for p in seasons if p <= context / 1.5)  # a season needs most of two cycles to be fitted
     encoder = min(context, ENCODER_POINTS * gap)
     return Sizes(horizon=float(horizon), context=float(context), encoder=float(encoder), seasons=seasons, gap=gap,
-                 room=float(room), context_given=config.context is not None,
+                 fine_gap=fine_gap(sequences), room=float(room), context_given=config.context is not None,
                  log=positive_channels(sequences) if config.log_scale else ())
 
 

@@ -37,7 +37,16 @@ from model.backtest import (
     history_cutoffs,
     weighable,
 )
-from model.frame import PRIOR_DOF, SCALE_FLOOR, Component, detect_seasons, frame_of, refine_period, steadiness
+from model.frame import (
+    PRIOR_DOF,
+    SCALE_FLOOR,
+    Component,
+    detect_seasons,
+    frame_of,
+    harmonics,
+    refine_period,
+    steadiness,
+)
 from model.local import choose_sizes, nonnegative_channels, positive_channels
 
 DAY = 86_400.0
@@ -679,6 +688,42 @@ def test_an_echo_repeats_the_last_season_and_with_a_flat_component_is_the_season
     np.testing.assert_allclose(frame.classical(ahead), naive, atol=1e-9)
     assert Component.from_dict(flat.to_dict()) == flat
     assert Component.from_dict({k: v for k, v in flat.to_dict().items() if k != "echo"}).echo == 0.0  # older
+
+
+def test_a_sharp_seasonal_peak_is_drawn_with_the_fourier_pairs_the_fine_gap_allows():
+    """A December peak on a monthly series with 45% of its months kept: the median gap (two months) allows three
+    Fourier pairs a year, too few to draw one month's peak; a fifth of the gaps are a month, and the candidates with
+    the pairs that gap allows draw it."""
+    rng = np.random.default_rng(1)
+    month = YEAR / 12
+    k = np.arange(12 * 24)
+    kept = rng.random(k.size) < 0.45
+    truth = 10.0 + 5.0 * (k % 12 == 11)
+    t, x = T0 + k * month, truth + rng.normal(0, 0.2, k.size)
+    train = k < 12 * 20
+    series = Sequence(t[kept & train], x[kept & train, None], ("v",))
+    sizes = choose_sizes([series], ModelConfig(horizon=2 * YEAR, seasons=[YEAR]))
+    assert sizes.fine_gap < sizes.gap and harmonics(YEAR, sizes.fine_gap) > harmonics(YEAR, sizes.gap)
+    candidates = candidates_of(sizes)
+    plain = [c for c in candidates if c.harmonics == tuple(harmonics(p, sizes.gap) for p in c.seasons)]
+    finer = candidates[len(plain):]
+    assert finer == [dataclasses.replace(c, harmonics=(harmonics(YEAR, sizes.fine_gap),)) for c in plain if c.seasons]
+
+    cuts, _, _ = cutoffs_of([series], sizes, np.random.default_rng(0))
+    chosen = choose_component([series], cuts, history_cutoffs([series], sizes), sizes, np.std(series.values, axis=0))
+    assert chosen.harmonics == (harmonics(YEAR, sizes.fine_gap),), chosen
+    future = ~train
+
+    def mae(component: Component) -> float:
+        frame = frame_of(component, series.times, series.values, SCALE_FLOOR * np.std(series.values, axis=0))
+        return float(np.mean(np.abs(frame.classical(t[future])[:, 0] - truth[future])))
+    assert mae(chosen) < 0.7 * mae(dataclasses.replace(chosen, harmonics=(harmonics(YEAR, sizes.gap),)))
+
+    # evenly spaced data: the fine gap is the median one, and no candidate is offered twice
+    even = Sequence(t[train], x[train, None], ("v",))
+    sizes = choose_sizes([even], ModelConfig(horizon=2 * YEAR, seasons=[YEAR]))
+    assert sizes.fine_gap == sizes.gap
+    assert all(c.harmonics == (harmonics(YEAR, sizes.gap),) * len(c.seasons) for c in candidates_of(sizes))
 
 
 def test_component_choice_takes_the_echo_for_a_season_no_few_sines_draw():
