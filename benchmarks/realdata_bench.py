@@ -164,8 +164,9 @@ def header(args: argparse.Namespace) -> list[str]:
                   + "".join(f", {k}={v!r}" for k, v in args.config.items()) + f"), {args.samples} samples.")
     title = "# Real-data benchmark (benchmarks/realdata_bench.py)"
     if args.held_out:
-        title += (": the held-out data sets\n\nNo default of the model was chosen on these series, and no target "
-                  "is judged on them: they show whether what helps the targets' data sets helps others.")
+        title += (": the held-out data sets\n\nNo default of the model was chosen on these series (the finer Fourier "
+                  "pairs a season may carry were added after seeing wineind's loss here), and no target is judged "
+                  "on them: they show whether what helps the targets' data sets helps others.")
     lines = [title, "",
              f"Command: `{command.strip()}`; seeds {','.join(map(str, args.seeds))}; protocol {PROTOCOL}; "
              f"written {datetime.datetime.now(datetime.UTC).isoformat(timespec='minutes')} from code {code_version()}.",
