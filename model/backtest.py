@@ -143,15 +143,23 @@ STAYS = 1e3  # a half-life this many times the span it covers: no decay (the lev
 
 
 def candidates_of(sizes: Sizes) -> list[Component]:
-    """The components choose_component tries: each context (the chosen one, three times it and the whole history,
-    unless the config fixed it) without a trend or with one damped over a quarter of the horizon or the whole of it,
-    with any subset of the seasons found, with each half-life
-    from a few gaps to none at all, and the last residual fading over none, an eighth, half or beyond the horizon
-    (the last value kept: what wins on a random walk or after a change of level) or, for each season found, the
-    residual one season back repeated (the seasonal naive forecast, on top of the component); then each of those with
-    seasons again with as many Fourier pairs per season as the fine gap allows, where that is more than the median
-    gap allows (a sharp seasonal peak, such as a December's, needs more pairs than a smooth cycle, and where a
-    fifth of the gaps are that short the data shows them), last, so that a tie keeps the plainer one."""
+    """The components choose_component tries: the plain ones (_plain_candidates), then each of those with seasons
+    again with as many Fourier pairs per season as the fine gap allows, where that is more than the median gap
+    allows (a sharp seasonal peak, such as a December's, needs more pairs than a smooth cycle, and where a fifth of
+    the gaps are that short the data shows them), last, so that a tie keeps the plainer one."""
+    plain = _plain_candidates(sizes)
+    finer = [dataclasses.replace(c, harmonics=pairs) for c in plain
+             if (pairs := tuple(harmonics(p, sizes.fine_gap) for p in c.seasons)) != c.harmonics]
+    return plain + finer
+
+
+def _plain_candidates(sizes: Sizes) -> list[Component]:
+    """Each context (the chosen one, three times it and the whole history, unless the config fixed it) without a trend
+    or with one damped over a quarter of the horizon or the whole of it, with any subset of the seasons found,
+    with each half-life from a few gaps to none at all, and the last residual fading over none, an eighth, half
+    or beyond the horizon (the last value kept: what wins on a random walk or after a change of level) or, for
+    each season found, the residual one season back repeated (the seasonal naive forecast, on top of the
+    component); each season with as many Fourier pairs as the median gap allows."""
     gap = sizes.gap
     whole = sizes.room + sizes.horizon  # the longest series' whole span
     contexts = [sizes.context] if sizes.context_given else sorted({sizes.context, min(3 * sizes.context, sizes.room),
@@ -161,7 +169,7 @@ def candidates_of(sizes: Sizes) -> list[Component]:
                           for subset in itertools.combinations(sizes.seasons, n)]
     afters = [(p, 0.0) for p in (0.0, sizes.horizon / 8, sizes.horizon / 2, STAYS * sizes.horizon)]
     afters += [(0.0, p) for p in sizes.seasons]  # the residual one season back: the seasonal naive forecast's way
-    plain = [
+    return [
         Component(trend=damping > 0, seasons=seasons, harmonics=tuple(harmonics(p, gap) for p in seasons),
                   half_life=float(h), damping=damping or sizes.horizon, context=context, encoder=sizes.encoder,
                   persistence=float(persistence), echo=float(echo), robust=robust, log=sizes.log)
@@ -170,9 +178,6 @@ def candidates_of(sizes: Sizes) -> list[Component]:
         for damping, seasons, h, (persistence, echo) in itertools.product(
             (0.0, sizes.horizon / 4, sizes.horizon), season_sets,
             sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}), afters)]
-    finer = [dataclasses.replace(c, harmonics=pairs) for c in plain
-             if (pairs := tuple(harmonics(p, sizes.fine_gap) for p in c.seasons)) != c.harmonics]
-    return plain + finer
 
 
 OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
@@ -189,11 +194,11 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     honest tests of a component: they keep the choice from riding on the few events in the newest part of a
     series, while the newest cut-offs keep it close to how the series behaves now. A choice made on one series'
     few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
-    candidates = candidates_of(sizes)
     sets = [c for c in (cutoffs, history) if c]
-    if not sets:  # nothing to choose on: a middling plain candidate (with the median gap's Fourier pairs)
-        plain = [c for c in candidates if c.harmonics == tuple(harmonics(p, sizes.gap) for p in c.seasons)]
+    if not sets:  # nothing to choose on: a middling plain candidate
+        plain = _plain_candidates(sizes)
         return plain[len(plain) // 2]
+    candidates = candidates_of(sizes)
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
     scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)
