@@ -20,6 +20,10 @@ to it on its backtest would give). A combination (`COMBINATIONS`) returns weight
 forecast is their weighted mean (the record holds every candidate's test forecast). With `--gp`, the record also
 holds a Gaussian process as one more candidate (`gp_record`): the rule `GP alone` takes it always, `GP where it
 backtests best` where its score is the lowest, and the last GP rule only below 0.8x the best candidate's score.
+With `--log`, the record also holds the record of the same config with `"log_scale": true` (every candidate fitted
+on the log scale where the channel is positive; the same cut-offs): `the log scale always` takes that record's own
+choice, `the log scale where it backtests better` the lower scoring of the two choices (the log scale as one more
+dimension of the candidates, chosen by the backtest like the rest).
 
 The table gives, per data set and rule, the test MAE ÷ the last value's (rMAE) and ÷ the best baseline's, means over
 the seeds, and over the data set's series (fertility: its countries) the median of their MAE and of their MAE ÷ the
@@ -192,6 +196,18 @@ GP_RULES: dict[str, Callable[[dict], int]] = {"GP alone": lambda rec: len(rec["c
                                                    lambda rec: gp_where_best(rec, 0.8)}
 
 
+def log_where_better(rec: dict) -> int | tuple[str, int]:
+    """The choice among the log scale's candidates (`("log", index)`) where its score is below the plain choice's,
+    else the plain choice (a tie keeps the plain one)."""
+    mine, logged = plain(rec), plain(rec["log"])
+    return ("log", logged) if scores(rec["log"])[logged] < scores(rec)[mine] else mine
+
+
+LOG_RULES: dict[str, Callable[[dict], int | tuple[str, int]]] = {
+    "the log scale always": lambda rec: ("log", plain(rec["log"])),
+    "the log scale where it backtests better": log_where_better}
+
+
 def best_k(k: int) -> Callable[[dict], np.ndarray]:
     def weights(rec: dict) -> np.ndarray:
         s = scores(rec)
@@ -216,9 +232,11 @@ COMBINATIONS: dict[str, Callable[[dict], np.ndarray]] = {
     "mean within 1.02x the best score": within(1.02)}
 
 
-def test_mae(rec: dict, choice: int | str | np.ndarray) -> float:
-    """The test MAE of a rule's candidate (an index; len(candidates): the GP), a combination's weights or a
-    baseline (its name)."""
+def test_mae(rec: dict, choice: int | str | tuple[str, int] | np.ndarray) -> float:
+    """The test MAE of a rule's candidate (an index; len(candidates): the GP; ("log", index): one of the log scale's
+    candidates), a combination's weights or a baseline (its name)."""
+    if isinstance(choice, tuple):
+        return float(rec[choice[0]]["test"][choice[1]])
     if isinstance(choice, np.ndarray):
         forecast = np.tensordot(choice, rec["forecasts"], axes=1)
     elif isinstance(choice, str):
@@ -233,19 +251,27 @@ def test_mae(rec: dict, choice: int | str | np.ndarray) -> float:
 RECORD = 3  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs)
 
 
-def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False) -> dict:
+def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False,
+                  log: bool = False) -> dict:
     """record(series, split, config with the split's horizon), from the cache where it is (`split`: seed's), with
-    its baseline_record under "baselines" and, with `gp`, its gp_record under "gp" (each cached beside it)."""
-    key = hashlib.sha256(json.dumps(config.to_dict() | {"protocol": protocol.PROTOCOL, "record": RECORD},
-                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
-    folder = CACHE / series.dataset / series.name
-    config = config.replace(horizon=split.horizon)
-    rec = _cached(folder / f"seed{seed}-{key}.pkl", lambda: record(series, split, config))
+    its baseline_record under "baselines", with `gp` its gp_record under "gp" (each cached beside it) and with `log`
+    the record of the config with the log scale under "log" (cached as that config's own record)."""
+    folder, key = CACHE / series.dataset / series.name, _key(config)
+    timed = config.replace(horizon=split.horizon)
+    rec = _cached(folder / f"seed{seed}-{key}.pkl", lambda: record(series, split, timed))
     rec["baselines"] = _cached(folder / f"seed{seed}-{key}-baselines.pkl",
-                               lambda: baseline_record(series, split, config))
+                               lambda: baseline_record(series, split, timed))
     if gp:
-        rec["gp"] = _cached(folder / f"seed{seed}-{key}-gp.pkl", lambda: gp_record(series, split, config))
+        rec["gp"] = _cached(folder / f"seed{seed}-{key}-gp.pkl", lambda: gp_record(series, split, timed))
+    if log:
+        rec["log"] = _cached(folder / f"seed{seed}-{_key(config.replace(log_scale=True))}.pkl",
+                             lambda: record(series, split, timed.replace(log_scale=True)))
     return rec
+
+
+def _key(config: model.ModelConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_dict() | {"protocol": protocol.PROTOCOL, "record": RECORD},
+                                     sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _cached(path: Path, make: Callable[[], dict]) -> dict:
@@ -273,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     ap.add_argument("--config", type=json.loads, default={}, help="JSON object of ModelConfig fields")
     ap.add_argument("--gp", action="store_true", help="add a Gaussian process as one more candidate (gp_record)")
+    ap.add_argument("--log", action="store_true", help="add the log scale's candidates (log_rules)")
     ap.add_argument("--out", type=Path, help="also write the table to this file, with the command above it")
     args = ap.parse_args(argv)
     loaders = HELD_OUT if args.held_out else LOADERS
@@ -280,8 +307,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; known: {', '.join(loaders)}")
     config = model.ModelConfig.from_dict({"frame": "local", **args.config})
-    rules: dict[str, Callable[[dict], int | str | np.ndarray]] = {**RULES, **COMBINATIONS,
-                                                                  **(GP_RULES if args.gp else {})}
+    rules: dict[str, Callable[[dict], int | str | tuple[str, int] | np.ndarray]] = {**RULES, **COMBINATIONS,
+                                                                  **(GP_RULES if args.gp else {}),
+                                                                  **(LOG_RULES if args.log else {})}
     lines = ["| data set | rule | rMAE | ÷ best baseline | median MAE over series | median series ÷ best baseline |",
              "|---|---|---|---|---|---|"]
     print("\n".join(lines))
@@ -293,8 +321,10 @@ def main(argv: list[str] | None = None) -> None:
         for series in loaders[name]():
             for seed in args.seeds:
                 split = protocol.thin(series, seed)
-                rec = cached_record(series, split, seed, config, args.gp)
+                rec = cached_record(series, split, seed, config, args.gp, args.log)
                 check(rec)
+                if args.log:
+                    check(rec["log"])
                 baselines = baseline_part(series, split, seed)
                 best.setdefault(series.name, []).append(min(s["mae"] for s in baselines.values() if "mae" in s))
                 last.setdefault(series.name, []).append(baselines["last value"]["mae"])

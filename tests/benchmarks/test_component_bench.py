@@ -87,3 +87,19 @@ def test_the_baseline_rule_answers_with_the_baseline_only_where_it_beat_the_choi
     assert component_bench.test_mae(tiny, "drift") == protocol.channel_errors(drift, split.test_x, split.scale)[0]
     assert component_bench.baseline_where_it_wins(
         with_base | {"baselines": base | {"mae": {k: 2 * mine for k in base["mae"]}}}) == chosen
+
+
+def test_the_log_rule_takes_the_log_scales_choice_only_where_it_backtests_better(case):
+    *_, rec = case
+    chosen = component_bench.plain(rec)
+
+    def scaled(by: float) -> dict:  # the same candidates with every backtest error times `by`, other test errors
+        return rec | {"errors": [[[e * by for e in cut] for cut in per_set] for per_set in rec["errors"]],
+                      "test": rec["test"] + 1.0}
+
+    better = rec | {"log": scaled(0.5)}
+    assert component_bench.log_where_better(better) == ("log", chosen)
+    assert component_bench.test_mae(better, ("log", chosen)) == rec["test"][chosen] + 1.0
+    assert component_bench.LOG_RULES["the log scale always"](rec | {"log": scaled(2.0)}) == ("log", chosen)
+    assert component_bench.log_where_better(rec | {"log": scaled(2.0)}) == chosen
+    assert component_bench.log_where_better(rec | {"log": rec}) == chosen  # a tie keeps the plain scale
