@@ -102,7 +102,7 @@ def test_a_count_that_reaches_zero_keeps_its_forecasts_and_bands_at_or_above_zer
     assert nonnegative_channels([series]) == (True, False, False)
     assert nonnegative_channels([Sequence(t, np.full((t.size, 1), 1.0), ("v",)),
                                  Sequence(t, np.full((t.size, 1), 0.0), ("v",))]) == (True,)  # zero in one series
-    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=1)
+    config = ModelConfig(frame="local", horizon=2 * DAY, context=6 * DAY, train_steps=1)  # fixed: fewer candidates
     fitted = fit([series], config)
     assert fitted.component.nonnegative == (True, False, False)
     at = t[-1] + np.linspace(0.05, 1.0, 30) * fitted.horizon
@@ -778,8 +778,8 @@ def test_training_stops_once_patience_scores_find_nothing_better_and_keeps_what_
     is the same, its best score came before the stop, and so the kept weights, the blend, the bands and the
     forecasts are the whole run's."""
     series = head(seasonal(24 * 40, 2), T0 + 38 * DAY)
-    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=60, latent_dim=4, hidden_dim=16, units=16,
-                         batch_size=16, gradient="backprop")
+    config = ModelConfig(frame="local", horizon=2 * DAY, context=4 * DAY, train_steps=60, latent_dim=4, hidden_dim=16,
+                         units=16, batch_size=16, gradient="backprop")  # a fixed context: fewer candidates to choose
     stopped, whole_run = fit([series], config), fit([series], dataclasses.replace(config, patience=1000))
     scores = [h["val_mae"] for h in whole_run.history]
     best = int(np.argmin(scores))
