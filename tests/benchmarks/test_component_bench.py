@@ -21,7 +21,8 @@ def case():
     values = 10 + 0.05 * months + 2 * np.sin(2 * np.pi * months / 12) + rng.normal(0, 0.5, months.size)
     series = Series("synthetic", "s", MONTH_STARTS, values[:, None], ("v",), 12)
     split = protocol.thin(series, 0)
-    config = model.ModelConfig(frame="local", horizon=split.horizon, train_steps=20)  # the network: not the question
+    config = model.ModelConfig(frame="local", horizon=split.horizon, context=4 * split.horizon,
+                               train_steps=20)  # the network is not the question; a given context: fewer candidates
     return series, split, config, component_bench.record(series, split, config)
 
 

@@ -388,8 +388,8 @@ def local_fit():
     """A model trained on the first 38 of 40 days; the fixture hands out those 38 days."""
     whole = seasonal(24 * 40, 2)
     series = head(whole, T0 + 38 * DAY)
-    config = ModelConfig(frame="local", horizon=2 * DAY, train_steps=30, latent_dim=4, hidden_dim=16, units=16,
-                         batch_size=16, gradient="backprop")
+    config = ModelConfig(frame="local", horizon=2 * DAY, context=18 * DAY, train_steps=30, latent_dim=4,
+                         hidden_dim=16, units=16, batch_size=16, gradient="backprop")  # the context: 2.5 weeks
     return series, fit([series], config)
 
 

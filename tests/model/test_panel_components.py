@@ -133,8 +133,11 @@ def test_each_series_of_a_panel_is_offered_its_own_seasons():
     assert own_sizes(walk(), sizes, CONFIG).seasons == ()
     assert (mine.horizon, mine.encoder) == (sizes.horizon, sizes.encoder)  # one network: one window
     assert own_sizes(weekly(), sizes, dataclasses.replace(CONFIG, seasons=(DAY,))).seasons == (DAY,)
+    # the choice itself on one context long enough for the week (fewer candidates than three contexts: faster)
+    config = dataclasses.replace(CONFIG, context=18 * DAY)
+    sizes = choose_sizes(panel, config)
     shared = choose_component(panel, *_cuts(panel, sizes), sizes, np.ones(1))
-    own = own_components(panel, shared, sizes, np.ones(1), CONFIG)
+    own = own_components(panel, shared, sizes, np.ones(1), config)
     assert [abs(p - 7 * DAY) < DAY / 2 for p in own["weekly"].seasons] == [True], own["weekly"]
     week = np.array([DAY, 3 * DAY])
     series = weekly()

@@ -207,10 +207,12 @@ def test_openapi_shows_the_training_fields(client: TestClient) -> None:
 
 
 def _train_local(client: TestClient, engine: Engine, settings: Settings, name: str, key: str, points: int,
-                 horizon: float) -> dict[str, Any]:
-    """Version 1 of model `name`, trained (TINY_LOCAL, `horizon` s) on a new series `key` of `points` points."""
+                 horizon: float, context: float | None = None) -> dict[str, Any]:
+    """Version 1 of model `name`, trained (TINY_LOCAL, `horizon` s, `context` s where given) on a new series `key`
+    of `points` points."""
     add_series(engine, key, n=points)
-    response = client.post("/v1/models", json={"name": name, "series": [key], "horizon": horizon,
+    given = {"context": context} if context is not None else {}
+    response = client.post("/v1/models", json={"name": name, "series": [key], "horizon": horizon, **given,
                                                "config": TINY_LOCAL})
     assert response.status_code == 202, response.text
     job = response.json()["job"]
@@ -222,7 +224,8 @@ def _train_local(client: TestClient, engine: Engine, settings: Settings, name: s
 def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: Engine,
                                                     settings: Settings) -> None:
     """A local-frame training stores fit's backtest beside the baselines in the version's metrics."""
-    version = _train_local(client, engine, settings, "rooms", "room-1", points=400, horizon=20)
+    version = _train_local(client, engine, settings, "rooms", "room-1", points=400, horizon=20,
+                           context=60)  # given: one context's candidates to choose among (faster)
     metrics = version["metrics"]
     assert metrics["steps_run"] == TINY_LOCAL["train_steps"] and metrics["val_mae"] is not None
     component = metrics["component"]  # the classical part chosen from the data, as the artifact holds it
@@ -237,7 +240,7 @@ def test_a_local_frame_version_carries_its_backtest(client: TestClient, engine: 
     assert backtest["best_baseline"] in ("last_value", "drift", "seasonal_naive")
     assert isinstance(backtest["beats_baselines"], bool)
     assert version["config"]["horizon"] == 20.0 and version["config"]["frame"] == "local"
-    assert version["horizon_s"] == 20.0 and version["context_s"] > 0  # what a client needs to ask for a forecast
+    assert version["horizon_s"] == 20.0 and version["context_s"] == 60.0  # what a client needs to ask for a forecast
     # it serves: up to the horizon past the last observation, with the warnings its backtest calls for
     last = client.get("/v1/series/room-1").json()["last_t"]
     answer = client.get("/v1/series/room-1/forecast", params={"model": "rooms", "horizon": "20", "step": "5"})
