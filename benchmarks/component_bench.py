@@ -23,7 +23,8 @@ backtests best` where its score is the lowest, and the last GP rule only below 0
 With `--log`, the record also holds the record of the same config with `"log_scale": true` (every candidate fitted
 on the log scale where the channel is positive; the same cut-offs): `the log scale always` takes that record's own
 choice, `the log scale where it backtests better` the lower scoring of the two choices (the log scale as one more
-dimension of the candidates, chosen by the backtest like the rest).
+dimension of the candidates, chosen by the backtest like the rest), and `the mean of both scales' choices` the mean
+of the two choices' forecasts.
 
 The table gives, per data set and rule, the test MAE ÷ the last value's (rMAE) and ÷ the best baseline's, means over
 the seeds, and over the data set's series (fertility: its countries) the median of their MAE and of their MAE ÷ the
@@ -196,6 +197,10 @@ GP_RULES: dict[str, Callable[[dict], int]] = {"GP alone": lambda rec: len(rec["c
                                                    lambda rec: gp_where_best(rec, 0.8)}
 
 
+# what a rule returns: see test_mae
+Choice = int | str | tuple[str, int] | np.ndarray | list[int | tuple[str, int]]
+
+
 def log_where_better(rec: dict) -> int | tuple[str, int]:
     """The choice among the log scale's candidates (`("log", index)`) where its score is below the plain choice's,
     else the plain choice (a tie keeps the plain one)."""
@@ -203,9 +208,10 @@ def log_where_better(rec: dict) -> int | tuple[str, int]:
     return ("log", logged) if scores(rec["log"])[logged] < scores(rec)[mine] else mine
 
 
-LOG_RULES: dict[str, Callable[[dict], int | tuple[str, int]]] = {
+LOG_RULES: dict[str, Callable[[dict], Choice]] = {
     "the log scale always": lambda rec: ("log", plain(rec["log"])),
-    "the log scale where it backtests better": log_where_better}
+    "the log scale where it backtests better": log_where_better,
+    "the mean of both scales' choices": lambda rec: [plain(rec), ("log", plain(rec["log"]))]}
 
 
 def best_k(k: int) -> Callable[[dict], np.ndarray]:
@@ -232,12 +238,15 @@ COMBINATIONS: dict[str, Callable[[dict], np.ndarray]] = {
     "mean within 1.02x the best score": within(1.02)}
 
 
-def test_mae(rec: dict, choice: int | str | tuple[str, int] | np.ndarray) -> float:
+def test_mae(rec: dict, choice: Choice) -> float:
     """The test MAE of a rule's candidate (an index; len(candidates): the GP; ("log", index): one of the log scale's
-    candidates), a combination's weights or a baseline (its name)."""
+    candidates), a combination's weights, a baseline (its name) or the mean of a list of candidates' forecasts."""
     if isinstance(choice, tuple):
         return float(rec[choice[0]]["test"][choice[1]])
-    if isinstance(choice, np.ndarray):
+    if isinstance(choice, list):
+        forecast = np.mean([rec[c[0]]["forecasts"][c[1]] if isinstance(c, tuple) else rec["forecasts"][c]
+                            for c in choice], axis=0)
+    elif isinstance(choice, np.ndarray):
         forecast = np.tensordot(choice, rec["forecasts"], axes=1)
     elif isinstance(choice, str):
         forecast = rec["baselines"]["forecast"][choice]
@@ -307,7 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; known: {', '.join(loaders)}")
     config = model.ModelConfig.from_dict({"frame": "local", **args.config})
-    rules: dict[str, Callable[[dict], int | str | tuple[str, int] | np.ndarray]] = {**RULES, **COMBINATIONS,
+    rules: dict[str, Callable[[dict], Choice]] = {**RULES, **COMBINATIONS,
                                                                   **(GP_RULES if args.gp else {}),
                                                                   **(LOG_RULES if args.log else {})}
     lines = ["| data set | rule | rMAE | ÷ best baseline | median MAE over series | median series ÷ best baseline |",

@@ -104,3 +104,9 @@ def test_the_log_rule_takes_the_log_scales_choice_only_where_it_backtests_better
     assert component_bench.LOG_RULES["the log scale always"](rec | {"log": scaled(2.0)}) == ("log", chosen)
     assert component_bench.log_where_better(rec | {"log": scaled(2.0)}) == chosen
     assert component_bench.log_where_better(rec | {"log": rec}) == chosen  # a tie keeps the plain scale
+    # the mean of both scales' choices: the mean of the two forecasts, scored as the benchmark scores a forecast
+    other = int(np.argsort(rec["test"])[len(rec["test"]) // 2])
+    mean = component_bench.test_mae(rec | {"log": rec}, [chosen, ("log", other)])
+    assert mean == pytest.approx(protocol.channel_errors((rec["forecasts"][chosen] + rec["forecasts"][other]) / 2,
+                                                         rec["truth"], rec["scale"])[0], rel=1e-12)
+    assert component_bench.LOG_RULES["the mean of both scales' choices"](better) == [chosen, ("log", chosen)]
