@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     ap.add_argument("--config", type=json.loads, default={}, help="JSON object of ModelConfig fields")
     ap.add_argument("--gp", action="store_true", help="add a Gaussian process as one more candidate (gp_record)")
-    ap.add_argument("--log", action="store_true", help="add the log scale's candidates (log_rules)")
+    ap.add_argument("--log", action="store_true", help="add the log scale's candidates (LOG_RULES)")
     ap.add_argument("--out", type=Path, help="also write the table to this file, with the command above it")
     args = ap.parse_args(argv)
     loaders = HELD_OUT if args.held_out else LOADERS
@@ -316,9 +316,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         ap.error(f"unknown data set(s) {unknown}; known: {', '.join(loaders)}")
     config = model.ModelConfig.from_dict({"frame": "local", **args.config})
-    rules: dict[str, Callable[[dict], Choice]] = {**RULES, **COMBINATIONS,
-                                                                  **(GP_RULES if args.gp else {}),
-                                                                  **(LOG_RULES if args.log else {})}
+    rules: dict[str, Callable[[dict], Choice]] = {**RULES, **COMBINATIONS, **(GP_RULES if args.gp else {}),
+                                                  **(LOG_RULES if args.log else {})}
     lines = ["| data set | rule | rMAE | ÷ best baseline | median MAE over series | median series ÷ best baseline |",
              "|---|---|---|---|---|---|"]
     print("\n".join(lines))

@@ -257,7 +257,9 @@ def test_a_series_too_short_to_weigh_the_network_is_served_by_its_classical_part
         client: TestClient, engine: Engine, settings: Settings) -> None:
     """30 points: the validation cut-offs hold too few values to give the network any weight, so the version is
     ready without training it, says so, and still serves forecasts with bands up to its horizon."""
-    metrics = _train_local(client, engine, settings, "short", "short-1", points=30, horizon=6)["metrics"]
+    version = _train_local(client, engine, settings, "short", "short-1", points=30, horizon=6)
+    metrics = version["metrics"]
+    assert metrics["component"]["context"] == version["context_s"]  # chosen from the data, as the artifact holds it
     assert metrics["steps_run"] == 0 and "val_mae" not in metrics
     assert metrics["backtest"]["network_trained"] is False and metrics["backtest"]["steps"] == 0
     assert metrics["component"]["blend"] == [0.0, 0.0]
