@@ -18,7 +18,7 @@ import numpy as np
 from model.arrays import BoolArray, FloatArray, IntArray
 from model.calibration import Calibration
 from model.data import Sequence
-from model.frame import SCALE_FLOOR, Component, frame_of, harmonics
+from model.frame import SCALE_FLOOR, Component, frame_of, frames_sharing_columns, harmonics
 
 if TYPE_CHECKING:
     from model.fitted import FittedModel
@@ -213,22 +213,28 @@ def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candid
     """errors[i][k][j]: candidate i's absolute errors in units of `std` (n, C), NaN where unobserved, at the points
     of cut-off j of set k, its classical forecast reading only what came before the cut-off."""
     floor = SCALE_FLOOR * std
-    # Candidates that differ only in how the residual goes on after the context share one fit per cut-off.
+    # Candidates that differ only in how the residual goes on after the context share one fit per cut-off, and
+    # fits that differ only in how they weigh the points share the context's design matrix.
     fits: dict[Component, list[int]] = {}
     for i, candidate in enumerate(candidates):
         fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
+    columns: dict[Component, list[Component]] = {}
+    for fitted_part in fits:
+        columns.setdefault(dataclasses.replace(fitted_part, half_life=1.0, robust=False), []).append(fitted_part)
     errors: list[list[list[FloatArray]]] = [[[] for _ in sets] for _ in candidates]
-    for fitted_part, members in fits.items():
+    for parts in columns.values():
         for k, cuts in enumerate(sets):
             for c in cuts:
                 s = sequences[c.series]
-                frame = frame_of(fitted_part, s.times[:c.end + 1], s.values[:c.end + 1], floor)
+                frames = frames_sharing_columns(parts, s.times[:c.end + 1], s.values[:c.end + 1], floor)
                 at, truth = s.times[c.future], s.values[c.future]
-                base = frame.base(at)  # WindowFrame.classical, its shared part computed once
-                for i in members:
-                    residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
-                    forecast = frame.original(base + residual * frame.scale)
-                    errors[i][k].append(np.abs(forecast - truth) / std)
+                ahead = parts[0].columns(at, frames[0].end)  # WindowFrame.base's design, the same for all parts
+                for fitted_part, frame in zip(parts, frames, strict=True):
+                    base = ahead @ frame.coef  # frame.base(at): WindowFrame.classical's shared part, computed once
+                    for i in fits[fitted_part]:
+                        residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
+                        forecast = frame.original(base + residual * frame.scale)
+                        errors[i][k].append(np.abs(forecast - truth) / std)
     return errors
 
 

@@ -19,6 +19,7 @@ Times here are float seconds; a window's context ends at `end` (its last observa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NotRequired, TypedDict
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from model.data import Sequence
 
 __all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "steadiness", "median_gap",
-           "fine_gap", "harmonics"]
+           "fine_gap", "harmonics", "frames_sharing_columns"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
@@ -260,7 +261,34 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     end = float(times[-1])
     recent = times >= end - component.context
     times, values = times[recent], values[recent]
-    design = component.columns(times, end)
+    return _fit(component, times, values, component.columns(times, end), floor, bands=True)
+
+
+def frames_sharing_columns(components: list[Component], times: FloatArray, values: FloatArray,
+                           floor: FloatArray) -> list[WindowFrame]:
+    """frame_of for each of `components` on one context, where they differ only in how they weigh and fit the
+    points (half_life, robust) and how the residual goes on (persistence, echo, fitted after the context): the
+    context's points and the design matrix are taken once. For scoring candidates (model.backtest.candidate_errors):
+    the frames' band units are left at 1, everything else is what frame_of gives, to the bit (a test holds them to
+    it). Raises ValueError where the components' columns or contexts differ."""
+    first = components[0]
+    same = dataclasses.replace(first, half_life=1.0, robust=False, persistence=0.0, echo=0.0)
+    if any(dataclasses.replace(c, half_life=1.0, robust=False, persistence=0.0, echo=0.0) != same
+           for c in components):
+        raise ValueError("frames_sharing_columns: the components differ in more than half_life, robust, "
+                         "persistence and echo")
+    end = float(times[-1])
+    recent = times >= end - first.context
+    times, values = times[recent], values[recent]
+    design = first.columns(times, end)
+    return [_fit(c, times, values.copy(), design, floor, bands=False) for c in components]
+
+
+def _fit(component: Component, times: FloatArray, values: FloatArray, design: FloatArray, floor: FloatArray,
+         bands: bool) -> WindowFrame:
+    """frame_of's fit on the context's points `times`, `values` (this function's own copy: a logged channel is
+    replaced by its log in place) with their `design`; with `bands` False the band unit is left at 1."""
+    end = float(times[-1])
     weights = 0.5 ** ((end - times) / component.half_life)
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
@@ -285,7 +313,7 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
                 coef[:, c] = _ridge_fit(x, y, w / np.maximum(np.abs(y - x @ coef[:, c]), 1e-3 * (spread or 1.0)))
         if y.size > 1:
             scale[c] = max(spread, scale[c])
-        if component.residual_bands:
+        if bands and component.residual_bands:
             prior = component.unit_prior[c] if component.unit_prior and logged[c] == wanted[c] else 0.0
             band = _band_unit(y - x @ coef[:, c], x.shape[1], prior, least,
                               w if component.weighted_unit else np.ones_like(w))
@@ -324,10 +352,11 @@ def _band_unit(residuals: FloatArray, columns: int, prior: float, least: float, 
 def _ridge_fit(x: FloatArray, y: FloatArray, w: FloatArray) -> FloatArray:
     """Coefficients (p,) of the weighted least squares of y (n,) on x (n, p), weights w (n,), with a ridge of RIDGE
     times the weights' sum on every column but the first (the level: almost none)."""
-    gram = (x * w[:, None]).T @ x
-    ridge = np.full(x.shape[1], RIDGE * w.sum())
-    ridge[0] = 1e-9 * w.sum()
-    return np.asarray(np.linalg.solve(gram + np.diag(ridge), (x * w[:, None]).T @ y), dtype=np.float64)
+    weighted = x * w[:, None]
+    total = w.sum()
+    ridge = np.full(x.shape[1], RIDGE * total)
+    ridge[0] = 1e-9 * total
+    return np.asarray(np.linalg.solve(weighted.T @ x + np.diag(ridge), weighted.T @ y), dtype=np.float64)
 
 
 def median_gap(sequences: list[Sequence]) -> float:

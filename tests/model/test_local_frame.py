@@ -43,6 +43,7 @@ from model.frame import (
     Component,
     detect_seasons,
     frame_of,
+    frames_sharing_columns,
     harmonics,
     refine_period,
     steadiness,
@@ -661,6 +662,35 @@ def test_chosen_sizes_follow_the_data_when_not_given():
     assert sizes.context >= sizes.horizon and sizes.encoder <= sizes.context
     given = choose_sizes([series], ModelConfig(frame="local", horizon=DAY, context=3 * DAY, seasons=[DAY]))
     assert (given.horizon, given.context, given.seasons) == (DAY, 3 * DAY, (DAY,))
+
+
+def test_frames_sharing_columns_are_frame_of_to_the_bit_but_the_band_unit():
+    """The candidates' scoring fits many components on one context, sharing its points and design matrix: each frame
+    must be what frame_of gives (a choice between near-equal candidates hangs on the last bits)."""
+    rng = np.random.default_rng(8)
+    t = T0 + np.sort(rng.choice(np.arange(400.0), 240, replace=False)) * DAY
+    values = np.stack([20 + np.sin(2 * np.pi * t / YEAR) + rng.normal(0, 0.3, t.size),
+                       np.where(rng.random(t.size) < 0.3, np.nan, rng.normal(0, 1, t.size))], axis=1)
+    values[:40, 0] -= 25  # non-positive early values: a logged channel fitted as it is where a context holds them
+    base = Component(True, (YEAR,), (2,), 30 * DAY, 50 * DAY, 300 * DAY, 60 * DAY, log=(True, False))
+    parts = [dataclasses.replace(base, half_life=h, robust=r, persistence=p, echo=e)
+             for h in (10 * DAY, 90 * DAY, 1e12) for r in (False, True)
+             for p in (0.0, 5 * DAY) for e in (0.0, 30 * DAY)]
+    floor = np.array([0.01, 0.01])
+    logged = []
+    for end in (200, 239):  # the first context holds the non-positive values, the second does not
+        context_t, context_x = t[:end + 1], values[:end + 1]
+        shared = frames_sharing_columns(parts, context_t, context_x, floor)
+        logged.append(bool(shared[0].logged[0]))
+        for part, frame in zip(parts, shared, strict=True):
+            plain = frame_of(part, context_t, context_x, floor)
+            for name in ("coef", "scale", "knot_t", "knot_r", "logged"):
+                np.testing.assert_array_equal(getattr(frame, name), getattr(plain, name), err_msg=name)
+            assert frame.end == plain.end and frame.component == part
+            np.testing.assert_array_equal(frame.unit, np.ones(2))  # scoring reads no band
+    assert logged == [False, True]
+    with pytest.raises(ValueError, match="differ in more than"):
+        frames_sharing_columns([base, dataclasses.replace(base, context=200 * DAY)], t, values, floor)
 
 
 def test_residual_interpolates_inside_the_context_and_fades_after_it():
