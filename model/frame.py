@@ -267,8 +267,8 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
 def frames_sharing_columns(components: list[Component], times: FloatArray, values: FloatArray,
                            floor: FloatArray) -> list[WindowFrame]:
     """frame_of for each of `components` on one context, where they differ only in how they weigh and fit the
-    points (half_life, robust) and how the residual goes on (persistence, echo, fitted after the context): the
-    context's points and the design matrix are taken once. For scoring candidates (model.backtest.candidate_errors):
+    points (half_life, robust) and how the residual goes on after the context (persistence, echo): the context's
+    points and the design matrix are taken once. For scoring candidates (model.backtest.candidate_errors):
     the frames' band units are left at 1, everything else is what frame_of gives, to the bit (a test holds them to
     it). Raises ValueError where the components' columns or contexts differ."""
     first = components[0]
