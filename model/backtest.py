@@ -232,7 +232,7 @@ def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candid
                 for fitted_part, frame in zip(parts, frames, strict=True):
                     base = ahead @ frame.coef  # frame.base(at): WindowFrame.classical's shared part, computed once
                     for i in fits[fitted_part]:
-                        residual = dataclasses.replace(frame, component=candidates[i]).residual(at)
+                        residual = frame.residual(at, candidates[i])
                         forecast = frame.original(base + residual * frame.scale)
                         errors[i][k].append(np.abs(forecast - truth) / std)
     return errors

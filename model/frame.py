@@ -202,34 +202,40 @@ class WindowFrame:
         std = local_std * self.scale
         return np.where(self.logged, std * mean, std)
 
-    def residual(self, times: FloatArray) -> FloatArray:
+    def residual(self, times: FloatArray, after: Component | None = None) -> FloatArray:
         """(n, C) the classical forecast of the residual at `times`, local units: interpolated between the context's
         residuals up to its end; after it the last one fading (half-life component.persistence), or with an echo
-        period P the residual whole periods back (at t - kP, the least k that reaches the channel's last one)."""
+        period P the residual whole periods back (at t - kP, the least k that reaches the channel's last one).
+        after: the component whose persistence and echo say how it goes on past the context (default this frame's;
+        model.backtest scores the candidates that differ only in those on one fit)."""
         times = np.asarray(times, dtype=np.float64)
         out = np.zeros((times.size, self.scale.size))
-        half_life = self.component.persistence
+        after = after or self.component
+        half_life = after.persistence
         base_at = self.base(times) if self.component.linear_inside else None  # the same for every channel
         for c in range(self.scale.size):
             seen = ~np.isnan(self.knot_r[:, c])
             if not seen.any():
                 continue
             t, r = self.knot_t[seen], self.knot_r[seen, c]
-            inside = np.interp(times, t, r)
-            if base_at is not None:  # the values' own line between neighbours (in original units), in local units
+            within = times <= t[-1]
+            if not within.any():  # all past the context: the interpolation inside it is not read
+                inside = np.zeros(0)
+            elif base_at is None:
+                inside = np.interp(times, t, r)
+            else:  # the values' own line between neighbours (in original units), in local units
                 knots = self.base(t)[:, c] + r * self.scale[c]
                 if self.logged[c]:  # knots: the logs of the observed values
                     line = np.log(np.interp(times, t, np.exp(knots)))
                 else:
                     line = np.interp(times, t, knots)
                 inside = (line - base_at[:, c]) / self.scale[c]
-            if self.component.echo > 0:
-                period = self.component.echo
-                back = np.ceil(np.maximum(times - t[-1], 0.0) / period) * period
-                after = np.interp(times - back, t, r)
+            if after.echo > 0:
+                back = np.ceil(np.maximum(times - t[-1], 0.0) / after.echo) * after.echo
+                later = np.interp(times - back, t, r)
             else:
-                after = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
-            out[:, c] = np.where(times <= t[-1], inside, after)
+                later = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
+            out[:, c] = np.where(within, inside, later) if inside.size else later
         return out
 
     def classical(self, times: FloatArray) -> FloatArray:

@@ -704,6 +704,9 @@ def test_residual_interpolates_inside_the_context_and_fades_after_it():
     np.testing.assert_allclose(frame.residual(t[-1:] + 2.0), [[last / 2]])  # after: half gone in one half-life
     none = frame_of(Component(False, (), (), 1e9, 10.0, 100.0, 10.0), t, values, np.array([1e-3]))
     np.testing.assert_allclose(none.residual(t[-1:] + 2.0), [[0.0]])
+    at = np.concatenate([t[:3] + 0.5, t[-1:] + 2.0])  # inside the context and past it
+    np.testing.assert_array_equal(none.residual(at, component), frame.residual(at))  # the other's way past it
+    np.testing.assert_array_equal(frame.residual(at, none.component), none.residual(at))
 
 
 def test_an_echo_repeats_the_last_season_and_with_a_flat_component_is_the_seasonal_naive_forecast():
