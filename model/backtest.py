@@ -18,7 +18,7 @@ import numpy as np
 from model.arrays import BoolArray, FloatArray, IntArray
 from model.calibration import Calibration
 from model.data import Sequence
-from model.frame import SCALE_FLOOR, Component, frame_of, frames_sharing_columns, harmonics
+from model.frame import SCALE_FLOOR, Component, columns_key, frame_of, frames_sharing_columns, harmonics
 
 if TYPE_CHECKING:
     from model.fitted import FittedModel
@@ -220,7 +220,7 @@ def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candid
         fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
     columns: dict[Component, list[Component]] = {}
     for fitted_part in fits:
-        columns.setdefault(dataclasses.replace(fitted_part, half_life=1.0, robust=False), []).append(fitted_part)
+        columns.setdefault(columns_key(fitted_part), []).append(fitted_part)
     errors: list[list[list[FloatArray]]] = [[[] for _ in sets] for _ in candidates]
     for parts in columns.values():
         for k, cuts in enumerate(sets):

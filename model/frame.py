@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from model.data import Sequence
 
 __all__ = ["Component", "WindowFrame", "frame_of", "detect_seasons", "refine_period", "steadiness", "median_gap",
-           "fine_gap", "harmonics", "frames_sharing_columns"]
+           "fine_gap", "harmonics", "frames_sharing_columns", "columns_key"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
@@ -219,8 +219,9 @@ class WindowFrame:
                 continue
             t, r = self.knot_t[seen], self.knot_r[seen, c]
             within = times <= t[-1]
-            if not within.any():  # all past the context: the interpolation inside it is not read
-                inside = np.zeros(0)
+            inside: FloatArray | None
+            if not within.any():  # every time past the context: no interpolation inside it is read
+                inside = None
             elif base_at is None:
                 inside = np.interp(times, t, r)
             else:  # the values' own line between neighbours (in original units), in local units
@@ -235,7 +236,7 @@ class WindowFrame:
                 later = np.interp(times - back, t, r)
             else:
                 later = r[-1] * 0.5 ** (np.maximum(times - t[-1], 0.0) / half_life) if half_life > 0 else 0.0
-            out[:, c] = np.where(within, inside, later) if inside.size else later
+            out[:, c] = later if inside is None else np.where(within, inside, later)
         return out
 
     def classical(self, times: FloatArray) -> FloatArray:
@@ -278,9 +279,8 @@ def frames_sharing_columns(components: list[Component], times: FloatArray, value
     the frames' band units are left at 1, everything else is what frame_of gives, to the bit (a test holds them to
     it). Raises ValueError where the components' columns or contexts differ."""
     first = components[0]
-    same = dataclasses.replace(first, half_life=1.0, robust=False, persistence=0.0, echo=0.0)
-    if any(dataclasses.replace(c, half_life=1.0, robust=False, persistence=0.0, echo=0.0) != same
-           for c in components):
+    same = columns_key(first)
+    if any(columns_key(c) != same for c in components):
         raise ValueError("frames_sharing_columns: the components differ in more than half_life, robust, "
                          "persistence and echo")
     end = float(times[-1])
@@ -288,6 +288,12 @@ def frames_sharing_columns(components: list[Component], times: FloatArray, value
     times, values = times[recent], values[recent]
     design = first.columns(times, end)
     return [_fit(c, times, values.copy(), design, floor, bands=False) for c in components]
+
+
+def columns_key(component: Component) -> Component:
+    """What frames_sharing_columns requires its components to share: the component less how it weighs and fits the
+    points and how the residual goes on after the context."""
+    return dataclasses.replace(component, half_life=1.0, robust=False, persistence=0.0, echo=0.0)
 
 
 def _fit(component: Component, times: FloatArray, values: FloatArray, design: FloatArray, floor: FloatArray,
