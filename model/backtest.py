@@ -155,7 +155,8 @@ def candidates_of(sizes: Sizes) -> list[Component]:
 
 def _plain_candidates(sizes: Sizes) -> list[Component]:
     """Each context (the chosen one, three times it and the whole history, unless the config fixed it) without a trend
-    or with one damped over a quarter of the horizon or the whole of it, with any subset of the seasons found,
+    or with one damped over a quarter of the horizon or the whole of it or not damped at all (a straight line: see
+    best_candidate), with any subset of the seasons found,
     with each half-life from a few gaps to none at all, and the last residual fading over none, an eighth, half
     or beyond the horizon (the last value kept: what wins on a random walk or after a change of level) or, for
     each season found, the residual one season back repeated (the seasonal naive forecast, on top of the
@@ -176,18 +177,34 @@ def _plain_candidates(sizes: Sizes) -> list[Component]:
         for robust in (False, True)
         for context in contexts
         for damping, seasons, h, (persistence, echo) in itertools.product(
-            (0.0, sizes.horizon / 4, sizes.horizon), season_sets,
+            (0.0, sizes.horizon / 4, sizes.horizon, STAYS * sizes.horizon), season_sets,
             sorted({max(3 * gap, context / 32), context / 4, context, STAYS * context}), afters)]
 
 
 OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
+UNDAMPED_MARGIN = 0.8  # an undamped trend is taken only below this share of the best other candidate's score
+
+
+def best_candidate(scores: FloatArray, candidates: list[Component], horizon: float) -> int:
+    """The index of the lowest score, but a trend that is never damped (damping past the horizon) only where its
+    score is below UNDAMPED_MARGIN times that of the best candidate without one. A straight line goes on for good:
+    on a history of steady growth (a population, a GDP, CO2) it is the forecast, while where the history's declines
+    and rises levelled off before (fertility rates) a few cut-offs that favour it a little are luck, and a line
+    that keeps going then misses by more than any damped trend, so it must win clearly."""
+    undamped = np.array([c.trend and c.damping > horizon for c in candidates])
+    best = int(np.nanargmin(scores))
+    if not undamped[best]:
+        return best
+    bounded = int(np.nanargmin(np.where(undamped, np.nan, scores)))
+    return best if scores[best] < UNDAMPED_MARGIN * scores[bounded] else bounded
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
                      std: FloatArray, shared: Component | None = None) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
     (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same, each set's MAE
-    without the candidate's worst cut-offs (_trimmed_mae). With `shared` (one of the candidates, chosen on more
+    without the candidate's worst cut-offs (_trimmed_mae); an undamped trend only where it wins clearly
+    (best_candidate). With `shared` (one of the candidates, chosen on more
     series), that one unless the best has below OWN_MARGIN times its MAE.
 
     The classical forecast at a cut-off reads only what came before it, so cut-offs anywhere in the history are
@@ -202,7 +219,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
     scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)
-    best = int(np.nanargmin(scores))
+    best = best_candidate(scores, candidates, sizes.horizon)
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
         return shared
     return candidates[best]

@@ -29,6 +29,7 @@ from model.backtest import (
     _Trim,
     _trimmed_mae,
     baseline,
+    best_candidate,
     blend_weight,
     candidates_of,
     choose_component,
@@ -309,6 +310,37 @@ def test_component_choice_starts_from_the_last_value_on_a_random_walk_and_keeps_
                               np.std(climate.values, axis=0))
     assert chosen.seasons and not chosen.trend, chosen
     assert chosen.context > 3 * sizes.context / 2 or chosen.half_life >= chosen.context, chosen  # a long memory
+
+
+def test_an_undamped_trend_is_taken_only_where_it_wins_clearly():
+    sizes = choose_sizes([Sequence(np.arange(200.0), np.zeros((200, 1)), ("v",))], ModelConfig(horizon=40.0))
+    candidates = candidates_of(sizes)
+    undamped = np.array([c.trend and c.damping >= STAYS * sizes.horizon for c in candidates])
+    assert undamped.any() and not undamped.all()
+    line, other = int(np.flatnonzero(undamped)[0]), int(np.flatnonzero(~undamped)[-1])
+    scores = np.full(len(candidates), 2.0)
+    scores[other] = 1.0
+    scores[line] = 0.81  # below every other candidate's, but not by enough
+    assert best_candidate(scores, candidates, sizes.horizon) == other
+    scores[line] = 0.79
+    assert best_candidate(scores, candidates, sizes.horizon) == line
+    scores[line], scores[other] = 1.0, 0.5  # a bounded candidate that wins is taken as always
+    assert best_candidate(scores, candidates, sizes.horizon) == other
+
+
+def test_steady_growth_is_forecast_as_a_line_that_goes_on():
+    """A noisy straight line, irregularly sampled: a trend damped over the horizon would fall short of the line by
+    more than a third of the horizon's rise at its end; the component chosen keeps going."""
+    rng = np.random.default_rng(5)
+    t = np.sort(rng.uniform(0.0, 300.0, 180))
+    growth = Sequence(t, (0.5 * t + rng.normal(scale=1.0, size=t.size))[:, None], ("v",))
+    sizes = choose_sizes([growth], ModelConfig(horizon=60.0))
+    std = np.std(growth.values, axis=0)
+    cuts, _, _ = cutoffs_of([growth], sizes, np.random.default_rng(0))
+    chosen = choose_component([growth], cuts, history_cutoffs([growth], sizes), sizes, std)
+    assert chosen.trend and chosen.damping > sizes.horizon, chosen
+    end = frame_of(chosen, growth.times, growth.values, SCALE_FLOOR * std).classical(np.array([t[-1] + 60.0]))
+    assert abs(float(end[0, 0]) - 0.5 * (t[-1] + 60.0)) < 2.0, (chosen, end)
 
 
 def test_a_candidates_score_leaves_out_each_series_worst_tenth_of_its_cut_offs():
