@@ -183,20 +183,22 @@ def _plain_candidates(sizes: Sizes) -> list[Component]:
 
 OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
 UNDAMPED_MARGIN = 0.8  # an undamped trend is taken only below this share of the best other candidate's score
+UNDAMPED_CUTOFFS = 24  # ... and only on at least this many cut-offs (history_cutoffs' number for one series)
 
 
-def best_candidate(scores: FloatArray, candidates: list[Component], horizon: float) -> int:
+def best_candidate(scores: FloatArray, candidates: list[Component], horizon: float, cutoffs: int) -> int:
     """The index of the lowest score, but a trend that is never damped (damping past the horizon) only where its
-    score is below UNDAMPED_MARGIN times that of the best candidate without one. A straight line goes on for good:
-    on a history of steady growth (a population, a GDP, CO2) it is the forecast, while where the history's declines
-    and rises levelled off before (fertility rates) a few cut-offs that favour it a little are luck, and a line
-    that keeps going then misses by more than any damped trend, so it must win clearly."""
+    score, on at least UNDAMPED_CUTOFFS cut-offs, is below UNDAMPED_MARGIN times that of the best candidate without
+    one. A straight line goes on for good: on a history of steady growth (a population, a GDP, CO2) it is the
+    forecast, but where a decline levels off after the history ends (a fertility rate), a line that keeps going
+    misses by more than any damped trend, and on a short series the few cut-offs that favour it say little."""
     undamped = np.array([c.trend and c.damping > horizon for c in candidates])
     best = int(np.nanargmin(scores))
     if not undamped[best]:
         return best
     bounded = int(np.nanargmin(np.where(undamped, np.nan, scores)))
-    return best if scores[best] < UNDAMPED_MARGIN * scores[bounded] else bounded
+    clear = cutoffs >= UNDAMPED_CUTOFFS and scores[best] < UNDAMPED_MARGIN * scores[bounded]
+    return best if clear else bounded
 
 
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
@@ -219,7 +221,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
     scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)
-    best = best_candidate(scores, candidates, sizes.horizon)
+    best = best_candidate(scores, candidates, sizes.horizon, sum(len(c) for c in sets))
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
         return shared
     return candidates[best]

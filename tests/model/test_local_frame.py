@@ -321,11 +321,12 @@ def test_an_undamped_trend_is_taken_only_where_it_wins_clearly():
     scores = np.full(len(candidates), 2.0)
     scores[other] = 1.0
     scores[line] = 0.81  # below every other candidate's, but not by enough
-    assert best_candidate(scores, candidates, sizes.horizon) == other
+    assert best_candidate(scores, candidates, sizes.horizon, cutoffs=30) == other
     scores[line] = 0.79
-    assert best_candidate(scores, candidates, sizes.horizon) == line
+    assert best_candidate(scores, candidates, sizes.horizon, cutoffs=30) == line
+    assert best_candidate(scores, candidates, sizes.horizon, cutoffs=23) == other  # too few cut-offs to tell
     scores[line], scores[other] = 1.0, 0.5  # a bounded candidate that wins is taken as always
-    assert best_candidate(scores, candidates, sizes.horizon) == other
+    assert best_candidate(scores, candidates, sizes.horizon, cutoffs=30) == other
 
 
 def test_steady_growth_is_forecast_as_a_line_that_goes_on():
@@ -341,6 +342,12 @@ def test_steady_growth_is_forecast_as_a_line_that_goes_on():
     assert chosen.trend and chosen.damping > sizes.horizon, chosen
     end = frame_of(chosen, growth.times, growth.values, SCALE_FLOOR * std).classical(np.array([t[-1] + 60.0]))
     assert abs(float(end[0, 0]) - 0.5 * (t[-1] + 60.0)) < 2.0, (chosen, end)
+    short = Sequence(t[-16:], growth.values[-16:], ("v",))  # 16 points of the same line: too few to bet on it
+    sizes = choose_sizes([short], ModelConfig(horizon=60.0))
+    cuts, _, _ = cutoffs_of([short], sizes, np.random.default_rng(0))
+    past = history_cutoffs([short], sizes)
+    assert len(cuts) + len(past) < 24
+    assert choose_component([short], cuts, past, sizes, std).damping <= sizes.horizon
 
 
 def test_a_candidates_score_leaves_out_each_series_worst_tenth_of_its_cut_offs():
