@@ -30,6 +30,7 @@ __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "hi
            "MIN_BLEND_VALUES", "OWN_MARGIN"]
 
 CUTOFFS_PER_SERIES = 12
+HISTORY_CUTOFFS = 24  # history_cutoffs' number per series
 MAX_CUTOFFS = 240  # over all series (a random subset past that)
 NEWEST = 0.2  # cut-offs lie in the newest fifth of each series' span (and the horizon before it)
 HONEST_SHARE = 0.3  # training stops before the first cut-off when that leaves this share of the span to train on
@@ -112,7 +113,7 @@ def cutoffs_of(sequences: list[Sequence], sizes: Sizes,
     return cutoffs, limits, overlap
 
 
-def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = 24) -> list[Cutoff]:
+def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = HISTORY_CUTOFFS) -> list[Cutoff]:
     """Cut-offs spread evenly over each whole series (its first encoder half-span aside): more residuals for the
     bands than the newest part alone holds, at the price of lying inside the training data."""
     out = []
@@ -183,7 +184,7 @@ def _plain_candidates(sizes: Sizes) -> list[Component]:
 
 OWN_MARGIN = 0.8  # a series' own component replaces the shared one only below this share of its error
 UNDAMPED_MARGIN = 0.8  # an undamped trend is taken only below this share of the best other candidate's score
-UNDAMPED_CUTOFFS = 24  # ... and only on at least this many cut-offs (history_cutoffs' number for one series)
+UNDAMPED_CUTOFFS = HISTORY_CUTOFFS  # ... and only on at least this many cut-offs (one series' history holds)
 
 
 def best_candidate(scores: FloatArray, candidates: list[Component], horizon: float, cutoffs: int) -> int:
