@@ -152,7 +152,7 @@ def lowest(rec: dict) -> int:
 
 def no_undamped_trend(rec: dict) -> int:
     """The lowest score among the candidates without an undamped trend (the choice before they were offered)."""
-    undamped = [c.trend and c.damping > rec["horizon"] for c in rec["candidates"]]
+    undamped = backtest.undamped_trends(rec["candidates"], rec["horizon"])
     return int(np.nanargmin(np.where(undamped, np.nan, scores(rec))))
 
 

@@ -187,13 +187,18 @@ UNDAMPED_MARGIN = 0.8  # an undamped trend is taken only below this share of the
 UNDAMPED_CUTOFFS = HISTORY_CUTOFFS  # ... and only on at least this many cut-offs (one series' history holds)
 
 
+def undamped_trends(candidates: list[Component], horizon: float) -> BoolArray:
+    """(candidates,) which carry a trend that is never damped (damping past the horizon): a straight line."""
+    return np.array([c.trend and c.damping > horizon for c in candidates], dtype=bool)
+
+
 def best_candidate(scores: FloatArray, candidates: list[Component], horizon: float, cutoffs: int) -> int:
     """The index of the lowest score, but a trend that is never damped (damping past the horizon) only where its
     score, on at least UNDAMPED_CUTOFFS cut-offs, is below UNDAMPED_MARGIN times that of the best candidate without
     one. A straight line goes on for good: on a history of steady growth (a population, a GDP, CO2) it is the
     forecast, but where a decline levels off after the history ends (a fertility rate), a line that keeps going
     misses by more than any damped trend, and on a short series the few cut-offs that favour it say little."""
-    undamped = np.array([c.trend and c.damping > horizon for c in candidates])
+    undamped = undamped_trends(candidates, horizon)
     best = int(np.nanargmin(scores))
     if not undamped[best]:
         return best
