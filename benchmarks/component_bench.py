@@ -55,7 +55,7 @@ from benchmarks.realdata.data import HELD_OUT, LOADERS  # noqa: E402
 from benchmarks.realdata.protocol import Series, Split  # noqa: E402
 from benchmarks.realdata_bench import baseline_part  # noqa: E402
 from model import backtest  # noqa: E402
-from model.frame import SCALE_FLOOR, frame_of  # noqa: E402
+from model.frame import SCALE_FLOOR, Component, frame_of  # noqa: E402
 from model.local import choice_setup  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "out" / "components"
@@ -135,13 +135,22 @@ def gp_record(series: Series, split: Split, config: model.ModelConfig) -> dict:
 
 def scores(rec: dict) -> np.ndarray:
     """(candidates,) each candidate's score as choose_component computes it, from the record alone."""
-    sets = [[backtest.Cutoff(s, end, np.arange(end + 1, end + 1 + n)) for s, end, n in cuts]
-            for cuts in rec["cutoffs"]]
-    return backtest.candidate_scores(rec["errors"], sets)
+    return backtest.candidate_scores(rec["errors"], _sets(rec))
+
+
+def _sets(rec: dict) -> list[list[backtest.Cutoff]]:
+    return [[backtest.Cutoff(s, end, np.arange(end + 1, end + 1 + n)) for s, end, n in cuts] for cuts in rec["cutoffs"]]
 
 
 def plain(rec: dict) -> int:
-    """The model's own rule: the lowest score, an undamped trend only where it wins clearly on enough cut-offs."""
+    """The model's own rule (`model.backtest.chosen_index`): the lowest score, an undamped trend only where it wins
+    clearly on enough cut-offs, the last value unless that choice beats it clearly."""
+    return backtest.chosen_index(rec["errors"], _sets(rec), rec["candidates"], rec["horizon"])[0]
+
+
+def lowest_bounded(rec: dict) -> int:
+    """The lowest score, an undamped trend only where it wins clearly on enough cut-offs, without the test against
+    the last value (the choice before that test)."""
     return backtest.best_candidate(scores(rec), rec["candidates"], rec["horizon"], sum(map(len, rec["cutoffs"])))
 
 
@@ -200,10 +209,45 @@ def gp_where_best(rec: dict, margin: float = 1.0) -> int:
     return len(rec["candidates"]) if s[-1] < margin * np.nanmin(s[:-1]) else plain(rec)
 
 
+# How a vote reads a candidate, coarse to fine: each key is one dimension of `backtest.candidates_of`.
+VOTE_KEYS: tuple[Callable[[Component, float], object], ...] = (
+    lambda c, h: round(c.damping / h, 3) if c.trend else 0.0,
+    lambda c, h: c.seasons,
+    lambda c, h: (round(c.persistence / h, 3), c.echo),
+    lambda c, h: c.context,
+    lambda c, h: round(c.half_life / c.context, 4),
+    lambda c, h: c.robust,
+    lambda c, h: c.harmonics)
+
+
+def vote(share: float) -> Callable[[dict], int]:
+    def rule(rec: dict) -> int:
+        s, chosen, h = scores(rec), lowest_bounded(rec), rec["horizon"]
+        cands = rec["candidates"]
+        near = np.isfinite(s) & (s <= share * s[chosen])
+        if not backtest.undamped_trends([cands[chosen]], h)[0]:  # a line only where the model's rule allows one
+            near &= ~backtest.undamped_trends(cands, h)
+        kept = list(np.flatnonzero(near))
+        for key in VOTE_KEYS:
+            votes: dict[object, int] = {}
+            for i in kept:
+                votes[key(cands[i], h)] = votes.get(key(cands[i], h), 0) + 1
+            # the most common value; among equally common ones, that of the lowest-scoring candidate
+            top = max(votes.values())
+            winner = key(cands[min((i for i in kept if votes[key(cands[i], h)] == top), key=lambda i: s[i])], h)
+            kept = [i for i in kept if key(cands[i], h) == winner]
+        return int(min(kept, key=lambda i: s[i]))
+    rule.__doc__ = (f"A vote among the candidates scoring within {share}x the lowest bounded score: dimension by "
+                    "dimension (VOTE_KEYS), the value most of them share, then the lowest score among those left.")
+    return rule
+
+
 RULES: dict[str, Callable[[dict], int | str]] = {"plain": plain, "hindsight": hindsight,
+                                                 "no test against the last value": lowest_bounded,
                                                  "no undamped trend": no_undamped_trend,
                                                  "the lowest score, an undamped trend too": lowest,
-                                                 "the baseline where it backtests better": baseline_where_it_wins}
+                                                 "the baseline where it backtests better": baseline_where_it_wins,
+                                                 "a vote within 1.05x": vote(1.05)}
 GP_RULES: dict[str, Callable[[dict], int]] = {"GP alone": lambda rec: len(rec["candidates"]),
                                                "GP where it backtests best": gp_where_best,
                                                "GP where it backtests below 0.8x the best candidate":
@@ -270,8 +314,8 @@ def test_mae(rec: dict, choice: Choice) -> float:
     return protocol.channel_errors(forecast, rec["truth"], rec["scale"])[0]
 
 
-RECORD = 4  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
-#            4: undamped trends)
+RECORD = 5  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
+#            4: undamped trends; 5: `chosen` with the test against the last value)
 
 
 def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False,

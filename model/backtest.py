@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from model.local import Sizes
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
-           "candidates_of", "candidate_errors", "candidate_scores", "choose_component", "choose_inside",
-           "blend_weight", "weighable", "validation_mae", "calibration_from", "backtest", "BASELINES", "STAYS",
-           "MIN_BLEND_VALUES", "OWN_MARGIN"]
+           "candidates_of", "candidate_errors", "candidate_scores", "chosen_index", "choose_component",
+           "choose_inside", "blend_weight", "weighable", "validation_mae", "calibration_from", "backtest",
+           "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
 
 CUTOFFS_PER_SERIES = 12
 HISTORY_CUTOFFS = 24  # history_cutoffs' number per series
@@ -207,13 +207,62 @@ def best_candidate(scores: FloatArray, candidates: list[Component], horizon: flo
     return best if clear else bounded
 
 
+LAST_VALUE_Z = 1.645  # the choice must beat the last value by this many standard errors: a one-sided test at 5%
+
+
+def last_value(candidates: list[Component], horizon: float, like: Component | None = None) -> int | None:
+    """The index of a candidate whose forecast is the last value (no trend, season or echo, the last residual
+    staying), None where there is none: with `like`, one that reads the history as that one does (its context,
+    half-life and fit), where there is one, so that its band's unit (the spread of what it leaves in the context)
+    is that of the choice it stands in for, not the few newest points' of the shortest memory."""
+    found = [i for i, c in enumerate(candidates)
+             if not c.trend and not c.seasons and not c.echo and c.persistence >= STAYS * horizon]
+    if like is not None:
+        found.sort(key=lambda i: (candidates[i].context, candidates[i].half_life, candidates[i].robust)
+                   != (like.context, like.half_life, like.robust))
+    return found[0] if found else None
+
+
+def beats_last_value(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], chosen: int, last: int) -> bool:
+    """Whether candidate `chosen` has the lower MAE per cut-off than candidate `last`, over every cut-off of every
+    set, by more than LAST_VALUE_Z standard errors of the paired differences (fewer than 3 cut-offs: True).
+
+    With up to 2,304 candidates and a few dozen cut-offs a series, the lowest score is in part luck, and on a
+    random walk (a share price, a river's yearly flow) it is luck alone: whatever level, fade or season wins the
+    backtest there forecasts worse than the last value. The last value is what a user compares against, and a
+    component replaces it only where the cut-offs, paired, say it does better by more than chance would give."""
+    diffs = []
+    for k, cuts in enumerate(sets):
+        starts = _Trim.of(cuts).starts
+        theirs = _own_mae(*_cutoff_sums(errors[last][k], starts))
+        mine = _own_mae(*_cutoff_sums(errors[chosen][k], starts))
+        diffs.append((theirs - mine)[np.isfinite(theirs) & np.isfinite(mine)])
+    d = np.concatenate(diffs)
+    if d.size < 3:
+        return True
+    return bool(float(d.mean()) > LAST_VALUE_Z * float(d.std(ddof=1)) / np.sqrt(d.size))
+
+
+def chosen_index(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
+                 horizon: float, last_value_default: bool = True) -> tuple[int, FloatArray]:
+    """The candidate choose_component takes on these errors (candidate_errors), and every candidate's score:
+    the lowest score (best_candidate), or, with `last_value_default`, the last value where that one does not beat
+    it clearly (beats_last_value)."""
+    scores = candidate_scores(errors, sets)
+    best = best_candidate(scores, candidates, horizon, sum(len(c) for c in sets))
+    last = last_value(candidates, horizon, like=candidates[best]) if last_value_default else None
+    if last is None or best == last or beats_last_value(errors, sets, best, last):
+        return best, scores
+    return last, scores
+
+
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
                      std: FloatArray, shared: Component | None = None) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
     (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same, each set's MAE
     without the candidate's worst cut-offs (_trimmed_mae); an undamped trend only where it wins clearly
-    (best_candidate). With `shared` (one of the candidates, chosen on more
-    series), that one unless the best has below OWN_MARGIN times its MAE.
+    (best_candidate); the last value unless that choice beats it clearly (beats_last_value). With `shared` (one of
+    the candidates, chosen on more series), that one unless the lowest score is below OWN_MARGIN times its own.
 
     The classical forecast at a cut-off reads only what came before it, so cut-offs anywhere in the history are
     honest tests of a component: they keep the choice from riding on the few events in the newest part of a
@@ -226,8 +275,9 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     candidates = candidates_of(sizes)
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
-    scores = candidate_scores(candidate_errors(sequences, sets, candidates, std), sets)
-    best = best_candidate(scores, candidates, sizes.horizon, sum(len(c) for c in sets))
+    # a series' own choice beside a shared one has that one, backed by many series, as its default instead
+    best, scores = chosen_index(candidate_errors(sequences, sets, candidates, std), sets, candidates, sizes.horizon,
+                                last_value_default=shared is None)
     if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
         return shared
     return candidates[best]
@@ -307,20 +357,32 @@ def _trimmed_mae(errors: list[FloatArray], trim: _Trim) -> float:
     out makes it rest on how the candidate does on the rest. Per series, so that in a model of many short series
     (each with a few cut-offs) nothing is left out, and a series with many cut-offs cannot lose another's. This
     runs for every candidate on every set of cut-offs: one pass of array sums, no loop over the cut-offs."""
-    stacked = np.concatenate(errors)
-    seen = np.isfinite(stacked)
-    sums = np.add.reduceat(np.where(seen, stacked, 0.0), trim.starts, axis=0)  # (cut-offs, C)
-    counts = np.add.reduceat(seen.astype(np.int64), trim.starts, axis=0)
+    sums, counts = _cutoff_sums(errors, trim.starts)
     kept = np.ones(len(errors), dtype=bool)
     for mine, count in trim.groups:
-        observed = counts[mine] > 0
-        means = np.divide(sums[mine], counts[mine], out=np.zeros(observed.shape), where=observed)
-        channels = observed.sum(axis=1)
-        own = np.divide(means.sum(axis=1), channels, out=np.full(mine.size, np.nan), where=channels > 0)
+        own = _own_mae(sums[mine], counts[mine])
         ranked = mine[np.argsort(np.where(np.isfinite(own), -own, np.inf), kind="stable")]
         kept[ranked[:min(count, int(np.isfinite(own).sum()))]] = False
     total, n = sums[kept].sum(axis=0), counts[kept].sum(axis=0)
     return float(np.mean(total[n > 0] / n[n > 0])) if (n > 0).any() else float("nan")
+
+
+def _cutoff_sums(errors: list[FloatArray], starts: IntArray) -> tuple[FloatArray, IntArray]:
+    """(cut-offs, C) each cut-off's sum of observed absolute errors and their count (errors[j]: cut-off j's (n, C);
+    starts: where each begins in them stacked, _Trim.starts)."""
+    stacked = np.concatenate(errors)
+    seen = np.isfinite(stacked)
+    return (np.add.reduceat(np.where(seen, stacked, 0.0), starts, axis=0),
+            np.add.reduceat(seen.astype(np.int64), starts, axis=0))
+
+
+def _own_mae(sums: FloatArray, counts: IntArray) -> FloatArray:
+    """(cut-offs,) each cut-off's MAE: the mean over its observed channels of their mean; NaN where none is."""
+    observed = counts > 0
+    means = np.divide(sums, counts, out=np.zeros(observed.shape), where=observed)
+    channels = observed.sum(axis=1)
+    own: FloatArray = np.divide(means.sum(axis=1), channels, out=np.full(channels.size, np.nan), where=channels > 0)
+    return own
 
 
 INSIDE_POINTS = 240  # choose_inside hides this many observations at most, over all series

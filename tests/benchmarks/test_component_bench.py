@@ -123,3 +123,27 @@ def test_the_log_rule_takes_the_log_scales_choice_only_where_it_backtests_better
     assert mean == pytest.approx(protocol.channel_errors((rec["forecasts"][chosen] + rec["forecasts"][other]) / 2,
                                                          rec["truth"], rec["scale"])[0], rel=1e-12)
     assert component_bench.LOG_RULES["the mean of both scales' choices"](better) == [chosen, ("log", chosen)]
+
+
+def test_the_plain_rule_keeps_the_last_value_unless_the_lowest_score_beats_it_clearly_and_a_vote_stays_near(case):
+    *_, rec = case
+    s, bounded = component_bench.scores(rec), component_bench.lowest_bounded(rec)
+    last = model.backtest.last_value(rec["candidates"], rec["horizon"])
+    assert component_bench.plain(rec) in (bounded, last)
+    other = next(i for i, c in enumerate(rec["candidates"]) if c.seasons and i != last)
+
+    def scaled(i: int, by: float) -> dict:  # candidate i's backtest errors times `by`
+        return rec | {"errors": [[[e * by for e in cuts] for cuts in mine] if k == i else mine
+                                 for k, mine in enumerate(rec["errors"])]}
+
+    clear = scaled(other, 0.01)  # far below every other candidate on every cut-off
+    assert component_bench.plain(clear) == component_bench.lowest_bounded(clear) == other
+    assert component_bench.vote(1.05)(clear) == other  # no other candidate within 5% of it: nothing to vote on
+    # the last value as good as the best on every cut-off but one, where it is a hair worse: no clear win, so the
+    # plain rule keeps the last value while the rule without the test takes the lowest score
+    tied = scaled(other, 0.01)
+    tied["errors"][last] = [[e.copy() for e in cuts] for cuts in tied["errors"][other]]
+    tied["errors"][last][0][0] = tied["errors"][last][0][0] * 1.001
+    assert component_bench.lowest_bounded(tied) == other and component_bench.plain(tied) == last
+    v = component_bench.vote(1.05)(rec)
+    assert s[v] <= 1.05 * s[bounded]

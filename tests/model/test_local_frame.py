@@ -21,6 +21,7 @@ from model import (
     to_bytes,
 )
 from model.backtest import (
+    LAST_VALUE_Z,
     MIN_BLEND_VALUES,
     STAYS,
     Cutoff,
@@ -29,13 +30,16 @@ from model.backtest import (
     _Trim,
     _trimmed_mae,
     baseline,
+    beats_last_value,
     best_candidate,
     blend_weight,
     candidates_of,
     choose_component,
     choose_inside,
+    chosen_index,
     cutoffs_of,
     history_cutoffs,
+    last_value,
     weighable,
 )
 from model.frame import (
@@ -327,6 +331,53 @@ def test_an_undamped_trend_is_taken_only_where_it_wins_clearly():
     assert best_candidate(scores, candidates, sizes.horizon, cutoffs=23) == other  # too few cut-offs to tell
     scores[line], scores[other] = 1.0, 0.5  # a bounded candidate that wins is taken as always
     assert best_candidate(scores, candidates, sizes.horizon, cutoffs=30) == other
+
+
+def test_the_last_value_stays_unless_the_choice_beats_it_clearly_on_the_cut_offs():
+    """chosen_index: the lowest score, but where that candidate's MAE per cut-off beats the last value's by less
+    than LAST_VALUE_Z standard errors of the paired differences, the last value."""
+    sizes = choose_sizes([Sequence(np.arange(200.0), np.zeros((200, 1)), ("v",))], ModelConfig(horizon=40.0))
+    candidates = candidates_of(sizes)
+    last = last_value(candidates, sizes.horizon)
+    assert last is not None
+    kept = candidates[last]
+    assert not kept.trend and not kept.seasons and not kept.echo and kept.persistence >= STAYS * sizes.horizon
+    other = next(i for i, c in enumerate(candidates) if c.trend and c.damping <= sizes.horizon and c.robust
+                 and c.half_life != kept.half_life)
+    # standing in for a choice, the last value reads the history as that choice does (its band's unit)
+    like = candidates[last_value(candidates, sizes.horizon, like=candidates[other])]
+    assert (like.context, like.half_life, like.robust) == (candidates[other].context, candidates[other].half_life,
+                                                          True)
+    assert like.persistence >= STAYS * sizes.horizon and not like.trend
+    last = last_value(candidates, sizes.horizon, like=candidates[other])
+    sets = [[Cutoff(0, 10 + j, np.arange(11 + j, 13 + j)) for j in range(24)]]  # 24 cut-offs of 2 points each
+    rng = np.random.default_rng(0)
+    theirs = 1.0 + rng.uniform(0.0, 0.2, 24)
+
+    def errors(mine: np.ndarray) -> list[list[list[np.ndarray]]]:
+        out = [[[np.full((2, 1), 3.0) for _ in range(24)]] for _ in candidates]
+        out[last] = [[np.full((2, 1), e) for e in theirs]]
+        out[other] = [[np.full((2, 1), e) for e in mine]]
+        return out
+
+    # lower on average, by one standard error of the differences: the lowest score, not a clear win
+    noise = rng.normal(size=24)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)  # mean 0, standard deviation 1
+    for z, expected in ((1.0, last), (LAST_VALUE_Z + 0.1, other)):
+        mine = theirs - (z / np.sqrt(24)) * 0.3 - 0.3 * noise  # differences: mean z * 0.3 / sqrt(24), sd 0.3
+        index, scores = chosen_index(errors(mine), sets, candidates, sizes.horizon)
+        assert int(np.nanargmin(scores)) == other  # the other has the lowest score either way
+        assert index == expected, z
+        assert beats_last_value(errors(mine), sets, other, last) == (expected == other)
+        # beside a shared component (a panel's), that one is the default and the lowest score is what competes
+        assert chosen_index(errors(mine), sets, candidates, sizes.horizon, last_value_default=False)[0] == other
+    # a clear, steady win is taken; so is the last value where it scores lowest itself
+    assert chosen_index(errors(theirs - 0.2), sets, candidates, sizes.horizon)[0] == other
+    assert chosen_index(errors(theirs + 0.2), sets, candidates, sizes.horizon)[0] == last
+    # a candidate whose cut-off has nothing observed is compared on the others alone
+    unseen = errors(theirs - 0.2)
+    unseen[other][0][0] = np.full((2, 1), np.nan)
+    assert beats_last_value(unseen, sets, other, last)
 
 
 def test_steady_growth_is_forecast_as_a_line_that_goes_on():
