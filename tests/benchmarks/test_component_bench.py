@@ -128,9 +128,10 @@ def test_the_log_rule_takes_the_log_scales_choice_only_where_it_backtests_better
 def test_the_plain_rule_keeps_the_last_value_unless_the_lowest_score_beats_it_clearly_and_a_vote_stays_near(case):
     *_, rec = case
     s, bounded = component_bench.scores(rec), component_bench.lowest_bounded(rec)
-    last = model.backtest.last_value(rec["candidates"], rec["horizon"])
-    assert component_bench.plain(rec) in (bounded, last)
-    other = next(i for i, c in enumerate(rec["candidates"]) if c.seasons and i != last)
+    cands, h = rec["candidates"], rec["horizon"]
+    assert component_bench.plain(rec) in (bounded, model.backtest.last_value(cands, h, like=cands[bounded]))
+    other = next(i for i, c in enumerate(cands) if c.seasons)
+    last = model.backtest.last_value(cands, h, like=cands[other])  # the last value standing in for `other`
 
     def scaled(i: int, by: float) -> dict:  # candidate i's backtest errors times `by`
         return rec | {"errors": [[[e * by for e in cuts] for cuts in mine] if k == i else mine

@@ -345,11 +345,11 @@ def test_the_last_value_stays_unless_the_choice_beats_it_clearly_on_the_cut_offs
     other = next(i for i, c in enumerate(candidates) if c.trend and c.damping <= sizes.horizon and c.robust
                  and c.half_life != kept.half_life)
     # standing in for a choice, the last value reads the history as that choice does (its band's unit)
-    like = candidates[last_value(candidates, sizes.horizon, like=candidates[other])]
+    last = last_value(candidates, sizes.horizon, like=candidates[other])
+    like = candidates[last]
     assert (like.context, like.half_life, like.robust) == (candidates[other].context, candidates[other].half_life,
                                                           True)
     assert like.persistence >= STAYS * sizes.horizon and not like.trend
-    last = last_value(candidates, sizes.horizon, like=candidates[other])
     sets = [[Cutoff(0, 10 + j, np.arange(11 + j, 13 + j)) for j in range(24)]]  # 24 cut-offs of 2 points each
     rng = np.random.default_rng(0)
     theirs = 1.0 + rng.uniform(0.0, 0.2, 24)
