@@ -41,6 +41,7 @@ import hashlib
 import json
 import pickle
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -229,13 +230,12 @@ def vote(share: float) -> Callable[[dict], int]:
             near &= ~backtest.undamped_trends(cands, h)
         kept = list(np.flatnonzero(near))
         for key in VOTE_KEYS:
-            votes: dict[object, int] = {}
-            for i in kept:
-                votes[key(cands[i], h)] = votes.get(key(cands[i], h), 0) + 1
+            value = {i: key(cands[i], h) for i in kept}
+            votes = Counter(value.values())
             # the most common value; among equally common ones, that of the lowest-scoring candidate
             top = max(votes.values())
-            winner = key(cands[min((i for i in kept if votes[key(cands[i], h)] == top), key=lambda i: s[i])], h)
-            kept = [i for i in kept if key(cands[i], h) == winner]
+            winner = value[min((i for i in kept if votes[value[i]] == top), key=lambda i: s[i])]
+            kept = [i for i in kept if value[i] == winner]
         return int(min(kept, key=lambda i: s[i]))
     rule.__doc__ = (f"A vote among the candidates scoring within {share}x the lowest bounded score: dimension by "
                     "dimension (VOTE_KEYS), the value most of them share, then the lowest score among those left.")
