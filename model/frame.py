@@ -417,10 +417,10 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
         if cells < 3 * 4 or cells > 200_000:
             continue
         for c in range(s.values.shape[1]):
-            seen = ~np.isnan(s.values[:, c])
+            seen, y = _seen(s.values[:, c])
             if seen.sum() < 8:
                 continue
-            found = _masked_acf(np.rint((s.times[seen] - s.times[0]) / step).astype(np.int64), s.values[seen, c],
+            found = _masked_acf(np.rint((s.times[seen] - s.times[0]) / step).astype(np.int64), y,
                                 cells, min(max_lag, cells // 3))  # longer lags rest on too few pairs
             if found is None:
                 continue
@@ -448,7 +448,7 @@ def detect_seasons(sequences: list[Sequence], longest: float, limit: int = 2) ->
             lag = max((m for m in peaks if all(_near_multiple(m, p) for p, _ in bases)), key=lambda m: acf[m])
             if any(lag == p for p, _, _ in chosen):
                 continue
-        period = refine_period(sequences, lag * step, step)
+        period = refine_period(sequences, lag * step, step, reach=1 + lag // 20)  # the peak's own neighbourhood
         if steadiness(sequences, period) < STEADY:
             continue  # a quasi-cycle (its phase wanders) or a period between two channels' cycles: not a season
         chosen.append((lag, float(acf[lag]), period))
@@ -477,8 +477,8 @@ def steadiness(sequences: list[Sequence], period: float) -> float:
             break
         budget -= s.times.size
         for c in range(s.values.shape[1]):
-            seen = ~np.isnan(s.values[:, c])
-            t, y = s.times[seen], s.values[seen, c]
+            seen, y = _seen(s.values[:, c])
+            t = s.times[seen]
             if t.size < 12:
                 continue
             middle = (t[0] + t[-1]) / 2
@@ -523,37 +523,56 @@ SEASON_Z = 3.0  # a season's autocorrelation is at least this many times what wh
 # lags are searched, and the largest of their chance values must stay below it on most series without a season
 
 
-REFINE_STEPS = 101  # candidate periods tried around an autocorrelation peak
+REFINE_STEPS = 101  # candidate periods tried around an autocorrelation peak, in each of REFINE_PASSES passes
+REFINE_PASSES = 2  # each pass searches around the last one's best, over two of its spacings each side
 REFINE_POINTS = 20_000  # points (newest first, over all sequences) the refinement reads at most
 
 
-def refine_period(sequences: list[Sequence], period: float, step: float) -> float:
-    """The period (s) within one grid step of `period` whose sine and cosine terms (up to 3 harmonics, as many
+def refine_period(sequences: list[Sequence], period: float, step: float, reach: int = 1) -> float:
+    """The period (s) within `reach` grid steps of `period` whose sine and cosine terms (up to 3 harmonics, as many
     as the grid resolves, with a level and a line) fit the observations best by least squares, summed over
     channels in units of each one's variance. (With harmonics finer than the grid a period aliases: on a quarterly
     grid, 3 harmonics of 273 days fit a yearly cycle as well as 365 days do.)
 
     The autocorrelation finds a season to the nearest grid step only (a year as 367 days on a monthly grid); over
     a long context that error turns the phase around (two days a year are three months in 45 years), so the
-    component fitted on a long history would average the season away."""
-    candidates = np.linspace(period - step, period + step, REFINE_STEPS)
+    component fitted on a long history would average the season away. Where the grid is much finer than the
+    season (a day on a grid of minutes), its autocorrelation peak is broad and noise moves its top by several
+    steps: detect_seasons searches the peak's whole neighbourhood (`reach`), then finer around the best."""
     terms = min(3, harmonics(period, step))
-    candidates = candidates[candidates > 2 * step]
-    if candidates.size == 0:
-        return period
+    lo, hi = period - reach * step, period + reach * step
+    best = period
+    for _ in range(REFINE_PASSES):
+        candidates = np.linspace(lo, hi, REFINE_STEPS)
+        candidates = candidates[candidates > 2 * step]
+        if candidates.size == 0:
+            return best
+        gain = _refine_gain(sequences, candidates, terms)
+        if not gain.any():
+            return best
+        best = float(candidates[int(np.argmax(gain))])
+        spacing = (hi - lo) / (REFINE_STEPS - 1)
+        lo, hi = best - 2 * spacing, best + 2 * spacing
+    return best
+
+
+def _refine_gain(sequences: list[Sequence], candidates: FloatArray, terms: int) -> FloatArray:
+    """(candidates,) minus the squared error left by each period's `terms` harmonics with a level and a line,
+    per observation in units of each channel's variance, summed over channels (refine_period); all zero where no
+    series holds enough."""
     gain = np.zeros(candidates.size)
     budget = REFINE_POINTS
     for s in sorted(sequences, key=lambda s: -s.times[-1]):
         t_all = s.times[-budget:]
-        if budget <= 0 or t_all.size < 8 or t_all[-1] - t_all[0] < 1.5 * period:
+        if budget <= 0 or t_all.size < 8 or t_all[-1] - t_all[0] < 1.5 * candidates[-1]:
             continue
         budget -= t_all.size
         for c in range(s.values.shape[1]):
             y_all = s.values[-t_all.size:, c]
-            seen = ~np.isnan(y_all)
+            seen, y = _seen(y_all)
             if seen.sum() < 8:
                 continue
-            t, y = t_all[seen], y_all[seen]
+            t = t_all[seen]
             y = (y - y.mean()) / (y.std() or 1.0)
             line = np.stack([np.ones_like(t), (t - t[0]) / (t[-1] - t[0])], axis=1)
             for i, p in enumerate(candidates):
@@ -562,9 +581,30 @@ def refine_period(sequences: list[Sequence], period: float, step: float) -> floa
                                                   for j in range(1, terms + 1)], axis=1)
                 coef, *_ = np.linalg.lstsq(design, y, rcond=None)
                 gain[i] -= float(np.sum((y - design @ coef) ** 2)) / t.size
-    if not gain.any():
-        return period
-    return float(candidates[int(np.argmax(gain))])
+    return gain
+
+
+CLIP_SIGMAS = 5.0  # _seen: how far from the median, in robust standard deviations, a value may lie
+
+
+def clipped(y: FloatArray) -> FloatArray:
+    """`y` held within CLIP_SIGMAS robust standard deviations (1.4826 x the median absolute deviation) of its
+    median; as it is where that deviation is 0. Season finding reads values by products and least squares, where
+    one sensor glitch a hundred times the signal outweighs a whole cycle; a cycle, a trend or ordinary noise lies
+    within a few such deviations and is left as it is. Held at the bound, not left out: a cycle's own peaks can lie
+    beyond it (lynx trappings, counts in bursts), and without them the cycle would not show."""
+    median = float(np.median(y))
+    mad = float(np.median(np.abs(y - median)))
+    if mad <= 0:
+        return y
+    reach = CLIP_SIGMAS * 1.4826 * mad
+    return np.clip(y, median - reach, median + reach)
+
+
+def _seen(values: FloatArray) -> tuple[BoolArray, FloatArray]:
+    """A channel's values as season finding reads them: which are observed, and those values clipped."""
+    seen = ~np.isnan(values)
+    return seen, clipped(values[seen]) if seen.any() else values[seen]
 
 
 def _near_multiple(lag: int, period: int) -> bool:
