@@ -541,14 +541,22 @@ def refine_period(sequences: list[Sequence], period: float, step: float, reach: 
     steps: detect_seasons searches the peak's whole neighbourhood (`reach`), then finer around the best."""
     terms = min(3, harmonics(period, step))
     lo, hi = period - reach * step, period + reach * step
+    channels = _refine_channels(sequences, 1.5 * hi)
     best = period
     for _ in range(REFINE_PASSES):
         candidates = np.linspace(lo, hi, REFINE_STEPS)
         candidates = candidates[candidates > 2 * step]
-        if candidates.size == 0:
+        if candidates.size == 0 or not channels:
             return best
-        gain = _refine_gain(sequences, candidates, terms)
-        if not gain.any():
+        gain = np.zeros(candidates.size)
+        for t, y, line in channels:
+            for i, p in enumerate(candidates):
+                phase = 2 * np.pi * np.remainder(t, p) / p
+                design = np.concatenate([line] + [np.stack([np.sin(j * phase), np.cos(j * phase)], axis=1)
+                                                  for j in range(1, terms + 1)], axis=1)
+                coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+                gain[i] -= float(np.sum((y - design @ coef) ** 2)) / t.size
+        if not gain.any():  # constant channels: every period fits alike
             return best
         best = float(candidates[int(np.argmax(gain))])
         spacing = (hi - lo) / (REFINE_STEPS - 1)
@@ -556,32 +564,25 @@ def refine_period(sequences: list[Sequence], period: float, step: float, reach: 
     return best
 
 
-def _refine_gain(sequences: list[Sequence], candidates: FloatArray, terms: int) -> FloatArray:
-    """(candidates,) minus the squared error left by each period's `terms` harmonics with a level and a line,
-    per observation in units of each channel's variance, summed over channels (refine_period); all zero where no
-    series holds enough."""
-    gain = np.zeros(candidates.size)
+def _refine_channels(sequences: list[Sequence], span: float) -> list[tuple[FloatArray, FloatArray, FloatArray]]:
+    """What refine_period fits, read once for all its passes: per channel of the newest series (REFINE_POINTS
+    points at most, over a span of at least `span` s, 8 observed values at least), its observed times, their
+    values clipped and standardised, and the level and line columns."""
+    out = []
     budget = REFINE_POINTS
     for s in sorted(sequences, key=lambda s: -s.times[-1]):
         t_all = s.times[-budget:]
-        if budget <= 0 or t_all.size < 8 or t_all[-1] - t_all[0] < 1.5 * candidates[-1]:
+        if budget <= 0 or t_all.size < 8 or t_all[-1] - t_all[0] < span:
             continue
         budget -= t_all.size
         for c in range(s.values.shape[1]):
-            y_all = s.values[-t_all.size:, c]
-            seen, y = _seen(y_all)
+            seen, y = _seen(s.values[-t_all.size:, c])
             if seen.sum() < 8:
                 continue
             t = t_all[seen]
             y = (y - y.mean()) / (y.std() or 1.0)
-            line = np.stack([np.ones_like(t), (t - t[0]) / (t[-1] - t[0])], axis=1)
-            for i, p in enumerate(candidates):
-                phase = 2 * np.pi * np.remainder(t, p) / p
-                design = np.concatenate([line] + [np.stack([np.sin(j * phase), np.cos(j * phase)], axis=1)
-                                                  for j in range(1, terms + 1)], axis=1)
-                coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-                gain[i] -= float(np.sum((y - design @ coef) ** 2)) / t.size
-    return gain
+            out.append((t, y, np.stack([np.ones_like(t), (t - t[0]) / (t[-1] - t[0])], axis=1)))
+    return out
 
 
 CLIP_SIGMAS = 5.0  # _seen: how far from the median, in robust standard deviations, a value may lie
