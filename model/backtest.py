@@ -18,7 +18,8 @@ import numpy as np
 from model.arrays import BoolArray, FloatArray, IntArray
 from model.calibration import Calibration
 from model.data import Sequence
-from model.frame import SCALE_FLOOR, Component, columns_key, frame_of, frames_sharing_columns, harmonics
+from model.frame import SCALE_FLOOR, Component, columns_key, frame_of, frames_sharing_columns
+from model.seasons import harmonics
 
 if TYPE_CHECKING:
     from model.fitted import FittedModel

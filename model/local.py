@@ -47,8 +47,9 @@ from model.config import ModelConfig
 from model.data import Example, Normaliser, Sequence
 from model.errors import NonFiniteLossError, TrainingCancelled
 from model.fitted import FittedModel, StepRecord, resolve_device
-from model.frame import SCALE_FLOOR, Component, detect_seasons, fine_gap, frame_of, median_gap
+from model.frame import SCALE_FLOOR, Component, frame_of
 from model.network import LatentODE
+from model.seasons import detect_seasons, fine_gap, median_gap
 
 __all__ = ["fit_local", "choice_setup", "ChoiceSetup", "choose_sizes", "own_components", "own_sizes",
            "positive_channels", "nonnegative_channels", "OWN_COMPONENTS"]
@@ -70,7 +71,7 @@ OWN_COMPONENTS = 50  # a model of at most this many named series chooses a compo
 @dataclass(frozen=True)
 class Sizes:
     """horizon, context, encoder: seconds; seasons: periods in seconds; gap: the median gap (s); fine_gap: the data's
-    fine gap (s, frame.fine_gap); room: the longest history (s) a window may hold before its horizon; context_given:
+    fine gap (s, seasons.fine_gap); room: the longest history (s) a window may hold before its horizon; context_given:
     whether the config fixed the context; log: per channel, whether the component fits it on the log scale
     (Component.log)."""
 

@@ -42,19 +42,9 @@ from model.backtest import (
     last_value,
     weighable,
 )
-from model.frame import (
-    PRIOR_DOF,
-    SCALE_FLOOR,
-    Component,
-    clipped,
-    detect_seasons,
-    frame_of,
-    frames_sharing_columns,
-    harmonics,
-    refine_period,
-    steadiness,
-)
+from model.frame import PRIOR_DOF, SCALE_FLOOR, Component, frame_of, frames_sharing_columns
 from model.local import choose_sizes, nonnegative_channels, positive_channels
+from model.seasons import clipped, detect_seasons, harmonics, refine_period, steadiness
 
 DAY = 86_400.0
 T0 = 1.7e9
