@@ -294,12 +294,14 @@ def columns_key(component: Component) -> Component:
 def _fit(component: Component, times: FloatArray, values: FloatArray, design: FloatArray, floor: FloatArray,
          bands: bool) -> WindowFrame:
     """frame_of's fit on the context's points `times`, `values` (this function's own copy: a logged channel is
-    replaced by its log in place) with their `design`; with `bands` False the band unit is left at 1."""
+    replaced by its log in place) with their `design`; with `bands` False the band unit is left at 1. The
+    component is fitted on at most CONTEXT_POINTS of the points (_sample), its residuals taken at all of them."""
     end = float(times[-1])
     weights = 0.5 ** ((end - times) / component.half_life)
     channels = values.shape[1]
     coef = np.zeros((design.shape[1], channels))
     scale = np.array(floor, dtype=np.float64)
+    sample = _sample(times.size)
     wanted = component.logs(channels)  # the component's log scale; `logged`: this window's (all values positive)
     logged = wanted.copy()
     unit = np.ones(channels)
@@ -312,7 +314,8 @@ def _fit(component: Component, times: FloatArray, values: FloatArray, design: Fl
         if logged[c]:  # `values` is this function's own copy (the boolean index above)
             scale[c] = least = floor[c] / float(np.mean(values[seen, c]))  # the floor on the log scale
             values[seen, c] = np.log(values[seen, c])
-        x, y, w = design[seen], values[seen, c], weights[seen]
+        fitted = seen & sample
+        x, y, w = design[fitted], values[fitted, c], weights[fitted]
         spread = float(np.std(y))
         coef[:, c] = _ridge_fit(x, y, w)
         if component.robust:  # least absolute deviations by reweighting: the fit an MAE asks for
@@ -328,6 +331,24 @@ def _fit(component: Component, times: FloatArray, values: FloatArray, design: Fl
                 unit[c] = band / scale[c]
     residuals = (values - design @ coef) / scale
     return WindowFrame(component, coef, scale, end, times, residuals, logged, unit)
+
+
+CONTEXT_POINTS = 4096  # a context's component is fitted on this many of its points at most
+
+
+def _sample(points: int) -> BoolArray:
+    """(points,) which of a context's points its component is fitted on: all of them, or CONTEXT_POINTS spread
+    evenly by index (the last always among them). Each least-squares fit reads every point fitted, and the backtest
+    fits over a thousand candidates on hundreds of contexts: on a year of readings a minute apart (contexts of
+    25,000-500,000 points) choosing the component took over ten minutes. Spread evenly, the points keep their
+    spread in time and their weights relative to each other (the half-life): the same least squares on a sample
+    as fine as a reading every few minutes over weeks. The residuals are still taken at every point, so a query
+    between two readings is answered from those two. Every benchmark series has fewer points than this."""
+    sample = np.ones(points, dtype=bool)
+    if points > CONTEXT_POINTS:
+        sample[:] = False
+        sample[np.linspace(0, points - 1, CONTEXT_POINTS).round().astype(np.int64)] = True
+    return sample
 
 
 def _band_unit(residuals: FloatArray, columns: int, prior: float, least: float, weights: FloatArray) -> float | None:

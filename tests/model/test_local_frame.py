@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import model.frame
 import model.local
 import model.predict
 from model import (
@@ -811,6 +812,30 @@ def test_frames_sharing_columns_are_frame_of_to_the_bit_but_the_band_unit():
     assert logged == [False, True]
     with pytest.raises(ValueError, match="differ in more than"):
         frames_sharing_columns([base, dataclasses.replace(base, context=200 * DAY)], t, values, floor)
+
+
+def test_a_long_context_is_fitted_on_a_sample_and_keeps_every_residual(monkeypatch):
+    """A context of more points than CONTEXT_POINTS: the component is fitted on that many spread over it (nearly
+    the fit on all of them), the residuals are taken at every point (a query between two readings is answered from
+    those two), and the candidates' shared fits are still frame_of's to the bit."""
+    rng = np.random.default_rng(2)
+    t = T0 + np.arange(30_000) * 60.0 + rng.uniform(0, 5, 30_000)
+    x = (20 + 3 * np.sin(2 * np.pi * t / DAY) + 0.5 * rng.normal(size=t.size))[:, None]
+    component = Component(True, (DAY,), (3,), 2 * DAY, DAY, 30 * DAY, DAY, robust=True)
+    floor = np.array([0.01])
+    frame = frame_of(component, t, x, floor)
+    assert t.size > model.frame.CONTEXT_POINTS and frame.knot_t.size == t.size
+    np.testing.assert_allclose(frame.knot_r[:, 0] * frame.scale[0], x[:, 0] - frame.base(t)[:, 0], atol=1e-9)
+    shared = frames_sharing_columns([component, dataclasses.replace(component, half_life=DAY / 4)], t, x, floor)
+    np.testing.assert_array_equal(shared[0].coef, frame.coef)
+    monkeypatch.setattr(model.frame, "CONTEXT_POINTS", t.size)
+    whole = frame_of(component, t, x, floor)
+    day = [np.hypot(f.coef[2, 0], f.coef[3, 0]) for f in (frame, whole)]  # the day's first Fourier pair
+    assert abs(day[0] - day[1]) < 0.02 and abs(day[1] - 3) < 0.02, day
+    last_day = t[t > t[-1] - DAY]
+    truth = 20 + 3 * np.sin(2 * np.pi * last_day / DAY)
+    for f in (frame, whole):  # where forecasts start: within the noise's share of a few hundred recent points
+        assert np.abs(f.base(last_day)[:, 0] - truth).max() < 0.15
 
 
 def test_residual_interpolates_inside_the_context_and_fades_after_it():
