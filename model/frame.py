@@ -25,7 +25,7 @@ from typing import NotRequired, TypedDict
 
 import numpy as np
 
-from model.arrays import BoolArray, FloatArray
+from model.arrays import BoolArray, FloatArray, evenly
 
 __all__ = ["Component", "WindowFrame", "frame_of", "frames_sharing_columns", "columns_key"]
 
@@ -344,10 +344,8 @@ def _sample(points: int) -> BoolArray:
     spread in time and their weights relative to each other (the half-life): the same least squares on a sample
     as fine as a reading every few minutes over weeks. The residuals are still taken at every point, so a query
     between two readings is answered from those two. Every benchmark series has fewer points than this."""
-    sample = np.ones(points, dtype=bool)
-    if points > CONTEXT_POINTS:
-        sample[:] = False
-        sample[np.linspace(0, points - 1, CONTEXT_POINTS).round().astype(np.int64)] = True
+    sample = np.zeros(points, dtype=bool)
+    sample[evenly(points, CONTEXT_POINTS)] = True
     return sample
 
 

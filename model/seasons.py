@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.arrays import BoolArray, FloatArray, IntArray
+from model.arrays import BoolArray, FloatArray, IntArray, evenly
 
 if TYPE_CHECKING:
     from model.data import Sequence
@@ -26,9 +26,14 @@ __all__ = ["detect_seasons", "bursty", "refine_period", "steadiness", "median_ga
 MAX_HARMONICS = 6  # Fourier pairs per season at most (fewer when the data is too sparse to show them)
 
 
+def _gaps(sequences: list[Sequence]) -> FloatArray:
+    """The gaps (s) between consecutive observation times, over all sequences (none: empty)."""
+    return np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 1] or [np.zeros(0)])
+
+
 def median_gap(sequences: list[Sequence]) -> float:
-    """The median gap (s) between consecutive observation times, over all sequences."""
-    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 1])
+    """The median gap (s) between consecutive observation times, over all sequences (1.0 where there are none)."""
+    gaps = _gaps(sequences)
     return float(np.median(gaps)) if gaps.size else 1.0
 
 
@@ -143,11 +148,8 @@ def bursty(sequences: list[Sequence]) -> bool:
     """Whether the observations come in bursts: their mean gap at least BURSTY times their median gap, over all
     sequences. A regular series, thinned at random (every benchmark series) or with gaps, is about 1-2; readings
     at random times, 1.4; an hour of readings a minute apart every day, 24."""
-    gaps = [np.diff(s.times) for s in sequences if s.times.size > 1]
-    if not gaps:
-        return False
-    every = np.concatenate(gaps)
-    return every.size >= 8 and float(every.mean()) >= BURSTY * float(np.median(every))
+    gaps = _gaps(sequences)
+    return gaps.size >= 8 and float(gaps.mean()) >= BURSTY * float(np.median(gaps))
 
 
 OVERSAMPLE = 4  # _periodogram_seasons: frequencies this many times finer than 1 / the longest span
@@ -173,8 +175,7 @@ def _periodogram_seasons(sequences: list[Sequence], longest: float, limit: int) 
     pairs, a level and a line) is then taken out of every channel and the periodogram read again for the next:
     what stays of a cycle after its own fit is neither its harmonics nor the aliases the bursts' spacing
     makes of it. Up to `limit` seasons, shortest first."""
-    gaps = np.concatenate([np.diff(s.times) for s in sequences if s.times.size > 1])
-    mean_gap = float(gaps.mean())
+    mean_gap = float(_gaps(sequences).mean())
     span = max(float(s.times[-1] - s.times[0]) for s in sequences)
     step = 1.0 / (OVERSAMPLE * span)
     low = 1.0 / longest
@@ -225,7 +226,7 @@ def _cells(sequences: list[Sequence], width: float, mean_gap: float) -> list[tup
             _, cell, counts = np.unique(np.floor((t - t[0]) / width), return_inverse=True, return_counts=True)
             t_mean = np.bincount(cell, weights=t - t[0]) / counts
             y_mean = np.bincount(cell, weights=y) / counts
-            keep = np.unique(np.linspace(0, t_mean.size - 1, min(t_mean.size, budget)).round().astype(np.int64))
+            keep = evenly(t_mean.size, budget)
             t_mean, y_mean = t_mean[keep], y_mean[keep]
             if t_mean.size < 8 or not y_mean.std() > 0:
                 continue
@@ -387,7 +388,7 @@ def _refine_channels(sequences: list[Sequence], span: float) -> list[tuple[Float
     for s in sorted(sequences, key=lambda s: -s.times[-1]):
         if budget <= 0:
             break
-        index = np.unique(np.linspace(0, s.times.size - 1, min(s.times.size, budget)).round().astype(np.int64))
+        index = evenly(s.times.size, budget)
         t_all = s.times[index]
         if t_all.size < 8 or t_all[-1] - t_all[0] < span:
             continue
