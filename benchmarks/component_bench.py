@@ -66,7 +66,7 @@ def record(series: Series, split: Split, config: model.ModelConfig) -> dict:
     """The candidates of a model of `series` alone, trained on `split`, with their backtest and test errors."""
     sequence = model.Sequence(split.train_t, split.train_x, series.channels)
     setup = choice_setup([sequence], config)
-    sets = [c for c in (setup.cutoffs, setup.history) if c]
+    sets = backtest.choice_sets([sequence], setup.cutoffs, setup.history, setup.sizes)
     candidates = backtest.candidates_of(setup.sizes)
     errors = backtest.candidate_errors([sequence], sets, candidates, setup.norm.std)
     floor = SCALE_FLOOR * setup.norm.std
@@ -77,7 +77,7 @@ def record(series: Series, split: Split, config: model.ModelConfig) -> dict:
     return {"series": series.name, "candidates": candidates, "errors": errors, "test": test,
             "forecasts": forecasts, "truth": split.test_x, "scale": split.scale,
             "leads": [[split.train_t[c.future] - split.train_t[c.end] for c in cuts] for cuts in sets],
-            "cutoffs": [[(c.series, c.end, c.future.size) for c in cuts] for cuts in sets],
+            "cutoffs": [[(c.series, c.end, int(c.future[0]), c.future.size) for c in cuts] for cuts in sets],
             "horizon": setup.sizes.horizon, "chosen": candidates.index(chosen)}
 
 
@@ -130,7 +130,7 @@ def gp_record(series: Series, split: Split, config: model.ModelConfig) -> dict:
 
     errors = [[np.abs(forecast(split.train_t[:c.end + 1], split.train_x[:c.end + 1], split.train_t[c.future])
                       - split.train_x[c.future]) / setup.norm.std for c in cuts]
-              for cuts in (setup.cutoffs, setup.history) if cuts]
+              for cuts in backtest.choice_sets([sequence], setup.cutoffs, setup.history, setup.sizes)]
     return {"errors": errors, "forecast": forecast(split.train_t, split.train_x, split.test_t)}
 
 
@@ -140,7 +140,8 @@ def scores(rec: dict) -> np.ndarray:
 
 
 def _sets(rec: dict) -> list[list[backtest.Cutoff]]:
-    return [[backtest.Cutoff(s, end, np.arange(end + 1, end + 1 + n)) for s, end, n in cuts] for cuts in rec["cutoffs"]]
+    return [[backtest.Cutoff(s, end, np.arange(first, first + n)) for s, end, first, n in cuts]
+            for cuts in rec["cutoffs"]]
 
 
 def plain(rec: dict) -> int:
@@ -314,8 +315,9 @@ def test_mae(rec: dict, choice: Choice) -> float:
     return protocol.channel_errors(forecast, rec["truth"], rec["scale"])[0]
 
 
-RECORD = 5  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
-#            4: undamped trends; 5: `chosen` with the test against the last value)
+RECORD = 6  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
+#            4: undamped trends; 5: `chosen` with the test against the last value; 6: each cut-off's first scored
+#            index, and far_cutoffs' set where there is one)
 
 
 def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False,

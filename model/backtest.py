@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
 
-__all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "choose_blend",
+__all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "far_cutoffs",
+           "choice_sets", "choose_blend",
            "candidates_of", "candidate_errors", "candidate_scores", "chosen_index", "choose_component",
            "choose_inside", "blend_weight", "weighable", "validation_mae", "calibration_from", "backtest",
            "BASELINES", "STAYS", "MIN_BLEND_VALUES", "OWN_MARGIN"]
@@ -127,6 +128,42 @@ def history_cutoffs(sequences: list[Sequence], sizes: Sizes, per_series: int = H
             if end >= 1 and future.size:
                 out.append(Cutoff(k, end, future))
     return out
+
+
+def far_cutoffs(sequences: list[Sequence], sizes: Sizes, sets: list[list[Cutoff]],
+                per_series: int = HISTORY_CUTOFFS) -> list[Cutoff]:
+    """Cut-offs for each series none of whose cut-offs in `sets` scores an observation past the horizon's first
+    quarter: readings in bursts further apart than the horizon, where every cut-off's horizon ends before the next
+    burst. Spread over its history as history_cutoffs', each is scored on the first observation more than half a
+    horizon after it and the others within half a horizon of that one (the next burst). The other sets judge a
+    forecast on its own burst alone, hours of a horizon of days; these judge it as far ahead as a user asks, and
+    a little past that where the gap is longer: the classical forecast is defined there, the network's is not, so
+    these serve the component's choice alone. (A series too short for cut-offs gets none here either: none fits
+    half a horizon before its end.)"""
+    reach = np.zeros(len(sequences))
+    for cuts in sets:
+        for c in cuts:
+            t = sequences[c.series].times
+            reach[c.series] = max(reach[c.series], t[c.future[-1]] - t[c.end])
+    half, out = sizes.horizon / 2, []
+    for k, s in enumerate(sequences):
+        t = s.times
+        lo, hi = t[0] + min(sizes.encoder / 2, (t[-1] - t[0]) / 2), t[-1] - half
+        if reach[k] > sizes.horizon / 4 or not hi > lo:
+            continue
+        for end in sorted({int(np.searchsorted(t, c, side="right")) - 1 for c in np.linspace(lo, hi, per_series)}):
+            first = int(np.searchsorted(t, t[end] + half, side="right"))
+            if end >= 1 and first < t.size:
+                out.append(Cutoff(k, end, np.arange(first, int(np.searchsorted(t, t[first] + half, side="right")))))
+    return out
+
+
+def choice_sets(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff],
+                sizes: Sizes) -> list[list[Cutoff]]:
+    """The non-empty sets of cut-offs choose_component scores: the newest, the history's and far_cutoffs'."""
+    sets = [c for c in (cutoffs, history) if c]
+    far = far_cutoffs(sequences, sizes, sets)
+    return [*sets, far] if far else sets
 
 
 def _errors(sequences: list[Sequence], cutoffs: list[Cutoff], std: FloatArray,
@@ -260,7 +297,8 @@ def chosen_index(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]],
 def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff], sizes: Sizes,
                      std: FloatArray, shared: Component | None = None) -> Component:
     """The candidate component (candidates_of) whose classical forecast has the lowest MAE on the newest cut-offs
-    (`cutoffs`) and those over the whole history (`history`), the two sets weighing the same, each set's MAE
+    (`cutoffs`) and those over the whole history (`history`), and where neither scores the horizon's far part
+    (bursts further apart than the horizon) far_cutoffs' too, the sets weighing the same, each set's MAE
     without the candidate's worst cut-offs (_trimmed_mae); an undamped trend only where it wins clearly
     (best_candidate); the last value unless that choice beats it clearly (beats_last_value). With `shared` (one of
     the candidates, chosen on more series), that one unless the lowest score is below OWN_MARGIN times its own.
@@ -269,7 +307,7 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     honest tests of a component: they keep the choice from riding on the few events in the newest part of a
     series, while the newest cut-offs keep it close to how the series behaves now. A choice made on one series'
     few cut-offs is noisier than one pooled over many: it must win clearly to be taken."""
-    sets = [c for c in (cutoffs, history) if c]
+    sets = choice_sets(sequences, cutoffs, history, sizes)
     if not sets:  # nothing to choose on: a middling plain candidate
         plain = _plain_candidates(sizes)
         return plain[len(plain) // 2]

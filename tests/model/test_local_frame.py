@@ -1,4 +1,4 @@
-"""The local frame: the classical component, season detection, sizes chosen from the data, training on windows at
+"""The local frame: the classical component, sizes chosen from the data, training on windows at
 random times, forecasts stitched from windows, the backtest, and artifacts that keep all of it."""
 
 import copy
@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from model_fixtures import DAY, T0, YEAR, monthly_climate, seasonal
 
 import model.frame
 import model.local
@@ -45,21 +46,7 @@ from model.backtest import (
 )
 from model.frame import PRIOR_DOF, SCALE_FLOOR, Component, frame_of, frames_sharing_columns
 from model.local import choose_sizes, nonnegative_channels, positive_channels
-from model.seasons import clipped, detect_seasons, harmonics, refine_period, steadiness
-
-DAY = 86_400.0
-T0 = 1.7e9
-YEAR = 365.2425 * DAY
-
-
-def seasonal(n: int, seed: int, noise: float = 0.1, keep: float = 0.6) -> Sequence:
-    """A half-daily-sampled series with a daily season, a weekly one, a slow trend and noise; `keep` of its times."""
-    rng = np.random.default_rng(seed)
-    t = T0 + np.arange(n) * DAY / 24
-    x = 5 + 0.01 * np.arange(n) + np.sin(2 * np.pi * t / DAY) + 0.5 * np.sin(2 * np.pi * t / (7 * DAY))
-    x = x + noise * rng.normal(size=n)
-    kept = rng.random(n) < keep
-    return Sequence(t[kept], x[kept], ("v",))
+from model.seasons import harmonics
 
 
 def test_a_positive_channel_is_fitted_on_the_log_scale():
@@ -159,31 +146,6 @@ def test_component_scale_is_floored_and_unobserved_channels_stay_zero():
     np.testing.assert_allclose(frame.base(t[-1:] + 1), [[4.0, 0.0]], atol=1e-6)
 
 
-def test_seasons_are_found_where_they_are_and_not_in_a_random_walk():
-    found = detect_seasons([seasonal(24 * 60, 0)], longest=20 * DAY)
-    assert len(found) == 2
-    np.testing.assert_allclose(sorted(found), [DAY, 7 * DAY], rtol=0.05)
-    rng = np.random.default_rng(1)
-    for _ in range(3):
-        keep = rng.random(600) < 0.6
-        walk = Sequence(np.arange(600.0)[keep], np.cumsum(rng.normal(size=600))[keep], ("v",))
-        assert detect_seasons([walk], longest=200.0) == ()
-
-
-def test_noise_on_a_short_series_shows_no_season():
-    # 160 months of counts with no cycle, 60% kept: maxima of the autocorrelation stand 0.2 clear of the trough by
-    # chance on every one of these series; they must also stand clear of what noise gives at their lag
-    month = 365.2425 / 12 * DAY
-    found = []
-    for seed in range(20):
-        rng = np.random.default_rng(seed)
-        t = T0 + np.arange(160) * month
-        kept = rng.random(t.size) < 0.6
-        found.append(detect_seasons([Sequence(t[kept], rng.poisson(1.5, t.size)[kept, None] * 1.0, ("v",))],
-                                    longest=60 * month))
-    assert sum(bool(f) for f in found) <= 2, found
-
-
 def test_a_season_named_in_the_config_is_tried_beside_none_where_the_history_holds_three_of_its_cycles():
     # counts with no cycle the data would show: the named year is offered anyway, and the backtest decides
     month = YEAR / 12
@@ -202,53 +164,6 @@ def test_a_season_named_in_the_config_is_tried_beside_none_where_the_history_hol
     assert choose_sizes([first(52)], ModelConfig(horizon=YEAR, seasons=[YEAR])).seasons == (YEAR,)  # 3.2 years
 
 
-def wandering_cycle(seed: int, jump: float) -> Sequence:
-    """40 years of monthly readings (60% kept) of a 4-year cycle whose phase turns by `jump` halfway."""
-    rng = np.random.default_rng(seed)
-    t = T0 + np.arange(480) * YEAR / 12
-    x = np.sin(2 * np.pi * (t - T0) / (4 * YEAR) + np.where(t > t[240], jump, 0.0)) + 0.3 * rng.normal(size=t.size)
-    kept = rng.random(t.size) < 0.6
-    return Sequence(t[kept], x[kept, None], ("v",))
-
-
-def test_a_cycle_whose_phase_wanders_is_not_a_season():
-    # a quasi-cycle (El Nino's) shows in the autocorrelation as a season does, but its shape in the older half of
-    # the history disagrees with the newer half's: forecast as a season, it would put the peaks in the wrong place
-    for seed in range(3):
-        steady, wandering = wandering_cycle(seed, 0.0), wandering_cycle(seed, np.pi)
-        assert any(abs(p / YEAR - 4) < 0.1 for p in detect_seasons([steady], longest=12 * YEAR))
-        assert not any(abs(p / YEAR - 4) < 0.1 for p in detect_seasons([wandering], longest=12 * YEAR))
-        assert steadiness([steady], 4 * YEAR) > 0.9 > -0.9 > steadiness([wandering], 4 * YEAR)
-        assert steadiness([steady], 12 * YEAR) == 0.0  # 20 years a half: too short to show 12 years repeat
-
-
-def test_channels_with_different_cycles_do_not_make_a_season_between_them():
-    # two channels whose cycles differ by half (the README's example): averaged over channels, the autocorrelation
-    # peaks between the two periods, at a cycle neither channel has
-    rng = np.random.default_rng(0)
-    t = T0 + np.cumsum(rng.uniform(30, 90, 2000))
-    x = np.stack([21 + 2 * np.sin(t / 3600), 40 + 5 * np.cos(t / 5400)], axis=1)
-    own = (2 * np.pi * 3600, 2 * np.pi * 5400)
-    for p in detect_seasons([Sequence(t, x, ("temp", "hum"))], longest=float(np.ptp(t)) / 2.5):
-        assert any(abs(p / q - 1) < 0.05 for q in own), p
-
-
-def test_a_yearly_season_is_found_on_a_thinned_quarterly_series():
-    # with 60% of the quarters kept, gaps of two quarters are common; filling them with a line (as an
-    # interpolated grid does) flattens a four-quarter cycle, so the autocorrelation reads only the quarters seen
-    found = []
-    for seed in range(3):
-        rng = np.random.default_rng(seed)
-        quarter = 365.2425 / 4 * DAY
-        t = T0 + np.arange(120) * quarter
-        level = np.cumsum(rng.normal(0, 0.15, t.size))
-        x = 10 + level + np.tile([1.0, -0.3, -1.2, 0.5], 30) + 0.2 * rng.normal(size=t.size)
-        kept = rng.random(t.size) < 0.6
-        found.append(detect_seasons([Sequence(t[kept], x[kept], ("v",))], longest=10 * 365 * DAY))
-    for seasons in found:
-        assert seasons and abs(seasons[0] / DAY - 365.2425) < 10, seasons
-
-
 def test_a_robust_component_fits_the_median_level_where_a_few_points_jump():
     rng = np.random.default_rng(0)
     t = T0 + np.arange(60.0) * DAY
@@ -261,66 +176,6 @@ def test_a_robust_component_fits_the_median_level_where_a_few_points_jump():
     candidates = candidates_of(choose_sizes([Sequence(t, x, ("v",))], ModelConfig(horizon=5 * DAY)))
     plain_ones = {c for c in candidates if not c.robust}
     assert {dataclasses.replace(c, robust=False) for c in candidates if c.robust} == plain_ones  # each both ways
-
-
-def monthly_climate(years: int, seed: int) -> Sequence:
-    """Monthly readings (60% kept) of a yearly cycle of 365.2425 days with noise around a steady mean."""
-    rng = np.random.default_rng(seed)
-    t = T0 + np.arange(12 * years) * (365.2425 / 12) * DAY
-    x = 20 + 2 * np.sin(2 * np.pi * t / (365.2425 * DAY)) + 0.3 * rng.normal(size=t.size)
-    kept = rng.random(t.size) < 0.6
-    return Sequence(t[kept], x[kept], ("v",))
-
-
-def test_a_season_is_measured_finer_than_the_grid_it_was_found_on():
-    # on a monthly grid the autocorrelation puts a year at 12 steps of ~30.6 days (367 days); over 40 years that
-    # error turns the phase by months, so the period is refined on the observations themselves
-    series = monthly_climate(40, 0)
-    found = detect_seasons([series], longest=15 * 365 * DAY)
-    assert found, "the yearly cycle is found"
-    assert abs(found[0] / DAY - 365.2425) < 0.5
-    step = 30.6 * DAY
-    assert abs(refine_period([series], 367.2 * DAY, step) / DAY - 365.2425) < 0.5
-    assert refine_period([series], 367.2 * DAY, 0.01 * DAY) == pytest.approx(367.2 * DAY, abs=0.02 * DAY)
-
-
-def sensor_days(seed: int, glitches: float = 0.0) -> Sequence:
-    """30 days of a daily cycle read at 1,500 uniformly random times (gaps of seconds to hours), with noise, and
-    a share `glitches` of the readings a hundred times the cycle's amplitude (a sensor's spikes)."""
-    rng = np.random.default_rng(seed)
-    t = np.sort(T0 + rng.uniform(0, 30 * DAY, 1500))
-    x = 5 + np.sin(2 * np.pi * t / DAY) + 0.2 * rng.normal(size=t.size)
-    x[rng.random(t.size) < glitches] = 500.0
-    return Sequence(t, x[:, None], ("v",))
-
-
-def test_a_season_is_measured_to_a_fraction_of_its_broad_peak_on_a_fine_grid():
-    # random times put a fifth of the gaps under 7 minutes: a day is 220 grid steps, and noise moves the top of its
-    # broad autocorrelation peak by a few of them; a period 1% off turns the cycle by a third over 30 days
-    for seed in range(3):
-        found = detect_seasons([sensor_days(seed)], longest=10 * DAY)
-        assert found and abs(found[0] / DAY - 1) < 0.002, found
-
-
-def test_a_few_sensor_glitches_do_not_hide_a_season():
-    # one reading in a hundred at 500 (the cycle is 5 +- 1) outweighs the whole cycle in products and least squares
-    for seed in range(3):
-        found = detect_seasons([sensor_days(seed, glitches=0.01)], longest=10 * DAY)
-        assert any(abs(p / DAY - 1) < 0.002 for p in found), found  # held at 5 deviations, glitches are still
-        # noise, and can make a chance peak stand clear too: the backtest chooses among the seasons found
-
-
-def test_glitches_are_held_and_ordinary_values_left_alone():
-    rng = np.random.default_rng(0)
-    normal = rng.normal(3.0, 2.0, 1000)
-    np.testing.assert_array_equal(clipped(normal), normal)  # nothing beyond 5 robust deviations
-    y = normal.copy()
-    y[::100] = 1e6
-    held = clipped(y)
-    assert 3.0 + 4 * 2.0 < held.max() < 3.0 + 6 * 2.0
-    np.testing.assert_array_equal(held[y < 1e6], y[y < 1e6])
-    mostly_zero = np.where(np.arange(100) % 10 == 0, 4.0, 0.0)  # its median deviation is 0: nothing to scale by
-    np.testing.assert_array_equal(clipped(mostly_zero), mostly_zero)
 
 
 def test_component_choice_starts_from_the_last_value_on_a_random_walk_and_keeps_the_history_of_a_steady_cycle():
