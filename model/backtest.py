@@ -71,6 +71,7 @@ class Backtest(TypedDict):
     best_baseline: NotRequired[str | None]
     beats_baselines: NotRequired[bool | None]
     overlap: NotRequired[bool]
+    calibrated_until_s: NotRequired[float]
     hit_time_limit: NotRequired[bool]
     network_trained: NotRequired[bool]
     stopped_early: NotRequired[bool]

@@ -81,6 +81,13 @@ class Calibration:
                 quantiles[b, :, c], scale[b, c] = np.quantile(r, LEVELS), r.std()
         return cls(edges=edges, quantiles=quantiles, scale=np.maximum(scale, 1e-6), counts=counts)
 
+    def checked_until(self, horizon: float) -> float:
+        """How far past the last observation (in `horizon`'s units) the residuals behind these bands reach: the end
+        of the last quarter of the horizon with any residual of its own, 0 with none. Past it every band borrows its
+        width from nearer forecasts (from_residuals), so it may be too narrow there."""
+        own = np.flatnonzero(self.counts[1:].sum(axis=1) > 0)
+        return horizon * (int(own[-1]) + 1) / (BANDS - 1) if own.size else 0.0
+
     def bands(self, offsets: FloatArray) -> IntArray:
         return band_of(self.edges, offsets)
 

@@ -194,6 +194,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
     fitted.backtest["network_trained"], fitted.backtest["stopped_early"] = trained, stopped_early
+    fitted.backtest["calibrated_until_s"] = fitted.calibration.checked_until(fitted.horizon)
     fitted.backtest["steps"] = history[-1]["step"] if history else 0
     fitted.backtest["seconds"] = round(time.perf_counter() - started, 3)
     return fitted

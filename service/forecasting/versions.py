@@ -25,6 +25,8 @@ from service.forecasting.cache import CacheKey, StoredModel
 from service.storage.db import reading
 from service.storage.registry import Sees, VersionStatus, everyone, ready_trained_on
 from service.storage.tables import models
+from service.times.durations import format_duration
+from service.times.timefmt import US_PER_S
 
 m = models.c
 
@@ -190,13 +192,14 @@ def version_warnings(source: Connection | Engine, version: ReadyVersion) -> list
         row = conn.execute(select(m.metrics, m.config).where(m.id == version.id)).first()
     if row is None:  # deleted since `resolve`: loading its artifact says so
         return []
-    return backtest_warnings(row.metrics, row.config)
+    return backtest_warnings(row.metrics, row.config, version.horizon_s)
 
 
-def backtest_warnings(metrics: object, config: object) -> list[str]:
-    """Plain-words warnings from a version's stored `metrics["backtest"]`: it lost to a baseline, or its training
-    stopped at the time limit. Metrics without a backtest (global-frame versions) give none; malformed parts are
-    skipped, never an error, since a forecast must not fail over them."""
+def backtest_warnings(metrics: object, config: object, horizon_s: float | None = None) -> list[str]:
+    """Plain-words warnings from a version's stored `metrics["backtest"]`: it lost to a baseline, its training
+    stopped at the time limit, or its bands were checked on its history only part of the way to its horizon
+    (`horizon_s`). Metrics without a backtest (global-frame versions) give none; malformed parts are skipped,
+    never an error, since a forecast must not fail over them."""
     backtest = metrics.get("backtest") if isinstance(metrics, dict) else None
     if not isinstance(backtest, dict):
         return []
@@ -209,7 +212,22 @@ def backtest_warnings(metrics: object, config: object) -> list[str]:
                    + (f" ({limit:g} s)" if isinstance(limit, int | float) else "")
                    + " before its planned steps were done, so it may be undertrained: a larger `time_limit` in "
                      "the training config gives it longer")
+    until = backtest.get("calibrated_until_s")
+    if isinstance(until, int | float) and isinstance(horizon_s, int | float) and 0 <= until < horizon_s:
+        out.append(_unchecked(float(until), float(horizon_s)))
     return out
+
+
+def _unchecked(until: float, horizon: float) -> str:
+    whole = format_duration(round(horizon * US_PER_S))
+    if until == 0:
+        return (f"no forecast of this version could be checked against later readings of its history (too few of "
+                f"them, or none within its horizon, {whole}, of an earlier one), so its bands have a normal "
+                f"distribution's width and may not hold what they promise")
+    return (f"forecasts of this version could be checked against later readings of its history only up to "
+            f"{format_duration(round(until * US_PER_S))} ahead, of its horizon of {whole} (its readings come further "
+            f"apart than that): further ahead its bands take their width from nearer forecasts and may be too "
+            f"narrow; a horizon no longer than the usual gap between its readings is checked all the way")
 
 
 def _losing(backtest: Mapping[str, object]) -> str:

@@ -44,6 +44,16 @@ def test_sparse_bands_fall_back_to_the_channels_pooled_residuals_then_to_the_nor
     assert Calibration.from_dict(cal.to_dict()).quantiles.tolist() == cal.quantiles.tolist()
 
 
+def test_checked_until_is_the_end_of_the_last_quarter_with_residuals_of_its_own():
+    rng = np.random.default_rng(3)
+    for leads, until in (((0.5,), 1.0), ((-0.5, 0.5, 1.5), 2.0), ((0.5, 3.9), 4.0), ((-0.5,), 0.0), ((), 0.0)):
+        offsets = np.repeat(np.asarray(leads, dtype=np.float64), 40)
+        residuals = rng.standard_normal((offsets.size, 2))
+        residuals[:, 1] = np.nan  # a channel with none counts for nothing; the other's decide
+        assert Calibration.from_residuals(offsets, residuals, 4.0).checked_until(4.0) == until, leads
+        assert Calibration.from_residuals(offsets, residuals, 4.0).checked_until(8.0) == 2 * until  # in its units
+
+
 def test_a_sparse_band_pools_with_its_nearest_bands_first():
     # errors grow with the horizon; the last quarter holds too few residuals on its own, and pooling it with
     # every band would take the narrow early ones in too

@@ -517,6 +517,7 @@ def test_local_fit_sizes_component_and_backtest(local_fit):
     assert 0 <= backtest["methods"]["model"]["coverage90"] <= 1
     assert backtest["methods"]["model"]["interval90"] > 0 and backtest["methods"]["classical"]["interval90"] is None
     assert all(band["interval90"] is not None for band in backtest["methods"]["model"]["bands"])
+    assert backtest["calibrated_until_s"] == fitted.horizon  # the bands' residuals reach the whole horizon
 
 
 def test_backtest_scores_a_bands_width_and_misses_per_quarter_of_the_horizon():

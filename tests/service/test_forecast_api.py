@@ -174,6 +174,23 @@ def test_a_version_that_lost_its_backtest_says_so(client: TestClient, engine: En
     assert r.json()["model"]["version"] == 3 and r.json()["warnings"] == []
 
 
+def test_a_version_whose_bands_were_checked_part_of_the_way_says_how_far(client: TestClient, engine: Engine,
+                                                                       room: tuple) -> None:
+    t, _ = room
+    horizon = model.from_bytes(toy_artifact()).horizon
+    checked = {"beats_baselines": True, "hit_time_limit": False, "calibrated_until_s": horizon / 4}
+    publish(engine, "toy", 2, toy_artifact(), ["room"], metrics={"backtest": checked})
+    r = client.get(URL, params={"at": iso(t[-1] + 5)})
+    assert r.status_code == 200 and r.json()["model"]["version"] == 2, r.text
+    [warning] = r.json()["warnings"]
+    assert warning.startswith("forecasts of this version could be checked against later readings of its history "
+                              f"only up to {format_duration(round(horizon / 4 * 1e6))} ahead, of its horizon of "
+                              f"{format_duration(round(horizon * 1e6))}")
+    whole = {**checked, "calibrated_until_s": horizon}
+    publish(engine, "toy", 3, toy_artifact(), ["room"], metrics={"backtest": whole})
+    assert client.get(URL, params={"at": iso(t[-1] + 5)}).json()["warnings"] == []
+
+
 def test_backtest_warnings_survive_odd_metrics() -> None:
     from service.forecasting.versions import backtest_warnings
 
@@ -189,6 +206,15 @@ def test_backtest_warnings_survive_odd_metrics() -> None:
     assert backtest_warnings({"backtest": {"hit_time_limit": True}}, {"time_limit": None})[0].startswith(
         "training of this version stopped at its time limit before")
     assert backtest_warnings(None, None) == backtest_warnings({"backtest": None}, {}) == []
+    nothing = backtest_warnings({"backtest": {"calibrated_until_s": 0.0}}, {}, 86_400.0)
+    assert nothing == ["no forecast of this version could be checked against later readings of its history (too "
+                       "few of them, or none within its horizon, P1D, of an earlier one), so its bands have a normal "
+                       "distribution's width and may not hold what they promise"]
+    part = backtest_warnings({"backtest": {"calibrated_until_s": 21_600}}, {}, 86_400.0)
+    assert len(part) == 1 and " only up to PT6H ahead, of its horizon of P1D " in part[0]
+    for odd in ({"calibrated_until_s": "6h"}, {"calibrated_until_s": -1.0}, {"calibrated_until_s": 86_400.0}):
+        assert backtest_warnings({"backtest": odd}, {}, 86_400.0) == []  # malformed, or checked the whole way
+    assert backtest_warnings({"backtest": {"calibrated_until_s": 0.0}}, {}, None) == []  # no horizon: nothing to say
 
 
 def test_version_choice_409_and_404(client: TestClient, engine: Engine, room: tuple) -> None:
