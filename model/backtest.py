@@ -24,6 +24,7 @@ from model.seasons import harmonics
 if TYPE_CHECKING:
     from model.fitted import FittedModel
     from model.local import Sizes
+    from model.predict import _Request
 
 __all__ = ["Backtest", "MethodScores", "BandScores", "Cutoff", "cutoffs_of", "history_cutoffs", "far_cutoffs",
            "choice_sets", "choose_blend",
@@ -568,23 +569,38 @@ def unit_prior(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cut
     return tuple(float(np.median(v)) if v else 0.0 for v in spreads)
 
 
-def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff]) -> Calibration:
-    """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band."""
-    from model.predict import _prepare, _sample, local_spread, mixed, observation_std
+def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: list[Cutoff],
+                     far: list[Cutoff] | None = None) -> Calibration:
+    """Standardised residuals of the model's forecasts on the cut-offs (32 samples each), by horizon band; and on
+    `far` (far_cutoffs: observations past the horizon, which a forecast request refuses) where the network has no
+    weight in that cut-off's window, so the forecast is the classical one, defined at any time: their residuals
+    count in the last quarter of the horizon, which would otherwise borrow its width from forecasts hours ahead."""
+    from model.predict import _local_part, _prepare, _sample, local_spread, mixed, network_unused, observation_std
 
     obs_std = observation_std(fitted)
+    channels = len(fitted.channels)
     offsets, residuals = [], []
+
+    def add(p: _Request, decoded: FloatArray, c: Cutoff, at: FloatArray) -> None:
+        assert p.frame is not None  # the local frame's parts carry their window's frame
+        mean, scale = local_spread(mixed(fitted, p, decoded), obs_std, p.frame.unit)
+        truth = p.frame.to_local(p.times, sequences[c.series].values[c.future][np.searchsorted(at, p.times)])
+        offsets.append(p.query - p.ctx_t[-1])
+        residuals.append((truth - mean) / scale)
+
     for k, (context, at) in enumerate(_requests(sequences, cutoffs)):
         parts = _prepare(fitted, context, at, None, k)
         draws, _ = _sample(fitted, parts, 32, [k] * len(parts))
         for p, (decoded, _) in zip(parts, draws, strict=True):
-            assert p.frame is not None  # the local frame's parts carry their window's frame
-            mean, scale = local_spread(mixed(fitted, p, decoded), obs_std, p.frame.unit)
-            truth = p.frame.to_local(p.times, sequences[cutoffs[k].series].values[cutoffs[k].future][
-                np.searchsorted(at, p.times)])
-            offsets.append(p.query - p.ctx_t[-1])
-            residuals.append((truth - mean) / scale)
-    channels = len(fitted.channels)
+            add(p, decoded, cutoffs[k], at)
+    for c, (context, at) in zip(far or [], _requests(sequences, far or []), strict=True):
+        ctx = context.select(fitted.channels)
+        component = fitted.component_for(ctx.key)
+        if component is None or not ctx.times.size:
+            continue
+        part = _local_part(fitted, component, ctx, ctx.times.size - 1, np.arange(at.size), at)
+        if network_unused(fitted, [part]):
+            add(part, np.zeros((1, part.times.size, channels)), c, at)
     return Calibration.from_residuals(
         np.concatenate(offsets) if offsets else np.zeros(0),
         np.concatenate(residuals) if residuals else np.zeros((0, channels)),

@@ -39,6 +39,7 @@ from model.backtest import (
     choose_component,
     choose_inside,
     cutoffs_of,
+    far_cutoffs,
     history_cutoffs,
     unit_prior,
     weighable,
@@ -190,7 +191,8 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
     fitted.component = dataclasses.replace(component, blend=blend, unit_prior=prior, nonnegative=bounds)
     fitted.components = {key: dataclasses.replace(c, blend=blend, unit_prior=prior, nonnegative=bounds)
                          for key, c in own.items()}
-    fitted.calibration = calibration_from(fitted, sequences, cutoffs + past)
+    far = far_cutoffs(sequences, sizes, [cutoffs, past])  # bursts further apart than the horizon: the next burst
+    fitted.calibration = calibration_from(fitted, sequences, cutoffs + past, far)
     fitted.backtest = backtest(fitted, sequences, cutoffs, sizes)
     fitted.backtest["overlap"], fitted.backtest["hit_time_limit"] = overlap, hit_limit
     fitted.backtest["network_trained"], fitted.backtest["stopped_early"] = trained, stopped_early
