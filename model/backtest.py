@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
-from model.arrays import BoolArray, FloatArray, IntArray
+from model.arrays import BoolArray, FloatArray, IntArray, evenly
 from model.calibration import Calibration
 from model.data import Sequence
 from model.frame import SCALE_FLOOR, Component, columns_key, frame_of, frames_sharing_columns
@@ -141,7 +141,7 @@ def far_cutoffs(sequences: list[Sequence], sizes: Sizes, sets: list[list[Cutoff]
     forecast on its own burst alone, hours of a horizon of days; these judge it as far ahead as a user asks, and
     a little past that where the gap is longer: the classical forecast is defined there, the network's is not, so
     these serve the component's choice alone. (A series too short for cut-offs gets none here either: none fits
-    half a horizon before its end.)"""
+    half a horizon before its end.) At most MAX_CUTOFFS over all series, spread evenly over them."""
     reach = np.zeros(len(sequences))
     for cuts in sets:
         for c in cuts:
@@ -157,7 +157,7 @@ def far_cutoffs(sequences: list[Sequence], sizes: Sizes, sets: list[list[Cutoff]
             first = int(np.searchsorted(t, t[end] + half, side="right"))
             if end >= 1 and first < t.size:
                 out.append(Cutoff(k, end, np.arange(first, int(np.searchsorted(t, t[first] + half, side="right")))))
-    return out
+    return [out[i] for i in evenly(len(out), MAX_CUTOFFS)]  # many bursty series: as many as the newest set holds
 
 
 def choice_sets(sequences: list[Sequence], cutoffs: list[Cutoff], history: list[Cutoff],

@@ -9,7 +9,14 @@ import pytest
 from model_fixtures import DAY, T0, YEAR, monthly_climate, seasonal
 
 from model import ModelConfig, Sequence, fit, forecast
-from model.backtest import choose_component, cutoffs_of, far_cutoffs, history_cutoffs
+from model.backtest import (
+    HISTORY_CUTOFFS,
+    MAX_CUTOFFS,
+    choose_component,
+    cutoffs_of,
+    far_cutoffs,
+    history_cutoffs,
+)
 from model.frame import SCALE_FLOOR, frame_of
 from model.local import choose_sizes
 from model.seasons import _power, bursty, clipped, detect_seasons, refine_period, steadiness
@@ -154,6 +161,13 @@ def test_bursts_further_apart_than_the_horizon_choose_the_component_on_the_next_
     readings = truth + 0.2 * np.random.default_rng(99).normal(size=at.size)
     band = forecast(fitted, series, at, seed=0).quantiles
     assert 0.8 <= np.mean((band[0, :, 0] <= readings) & (readings <= band[-1, :, 0])) <= 1.0
+
+    # many such series: at most as many as the newest set holds, spread over all of them
+    many = [cycles(burst_times(np.random.default_rng(k), 4.0, 120), 0.0, rng) for k in range(12)]
+    sizes = choose_sizes(many, ModelConfig(horizon=3 * DAY, seasons=[]))
+    cuts, _, _ = cutoffs_of(many, sizes, np.random.default_rng(0))
+    spread = far_cutoffs(many, sizes, [cuts, history_cutoffs(many, sizes)])
+    assert len(spread) == MAX_CUTOFFS < 12 * HISTORY_CUTOFFS and {c.series for c in spread} == set(range(12))
 
     # where the cut-offs reach the horizon's far part (regular readings), there are none
     regular = np.arange(0.0, 120 * DAY, 3600.0)
