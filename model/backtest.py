@@ -604,7 +604,7 @@ def calibration_from(fitted: FittedModel, sequences: list[Sequence], cutoffs: li
     return Calibration.from_residuals(
         np.concatenate(offsets) if offsets else np.zeros(0),
         np.concatenate(residuals) if residuals else np.zeros((0, channels)),
-        fitted.horizon / fitted.normaliser.time_scale)
+        fitted.horizon / fitted.normaliser.time_scale, fallback=1 / obs_std)
 
 
 def baseline(name: str, s: Sequence, end: int, at: FloatArray, season: float | None) -> FloatArray:

@@ -55,8 +55,13 @@ class Calibration:
     counts: IntArray
 
     @classmethod
-    def from_residuals(cls, offsets: FloatArray, residuals: FloatArray, horizon: float) -> Calibration:
-        """offsets (N,) model time past each point's context end; residuals (N, C) standardised, NaN = none."""
+    def from_residuals(cls, offsets: FloatArray, residuals: FloatArray, horizon: float,
+                       fallback: FloatArray | None = None) -> Calibration:
+        """offsets (N,) model time past each point's context end; residuals (N, C) standardised, NaN = none;
+        fallback (C,): where a channel has too few residuals anywhere, the std of the normal whose quantiles stand
+        in (default 1: the spread they are standardised by is itself a predictive std; the local frame's is the
+        fixed obs_std times the window's band unit, so there 1 / obs_std, which makes the band the unit's width
+        rather than a hundredth of it)."""
         edges = horizon * np.arange(BANDS - 1) / (BANDS - 1)
         band = band_of(edges, offsets)
         channels = residuals.shape[1]
@@ -74,7 +79,8 @@ class Calibration:
                 taken = next((near[:k] for k in range(1, BANDS + 1) if counts[near[:k], c].sum() >= MIN_RESIDUALS),
                              None)
                 if taken is None:
-                    quantiles[b, :, c], scale[b, c] = normal, 1.0
+                    wide = 1.0 if fallback is None else float(fallback[c])
+                    quantiles[b, :, c], scale[b, c] = normal * wide, wide
                     continue
                 size = np.abs(residuals[finite & np.isin(band, taken), c])
                 r = np.concatenate([-size, size])  # the residuals' sizes, their signs left out

@@ -7,7 +7,7 @@ import pytest
 from model_fixtures import TINY, sine_sequences
 from scipy.stats import norm
 
-from model import Sequence, fit, forecast_batch, load, save
+from model import ModelConfig, Sequence, fit, forecast, forecast_batch, load, save
 from model.calibration import BANDS, LEVELS, MIN_RESIDUALS, Calibration
 from model.train import calibrate
 
@@ -42,6 +42,31 @@ def test_sparse_bands_fall_back_to_the_channels_pooled_residuals_then_to_the_nor
         np.testing.assert_array_equal(cal.quantiles[band, :, 0], cal.quantiles[0, :, 0])
     assert abs(_at(cal, 0, 0.95, channel=1) - norm.ppf(0.95)) < 1e-9  # too few anywhere: standard normal
     assert Calibration.from_dict(cal.to_dict()).quantiles.tolist() == cal.quantiles.tolist()
+
+
+def test_too_few_residuals_anywhere_fall_back_to_a_normal_of_the_given_width():
+    offsets = np.array([0.5, 1.5, 2.5])
+    residuals = np.array([[1.0, 2.0], [-1.0, 0.5], [0.3, np.nan]])
+    plain = Calibration.from_residuals(offsets, residuals, 4.0)
+    wide = Calibration.from_residuals(offsets, residuals, 4.0, fallback=np.array([100.0, 2.0]))
+    np.testing.assert_allclose(wide.quantiles[:, :, 0], 100.0 * plain.quantiles[:, :, 0])
+    np.testing.assert_allclose(wide.quantiles[:, :, 1], 2.0 * plain.quantiles[:, :, 1])
+    assert wide.scale.tolist() == [[100.0, 2.0]] * BANDS and plain.scale.tolist() == [[1.0, 1.0]] * BANDS
+
+
+def test_a_local_fit_with_too_few_residuals_gets_a_band_of_its_own_spread():
+    # eight readings of noise (std 1) around a level: the backtest holds fewer residuals than the bands need, so
+    # a normal stands in; its width was obs_std (0.01) times the spread the component leaves, a band 0.02 wide
+    # that held 1% of later values
+    rng = np.random.default_rng(8)
+    t = np.sort(rng.uniform(0, 8 * 86_400.0, 8)) + 1.7e9
+    series = Sequence(t, 10 + rng.normal(size=(8, 1)), ("v",))
+    fitted = fit([series], ModelConfig(horizon=5 * 86_400.0))
+    assert fitted.calibration.counts.sum() < MIN_RESIDUALS
+    at = t[-1] + np.linspace(3_600.0, 5 * 86_400.0, 50)
+    band = forecast(fitted, series, at, seed=0).quantiles
+    width = band[-1, :, 0] - band[0, :, 0]
+    assert 1.0 < width.mean() < 10.0, width.mean()  # a 90% band of noise of std 1 is 3.3 wide
 
 
 def test_checked_until_is_the_end_of_the_last_quarter_with_residuals_of_its_own():
