@@ -225,9 +225,9 @@ def _unchecked(until: float, horizon: float) -> str:
                 f"them, or none within its horizon, {whole}, of an earlier one), so its bands have a normal "
                 f"distribution's width and may not hold what they promise")
     return (f"forecasts of this version could be checked against later readings of its history only up to "
-            f"{format_duration(round(until * US_PER_S))} ahead, of its horizon of {whole} (its readings come further "
-            f"apart than that): further ahead its bands take their width from nearer forecasts and may be too "
-            f"narrow; a horizon no longer than the usual gap between its readings is checked all the way")
+            f"{format_duration(round(until * US_PER_S))} ahead, of its horizon of {whole} (its history is too short, "
+            f"or its readings too far apart, to check them further): further ahead its bands take their width from "
+            f"nearer forecasts and may be too narrow")
 
 
 def _losing(backtest: Mapping[str, object]) -> str:

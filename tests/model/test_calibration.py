@@ -79,6 +79,16 @@ def test_checked_until_is_the_end_of_the_last_quarter_with_residuals_of_its_own(
         assert Calibration.from_residuals(offsets, residuals, 4.0).checked_until(8.0) == 2 * until  # in its units
 
 
+def test_a_horizon_longer_than_the_history_allows_is_checked_part_of_the_way():
+    # 30 days of readings and a horizon of 90: no cut-off has a reading more than about a history ahead of it
+    day = 86_400.0
+    t = 1.7e9 + np.arange(30) * day
+    walk = Sequence(t, 10 + np.cumsum(np.random.default_rng(0).normal(size=(30, 1)), axis=0), ("v",))
+    fitted = fit([walk], ModelConfig(horizon=90 * day, train_steps=4))  # where residuals lie is not trained
+    assert fitted.backtest["calibrated_until_s"] == fitted.calibration.checked_until(90 * day) == 45 * day
+    assert fitted.calibration.counts[3:].sum() == 0 < fitted.calibration.counts[1:3].sum()
+
+
 def test_a_sparse_band_pools_with_its_nearest_bands_first():
     # errors grow with the horizon; the last quarter holds too few residuals on its own, and pooling it with
     # every band would take the narrow early ones in too
