@@ -317,11 +317,35 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     if shared is not None and shared not in candidates:  # chosen among another series' sizes (own_sizes)
         candidates.append(shared)
     # a series' own choice beside a shared one has that one, backed by many series, as its default instead
-    best, scores = chosen_index(candidate_errors(sequences, sets, candidates, std), sets, candidates, sizes.horizon,
-                                last_value_default=shared is None)
-    if shared is not None and not scores[best] < OWN_MARGIN * scores[candidates.index(shared)]:
-        return shared
-    return candidates[best]
+    errors = candidate_errors(sequences, sets, candidates, std)
+    best, scores = chosen_index(errors, sets, candidates, sizes.horizon, last_value_default=shared is None)
+    if shared is not None:
+        return shared if not scores[best] < OWN_MARGIN * scores[candidates.index(shared)] else candidates[best]
+    return per_channel(errors, sets, candidates, sizes.horizon, best)
+
+
+def per_channel(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
+                horizon: float, joint: int) -> Component:
+    """candidates[joint] (the choice over every channel together), with a part per channel (Component.channels)
+    where the channels' own choices differ: each channel's by chosen_index on its errors alone (a channel with no
+    observed error keeps the joint choice).
+
+    Channels of one series need not move alike: a temperature with a daily cycle beside a counter that only
+    rises, a channel read hourly beside one read twice a week. One choice for all of them is made mostly on the
+    channels with the most readings and the largest errors, and a channel then carries another's trend or season.
+    Chosen alone, each channel gets the classical part it would get in a model of its own."""
+    channels = errors[joint][0][0].shape[1]
+    if channels == 1:
+        return candidates[joint]
+    own = []
+    for c in range(channels):
+        mine = [[[e[:, c:c + 1] for e in per_set] for per_set in per_candidate] for per_candidate in errors]
+        observed = any(np.isfinite(e).any() for per_set in mine[joint] for e in per_set)
+        own.append(chosen_index(mine, sets, candidates, horizon)[0] if observed else joint)
+    if all(i == joint for i in own):
+        return candidates[joint]
+    parts = tuple(candidates[i] for i in own)
+    return dataclasses.replace(candidates[joint], channels=parts, context=max(p.context for p in parts))
 
 
 def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candidates: list[Component],
@@ -333,11 +357,19 @@ def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candid
     # fits that differ only in how they weigh the points share the context's design matrix.
     fits: dict[Component, list[int]] = {}
     for i, candidate in enumerate(candidates):
-        fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
+        if not candidate.channels:
+            fits.setdefault(dataclasses.replace(candidate, persistence=0.0, echo=0.0), []).append(i)
     columns: dict[Component, list[Component]] = {}
     for fitted_part in fits:
         columns.setdefault(columns_key(fitted_part), []).append(fitted_part)
     errors: list[list[list[FloatArray]]] = [[[] for _ in sets] for _ in candidates]
+    for i, candidate in enumerate(candidates):
+        if candidate.channels:  # a part per channel (a shared choice offered to one series): fitted whole
+            for k, cuts in enumerate(sets):
+                for c in cuts:
+                    s = sequences[c.series]
+                    frame = frame_of(candidate, s.times[:c.end + 1], s.values[:c.end + 1], floor)
+                    errors[i][k].append(np.abs(frame.classical(s.times[c.future]) - s.values[c.future]) / std)
     for parts in columns.values():
         for k, cuts in enumerate(sets):
             for c in cuts:
@@ -454,8 +486,8 @@ def choose_inside(sequences: list[Sequence], component: Component, std: FloatArr
             budget -= 1
             frame = frame_of(component, s.times[near], s.values[near], floor)  # the fit ignores linear_inside
             for linear in (False, True):
-                curve = dataclasses.replace(frame, component=dataclasses.replace(component, linear_inside=linear))
-                errors[linear].append(((curve.classical(s.times[i:i + 1]) - s.values[i:i + 1]) / std) ** 2)
+                guess = frame.inside(linear).classical(s.times[i:i + 1])
+                errors[linear].append(((guess - s.values[i:i + 1]) / std) ** 2)
     if not errors[False]:
         return dataclasses.replace(component, linear_inside=True)
     mse = {linear: _mae(np.concatenate(e)) for linear, e in errors.items()}

@@ -27,7 +27,7 @@ import numpy as np
 
 from model.arrays import BoolArray, FloatArray, evenly
 
-__all__ = ["Component", "WindowFrame", "frame_of", "frames_sharing_columns", "columns_key"]
+__all__ = ["Component", "WindowFrame", "ChannelFrame", "frame_of", "frames_sharing_columns", "columns_key"]
 
 RIDGE = 1e-4  # ridge weight on every column but the level, relative to the sum of the point weights
 ROBUST_ITERATIONS = 8  # reweighted least-squares passes of a robust fit
@@ -56,6 +56,7 @@ class ComponentData(TypedDict):
     unit_prior: NotRequired[list[float]]
     weighted_unit: NotRequired[bool]
     nonnegative: NotRequired[list[bool]]
+    channels: NotRequired[list[ComponentData]]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,11 @@ class Component:
     bands were calibrated on the plain spread over the whole context. nonnegative: per channel, whether forecasts
     (means and band edges) are kept at or above zero: the training values of it were never negative and some were
     exactly zero (counts, amounts: `model.local.nonnegative_channels`); empty = none (models saved before it
-    existed)."""
+    existed). channels: per channel, the classical part chosen for that channel alone (its trend, seasons,
+    half-lives, context, persistence, echo and fit; `part`), where the channels' own choices differ
+    (`model.backtest.choose_component`); this component's own fields other than those (encoder, blend,
+    linear_inside, log, the band fields, nonnegative) hold for every channel, and its context is the longest of
+    theirs; empty = this one for every channel (models saved before it existed)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -103,14 +108,18 @@ class Component:
     unit_prior: tuple[float, ...] = ()
     weighted_unit: bool = True
     nonnegative: tuple[bool, ...] = ()
+    channels: tuple[Component, ...] = ()
 
     def to_dict(self) -> ComponentData:
-        return {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
+        data: ComponentData = {"trend": self.trend, "seasons": list(self.seasons), "harmonics": list(self.harmonics),
                 "half_life": self.half_life, "damping": self.damping, "context": self.context,
                 "encoder": self.encoder, "blend": list(self.blend), "persistence": self.persistence,
                 "linear_inside": self.linear_inside, "echo": self.echo, "robust": self.robust, "log": list(self.log),
                 "residual_bands": self.residual_bands, "unit_prior": list(self.unit_prior),
                 "weighted_unit": self.weighted_unit, "nonnegative": list(self.nonnegative)}
+        if self.channels:  # absent otherwise, as in the models saved before it existed
+            data["channels"] = [c.to_dict() for c in self.channels]
+        return data
 
     @classmethod
     def from_dict(cls, data: ComponentData) -> Component:
@@ -124,7 +133,19 @@ class Component:
                    residual_bands=bool(data.get("residual_bands", False)),
                    unit_prior=tuple(float(v) for v in data.get("unit_prior", ())),
                    weighted_unit=bool(data.get("weighted_unit", False)),
-                   nonnegative=tuple(bool(v) for v in data.get("nonnegative", ())))
+                   nonnegative=tuple(bool(v) for v in data.get("nonnegative", ())),
+                   channels=tuple(cls.from_dict(c) for c in data.get("channels", ())))
+
+    def part(self, channel: int) -> Component:
+        """The one-channel component a channel's frame is fitted with where `channels` is set: that channel's
+        classical part with this component's fields that hold for every channel (its own entry of those that are
+        per channel)."""
+        own = self.channels[channel]
+        return dataclasses.replace(
+            own, encoder=self.encoder, linear_inside=self.linear_inside, residual_bands=self.residual_bands,
+            weighted_unit=self.weighted_unit, channels=(),
+            blend=self.blend[channel:channel + 1], log=self.log[channel:channel + 1],
+            unit_prior=self.unit_prior[channel:channel + 1], nonnegative=self.nonnegative[channel:channel + 1])
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""
@@ -234,6 +255,10 @@ class WindowFrame:
             out[:, c] = later if inside is None else np.where(within, inside, later)
         return out
 
+    def inside(self, linear: bool) -> WindowFrame:
+        """This frame with the component's linear_inside set to `linear` (the fit does not depend on it)."""
+        return dataclasses.replace(self, component=dataclasses.replace(self.component, linear_inside=linear))
+
     def classical(self, times: FloatArray) -> FloatArray:
         """(n, C) the whole classical forecast at `times`, original units: the component and its residual's."""
         return self.original(self.base(times) + self.residual(times) * self.scale)
@@ -245,6 +270,30 @@ class WindowFrame:
     def to_original(self, times: FloatArray, local: FloatArray) -> FloatArray:
         """Network outputs (..., n, C) at `times` -> original units."""
         return self.original(self.base(times) + local * self.scale)
+
+
+@dataclass(frozen=True)
+class ChannelFrame(WindowFrame):
+    """A window's frame where each channel has a classical part of its own (Component.channels): `parts`, a
+    one-channel WindowFrame per channel, each fitted with Component.part on the same context (the same end, each
+    its own context's length of it). The inherited fields stitch theirs: knot_t is the longest part's times, a
+    part's residuals NaN before its own context begins; coef is empty (0, C), each part holding its own. base and
+    residual are the parts' side by side; everything else a WindowFrame does follows from those."""
+
+    parts: tuple[WindowFrame, ...] = ()
+
+    def base(self, times: FloatArray) -> FloatArray:
+        return np.concatenate([p.base(times) for p in self.parts], axis=1)
+
+    def residual(self, times: FloatArray, after: Component | None = None) -> FloatArray:
+        if after is not None:
+            raise ValueError("ChannelFrame.residual: `after` scores one component's variants on its fit; this frame "
+                             "has a component per channel")
+        return np.concatenate([p.residual(times) for p in self.parts], axis=1)
+
+    def inside(self, linear: bool) -> WindowFrame:
+        component = dataclasses.replace(self.component, linear_inside=linear)
+        return dataclasses.replace(self, component=component, parts=tuple(p.inside(linear) for p in self.parts))
 
 
 def frame_of(component: Component, times: FloatArray, values: FloatArray, floor: FloatArray) -> WindowFrame:
@@ -259,11 +308,32 @@ def frame_of(component: Component, times: FloatArray, values: FloatArray, floor:
     spread where n <= p and there is no prior): how far the values stray from the component, which is what a
     forecast's error grows from. The values' own spread (the scale) also
     holds the seasons and the trend the component forecasts, so bands standardised by it were wide where the
-    context's season was strong and narrow where it was weak, whatever the errors."""
+    context's season was strong and narrow where it was weak, whatever the errors.
+
+    A component with a part per channel (Component.channels) gives a ChannelFrame: each channel fitted with its
+    own part."""
+    if component.channels:
+        return _channel_frame(component, times, values, floor)
     end = float(times[-1])
     recent = times >= end - component.context
     times, values = times[recent], values[recent]
     return _fit(component, times, values, component.columns(times, end), floor, bands=True)
+
+
+def _channel_frame(component: Component, times: FloatArray, values: FloatArray, floor: FloatArray) -> ChannelFrame:
+    """frame_of for a component with a part per channel."""
+    channels = values.shape[1]
+    if len(component.channels) != channels:
+        raise ValueError(f"frame_of: the component has parts for {len(component.channels)} channels, the values "
+                         f"have {channels}")
+    parts = tuple(frame_of(component.part(c), times, values[:, c:c + 1], floor[c:c + 1]) for c in range(channels))
+    knot_t = max((p.knot_t for p in parts), key=len)  # each part's times are a suffix of the context's
+    knot_r = np.full((knot_t.size, channels), np.nan)
+    for c, p in enumerate(parts):
+        knot_r[knot_t.size - p.knot_t.size:, c] = p.knot_r[:, 0]
+    return ChannelFrame(component, np.zeros((0, channels)), np.concatenate([p.scale for p in parts]),
+                        float(times[-1]), knot_t, knot_r, np.concatenate([p.logged for p in parts]),
+                        np.concatenate([p.unit for p in parts]), parts)
 
 
 def frames_sharing_columns(components: list[Component], times: FloatArray, values: FloatArray,
@@ -273,6 +343,8 @@ def frames_sharing_columns(components: list[Component], times: FloatArray, value
     points and the design matrix are taken once. For scoring candidates (model.backtest.candidate_errors):
     the frames' band units are left at 1, everything else is what frame_of gives, to the bit (a test holds them to
     it). Raises ValueError where the components' columns or contexts differ."""
+    if any(c.channels for c in components):
+        raise ValueError("frames_sharing_columns: a component with a part per channel is fitted by frame_of")
     first = components[0]
     same = columns_key(first)
     if any(columns_key(c) != same for c in components):
