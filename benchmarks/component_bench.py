@@ -37,12 +37,14 @@ and config (pickle: numpy arrays and the candidates).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import pickle
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +80,8 @@ def record(series: Series, split: Split, config: model.ModelConfig) -> dict:
             "forecasts": forecasts, "truth": split.test_x, "scale": split.scale,
             "leads": [[split.train_t[c.future] - split.train_t[c.end] for c in cuts] for cuts in sets],
             "cutoffs": [[(c.series, c.end, int(c.future[0]), c.future.size) for c in cuts] for cuts in sets],
-            "horizon": setup.sizes.horizon, "chosen": candidates.index(chosen)}
+            "horizon": setup.sizes.horizon, "chosen": candidates.index(dataclasses.replace(chosen, channels=())),
+            "parts": [candidates.index(part) for part in chosen.channels]}
 
 
 GP_POINTS = 400  # the GP reads at most the newest this many observations of a channel (its fit is cubic in them)
@@ -145,9 +148,25 @@ def _sets(rec: dict) -> list[list[backtest.Cutoff]]:
 
 
 def plain(rec: dict) -> int:
-    """The model's own rule (`model.backtest.chosen_index`): the lowest score, an undamped trend only where it wins
-    clearly on enough cut-offs, the last value unless that choice beats it clearly."""
+    """The model's own rule over every channel together (`model.backtest.chosen_index`): the lowest score, an
+    undamped trend only where it wins clearly on enough cut-offs, the last value unless that choice beats it
+    clearly. On a single channel the model's choice; on several, what its parts replace (`own`)."""
     return backtest.chosen_index(rec["errors"], _sets(rec), rec["candidates"], rec["horizon"])[0]
+
+
+@dataclass(frozen=True)
+class PerChannel:
+    """A rule's choice of a candidate per channel (indices), each channel forecast with its own."""
+
+    indices: tuple[int, ...]
+
+
+def own(rec: dict) -> int | PerChannel:
+    """The model's own rule: `plain`, with a part per channel where the channels' own choices differ
+    (`model.backtest.channel_choices`)."""
+    joint = plain(rec)
+    parts = backtest.channel_choices(rec["errors"], _sets(rec), rec["candidates"], rec["horizon"], joint)
+    return joint if all(i == joint for i in parts) else PerChannel(tuple(parts))
 
 
 def lowest_bounded(rec: dict) -> int:
@@ -243,7 +262,8 @@ def vote(share: float) -> Callable[[dict], int]:
     return rule
 
 
-RULES: dict[str, Callable[[dict], int | str]] = {"plain": plain, "hindsight": hindsight,
+RULES: dict[str, Callable[[dict], Choice]] = {"plain": own, "one choice for every channel": plain,
+                                              "hindsight": hindsight,
                                                  "no test against the last value": lowest_bounded,
                                                  "no undamped trend": no_undamped_trend,
                                                  "the lowest score, an undamped trend too": lowest,
@@ -256,7 +276,7 @@ GP_RULES: dict[str, Callable[[dict], int]] = {"GP alone": lambda rec: len(rec["c
 
 
 # what a rule returns: see test_mae
-Choice = int | str | tuple[str, int] | np.ndarray | list[int | tuple[str, int]]
+Choice = int | str | tuple[str, int] | np.ndarray | list[int | tuple[str, int]] | PerChannel
 
 
 def log_where_better(rec: dict) -> int | tuple[str, int]:
@@ -299,6 +319,9 @@ COMBINATIONS: dict[str, Callable[[dict], np.ndarray]] = {
 def test_mae(rec: dict, choice: Choice) -> float:
     """The test MAE of a rule's candidate (an index; len(candidates): the GP; ("log", index): one of the log scale's
     candidates), a combination's weights, a baseline (its name) or the mean of a list of candidates' forecasts."""
+    if isinstance(choice, PerChannel):
+        forecast = np.stack([rec["forecasts"][i][:, c] for c, i in enumerate(choice.indices)], axis=1)
+        return protocol.channel_errors(forecast, rec["truth"], rec["scale"])[0]
     if isinstance(choice, tuple):
         return float(rec[choice[0]]["test"][choice[1]])
     if isinstance(choice, list):
@@ -315,9 +338,9 @@ def test_mae(rec: dict, choice: Choice) -> float:
     return protocol.channel_errors(forecast, rec["truth"], rec["scale"])[0]
 
 
-RECORD = 6  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
+RECORD = 7  # what a record holds (2: every candidate's test forecast; 3: the candidates with finer Fourier pairs;
 #            4: undamped trends; 5: `chosen` with the test against the last value; 6: each cut-off's first scored
-#            index, and far_cutoffs' set where there is one)
+#            index, and far_cutoffs' set where there is one; 7: `parts`, the choice's part per channel)
 
 
 def cached_record(series: Series, split: Split, seed: int, config: model.ModelConfig, gp: bool = False,
@@ -359,6 +382,9 @@ def check(rec: dict) -> None:
     if not s[best] == s[rec["chosen"]]:
         raise SystemExit(f"{rec['series']}: the record's score picks candidate {best} ({s[best]}), "
                          f"choose_component {rec['chosen']} ({s[rec['chosen']]})")
+    choice = own(rec)
+    if rec["parts"] != (list(choice.indices) if isinstance(choice, PerChannel) else []):
+        raise SystemExit(f"{rec['series']}: the record's channels choose {choice}, choose_component {rec['parts']}")
 
 
 def main(argv: list[str] | None = None) -> None:

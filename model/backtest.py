@@ -324,28 +324,47 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
     return per_channel(errors, sets, candidates, sizes.horizon, best)
 
 
+CHANNEL_CUTOFFS = HISTORY_CUTOFFS  # a channel chooses its own part only where this many cut-offs score it
+
+
 def per_channel(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
                 horizon: float, joint: int) -> Component:
     """candidates[joint] (the choice over every channel together), with a part per channel (Component.channels)
-    where the channels' own choices differ: each channel's by chosen_index on its errors alone (a channel with no
-    observed error keeps the joint choice).
+    where the channels' own choices (channel_choices) differ.
 
     Channels of one series need not move alike: a temperature with a daily cycle beside a counter that only
     rises, a channel read hourly beside one read twice a week. One choice for all of them is made mostly on the
     channels with the most readings and the largest errors, and a channel then carries another's trend or season.
     Chosen alone, each channel gets the classical part it would get in a model of its own."""
-    channels = errors[joint][0][0].shape[1]
-    if channels == 1:
-        return candidates[joint]
-    own = []
-    for c in range(channels):
-        mine = [[[e[:, c:c + 1] for e in per_set] for per_set in per_candidate] for per_candidate in errors]
-        observed = any(np.isfinite(e).any() for per_set in mine[joint] for e in per_set)
-        own.append(chosen_index(mine, sets, candidates, horizon)[0] if observed else joint)
+    own = channel_choices(errors, sets, candidates, horizon, joint)
     if all(i == joint for i in own):
         return candidates[joint]
-    parts = tuple(candidates[i] for i in own)
-    return dataclasses.replace(candidates[joint], channels=parts, context=max(p.context for p in parts))
+    return dataclasses.replace(candidates[joint], channels=tuple(candidates[i] for i in own))
+
+
+def channel_choices(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
+                    horizon: float, joint: int) -> list[int]:
+    """Per channel, the index of the candidate it takes: chosen_index on that channel's errors alone, over the sets
+    that score it (`joint` on a single channel). A channel scored at fewer than CHANNEL_CUTOFFS cut-offs (a dozen
+    readings beside hundreds of another's) takes the last value (read as the joint choice reads the history),
+    the default chosen_index keeps unless the errors clearly say otherwise: its few errors cannot choose among
+    thousands of candidates, and the joint choice, made on the other channels, fits their seasons to its few
+    points (a daily cycle of six sine pairs through twelve readings swung its forecast to a third of the values'
+    level)."""
+    channels = errors[joint][0][0].shape[1]
+    if channels == 1:
+        return [joint]
+    own = []
+    rare = last_value(candidates, horizon, like=candidates[joint])
+    for c in range(channels):
+        seen = [[bool(np.isfinite(e[:, c]).any()) for e in per_set] for per_set in errors[joint]]
+        if sum(map(sum, seen)) < CHANNEL_CUTOFFS:
+            own.append(joint if rare is None else rare)
+            continue
+        kept = [k for k, per_set in enumerate(seen) if any(per_set)]  # a set may not score this channel at all
+        mine = [[[e[:, c:c + 1] for e in per_candidate[k]] for k in kept] for per_candidate in errors]
+        own.append(chosen_index(mine, [sets[k] for k in kept], candidates, horizon)[0])
+    return own
 
 
 def candidate_errors(sequences: list[Sequence], sets: list[list[Cutoff]], candidates: list[Component],
@@ -401,10 +420,10 @@ TRIM = 0.1  # _trimmed_mae leaves out this share (rounded down) of each series' 
 class _Trim:
     """How _trimmed_mae reads one set of cut-offs, the same for every candidate: where each cut-off's points start
     in the candidate's errors stacked in cut-off order, and per series with at least 1 / TRIM cut-offs, their
-    indices and how many of them to leave out."""
+    indices."""
 
     starts: IntArray
-    groups: tuple[tuple[IntArray, int], ...]
+    groups: tuple[IntArray, ...]
 
     @classmethod
     def of(cls, cutoffs: list[Cutoff]) -> _Trim:
@@ -413,16 +432,16 @@ class _Trim:
         groups = []
         for k in np.unique(series):
             mine = np.flatnonzero(series == k)
-            if count := int(TRIM * mine.size):
-                groups.append((mine, count))
+            if int(TRIM * mine.size):
+                groups.append(mine)
         return cls(starts=starts, groups=tuple(groups))
 
 
 def _trimmed_mae(errors: list[FloatArray], trim: _Trim) -> float:
     """The MAE (as _mae) over the points of a set of cut-offs (errors[j]: cut-off j's absolute errors (n, C), n =
-    its future's size >= 1; `trim`: _Trim.of those cut-offs) without each series' worst TRIM of them, ranked by
-    each cut-off's own MAE (a cut-off with no value observed is never left out); all of them where a series has
-    fewer than 1 / TRIM.
+    its future's size >= 1; `trim`: _Trim.of those cut-offs) without each series' worst TRIM of those that score
+    an observed value, ranked by each cut-off's own MAE; all of them where a series has fewer than 1 / TRIM (or
+    fewer than 1 / TRIM that score one: on a channel read rarely, one channel's errors alone, most score none).
 
     A pooled MAE weighs most the few cut-offs just before an event no candidate foresaw (a level shift, a storm
     in a load curve), and there the candidates differ in how badly they miss, not in how well they forecast: on
@@ -432,10 +451,11 @@ def _trimmed_mae(errors: list[FloatArray], trim: _Trim) -> float:
     runs for every candidate on every set of cut-offs: one pass of array sums, no loop over the cut-offs."""
     sums, counts = _cutoff_sums(errors, trim.starts)
     kept = np.ones(len(errors), dtype=bool)
-    for mine, count in trim.groups:
+    for mine in trim.groups:
         own = _own_mae(sums[mine], counts[mine])
+        count = int(TRIM * np.isfinite(own).sum())
         ranked = mine[np.argsort(np.where(np.isfinite(own), -own, np.inf), kind="stable")]
-        kept[ranked[:min(count, int(np.isfinite(own).sum()))]] = False
+        kept[ranked[:count]] = False
     total, n = sums[kept].sum(axis=0), counts[kept].sum(axis=0)
     return float(np.mean(total[n > 0] / n[n > 0])) if (n > 0).any() else float("nan")
 
@@ -479,7 +499,7 @@ def choose_inside(sequences: list[Sequence], component: Component, std: FloatArr
             continue
         hidden = np.unique(np.linspace(1, s.times.size - 2, min(per_series, budget, s.times.size - 2)).round())
         for i in hidden.astype(np.int64):
-            near = np.flatnonzero(np.abs(s.times - s.times[i]) <= component.context / 2)
+            near = np.flatnonzero(np.abs(s.times - s.times[i]) <= component.reach / 2)
             near = near[near != i]
             if near.size < 2 or near[0] > i or near[-1] < i:
                 continue

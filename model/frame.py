@@ -88,8 +88,8 @@ class Component:
     existed). channels: per channel, the classical part chosen for that channel alone (its trend, seasons,
     half-lives, context, persistence, echo and fit; `part`), where the channels' own choices differ
     (`model.backtest.choose_component`); this component's own fields other than those (encoder, blend,
-    linear_inside, log, the band fields, nonnegative) hold for every channel, and its context is the longest of
-    theirs; empty = this one for every channel (models saved before it existed)."""
+    linear_inside, log, the band fields, nonnegative) hold for every channel, and the rest are the choice made
+    over all channels together; empty = this one for every channel (models saved before it existed)."""
 
     trend: bool
     seasons: tuple[float, ...]
@@ -146,6 +146,12 @@ class Component:
             weighted_unit=self.weighted_unit, channels=(),
             blend=self.blend[channel:channel + 1], log=self.log[channel:channel + 1],
             unit_prior=self.unit_prior[channel:channel + 1], nonnegative=self.nonnegative[channel:channel + 1])
+
+    @property
+    def reach(self) -> float:
+        """Seconds of history a frame of this component reads: its context, or with a part per channel the
+        longest of theirs."""
+        return max(c.context for c in self.channels) if self.channels else self.context
 
     def logs(self, channels: int) -> BoolArray:
         """(C,) whether each channel is fitted on the log scale where its values allow."""

@@ -176,7 +176,7 @@ def fit_local(sequences: list[Sequence], config: ModelConfig, progress: Progress
         torch.manual_seed(config.seed)
         network = LatentODE(len(channels), config).to(device)
     fitted = FittedModel(config=config, channels=channels, network=network, normaliser=norm, horizon=sizes.horizon,
-                         context_seconds=max(c.context for c in (component, *own.values())), component=component,
+                         context_seconds=max(c.reach for c in (component, *own.values())), component=component,
                          components=own)
     trained = bool(weighable(sequences, cutoffs).any())
     history: list[StepRecord] = []

@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 from model import ModelConfig, Sequence, fit, forecast
-from model.backtest import candidate_errors, choice_sets, choose_component, cutoffs_of, history_cutoffs
+from model.backtest import (
+    CHANNEL_CUTOFFS,
+    STAYS,
+    candidate_errors,
+    candidates_of,
+    choice_sets,
+    choose_component,
+    chosen_index,
+    cutoffs_of,
+    history_cutoffs,
+)
 from model.frame import SCALE_FLOOR, ChannelFrame, Component, frame_of, frames_sharing_columns
 from model.io import from_bytes, to_bytes
 from model.local import choose_sizes
@@ -46,7 +56,12 @@ def test_each_channel_gets_the_part_a_model_of_that_channel_alone_would_choose()
     for c in range(2):  # the same times (rows where the channel is unobserved kept), cut-offs and sizes
         alone = Sequence(s.times, s.values[:, c:c + 1], s.channels[c:c + 1])
         assert chosen.channels[c] == choose_component([alone], cuts, past, sizes, std[c:c + 1]), c
-    assert chosen.context == max(cycle.context, rise.context)
+    # the fields outside the parts: the choice over both channels together
+    sets = choice_sets([s], cuts, past, sizes)
+    candidates = candidates_of(sizes)
+    joint = chosen_index(candidate_errors([s], sets, candidates, std), sets, candidates, sizes.horizon)[0]
+    assert dataclasses.replace(chosen, channels=()) == candidates[joint]
+    assert chosen.reach == max(cycle.context, rise.context) and candidates[joint].reach == candidates[joint].context
 
 
 def test_channels_that_choose_alike_keep_one_component():
@@ -57,6 +72,28 @@ def test_channels_that_choose_alike_keep_one_component():
     s = Sequence(t, np.stack([a, 2 * a], axis=1), ("a", "b"))
     chosen = _choose(s, DAY)[0]
     assert chosen.channels == () and any(abs(p - DAY) < 60 for p in chosen.seasons), chosen
+
+
+def test_a_channel_read_rarely_gets_the_last_value():
+    """A channel scored at a few cut-offs (12 readings beside 600 of another; some sets of cut-offs score none of
+    them) is not given a part chosen on those few errors among thousands of candidates, nor the other channel's
+    daily cycle drawn through its dozen points: the last value, as the model's default is."""
+    rng = np.random.default_rng(0)
+    t = T0 + np.sort(rng.uniform(0, 60 * DAY, 600))
+    x = np.stack([20 + 3 * np.sin(2 * np.pi * t / DAY) + rng.normal(0, 0.5, t.size), np.full(t.size, np.nan)], 1)
+    x[rng.choice(t.size, 12, replace=False), 1] = rng.normal(5, 1, 12)
+    chosen, cuts, past, sizes, _ = _choose(Sequence(t, x, ("often", "rarely")), 2 * DAY)
+    scored = sum(bool(np.isfinite(x[c.future, 1]).any()) for c in cuts + past)
+    assert 0 < scored < CHANNEL_CUTOFFS
+    assert chosen.channels, chosen
+    rarely = chosen.channels[1]
+    assert not rarely.trend and not rarely.seasons and not rarely.echo, rarely
+    assert rarely.persistence >= STAYS * sizes.horizon, rarely
+    assert chosen.channels[0].seasons  # the other channel keeps its day
+    floor = SCALE_FLOOR * np.nanstd(x, axis=0)
+    ahead = frame_of(chosen, t, x, floor).classical(t[-1] + np.linspace(3600, 2 * DAY, 12))
+    last = x[~np.isnan(x[:, 1]), 1][-1]
+    np.testing.assert_allclose(ahead[:, 1], last, rtol=1e-5)  # the last residual fades over 1,000 horizons
 
 
 def _per_channel_component() -> tuple[Component, Sequence]:
@@ -132,7 +169,7 @@ def test_a_model_forecasts_each_channel_with_its_own_part():
     horizon = 2 * DAY
     fitted = fit([s], ModelConfig(horizon=horizon, train_steps=20, seed=0))
     assert fitted.component is not None and len(fitted.component.channels) == 2
-    assert fitted.context_seconds == fitted.component.context
+    assert fitted.context_seconds == fitted.component.reach
     at = s.times[-1] + np.linspace(3600, horizon, 24)
     restored = from_bytes(to_bytes(fitted))
     assert restored.component == fitted.component

@@ -288,16 +288,18 @@ def test_steady_growth_is_forecast_as_a_line_that_goes_on():
 
 
 def test_a_candidates_score_leaves_out_each_series_worst_tenth_of_its_cut_offs():
-    """_trimmed_mae: the MAE pooled over the points of the cut-offs but each series' worst tenth of them (by each
-    cut-off's own MAE); nothing out of a series with fewer than ten; a cut-off with nothing observed never out."""
+    """_trimmed_mae: the MAE pooled over the points of the cut-offs but each series' worst tenth of those that
+    score something (by each cut-off's own MAE); nothing out of a series with fewer than ten; a cut-off with
+    nothing observed never out, nor counted (a channel read rarely, scored alone: most of its cut-offs see none)."""
     first = [np.full((3, 1), 0.1 * (j + 1)) for j in range(20)]  # cut-off MAEs 0.1 ... 2.0: 1.9 and 2.0 go
     second = [np.full((2, 1), 0.5) for _ in range(8)] + [np.full((2, 1), 50.0)]  # 9 cut-offs: all stay
-    third = [np.full((1, 1), np.nan)] + [np.full((1, 1), 1.0 + j) for j in range(9)]  # 10: the 9.0 goes, not NaN
-    errors = first + second + third
-    cutoffs = [Cutoff(k, 1, np.arange(2, 2 + e.shape[0])) for k, part in enumerate((first, second, third))
+    third = [np.full((1, 1), np.nan)] + [np.full((1, 1), 1.0 + j) for j in range(10)]  # 10 scored: the 10.0 goes
+    fourth = [np.full((1, 1), np.nan)] * 18 + [np.full((1, 1), 4.0), np.full((1, 1), 6.0)]  # 2 scored: both stay
+    errors = first + second + third + fourth
+    cutoffs = [Cutoff(k, 1, np.arange(2, 2 + e.shape[0])) for k, part in enumerate((first, second, third, fourth))
                for e in part]
     order = np.random.default_rng(0).permutation(len(errors))  # the series' cut-offs interleaved
-    kept = np.concatenate(first[:18] + second + third[:-1])
+    kept = np.concatenate(first[:18] + second + third[:-1] + fourth)
     got = _trimmed_mae([errors[i] for i in order], _Trim.of([cutoffs[i] for i in order]))
     assert got == pytest.approx(float(np.nanmean(kept)))
     assert got < float(np.nanmean(np.concatenate(errors)))  # the plain pooled MAE: more than that
