@@ -31,6 +31,7 @@ __all__ = ["Calibration", "LEVELS", "BANDS", "MIN_RESIDUALS", "hide_context_poin
 LEVELS = np.linspace(0.0, 1.0, 201)  # quantile levels stored per band and channel
 BANDS = 5  # interpolation + four quarters of the horizon
 MIN_RESIDUALS = 30  # fewer residuals in a band: use the channel's pooled quantiles (or the standard normal's)
+FEW = 3  # _few reads the size of fewer residuals than MIN_RESIDUALS from at least this many
 HIDE = 0.2  # calibration windows hide this fraction of their context's inner points: interpolation targets
 
 
@@ -61,17 +62,17 @@ class Calibration:
         fallback (C,): where a channel has too few residuals anywhere, the std of the normal whose quantiles stand
         in (default 1: the spread they are standardised by is itself a predictive std; the local frame's is the
         fixed obs_std times the window's band unit, so there 1 / obs_std, which makes the band the unit's width
-        rather than a hundredth of it)."""
+        rather than a hundredth of it), unless the few residuals there are say the errors are larger (_few)."""
         edges = horizon * np.arange(BANDS - 1) / (BANDS - 1)
         band = band_of(edges, offsets)
         channels = residuals.shape[1]
-        normal = _normal_quantiles()
         quantiles = np.empty((BANDS, LEVELS.size, channels))
         scale = np.empty((BANDS, channels))
         counts = np.zeros((BANDS, channels), dtype=np.int64)
         for c in range(channels):
             finite = np.isfinite(residuals[:, c])
             counts[:, c] = np.bincount(band[finite], minlength=BANDS)
+            few = _few(residuals[finite, c], 1.0 if fallback is None else float(fallback[c]))  # too few in all
             for b in range(BANDS):
                 # too few in the band: its neighbours' too, nearest first (later ones first at equal distance, so
                 # that the errors' growth with the horizon is not averaged away)
@@ -79,8 +80,7 @@ class Calibration:
                 taken = next((near[:k] for k in range(1, BANDS + 1) if counts[near[:k], c].sum() >= MIN_RESIDUALS),
                              None)
                 if taken is None:
-                    wide = 1.0 if fallback is None else float(fallback[c])
-                    quantiles[b, :, c], scale[b, c] = normal * wide, wide
+                    quantiles[b, :, c], scale[b, c] = few
                     continue
                 size = np.abs(residuals[finite & np.isin(band, taken), c])
                 r = np.concatenate([-size, size])  # the residuals' sizes, their signs left out
@@ -132,6 +132,26 @@ def hide_context_points(example: Example, rng: np.random.Generator) -> tuple[Exa
     shown = Example(ctx_t=example.ctx_t[~hidden], ctx_x=example.ctx_x[~hidden], tgt_t=example.tgt_t,
                     tgt_x=example.tgt_x)
     return shown, scored
+
+
+def _few(residuals: FloatArray, wide: float) -> tuple[FloatArray, float]:
+    """A channel's quantiles at LEVELS and their std from fewer than MIN_RESIDUALS residuals in all: Student's t
+    with as many degrees of freedom as there are residuals, scaled by the std their median size implies (the
+    median of |residual| over the normal's, 0.674) where that is above `wide` (from_residuals' fallback), else the
+    normal of std `wide` (also with fewer than FEW residuals).
+
+    A dozen residuals cannot give a 5% quantile, but they do say how large the errors are: where they are larger
+    than the spread the forecast claims (a channel read rarely, forecast by its last reading, misses by that
+    reading's noise as well as the next one's), a band of that spread held 56-69% of later values. The median,
+    not the root mean square: one residual of a context whose spread came out near zero can be a hundred times
+    the rest. The t's wider tails stand for how little a dozen residuals say about that size."""
+    from scipy.stats import norm, t
+
+    size = float(np.median(np.abs(residuals)) / norm.ppf(0.75)) if residuals.size >= FEW else 0.0
+    if size <= wide:
+        return _normal_quantiles() * wide, wide
+    inner = t.ppf(LEVELS[1:-1], df=residuals.size)
+    return np.concatenate([[inner[0] - 1.0], inner, [inner[-1] + 1.0]]) * size, float(t.std(df=residuals.size)) * size
 
 
 def _normal_quantiles() -> FloatArray:

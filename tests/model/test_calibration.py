@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from model_fixtures import TINY, sine_sequences
 from scipy.stats import norm
+from scipy.stats import t as t_dist
 
 from model import ModelConfig, Sequence, fit, forecast, forecast_batch, load, save
 from model.calibration import BANDS, LEVELS, MIN_RESIDUALS, Calibration
@@ -40,18 +41,39 @@ def test_sparse_bands_fall_back_to_the_channels_pooled_residuals_then_to_the_nor
     assert cal.counts[:, 0].tolist() == [500, 0, 0, 0, 0]
     for band in range(1, BANDS):  # no extrapolation residuals: the pooled interpolation ones stand in
         np.testing.assert_array_equal(cal.quantiles[band, :, 0], cal.quantiles[0, :, 0])
-    assert abs(_at(cal, 0, 0.95, channel=1) - norm.ppf(0.95)) < 1e-9  # too few anywhere: standard normal
+    # too few anywhere: Student's t with 29 degrees of freedom, as wide as their median size says (5 / 0.674),
+    # since that is above the standard normal's
+    assert abs(_at(cal, 0, 0.95, channel=1) - t_dist.ppf(0.95, 29) * 5.0 / norm.ppf(0.75)) < 1e-6
     assert Calibration.from_dict(cal.to_dict()).quantiles.tolist() == cal.quantiles.tolist()
 
 
 def test_too_few_residuals_anywhere_fall_back_to_a_normal_of_the_given_width():
     offsets = np.array([0.5, 1.5, 2.5])
-    residuals = np.array([[1.0, 2.0], [-1.0, 0.5], [0.3, np.nan]])
+    residuals = np.array([[0.1, 2.0], [-0.1, 0.5], [0.03, np.nan]])  # channel 0: small; channel 1: two, too few
     plain = Calibration.from_residuals(offsets, residuals, 4.0)
     wide = Calibration.from_residuals(offsets, residuals, 4.0, fallback=np.array([100.0, 2.0]))
     np.testing.assert_allclose(wide.quantiles[:, :, 0], 100.0 * plain.quantiles[:, :, 0])
     np.testing.assert_allclose(wide.quantiles[:, :, 1], 2.0 * plain.quantiles[:, :, 1])
     assert wide.scale.tolist() == [[100.0, 2.0]] * BANDS and plain.scale.tolist() == [[1.0, 1.0]] * BANDS
+
+
+def test_a_few_residuals_larger_than_the_fallback_widen_the_band_to_their_median_size():
+    """Fewer than MIN_RESIDUALS residuals in all, but larger than the spread the fallback claims: a t with as many
+    degrees of freedom, scaled by their median size (robust to one huge residual); never narrower than the
+    fallback."""
+    rng = np.random.default_rng(4)
+    offsets = rng.uniform(0, 4.0, 12)
+    residuals = 3.0 * rng.standard_normal((12, 1))
+    residuals[0, 0] = 5_000.0  # a context whose spread came out near zero
+    cal = Calibration.from_residuals(offsets, residuals, 4.0, fallback=np.array([1.0]))
+    size = float(np.median(np.abs(residuals))) / norm.ppf(0.75)
+    assert 1.5 < size < 6.0  # about 3, the one huge residual barely moving it
+    for band in range(BANDS):
+        assert abs(_at(cal, band, 0.95) - t_dist.ppf(0.95, 12) * size) < 1e-6
+        assert abs(_at(cal, band, 0.05) + t_dist.ppf(0.95, 12) * size) < 1e-6
+    assert cal.scale[0, 0] == pytest.approx(t_dist.std(12) * size)
+    wider = Calibration.from_residuals(offsets, residuals, 4.0, fallback=np.array([50.0]))
+    assert abs(_at(wider, 1, 0.95) - 50.0 * norm.ppf(0.95)) < 1e-6  # the fallback, where it is the larger
 
 
 def test_a_local_fit_with_too_few_residuals_gets_a_band_of_its_own_spread():
