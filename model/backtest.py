@@ -318,9 +318,9 @@ def choose_component(sequences: list[Sequence], cutoffs: list[Cutoff], history: 
         candidates.append(shared)
     # a series' own choice beside a shared one has that one, backed by many series, as its default instead
     errors = candidate_errors(sequences, sets, candidates, std)
-    best, scores = chosen_index(errors, sets, candidates, sizes.horizon, last_value_default=shared is None)
     if shared is not None:
-        return shared if not scores[best] < OWN_MARGIN * scores[candidates.index(shared)] else candidates[best]
+        return own_per_channel(errors, sets, candidates, sizes.horizon, shared)
+    best = chosen_index(errors, sets, candidates, sizes.horizon)[0]
     return per_channel(errors, sets, candidates, sizes.horizon, best)
 
 
@@ -342,6 +342,46 @@ def per_channel(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], 
     return dataclasses.replace(candidates[joint], channels=tuple(candidates[i] for i in own))
 
 
+def own_per_channel(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
+                    horizon: float, shared: Component) -> Component:
+    """A series' own component beside the one its panel shares (`shared`, among `candidates`): per channel, the
+    series' own choice on that channel's errors (chosen_index without the last value as its default: the shared
+    one is) where its score is below OWN_MARGIN times the shared one's on that channel, else the shared one's
+    part for it; on a single channel, that choice made once. One component where every channel takes the same."""
+    index = candidates.index(shared)
+    channels = errors[index][0][0].shape[1]
+    picks = []
+    for c in range(channels):
+        mine, kept = _channel_errors(errors, sets, index, c) if channels > 1 else (errors, list(range(len(sets))))
+        if mine is None:  # too few cut-offs score the channel: the shared one's part
+            picks.append(shared.channels[c] if shared.channels else shared)
+            continue
+        cuts = [sets[k] for k in kept]
+        best, scores = chosen_index(mine, cuts, candidates, horizon, last_value_default=False)
+        if scores[best] < OWN_MARGIN * scores[index]:
+            picks.append(candidates[best])
+        else:
+            picks.append(shared.channels[c] if shared.channels else shared)
+    if channels == 1:
+        return picks[0]
+    if shared.channels and all(p == q for p, q in zip(picks, shared.channels, strict=True)):
+        return shared
+    if all(p == picks[0] for p in picks) and not picks[0].channels:
+        return picks[0]
+    return dataclasses.replace(shared, channels=tuple(p.channels[c] if p.channels else p for c, p in enumerate(picks)))
+
+
+def _channel_errors(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], joint: int,
+                    channel: int) -> tuple[list[list[list[FloatArray]]] | None, list[int]]:
+    """Every candidate's errors on one channel alone (candidate_errors' layout, one column) over the sets that
+    score it, and those sets' indices; None where fewer than CHANNEL_CUTOFFS cut-offs score it."""
+    seen = [[bool(np.isfinite(e[:, channel]).any()) for e in per_set] for per_set in errors[joint]]
+    if sum(map(sum, seen)) < CHANNEL_CUTOFFS:
+        return None, []
+    kept = [k for k, per_set in enumerate(seen) if any(per_set)]  # a set may not score this channel at all
+    return [[[e[:, channel:channel + 1] for e in per_candidate[k]] for k in kept] for per_candidate in errors], kept
+
+
 def channel_choices(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], candidates: list[Component],
                     horizon: float, joint: int) -> list[int]:
     """Per channel, the index of the candidate it takes: chosen_index on that channel's errors alone, over the sets
@@ -357,12 +397,10 @@ def channel_choices(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff
     own = []
     rare = last_value(candidates, horizon, like=candidates[joint])
     for c in range(channels):
-        seen = [[bool(np.isfinite(e[:, c]).any()) for e in per_set] for per_set in errors[joint]]
-        if sum(map(sum, seen)) < CHANNEL_CUTOFFS:
+        mine, kept = _channel_errors(errors, sets, joint, c)
+        if mine is None:
             own.append(joint if rare is None else rare)
             continue
-        kept = [k for k, per_set in enumerate(seen) if any(per_set)]  # a set may not score this channel at all
-        mine = [[[e[:, c:c + 1] for e in per_candidate[k]] for k in kept] for per_candidate in errors]
         own.append(chosen_index(mine, [sets[k] for k in kept], candidates, horizon)[0])
     return own
 

@@ -151,3 +151,30 @@ def test_each_series_of_a_panel_is_offered_its_own_seasons():
 def _cuts(sequences: list[Sequence], sizes):
     cuts, _, _ = cutoffs_of(sequences, sizes, np.random.default_rng(0))
     return cuts, history_cutoffs(sequences, sizes)
+
+
+def _two_channels(key: str, cycle_channel: int, seed: int) -> Sequence:
+    """Hourly over 30 days, 60% kept: a daily cycle on one channel, a random walk on the other."""
+    rng = np.random.default_rng(seed)
+    t = T0 + np.arange(24 * 30) * HOUR
+    day = 10 + 3 * np.sin(2 * np.pi * t / DAY) + 0.1 * rng.normal(size=t.size)
+    walked = 10 + np.cumsum(rng.normal(size=t.size))
+    x = np.stack([day, walked] if cycle_channel == 0 else [walked, day], axis=1)
+    keep = rng.random(t.size) < 0.6
+    return Sequence(t[keep], x[keep], ("a", "b"), key)
+
+
+def test_a_series_of_several_channels_chooses_its_own_part_per_channel():
+    """Beside a shared component with a part per channel, a series keeps the shared part on a channel where its
+    own choice does not clearly beat it, and takes its own on a channel where it does: one channel's own choice
+    does not take the others with it."""
+    sequences = [_two_channels("p", 0, 1), _two_channels("q", 1, 2), _two_channels("r", 0, 3)]
+    setup = model.local.choice_setup(sequences, CONFIG)
+    shared = choose_component(sequences, setup.cutoffs, setup.history, setup.sizes, setup.norm.std)
+    assert len(shared.channels) == 2 and not any(part.seasons for part in shared.channels), shared
+    own = own_components(sequences, shared, setup.sizes, setup.norm.std, CONFIG)
+    q = own["q"]
+    assert q.channels[0] == shared.channels[0]  # the walk: the shared part stays
+    assert q.channels[1].seasons and q.channels[1] != shared.channels[1]  # its cycle: its own, with a season
+    r = own["r"]
+    assert r.channels[0].seasons and r.channels[1] == shared.channels[1]
