@@ -9,6 +9,11 @@ headers, would hold a connection (and the memory) for as long as it likes. `Head
     opening (or of the first byte of a later request on it)
     a head of more than max_header_bytes                                431 headers_too_large, connection closed
 
+After a 431 the server ends its side (a FIN) and reads, discarding, what the client still sends for up to LINGER_S
+before it closes: closing a socket with unread bytes in it sends a reset, which can reach the client before it
+has read the answer (a 100 KB head, still arriving: the 431 lost to "connection reset by peer"). A 408's client
+is slow by definition, and its connection is closed at once.
+
 The body is bounded by ASGI middleware (service.api.limits): its size (413) and the time it takes to arrive (408).
 """
 
@@ -24,6 +29,7 @@ from service.config import Settings
 log = logging.getLogger(__name__)
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+LINGER_S = 2.0  # after a rejection, what the client still sends is read and discarded for at most this long
 
 
 class HeadLimits(HttpToolsProtocol):
@@ -40,6 +46,7 @@ class HeadLimits(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._linger: asyncio.TimerHandle | None = None  # set once rejected: the connection only drains
 
     def _arm(self) -> None:
         if self._head_timer is None:
@@ -51,13 +58,17 @@ class HeadLimits(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _reject(self, status: int, code: str, message: str) -> None:
+    def _reject(self, status: int, code: str, message: str, linger: bool = False) -> None:
         log.warning("%s from %s: %s", code, self.client, message)
         self._disarm()
         body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body))
-        self.transport.close()
+        if not linger or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the answer, then its end; the client's close (eof_received) ends the connection
+        self._linger = self.loop.call_later(LINGER_S, self.transport.close)
 
     def _head_expired(self) -> None:
         self._head_timer = None
@@ -76,6 +87,8 @@ class HeadLimits(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._linger is not None:
+            self._linger.cancel()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -87,6 +100,8 @@ class HeadLimits(HttpToolsProtocol):
         super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
+        if self._linger is not None:  # rejected: what follows is read only to be discarded
+            return
         super().data_received(data)
         if self._head_timer is None or self.transport.is_closing():
             return
@@ -94,7 +109,7 @@ class HeadLimits(HttpToolsProtocol):
         self._head_bytes += len(data)
         if self._head_bytes > self.max_head_bytes:
             self._reject(431, "headers_too_large", f"the request's line and headers are over {self.max_head_bytes} "
-                                                   "bytes (LATENTCAST_MAX_HEADER_BYTES)")
+                                                   "bytes (LATENTCAST_MAX_HEADER_BYTES)", linger=True)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
