@@ -350,25 +350,20 @@ def own_per_channel(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff
     part for it; on a single channel, that choice made once. One component where every channel takes the same."""
     index = candidates.index(shared)
     channels = errors[index][0][0].shape[1]
-    picks = []
+    picks = []  # plain components: the shared one's parts are, and no candidate but the shared one has parts
     for c in range(channels):
+        theirs = shared.channels[c] if shared.channels else shared
         mine, kept = _channel_errors(errors, sets, index, c) if channels > 1 else (errors, list(range(len(sets))))
         if mine is None:  # too few cut-offs score the channel: the shared one's part
-            picks.append(shared.channels[c] if shared.channels else shared)
+            picks.append(theirs)
             continue
-        cuts = [sets[k] for k in kept]
-        best, scores = chosen_index(mine, cuts, candidates, horizon, last_value_default=False)
-        if scores[best] < OWN_MARGIN * scores[index]:
-            picks.append(candidates[best])
-        else:
-            picks.append(shared.channels[c] if shared.channels else shared)
-    if channels == 1:
-        return picks[0]
-    if shared.channels and all(p == q for p, q in zip(picks, shared.channels, strict=True)):
+        best, scores = chosen_index(mine, [sets[k] for k in kept], candidates, horizon, last_value_default=False)
+        picks.append(candidates[best] if scores[best] < OWN_MARGIN * scores[index] else theirs)
+    if list(shared.channels) == picks:
         return shared
-    if all(p == picks[0] for p in picks) and not picks[0].channels:
+    if all(p == picks[0] for p in picks):
         return picks[0]
-    return dataclasses.replace(shared, channels=tuple(p.channels[c] if p.channels else p for c, p in enumerate(picks)))
+    return dataclasses.replace(shared, channels=tuple(picks))
 
 
 def _channel_errors(errors: list[list[list[FloatArray]]], sets: list[list[Cutoff]], joint: int,

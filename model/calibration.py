@@ -72,7 +72,7 @@ class Calibration:
         for c in range(channels):
             finite = np.isfinite(residuals[:, c])
             counts[:, c] = np.bincount(band[finite], minlength=BANDS)
-            few = _few(residuals[finite, c], 1.0 if fallback is None else float(fallback[c]))  # too few in all
+            few = None  # the band of a channel with too few residuals in all (_few), made where one needs it
             for b in range(BANDS):
                 # too few in the band: its neighbours' too, nearest first (later ones first at equal distance, so
                 # that the errors' growth with the horizon is not averaged away)
@@ -80,6 +80,7 @@ class Calibration:
                 taken = next((near[:k] for k in range(1, BANDS + 1) if counts[near[:k], c].sum() >= MIN_RESIDUALS),
                              None)
                 if taken is None:
+                    few = few or _few(residuals[finite, c], 1.0 if fallback is None else float(fallback[c]))
                     quantiles[b, :, c], scale[b, c] = few
                     continue
                 size = np.abs(residuals[finite & np.isin(band, taken), c])
